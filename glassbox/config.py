@@ -1,0 +1,113 @@
+"""Every setting of a run in one dataclass, each with a one-line comment. CLI flags and config-file
+keys are the same names; an unknown key fails with the list of known ones."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from glassbox.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    # --- data ---
+    task: str = "auto"            # auto | classify | lm (auto: lm for --task lm, else classify)
+    label: str | None = None      # label column (tabular/text); images take labels from folders or names
+    text: str | None = None       # text column: makes it a text-classification run
+    columns: list[str] | None = None  # column names for a header-less file, e.g. [label, text]
+    group: list[str] = field(default_factory=list)  # group columns for the audit and per-group metrics
+    test: str | None = None       # the user's own held-out test file/folder instead of a carved test split
+    label_from_name: str | None = None  # regex whose match in an image file name is its label
+    image_size: int | None = None  # train images at this side length (default: the most common size)
+    val_fraction: float = 0.1     # share of examples held out for validation (never trained on)
+    test_fraction: float = 0.1    # share held out for the final test (ignored with --test)
+    # --- model ---
+    model: str = "auto"           # auto | mlp | cnn | fasttext | transformer | gpt
+    dropout: float = 0.0          # dropout probability inside the model
+    # --- language models ---
+    tokenizer: str = "char"       # char | bpe
+    vocab_size: int = 1024        # BPE vocabulary size
+    n_layer: int = 4              # transformer blocks
+    n_head: int = 4               # attention heads
+    n_embd: int = 128             # embedding width
+    block_size: int = 64          # context length in tokens
+    # --- optimisation ---
+    epochs: float | None = None   # passes over the training data (or use max_steps)
+    max_steps: int | None = None  # optimizer updates; overrides epochs
+    batch_size: int = 64          # examples per update (per process under DDP)
+    grad_accum: int = 1           # micro-batches accumulated into one update
+    optimizer: str = "adamw"      # adamw | sgd (with momentum 0.9, nesterov)
+    lr: float = 3e-3              # peak learning rate
+    min_lr: float | None = None   # learning rate at the end of the cosine decay (default lr/10)
+    warmup_steps: int | None = None  # linear warm-up steps (default 2% of the steps, at least 1)
+    weight_decay: float = 0.01    # decoupled weight decay (AdamW) or L2 (SGD)
+    grad_clip: float = 1.0        # clip the gradient norm at this value, 0 disables
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    seed: int = 0                 # one seed for split, init, batches and augmentation
+    device: str = "auto"          # auto (CUDA if available, else CPU) | cpu | cuda | cuda:N
+    # --- evaluation, early stopping, checkpoints ---
+    eval_every: int | None = None  # evaluate on validation every N steps (default ~20 per run)
+    patience: int = 5             # stop after this many evaluations without improvement
+    min_delta: float = 0.0        # an improvement must lower val loss by more than this
+    checkpoint_every: int | None = None  # checkpoint every N steps (default: at each evaluation)
+    # --- output ---
+    out: str | None = None        # the run folder (default runs/<date>-<time>-<data name>)
+    resume: bool = False          # continue the run in --out from its last checkpoint
+    quiet: bool = False           # no progress output
+    strict: bool = False          # audit warnings stop training
+    force: bool = False           # train even when the audit finds errors
+    control: str | None = None    # shuffled-labels: repeat the run on shuffled training labels
+
+    def steps_for(self, n_train: int) -> int:
+        """Number of optimizer updates: max_steps, or epochs over n_train examples."""
+        if self.max_steps is not None:
+            return int(self.max_steps)
+        per_epoch = max(1, -(-n_train // (self.batch_size * self.grad_accum)))
+        return max(1, int(round((self.epochs if self.epochs is not None else 10) * per_epoch)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def known_keys() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def make_config(values: dict) -> TrainConfig:
+    """Build a config from a dict, failing clearly on keys it does not know."""
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - set(known_keys()))
+    if unknown:
+        raise UserError(
+            f"unknown config key(s): {', '.join(unknown)}; known keys are: {', '.join(known_keys())}"
+        )
+    _check(values)
+    return TrainConfig(**values)
+
+
+def _check(values: dict) -> None:
+    positive = ("batch_size", "grad_accum", "max_steps", "epochs", "lr", "eval_every", "checkpoint_every")
+    for key in positive:
+        v = values.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise UserError(f"The '{key}' setting must be a number greater than 0. Got {v!r} instead.")
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a YAML or JSON config file into a dict of settings."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}; check the path given to --config")
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+        raise UserError(f"config file {p} cannot be parsed ({type(e).__name__}); write it as YAML or JSON") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {p} must hold key: value pairs, not a {type(data).__name__}")
+    return data

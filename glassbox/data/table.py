@@ -1,0 +1,124 @@
+"""Read a CSV, TSV or JSONL file into a table of strings, keeping each row's line number.
+
+Every way a file can be wrong ends in one UserError that names the file, the line and the fix."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from glassbox.errors import UserError
+
+COMMENT_PREFIXES = ("|",)  # UCI-style leading comment lines, e.g. adult.test's "|1x3 Cross validator"
+
+
+def read_text_file(path: str | Path) -> str:
+    """The file's text, or a UserError if it is missing, empty, binary or not UTF-8."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"file not found: {p}; check the path")
+    if p.is_dir():
+        raise UserError(f"{p} is a folder, not a data file; give a CSV, TSV or JSONL file")
+    raw = p.read_bytes()
+    if not raw.strip():
+        raise UserError(f"{p} is empty; give a file with a header row and at least two examples")
+    if b"\x00" in raw[:65536]:
+        raise UserError(f"{p} is not a text file (it holds NUL bytes); give a CSV, TSV or JSONL text file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise UserError(
+            f"{p} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); re-save it as UTF-8"
+        ) from None
+    return text
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> tuple[pd.DataFrame, list[int]]:
+    """Rows of a CSV/TSV/JSONL file as a DataFrame of str, and the 1-based line number of each row.
+
+    `columns` names the columns of a header-less file; without it the first row is the header."""
+    p = Path(path)
+    text = read_text_file(p)
+    if p.suffix.lower() in (".jsonl", ".ndjson") or (p.suffix.lower() == ".json" and text.lstrip().startswith("{")):
+        return _read_jsonl(p, text, columns)
+    return _read_delimited(p, text, columns)
+
+
+def _read_jsonl(p: Path, text: str, columns) -> tuple[pd.DataFrame, list[int]]:
+    rows, lines = [], []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            raise UserError(f"{p} line {i} is not valid JSON; each line of a JSONL file must be one JSON object") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{p} line {i} is not a JSON object; each line must look like {{\"col\": value, ...}}")
+        rows.append({k: "" if v is None else str(v) for k, v in obj.items()})
+        lines.append(i)
+    df = pd.DataFrame(rows).fillna("")
+    if columns:
+        df.columns = columns[: len(df.columns)]
+    return df, lines
+
+
+def _sniff_delimiter(p: Path, sample: str) -> str:
+    if p.suffix.lower() == ".tsv":
+        return "\t"
+    if p.suffix.lower() == ".csv":
+        return ","
+    first = [ln for ln in sample.splitlines()[:20] if ln and not ln.startswith(COMMENT_PREFIXES)]
+    tabs = sum(ln.count("\t") for ln in first)
+    commas = sum(ln.count(",") for ln in first)
+    return "\t" if tabs >= max(1, commas / 4) else ","
+
+
+def _read_delimited(p: Path, text: str, columns) -> tuple[pd.DataFrame, list[int]]:
+    delim = _sniff_delimiter(p, text[:20000])
+    # A comma file whose fields are separated by ", " (UCI style): skip the space after each comma.
+    reader = csv.reader(io.StringIO(text), delimiter=delim, skipinitialspace=(delim == ","),
+                        quoting=csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL)
+    header = list(columns) if columns else None
+    rows, lines = [], []
+    start = 1
+    try:
+        for rec in reader:
+            line = start
+            start = reader.line_num + 1
+            if not rec or all(not f.strip() for f in rec):
+                continue
+            if not rows and header is None and rec[0].startswith(COMMENT_PREFIXES):
+                continue
+            if rows == [] and header is not None and len(lines) == 0 and rec[0].startswith(COMMENT_PREFIXES):
+                continue
+            if header is None:
+                header = [h.strip() for h in rec]
+                continue
+            if len(rec) != len(header):
+                raise UserError(
+                    f"{p} line {line} has {len(rec)} fields but the header has {len(header)}; "
+                    f"fix that row (a stray '{'TAB' if delim == chr(9) else delim}' or a missing value?)"
+                )
+            rows.append([f.strip() for f in rec])
+            lines.append(line)
+    except csv.Error as e:
+        raise UserError(f"{p} line {reader.line_num} cannot be parsed ({e}); fix the quoting on that line") from None
+    if header is None or not rows:
+        raise UserError(f"{p} has a header but no data rows; add examples below the header")
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise UserError(f"{p} has repeated column names: {', '.join(dup)}; give each column a unique name")
+    return pd.DataFrame(rows, columns=header), lines
+
+
+def require_column(df: pd.DataFrame, name: str, what: str, path) -> None:
+    """Fail with the list of columns when `name` is not one of them."""
+    if name not in df.columns:
+        raise UserError(
+            f"{what} column '{name}' not found in {path}; the columns are: {', '.join(map(str, df.columns))}"
+        )
