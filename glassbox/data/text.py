@@ -1,0 +1,239 @@
+"""Text classification data: the loader and the two encoders (raw text -> token ids) saved in the artifact.
+
+    examples = load_text("SMSSpamCollection", text_col="text", label_col="label", columns=["label", "text"])
+    enc = HashedNgramEncoder().fit(train_texts)       # fastText-style hashed n-grams, nothing to learn
+    ids = enc.encode(texts)                           # LongTensor (N, L), 0 = padding
+    enc2 = text_encoder_from_dict(enc.to_dict())      # JSON-safe round trip, no pickles
+
+Both encoders reserve id 0 for padding, so models can mask it.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+
+import numpy as np
+import pandas as pd
+import torch
+
+from glassbox.data.examples import Examples
+from glassbox.data.table import read_table
+from glassbox.errors import UserError
+
+_WORD_RE = re.compile(r"\w+|[^\w\s]+")  # runs of letters/digits, or runs of punctuation ("!!", "£")
+
+
+def normalise_text(text: str) -> str:
+    """The content key of a text: whitespace collapsed and lower-cased, so trivial copies share a key."""
+    return " ".join(text.split()).lower()
+
+
+def load_text(path, text_col: str, label_col: str, columns: list[str] | None = None,
+              group_cols=()) -> Examples:
+    """Read a CSV/TSV/JSONL file of labelled texts; header-less files name their columns with `columns`."""
+    df, lines = read_table(path, columns)
+    known = ", ".join(map(str, df.columns))
+    for flag, col in [("--text", text_col), ("--label", label_col)] + [("--group", g) for g in group_cols]:
+        if col not in df.columns:
+            raise UserError(f"column '{col}' is not in {path}; its columns are: {known}; "
+                            f"pass {flag} with one of them (or --columns for a file without a header)")
+    texts = [_as_str(t) for t in df[text_col].tolist()]
+    if not any(t.strip() for t in texts):
+        raise UserError(f"every text in column '{text_col}' of {path} is empty; "
+                        f"check that --text names the column that holds the texts")
+    raw_labels = [_as_str(v).strip() for v in df[label_col].tolist()]
+    missing = [line for line, v in zip(lines, raw_labels) if not v]
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise UserError(f"{len(missing)} rows of {path} have no value in label column '{label_col}' "
+                        f"(lines {shown}); fill them in or remove those rows")
+    classes = _sorted_classes(set(raw_labels))
+    if len(classes) < 2:
+        raise UserError(f"label column '{label_col}' of {path} holds only one value ('{classes[0]}'); "
+                        f"a classifier needs at least two classes: check --label")
+    index = {c: i for i, c in enumerate(classes)}
+    return Examples(
+        kind="text",
+        inputs=texts,
+        labels=np.array([index[v] for v in raw_labels], dtype=np.int64),
+        classes=classes,
+        keys=[normalise_text(t) for t in texts],
+        lines=list(lines),
+        groups={g: [_as_str(v) for v in df[g].tolist()] for g in group_cols},
+        source=str(path),
+        meta={"text_col": text_col, "label_col": label_col},
+    )
+
+
+def _as_str(value) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _sorted_classes(values: set[str]) -> list[str]:
+    """Numeric labels sort as numbers ("2" before "10"); anything else sorts as text."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def _crc(s: str) -> int:
+    """A stable 32-bit hash (Python's hash() is salted per process, so ids would change between runs)."""
+    return zlib.crc32(s.encode("utf-8", "surrogatepass"))
+
+
+class HashedNgramEncoder:
+    """fastText-style features: hashed word n-grams and character n-grams of each word, into `buckets` ids.
+
+    For each word, in order: the word itself, the bigram it ends (word_ngrams=2), and the character
+    n-grams (char_min..char_max) of "<word>". Ids are 1..buckets-1 (0 pads); a text's feature list is
+    cut at `max_len`, so a long text keeps its beginning. Nothing is learned: `fit` only returns self.
+    """
+
+    def __init__(self, buckets: int = 2**18, word_ngrams: int = 2, char_min: int = 2, char_max: int = 5,
+                 max_len: int = 1024):
+        self.buckets = buckets  # hash table size: more buckets, fewer collisions, bigger embedding
+        self.word_ngrams = word_ngrams  # 1: single words only; 2: also pairs of neighbouring words
+        self.char_min = char_min  # shortest character n-gram (0 turns character n-grams off)
+        self.char_max = char_max  # longest character n-gram
+        self.max_len = max_len  # most features kept per text
+
+    @property
+    def vocab_size(self) -> int:
+        return self.buckets
+
+    def fit(self, texts: list[str]) -> "HashedNgramEncoder":
+        return self
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """(N, L) int64 ids, L = the longest text's feature count (at most max_len), padded with 0."""
+        words_per_text = [_WORD_RE.findall(t.lower()) for t in texts]
+        n_words = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(texts))
+        flat = [w for ws in words_per_text for w in ws]
+        codes, vocab = pd.factorize(pd.Series(flat, dtype=object)) if flat else (np.zeros(0, np.int64), [])
+        word_hash, char_ptr, char_ids = self._hash_vocab(list(vocab))
+
+        # Per word occurrence (token): its own id, the bigram id it closes, then its char n-gram ids.
+        n_tok = len(codes)
+        tok_text = np.repeat(np.arange(len(texts)), n_words)
+        first_of_text = np.ones(n_tok, dtype=bool)
+        first_of_text[1:] = tok_text[1:] != tok_text[:-1]
+        has_bigram = ~first_of_text if self.word_ngrams >= 2 else np.zeros(n_tok, dtype=bool)
+        n_char = (char_ptr[1:] - char_ptr[:-1])[codes]
+        count = 1 + has_bigram + n_char
+        start = np.cumsum(count) - count  # where each token's features begin in the flat feature list
+        feats = np.zeros(int(count.sum()), dtype=np.int64)
+        h = word_hash[codes]
+        feats[start] = self._bucket(h * np.uint64(0x9E3779B1) + np.uint64(1))
+        prev = np.roll(h, 1)
+        feats[start[has_bigram] + 1] = self._bucket(prev[has_bigram] * np.uint64(1000003) + h[has_bigram])
+        tok_rep = np.repeat(np.arange(n_tok), n_char)  # one entry per char n-gram, naming its token
+        within = np.arange(len(tok_rep)) - np.repeat(np.cumsum(n_char) - n_char, n_char)
+        feats[start[tok_rep] + 1 + has_bigram[tok_rep] + within] = char_ids[char_ptr[codes[tok_rep]] + within]
+
+        # Lay the flat features out as rows, one per text, cut at max_len.
+        per_text = np.bincount(tok_text, weights=count, minlength=len(texts)).astype(np.int64)
+        text_start = np.cumsum(per_text) - per_text
+        feat_text = np.repeat(np.arange(len(texts)), per_text)
+        pos = np.arange(len(feats)) - text_start[feat_text]
+        keep = pos < self.max_len
+        width = int(min(self.max_len, per_text.max(initial=0)))
+        out = np.zeros((len(texts), max(width, 1)), dtype=np.int64)
+        out[feat_text[keep], pos[keep]] = feats[keep]
+        return torch.from_numpy(out)
+
+    def _hash_vocab(self, vocab: list[str]):
+        """Hash each distinct word once: its own hash, and its char n-gram ids in CSR form (ptr, ids)."""
+        word_hash = np.fromiter((_crc("w " + w) for w in vocab), dtype=np.uint64, count=len(vocab))
+        ids, ptr = [], [0]
+        for w in vocab:
+            if self.char_min > 0:
+                padded = f"<{w}>"
+                for n in range(self.char_min, min(self.char_max, len(padded)) + 1):
+                    ids.extend(_crc(padded[i:i + n]) for i in range(len(padded) - n + 1))
+            ptr.append(len(ids))
+        char_ids = self._bucket(np.array(ids, dtype=np.uint64) * np.uint64(0x85EBCA77) + np.uint64(2))
+        return word_hash, np.array(ptr, dtype=np.int64), char_ids
+
+    def _bucket(self, h: np.ndarray) -> np.ndarray:
+        """Map 64-bit values to ids 1..buckets-1 (the multiply above spreads word, bigram and char ids apart)."""
+        h = h ^ (h >> np.uint64(29))
+        return (h % np.uint64(self.buckets - 1)).astype(np.int64) + 1
+
+    def to_dict(self) -> dict:
+        return {"type": "hashed_ngrams", "buckets": self.buckets, "word_ngrams": self.word_ngrams,
+                "char_min": self.char_min, "char_max": self.char_max, "max_len": self.max_len}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HashedNgramEncoder":
+        return cls(**{k: v for k, v in d.items() if k != "type"})
+
+
+class BPEEncoder:
+    """A byte-level BPE subword tokenizer trained on the training texts (HF `tokenizers`).
+
+    Ids: 0 = [PAD], 1 = [UNK], 2 = [CLS]; every encoded text starts with [CLS], so no row is all padding.
+    Saved as the tokenizer's own JSON string, which loads without any training code.
+    """
+
+    PAD, UNK, CLS = 0, 1, 2
+
+    def __init__(self, vocab_size: int = 8000, max_len: int = 128, min_frequency: int = 2):
+        self.target_vocab_size = vocab_size  # most subwords learned (including the 3 special ones)
+        self.max_len = max_len  # most tokens per text, [CLS] included; longer texts keep their beginning
+        self.min_frequency = min_frequency  # a merge must occur this often in the training texts
+        self.tokenizer_ = None
+
+    @property
+    def vocab_size(self) -> int:
+        self._check_fitted()
+        return self.tokenizer_.get_vocab_size()
+
+    def fit(self, texts: list[str]) -> "BPEEncoder":
+        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=self.target_vocab_size, min_frequency=self.min_frequency,
+            special_tokens=["[PAD]", "[UNK]", "[CLS]"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        tok.train_from_iterator(texts, trainer=trainer)
+        self.tokenizer_ = tok
+        return self
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """(N, L) int64 ids starting with [CLS], L = the longest encoded text (at most max_len), 0-padded."""
+        self._check_fitted()
+        rows = [[self.CLS] + e.ids[: self.max_len - 1] for e in self.tokenizer_.encode_batch(list(texts))]
+        out = np.zeros((len(rows), max(map(len, rows), default=1)), dtype=np.int64)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return torch.from_numpy(out)
+
+    def _check_fitted(self):
+        if self.tokenizer_ is None:
+            raise RuntimeError("This BPEEncoder is not fitted yet. Call 'fit' with the training texts first.")
+
+    def to_dict(self) -> dict:
+        self._check_fitted()
+        return {"type": "bpe", "vocab_size": self.target_vocab_size, "max_len": self.max_len,
+                "min_frequency": self.min_frequency, "tokenizer": self.tokenizer_.to_str()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BPEEncoder":
+        from tokenizers import Tokenizer
+
+        enc = cls(vocab_size=d["vocab_size"], max_len=d["max_len"], min_frequency=d["min_frequency"])
+        enc.tokenizer_ = Tokenizer.from_str(d["tokenizer"])
+        return enc
+
+
+def text_encoder_from_dict(d: dict):
+    """Rebuild whichever text encoder `d` describes (from an artifact's JSON)."""
+    kinds = {"hashed_ngrams": HashedNgramEncoder, "bpe": BPEEncoder}
+    if d.get("type") not in kinds:
+        raise ValueError(f"unknown text encoder type {d.get('type')!r}; known: {', '.join(kinds)}")
+    return kinds[d["type"]].from_dict(d)
