@@ -1,0 +1,242 @@
+"""Calibration: does a stated confidence of 90% mean right 90% of the time? And temperature scaling.
+
+All inputs are numpy arrays: `probs` or `logits` (N, K) and integer `labels` (N,).
+Confidence is the top-1 probability; bins are equal-width on [0, 1] as in Guo et al. 2017,
+"On Calibration of Modern Neural Networks". A bin holds confidences in [lower, upper); the last
+bin also holds 1.0. (torchmetrics gives a confidence of exactly 1.0 a sixteenth bin of its own;
+that is the one place the two can differ.) Sums run in float64 whatever the input dtype.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+N_BINS = 15            # equal-width confidence bins, as in Guo et al. 2017
+T_MIN, T_MAX = 0.05, 100.0   # temperature search range; any fitted T lies inside it
+PROB_FLOOR = 1e-12     # nll() from probabilities: a true-class probability of 0 costs -log(1e-12) = 27.6 nats
+
+
+def _check(scores, labels, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """float64 (N, K) scores and int64 (N,) labels, or a ValueError saying what is wrong."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if scores.ndim != 2 or scores.shape[0] == 0:
+        raise ValueError(f"{what} must be a non-empty (N, K) array; got shape {scores.shape}.")
+    if labels.shape != (scores.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be an integer array of shape ({scores.shape[0]},); "
+                         f"got shape {labels.shape}, dtype {labels.dtype}.")
+    if labels.min() < 0 or labels.max() >= scores.shape[1]:
+        raise ValueError(f"labels must lie in 0..{scores.shape[1] - 1} (one column of {what} per class).")
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{what} hold NaN or infinite values; check the model's outputs.")
+    return scores, labels.astype(np.int64)
+
+
+def log_softmax(logits, temperature: float = 1.0) -> np.ndarray:
+    """Log-probabilities of logits / T, computed stably (subtract the row maximum first)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def softmax(logits, temperature: float = 1.0) -> np.ndarray:
+    """Probabilities of logits / T."""
+    return np.exp(log_softmax(logits, temperature))
+
+
+def _bin_sums(probs, labels, n_bins: int):
+    """Per bin: count, sum of confidences, number correct. Top-1 confidence, [lower, upper) bins."""
+    probs, labels = _check(probs, labels, "probs")
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins).astype(np.float64)
+    conf_sum = np.bincount(idx, weights=conf, minlength=n_bins)
+    correct_sum = np.bincount(idx, weights=correct, minlength=n_bins)
+    return edges, count, conf_sum, correct_sum
+
+
+def reliability_bins(probs, labels, n_bins: int = N_BINS) -> list[dict]:
+    """The reliability diagram as data: per bin lower, upper, count, mean_confidence, accuracy.
+
+    Empty bins keep their place with count 0 and None for the two means (JSON has no NaN).
+    """
+    edges, count, conf_sum, correct_sum = _bin_sums(probs, labels, n_bins)
+    return [
+        {"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": int(count[b]),
+         "mean_confidence": float(conf_sum[b] / count[b]) if count[b] else None,
+         "accuracy": float(correct_sum[b] / count[b]) if count[b] else None}
+        for b in range(n_bins)
+    ]
+
+
+def _bin_gaps(probs, labels, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """|accuracy - mean confidence| and the share of examples, for each non-empty bin."""
+    _, count, conf_sum, correct_sum = _bin_sums(probs, labels, n_bins)
+    full = count > 0
+    gaps = np.abs(correct_sum[full] - conf_sum[full]) / count[full]
+    return gaps, count[full] / count.sum()
+
+
+def ece(probs, labels, n_bins: int = N_BINS) -> float:
+    """Expected calibration error: sum over bins of (bin count / N) * |accuracy - mean confidence|."""
+    gaps, weights = _bin_gaps(probs, labels, n_bins)
+    return float(weights @ gaps)
+
+
+def mce(probs, labels, n_bins: int = N_BINS) -> float:
+    """Maximum calibration error: the largest |accuracy - mean confidence| over non-empty bins."""
+    gaps, _ = _bin_gaps(probs, labels, n_bins)
+    return float(gaps.max())
+
+
+def nll(probs, labels) -> float:
+    """Mean negative log-likelihood of the true class, in nats, from probabilities (floored at PROB_FLOOR)."""
+    probs, labels = _check(probs, labels, "probs")
+    p_true = probs[np.arange(len(labels)), labels]
+    return float(-np.log(np.maximum(p_true, PROB_FLOOR)).mean())
+
+
+def nll_from_logits(logits, labels, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood from logits / T: exact, no floor (equals torch's cross_entropy)."""
+    logits, labels = _check(logits, labels, "logits")
+    logp = log_softmax(logits, temperature)
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def brier(probs, labels) -> float:
+    """Multiclass Brier score: mean over examples of sum over classes of (p_k - [k == label])^2.
+
+    Ranges from 0 (certain and right) to 2 (certain and wrong). This is Brier's original
+    multiclass form; some libraries divide by K or score only the positive class of a binary task.
+    """
+    probs, labels = _check(probs, labels, "probs")
+    onehot = np.zeros_like(probs)
+    onehot[np.arange(len(labels)), labels] = 1.0
+    return float(((probs - onehot) ** 2).sum(axis=1).mean())
+
+
+def accuracy(probs, labels) -> float:
+    """Share of examples whose highest-scoring class is the label (works for probs or logits)."""
+    probs, labels = _check(probs, labels, "probs")
+    return float((probs.argmax(axis=1) == labels).mean())
+
+
+def fit_temperature(val_logits, val_labels) -> float:
+    """The T in [T_MIN, T_MAX] that minimises validation NLL of softmax(logits / T).
+
+    NLL is convex in 1/T, so it has one minimum along log T: a golden-section search over
+    log T finds it without gradients, cannot diverge, and stops at a bound when the data push
+    T there (an all-correct validation set keeps lowering NLL as T -> 0). If no T beats T = 1
+    (e.g. constant logits), T = 1 is returned. Dividing by T > 0 keeps every argmax, so
+    accuracy is unchanged by construction.
+    """
+    logits, labels = _check(val_logits, val_labels, "val_logits")
+
+    def loss(t: float) -> float:
+        return nll_from_logits(logits, labels, t)
+
+    lo, hi = math.log(T_MIN), math.log(T_MAX)
+    ratio = (math.sqrt(5) - 1) / 2                       # 0.618..., the golden section
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = loss(math.exp(a)), loss(math.exp(b))
+    while hi - lo > 1e-7:                                # about 40 evaluations
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = loss(math.exp(a))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = loss(math.exp(b))
+    found = min(max(math.exp(a if fa <= fb else b), T_MIN), T_MAX)
+    loss_at_1 = loss(1.0)
+    best_loss, best_t = min((loss(t), t) for t in (found, T_MIN, T_MAX))
+    if best_loss >= loss_at_1 - 1e-12:                   # no real gain: keep the model as it is
+        return 1.0
+    return float(best_t)
+
+
+def _summary(logits, labels, temperature: float, n_bins: int, tolerance: float) -> dict:
+    """Every calibration figure for softmax(logits / T) on one set of examples."""
+    probs = softmax(logits, temperature)
+    out = {
+        "ece": ece(probs, labels, n_bins), "mce": mce(probs, labels, n_bins),
+        "nll": nll_from_logits(logits, labels, temperature), "brier": brier(probs, labels),
+        "accuracy": accuracy(probs, labels), "mean_confidence": float(probs.max(axis=1).mean()),
+    }
+    out["verdict"] = _verdict(out["ece"], out["mean_confidence"] - out["accuracy"], tolerance)
+    return out
+
+
+def _verdict(ece_value: float, gap: float, tolerance: float) -> str:
+    """One label from ECE and the signed gap (mean confidence - accuracy)."""
+    if ece_value <= tolerance:
+        return "well calibrated"
+    if abs(gap) < ece_value / 2:   # errors in both directions mostly cancel out overall
+        return "over-confident in some confidence bands, under-confident in others"
+    return "over-confident" if gap > 0 else "under-confident"
+
+
+def _busiest_bin(bins: list[dict]) -> dict:
+    """The bin holding the most examples (the higher one on a tie): the confidence a user meets most."""
+    return max(reversed(bins), key=lambda b: b["count"])
+
+
+def calibration_report(val_logits, val_labels, test_logits, test_labels,
+                       n_bins: int = N_BINS, tolerance: float = 0.02) -> dict:
+    """Fit T on validation, then measure calibration on test before and after. JSON-safe dict:
+
+    {"temperature", "temperature_at_bound", "n_val", "n_test", "n_bins", "tolerance",
+     "val_nll_before", "val_nll_after",
+     "before": {"ece", "mce", "nll", "brier", "accuracy", "mean_confidence", "verdict"},
+     "after": {same keys}, "reliability_before": [bin...], "reliability_after": [bin...],
+     "sentence": plain-language verdict}
+    `tolerance` is the ECE at or below which a model is called well calibrated.
+    """
+    val_logits, val_labels = _check(val_logits, val_labels, "val_logits")
+    test_logits, test_labels = _check(test_logits, test_labels, "test_logits")
+    if val_logits.shape[1] != test_logits.shape[1]:
+        raise ValueError(f"val_logits have {val_logits.shape[1]} classes but test_logits "
+                         f"{test_logits.shape[1]}; both must come from the same model.")
+    t = fit_temperature(val_logits, val_labels)
+    report = {
+        "temperature": t,
+        "temperature_at_bound": t in (T_MIN, T_MAX),
+        "n_val": len(val_labels), "n_test": len(test_labels), "n_bins": n_bins, "tolerance": tolerance,
+        "val_nll_before": nll_from_logits(val_logits, val_labels),
+        "val_nll_after": nll_from_logits(val_logits, val_labels, t),
+        "before": _summary(test_logits, test_labels, 1.0, n_bins, tolerance),
+        "after": _summary(test_logits, test_labels, t, n_bins, tolerance),
+        "reliability_before": reliability_bins(softmax(test_logits), test_labels, n_bins),
+        "reliability_after": reliability_bins(softmax(test_logits, t), test_labels, n_bins),
+    }
+    report["sentence"] = _sentence(report)
+    return report
+
+
+def _pct(x: float) -> str:
+    """A share as a percentage; one decimal near 0% and 100% so 99.6% does not read as 100%."""
+    return f"{x:.1%}" if round(x * 100) in (0, 100) and 0.0 < x < 1.0 else f"{x:.0%}"
+
+
+def _sentence(r: dict) -> str:
+    """Plain words first, numbers after, about the band where most test predictions fall."""
+    b0, b1 = _busiest_bin(r["reliability_before"]), _busiest_bin(r["reliability_after"])
+    before, after = r["before"], r["after"]
+    text = (f"When this model says {_pct(b0['mean_confidence'])}, it is right {_pct(b0['accuracy'])} "
+            f"of the time ({before['verdict']}: ECE {before['ece']:.3f}, tolerance {r['tolerance']}). "
+            f"After temperature scaling (T = {r['temperature']:.2f}), when it says "
+            f"{_pct(b1['mean_confidence'])} it is right {_pct(b1['accuracy'])} of the time "
+            f"({after['verdict']}: ECE {after['ece']:.3f}). Accuracy is unchanged at "
+            f"{before['accuracy']:.1%}; figures are for the confidence band holding the most of "
+            f"the {r['n_test']} test examples.")
+    if after["nll"] > before["nll"]:
+        text += (f" Scaling did not help on test (NLL {before['nll']:.3f} -> {after['nll']:.3f}): "
+                 f"validation and test may differ.")
+    if r["temperature_at_bound"]:
+        text += (f" T stopped at the search bound {r['temperature']:g}: the validation set "
+                 f"({r['n_val']} examples) may be too small or too easy to fit it.")
+    return text
