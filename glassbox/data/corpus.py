@@ -83,8 +83,10 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, chars: str):
-        self.chars = chars
-        self._codes = np.array([ord(c) for c in chars], dtype=np.int64)  # sorted, for searchsorted
+        self.chars = chars  # id i is chars[i]
+        codes = np.array([ord(c) for c in chars], dtype=np.int64)
+        self._order = np.argsort(codes)  # ids in code-point order, so encode can use searchsorted
+        self._codes = codes[self._order]
 
     @classmethod
     def train(cls, text: str) -> "CharTokenizer":
@@ -98,8 +100,9 @@ class CharTokenizer:
         """Token ids of text. Characters outside the vocabulary raise a UserError, or are dropped
         with unknown="drop" (used for the validation text, never for a user's prompt)."""
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        ids = np.searchsorted(self._codes, codes).clip(0, max(self.vocab_size - 1, 0))
-        known = self._codes[ids] == codes if self.vocab_size else np.zeros(len(codes), bool)
+        pos = np.searchsorted(self._codes, codes).clip(0, max(self.vocab_size - 1, 0))
+        known = self._codes[pos] == codes if self.vocab_size else np.zeros(len(codes), bool)
+        ids = self._order[pos]
         if not known.all():
             if unknown != "drop":
                 bad = sorted(set(chr(c) for c in codes[~known].tolist()))
