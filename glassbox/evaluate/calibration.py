@@ -17,7 +17,7 @@ T_MIN, T_MAX = 0.05, 100.0   # temperature search range; any fitted T lies insid
 PROB_FLOOR = 1e-12     # nll() from probabilities: a true-class probability of 0 costs -log(1e-12) = 27.6 nats
 
 
-def _check(scores, labels, what: str) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(scores, labels, what: str) -> tuple[np.ndarray, np.ndarray]:
     """float64 (N, K) scores and int64 (N,) labels, or a ValueError saying what is wrong."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
@@ -47,7 +47,7 @@ def softmax(logits, temperature: float = 1.0) -> np.ndarray:
 
 def _bin_sums(probs, labels, n_bins: int):
     """Per bin: count, sum of confidences, number correct. Top-1 confidence, [lower, upper) bins."""
-    probs, labels = _check(probs, labels, "probs")
+    probs, labels = check_scores(probs, labels, "probs")
     conf = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -94,14 +94,14 @@ def mce(probs, labels, n_bins: int = N_BINS) -> float:
 
 def nll(probs, labels) -> float:
     """Mean negative log-likelihood of the true class, in nats, from probabilities (floored at PROB_FLOOR)."""
-    probs, labels = _check(probs, labels, "probs")
+    probs, labels = check_scores(probs, labels, "probs")
     p_true = probs[np.arange(len(labels)), labels]
     return float(-np.log(np.maximum(p_true, PROB_FLOOR)).mean())
 
 
 def nll_from_logits(logits, labels, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood from logits / T: exact, no floor (equals torch's cross_entropy)."""
-    logits, labels = _check(logits, labels, "logits")
+    logits, labels = check_scores(logits, labels, "logits")
     logp = log_softmax(logits, temperature)
     return float(-logp[np.arange(len(labels)), labels].mean())
 
@@ -112,7 +112,7 @@ def brier(probs, labels) -> float:
     Ranges from 0 (certain and right) to 2 (certain and wrong). This is Brier's original
     multiclass form; some libraries divide by K or score only the positive class of a binary task.
     """
-    probs, labels = _check(probs, labels, "probs")
+    probs, labels = check_scores(probs, labels, "probs")
     onehot = np.zeros_like(probs)
     onehot[np.arange(len(labels)), labels] = 1.0
     return float(((probs - onehot) ** 2).sum(axis=1).mean())
@@ -120,7 +120,7 @@ def brier(probs, labels) -> float:
 
 def accuracy(probs, labels) -> float:
     """Share of examples whose highest-scoring class is the label (works for probs or logits)."""
-    probs, labels = _check(probs, labels, "probs")
+    probs, labels = check_scores(probs, labels, "probs")
     return float((probs.argmax(axis=1) == labels).mean())
 
 
@@ -133,7 +133,7 @@ def fit_temperature(val_logits, val_labels) -> float:
     (e.g. constant logits), T = 1 is returned. Dividing by T > 0 keeps every argmax, so
     accuracy is unchanged by construction.
     """
-    logits, labels = _check(val_logits, val_labels, "val_logits")
+    logits, labels = check_scores(val_logits, val_labels, "val_logits")
 
     def loss(t: float) -> float:
         return nll_from_logits(logits, labels, t)
@@ -196,8 +196,8 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels,
      "sentence": plain-language verdict}
     `tolerance` is the ECE at or below which a model is called well calibrated.
     """
-    val_logits, val_labels = _check(val_logits, val_labels, "val_logits")
-    test_logits, test_labels = _check(test_logits, test_labels, "test_logits")
+    val_logits, val_labels = check_scores(val_logits, val_labels, "val_logits")
+    test_logits, test_labels = check_scores(test_logits, test_labels, "test_logits")
     if val_logits.shape[1] != test_logits.shape[1]:
         raise ValueError(f"val_logits have {val_logits.shape[1]} classes but test_logits "
                          f"{test_logits.shape[1]}; both must come from the same model.")
