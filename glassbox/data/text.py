@@ -3,7 +3,7 @@
     examples = load_text("SMSSpamCollection", text_col="text", label_col="label", columns=["label", "text"])
     enc = HashedNgramEncoder().fit(train_texts)       # fastText-style hashed n-grams, nothing to learn
     ids = enc.encode(texts)                           # LongTensor (N, L), 0 = padding
-    enc2 = text_encoder_from_dict(enc.to_dict())      # JSON-safe round trip, no pickles
+    enc2 = HashedNgramEncoder.from_dict(enc.to_dict())  # JSON-safe round trip, no pickles
 
 Both encoders reserve id 0 for padding, so models can mask it.
 """
@@ -230,10 +230,3 @@ class BPEEncoder:
         enc.tokenizer_ = Tokenizer.from_str(d["tokenizer"])
         return enc
 
-
-def text_encoder_from_dict(d: dict):
-    """Rebuild whichever text encoder `d` describes (from an artifact's JSON)."""
-    kinds = {"hashed_ngrams": HashedNgramEncoder, "bpe": BPEEncoder}
-    if d.get("type") not in kinds:
-        raise ValueError(f"unknown text encoder type {d.get('type')!r}; known: {', '.join(kinds)}")
-    return kinds[d["type"]].from_dict(d)

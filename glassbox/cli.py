@@ -1,0 +1,159 @@
+"""The command line: `glassbox demo | train | predict | ...`. Bad input ends in one line and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from glassbox.errors import UserError
+
+TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
+    ("--label", str, "label column (tabular or text data)"),
+    ("--text", str, "text column: train a text classifier"),
+    ("--columns", str, "comma-separated column names for a header-less file, e.g. label,text"),
+    ("--group", str, "group column for the audit and per-group metrics (repeatable)"),
+    ("--test", str, "your own held-out test file or folder (instead of a carved test split)"),
+    ("--label-from-name", str, "regex whose match in an image file name is its label, e.g. 'cat|dog'"),
+    ("--image-size", int, "train on images resized to this side length"),
+    ("--task", str, "classify (default) or lm (next-token language model)"),
+    ("--model", str, "auto | mlp | cnn | fasttext | transformer | gpt"),
+    ("--out", str, "the run folder (default runs/<date>-<time>-<data name>)"),
+    ("--epochs", float, "passes over the training data"),
+    ("--max-steps", int, "optimizer updates (overrides --epochs)"),
+    ("--batch-size", int, "examples per update"),
+    ("--grad-accum", int, "micro-batches per update"),
+    ("--optimizer", str, "adamw | sgd"),
+    ("--lr", float, "peak learning rate"),
+    ("--min-lr", float, "learning rate at the end of the cosine decay"),
+    ("--warmup-steps", int, "linear warm-up steps"),
+    ("--weight-decay", float, "weight decay"),
+    ("--grad-clip", float, "clip the gradient norm at this value (0 disables)"),
+    ("--dropout", float, "dropout probability"),
+    ("--label-smoothing", float, "cross-entropy label smoothing"),
+    ("--seed", int, "one seed for split, init, batches and augmentation"),
+    ("--device", str, "auto | cpu | cuda | cuda:N"),
+    ("--eval-every", int, "evaluate on validation every N steps"),
+    ("--patience", int, "evaluations without improvement before stopping"),
+    ("--min-delta", float, "smallest validation-loss drop that counts as improvement"),
+    ("--checkpoint-every", int, "checkpoint every N steps (default: at each evaluation)"),
+    ("--val-fraction", float, "share of examples held out for validation"),
+    ("--test-fraction", float, "share of examples held out for the test"),
+    ("--tokenizer", str, "language models: char | bpe"),
+    ("--vocab-size", int, "language models: BPE vocabulary size"),
+    ("--n-layer", int, "language models: transformer blocks"),
+    ("--n-head", int, "language models: attention heads"),
+    ("--n-embd", int, "language models: embedding width"),
+    ("--block-size", int, "language models: context length"),
+    ("--control", str, "shuffled-labels: repeat the run with shuffled training labels"),
+]
+TRAIN_SWITCHES = [("--resume", "continue the run in --out from its last checkpoint"), ("--quiet", "no progress output"),
+                  ("--strict", "audit warnings stop training"), ("--force", "train even when the audit finds errors")]
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    for flag, typ, text in TRAIN_FLAGS:
+        kw = {"action": "append"} if flag == "--group" else {}
+        p.add_argument(flag, type=typ, help=text, default=argparse.SUPPRESS, **kw)
+    for flag, text in TRAIN_SWITCHES:
+        p.add_argument(flag, action="store_true", help=text, default=argparse.SUPPRESS)
+    p.add_argument("--config", help="YAML or JSON file of settings (same names as the flags)")
+
+
+def settings_from(args: argparse.Namespace) -> dict:
+    """Config file first, then flags given on the command line on top."""
+    from glassbox.config import load_config_file
+
+    settings = load_config_file(args.config) if getattr(args, "config", None) else {}
+    for key, value in vars(args).items():
+        if key in ("command", "data", "config", "func"):
+            continue
+        settings[key] = value
+    if isinstance(settings.get("columns"), str):
+        settings["columns"] = [c.strip() for c in settings["columns"].split(",")]
+    return settings
+
+
+def cmd_train(args) -> None:
+    from glassbox.pipeline import run
+
+    settings = settings_from(args)
+    data = args.data or settings.pop("data", None)
+    settings.pop("data", None)
+    if not data:
+        raise UserError("give the data to train on: glassbox train DATA --label COL")
+    run(data, **settings)
+
+
+def cmd_demo(args) -> None:
+    from glassbox.pipeline import run
+
+    print("glassbox demo: a small CNN learns scikit-learn's 1,797 handwritten digits (8x8, real data, offline)")
+    run("digits", out=args.out, epochs=20, batch_size=64, lr=3e-3, patience=8, quiet=False)
+
+
+def read_inputs(args) -> list[str]:
+    if args.file:
+        p = Path(args.file)
+        if not p.is_file():
+            raise UserError(f"input file not found: {p}; check the path given to --file")
+        return [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not args.inputs:
+        raise UserError("give inputs to predict: glassbox predict ARTIFACT INPUT... (or --file F)")
+    return args.inputs
+
+
+def cmd_predict(args) -> None:
+    from glassbox.infer.predictor import Predictor
+
+    predictor = Predictor(args.artifact)
+    kind = predictor.manifest["preprocessing"]["type"]
+    if args.file and kind == "tabular":
+        from glassbox.data.table import read_table
+
+        df, _ = read_table(args.file)
+        raw, inputs = [",".join(r) for r in df.astype(str).values.tolist()], predictor.encoder.frame(df)
+    else:
+        raw = read_inputs(args)
+        inputs = predictor.parse(raw)
+    for text, out in zip(raw, predictor.predict(inputs)):
+        if args.json:
+            print(json.dumps({"input": text, **out, "calibrated": predictor.calibrated}))
+        else:
+            print(f"{out['label']}\t{out['probability']:.4f}\t{text}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="glassbox", description="Train models from examples and see what really happens.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="train a small CNN on the built-in handwritten digits, end to end")
+    p.add_argument("--out", default=None, help="run folder (default runs/<date>-<time>-digits)")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("train", help="train on a CSV/TSV/JSONL file, an image folder, a text corpus, or 'digits'")
+    p.add_argument("data", nargs="?", help="data file or folder, or 'digits'")
+    add_train_flags(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("predict", help="label inputs with a frozen artifact (RUN/model)")
+    p.add_argument("artifact", help="the artifact folder, RUN/model")
+    p.add_argument("inputs", nargs="*", help="CSV rows of feature values, image paths, or texts")
+    p.add_argument("--file", help="a file of inputs: CSV with a header (tabular), or one input per line")
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as e:
+        print(f"glassbox: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("glassbox: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

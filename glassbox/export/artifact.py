@@ -1,0 +1,99 @@
+"""The frozen artifact: `model.safetensors` plus `manifest.json`, which records the architecture
+and its config, class names, preprocessing, the sha256 of the weights, a fingerprint of the
+training data, versions and date. Loading verifies the sha256 and refuses a mismatch."""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from glassbox.errors import UserError
+from glassbox.train.checkpoint import atomic_json, atomic_write
+
+MANIFEST_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_artifact(folder: str | Path, model: torch.nn.Module, arch: str, model_config: dict, *,
+                  task: str, classes: list[str] | None, encoder: dict, data_fingerprint: str,
+                  extra: dict | None = None) -> Path:
+    """Write RUN/model/: weights (deduplicated tied tensors) and the manifest that describes them."""
+    from safetensors.torch import save_model
+
+    from glassbox import __version__
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model = model.to("cpu").eval()
+    save_model(model, str(tmp / "model.safetensors"))
+    manifest = {
+        "format": "glassbox-artifact", "manifest_version": MANIFEST_VERSION,
+        "task": task, "architecture": arch, "model_config": model_config, "classes": classes,
+        "preprocessing": encoder, "weights_file": "model.safetensors",
+        "weights_sha256": sha256_file(tmp / "model.safetensors"),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "training_data_fingerprint": data_fingerprint,
+        "glassbox_version": __version__, "torch_version": torch.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    atomic_json(tmp / "manifest.json", manifest)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def read_manifest(folder: str | Path) -> dict:
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"{folder} is not a glassbox artifact (no manifest.json); give the RUN/model folder of a finished run")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is not valid JSON: the artifact is damaged; export it again from its run") from None
+    if manifest.get("format") != "glassbox-artifact":
+        raise UserError(f"{path} is not a glassbox manifest; give the RUN/model folder of a finished run")
+    return manifest
+
+
+def load_artifact(folder: str | Path) -> tuple[dict, torch.nn.Module]:
+    """The manifest and the model with its weights, after checking the weights' sha256."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    from glassbox.models.registry import build_model
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    weights = folder / manifest["weights_file"]
+    if not weights.is_file():
+        raise UserError(f"{weights} is missing: the artifact is incomplete; export it again from its run")
+    actual = sha256_file(weights)
+    if actual != manifest["weights_sha256"]:
+        raise UserError(f"{weights} has sha256 {actual[:12]}… but the manifest records {manifest['weights_sha256'][:12]}…: "
+                        f"the weights were changed after export; refusing to load them. Re-export from the run folder")
+    model = build_model(manifest["architecture"], manifest["model_config"])
+    try:
+        load_model(model, str(weights), strict=True)
+    except (SafetensorError, RuntimeError) as e:
+        raise UserError(f"{weights} does not fit the architecture in the manifest ({str(e).splitlines()[0]})") from None
+    return manifest, model.eval()
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(Path(path), (json.dumps(obj, indent=1) + "\n").encode())

@@ -1,0 +1,46 @@
+"""Inference from a frozen artifact: read-only, eval mode, no gradients, nothing can change a weight."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from glassbox.data.encoders import encoder_from_dict
+from glassbox.errors import UserError
+from glassbox.export.artifact import load_artifact
+
+
+class Predictor:
+    """Loads RUN/model once; `predict(inputs)` returns label and probability for each input."""
+
+    def __init__(self, artifact: str | Path):
+        self.manifest, self.model = load_artifact(artifact)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.model.eval()
+        self.encoder = encoder_from_dict(self.manifest["preprocessing"])
+        self.classes = self.manifest["classes"]
+        self.temperature = float(self.manifest.get("temperature", 1.0))
+
+    @property
+    def calibrated(self) -> bool:
+        return "temperature" in self.manifest
+
+    def parse(self, raw: list[str]):
+        """Inputs as the user types them (CSV rows, image paths, texts) -> the encoder's raw form."""
+        return self.encoder.parse(raw)
+
+    @torch.inference_mode()
+    def predict_proba(self, inputs, batch_size: int = 256) -> torch.Tensor:
+        x = self.encoder.encode(inputs)
+        out = [torch.softmax(self.model(x[i:i + batch_size]) / self.temperature, dim=-1) for i in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, len(self.classes))
+
+    def predict(self, inputs) -> list[dict]:
+        if self.manifest["task"] != "classify":
+            raise UserError(f"this artifact is a {self.manifest['task']} model; use 'glassbox generate' for language models")
+        probs = self.predict_proba(inputs)
+        conf, idx = probs.max(dim=-1)
+        return [{"label": self.classes[i], "probability": round(float(c), 6),
+                 "probabilities": {name: round(float(p), 6) for name, p in zip(self.classes, row)}}
+                for i, c, row in zip(idx.tolist(), conf.tolist(), probs.tolist())]

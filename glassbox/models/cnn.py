@@ -1,0 +1,52 @@
+"""A small residual CNN for images: conv-BN-ReLU stages, each halving the resolution, then a linear head."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class CNNConfig:
+    in_channels: int               # 1 for grey, 3 for colour
+    n_classes: int                 # output classes
+    image_size: int = 32           # side length of the square input
+    width: int = 32                # channels of the first stage, doubled at each later stage
+    stages: int = 3                # resolution-halving stages
+    dropout: float = 0.0           # dropout before the head
+
+
+def conv_bn(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class Residual(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class CNN(nn.Module):
+    def __init__(self, config: CNNConfig):
+        super().__init__()
+        self.config = config
+        layers, cin, w = [conv_bn(config.in_channels, config.width)], config.width, config.width
+        size = config.image_size
+        for s in range(config.stages):
+            cout = config.width * 2 ** s
+            layers += [conv_bn(cin, cout)]
+            if size >= 4:
+                layers += [nn.MaxPool2d(2)]
+                size //= 2
+            if s != 1 or config.stages < 3:
+                layers += [Residual(cout)]
+            cin = w = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(w, config.n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -1,0 +1,267 @@
+"""The whole job, top to bottom: load -> audit -> split -> encode -> model -> fit -> evaluate -> export.
+
+This module sits on top of every layer and only calls in; `glassbox train` and `glassbox.train()` land here."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glassbox.config import TrainConfig, make_config
+from glassbox.data.examples import Examples
+from glassbox.data.split import split_indices
+from glassbox.errors import UserError
+from glassbox.export.artifact import save_artifact, write_json
+from glassbox.train.loop import evaluate, fit, predict_logits
+
+
+def say(cfg: TrainConfig, text: str) -> None:
+    if not cfg.quiet:
+        print(text, flush=True)
+
+
+def kind_of(data: str, cfg: TrainConfig) -> str:
+    from glassbox.data.builtin import BUILTIN
+    from glassbox.data.images import is_image_source
+
+    if cfg.task == "lm":
+        return "lm"
+    if data in BUILTIN:
+        return "builtin"
+    if not Path(data).exists():
+        raise UserError(f"data not found: {data}; give a CSV/TSV/JSONL file, an image folder, or 'digits'")
+    if Path(data).is_dir():
+        if is_image_source(data):
+            return "image"
+        raise UserError(f"{data} is a folder with no images or IDX files; give a data file or an image folder")
+    return "text" if cfg.text else "tabular"
+
+
+def load_examples(data: str, cfg: TrainConfig, kind: str, classes=None, size=None) -> Examples:
+    if kind == "builtin":
+        from glassbox.data.builtin import load_builtin
+
+        return load_builtin(data)
+    if kind == "image":
+        from glassbox.data.images import load_images
+
+        return load_images(data, cfg.label_from_name, size or cfg.image_size, classes=classes)
+    if kind == "text":
+        from glassbox.data.text import load_text
+
+        if not cfg.label:
+            raise UserError("text data needs --label COL naming the label column")
+        return load_text(data, cfg.text, cfg.label, columns=cfg.columns, group_cols=cfg.group)
+    from glassbox.data.tabular import load_tabular
+
+    if not cfg.label:
+        raise UserError("tabular data needs --label COL naming the column to predict")
+    return load_tabular(data, cfg.label, columns=cfg.columns, groups=cfg.group)
+
+
+def check_labels(ex: Examples) -> None:
+    counts = np.bincount(ex.labels, minlength=len(ex.classes))
+    if len(ex.classes) < 2:
+        raise UserError(f"{ex.source} has a single class ({ex.classes[0]!r}); a classifier needs at least two labels")
+    if (counts < 2).any():
+        rare = [c for c, n in zip(ex.classes, counts) if n < 2]
+        raise UserError(f"class(es) {', '.join(rare[:5])} have fewer than 2 examples; add examples or remove them")
+
+
+def align_test(test: Examples, classes: list[str]) -> Examples:
+    """Map a user test file's labels onto the training classes ('>50K.' -> '>50K' where needed)."""
+    index = {c: i for i, c in enumerate(classes)}
+    names = [test.classes[i] for i in test.labels]
+    fixed = [n if n in index else n.rstrip(".") for n in names]
+    unknown = sorted({n for n in fixed if n not in index})
+    if unknown:
+        raise UserError(f"the test file has labels never seen in training: {', '.join(unknown[:5])}; "
+                        f"training labels are: {', '.join(classes)}")
+    test.labels = np.array([index[n] for n in fixed], dtype=np.int64)
+    test.classes = classes
+    return test
+
+
+def make_encoder(ex: Examples, cfg: TrainConfig):
+    if ex.kind == "tabular":
+        from glassbox.data.tabular import TabularEncoder
+
+        return TabularEncoder().fit(ex)
+    if ex.kind == "image":
+        from glassbox.data.images import ImageEncoder
+
+        return ImageEncoder().fit(ex)
+    from glassbox.data.text import make_text_encoder
+
+    return make_text_encoder(cfg.model, ex.inputs)
+
+
+def make_model(ex: Examples, encoder, cfg: TrainConfig) -> tuple[str, dict]:
+    """Pick the architecture for the data and size it."""
+    k = len(ex.classes)
+    arch = cfg.model if cfg.model != "auto" else {"tabular": "mlp", "image": "cnn", "text": "fasttext"}[ex.kind]
+    if ex.kind == "tabular":
+        return arch, {"n_numeric": encoder.n_numeric, "n_classes": k, "cardinalities": encoder.cardinalities,
+                      "dropout": cfg.dropout or 0.1}
+    if ex.kind == "image":
+        small = encoder.size <= 16
+        return arch, {"in_channels": encoder.channels, "n_classes": k, "image_size": encoder.size,
+                      "width": 16 if small else 32, "stages": 2 if small else 3, "dropout": cfg.dropout}
+    from glassbox.data.text import text_model_config
+
+    return arch, text_model_config(arch, encoder, k, cfg)
+
+
+def default_run_dir(data: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{Path(str(data)).stem or 'data'}"
+
+
+def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(data)
+    if cfg.resume:
+        if not (run_dir / "config.json").exists():
+            raise UserError(f"nothing to resume in {run_dir}: it holds no glassbox run; drop --resume or give the run's --out")
+        return run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"run folder {run_dir} already holds files; pass --resume to continue that run, or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def run(data: str, **settings) -> dict:
+    """Train on `data` end to end; returns the summary that is also written to RUN/summary.json."""
+    cfg = make_config(settings)
+    run_dir = prepare_run_dir(cfg, str(data))
+    if cfg.resume:  # continue exactly as configured when the run started
+        saved = json.loads((run_dir / "config.json").read_text())
+        cfg = make_config({**saved, "resume": True, "quiet": cfg.quiet, "out": str(run_dir)})
+    else:
+        write_json(run_dir / "config.json", {**cfg.to_dict(), "data": str(data)})
+    if cfg.task == "lm":
+        from glassbox.lm_pipeline import run_lm
+
+        return run_lm(str(data), cfg, run_dir)
+    return run_classifier(str(data), cfg, run_dir)
+
+
+def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
+    t_start = time.perf_counter()
+    kind = kind_of(data, cfg)
+    ex = load_examples(data, cfg, kind)
+    check_labels(ex)
+    say(cfg, f"data: {len(ex)} {ex.kind} examples, {len(ex.classes)} classes ({', '.join(ex.classes[:10])}) from {ex.source}")
+
+    test = None
+    if cfg.test:
+        size = ex.inputs.shape[-1] if ex.kind == "image" else None
+        test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg) if kind != "builtin" else kind,
+                                        classes=ex.classes if ex.kind == "image" else None, size=size), ex.classes)
+
+    audit = run_audit_step(ex, test, cfg, run_dir)
+
+    # split: identical examples stay together; with --test the user's file is the test split
+    if test is None:
+        fractions = (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
+        parts = split_indices(ex.keys, ex.labels, fractions, cfg.seed)
+    else:
+        parts = split_indices(ex.keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
+    write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
+    train_ex, val_ex = ex.subset(parts["train"]), ex.subset(parts["val"])
+    test_ex = test if test is not None else ex.subset(parts["test"])
+    if cfg.control == "shuffled-labels":  # the memorisation control: the same run on noise
+        train_ex.labels = np.random.default_rng(cfg.seed).permutation(train_ex.labels)
+
+    encoder = make_encoder(train_ex, cfg)  # statistics from the training split only
+    X = {name: encoder.encode(part.inputs) for name, part in (("train", train_ex), ("val", val_ex), ("test", test_ex))}
+    Y = {name: torch.from_numpy(part.labels) for name, part in (("train", train_ex), ("val", val_ex), ("test", test_ex))}
+    say(cfg, f"split: train {len(Y['train'])}, validation {len(Y['val'])}, test {len(Y['test'])} "
+             f"({'your --test file' if test is not None else 'carved from the data'}); identical examples never cross splits")
+
+    torch.manual_seed(cfg.seed)
+    arch, model_config = make_model(train_ex, encoder, cfg)
+    from glassbox.models.registry import build_model
+
+    model = build_model(arch, model_config)
+    n_params = sum(p.numel() for p in model.parameters())
+    say(cfg, f"model: {arch} with {n_params:,} weights, all random to start")
+    augment = None
+    if ex.kind == "image":
+        from glassbox.data.augment import ImageAugment
+
+        augment = ImageAugment(flip=encoder.channels == 3, shift=max(1, encoder.size // 8))
+    result = fit(model, (X["train"], Y["train"]), (X["val"], Y["val"]), config=cfg, run_dir=run_dir, augment=augment)
+    model = result.model
+
+    device = next(model.parameters()).device
+    scores = {name: evaluate(model, (X[name][:20000], Y[name][:20000]) if name == "train" else (X[name], Y[name]),
+                             device=device) for name in ("train", "val", "test")}
+    logits = {name: predict_logits(model, X[name], device=device) for name in ("val", "test")}
+    summary = {
+        "task": "classify", "data": ex.source, "kind": ex.kind, "model": arch, "n_params": n_params,
+        "classes": ex.classes, "n_examples": {k: len(v) for k, v in Y.items()},
+        "steps": result.steps, "best_step": result.best_step, "stopped_early": result.stopped_early,
+        "stop_reason": result.stop_reason, "verdict": result.verdict,
+        "chance_loss": result.chance["uniform_loss"], "chance": result.chance,
+        **{f"{name}_loss": s[0] for name, s in scores.items()},
+        **{f"{name}_accuracy": s[1] for name, s in scores.items()},
+        "generalisation_gap": scores["train"][1] - scores["val"][1],
+        "train_seconds": result.train_seconds, "examples_per_second": result.examples_seen / max(result.train_seconds, 1e-9),
+        "control": cfg.control, "data_fingerprint": ex.fingerprint(),
+        "audit": audit.get("summary") if audit else None,
+    }
+    summary.update(evaluate_extras(model, logits, Y, X, train_ex, val_ex, test_ex, cfg, result, run_dir))
+    artifact = save_artifact(run_dir / "model", model, arch, model_config, task="classify", classes=ex.classes,
+                             encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
+                             extra={"temperature": summary["temperature"]} if "temperature" in summary else None)
+    summary["artifact"] = str(artifact)
+    summary["wall_seconds"] = time.perf_counter() - t_start
+    write_json(run_dir / "summary.json", summary)
+    say(cfg, closing_words(summary, run_dir))
+    return summary
+
+
+def run_audit_step(ex, test, cfg, run_dir) -> dict | None:
+    """The data audit before any weight moves (written to RUN/audit.json)."""
+    try:
+        from glassbox.audit import run_audit
+    except ImportError:
+        return None
+    report = run_audit(ex, test=test, groups=cfg.group or None)
+    write_json(run_dir / "audit.json", report.to_dict())
+    if not cfg.quiet:
+        report.render()
+    if report.has_errors and not cfg.force:
+        raise UserError(f"the data audit found errors (see {run_dir / 'audit.json'}); fix the data, or pass --force to train anyway")
+    if cfg.strict and report.has_warnings:
+        raise UserError(f"the data audit found warnings and --strict is on (see {run_dir / 'audit.json'}); fix the data or drop --strict")
+    return report.to_dict()
+
+
+def evaluate_extras(model, logits, Y, X, train_ex, val_ex, test_ex, cfg, result, run_dir) -> dict:
+    """Calibration, groups and cost, when those modules are present."""
+    return {}
+
+
+def closing_words(summary: dict, run_dir: Path) -> str:
+    lines = [
+        f"test accuracy {summary['test_accuracy']:.4f} (loss {summary['test_loss']:.4f}); chance level: loss "
+        f"{summary['chance_loss']:.4f}, majority-class accuracy {summary['chance']['majority_accuracy']:.3f}",
+        f"generalisation gap at the sweet spot: train accuracy {summary['train_accuracy']:.4f} vs validation "
+        f"{summary['val_accuracy']:.4f} ({summary['generalisation_gap']:+.4f})",
+        f"run folder: {run_dir}",
+        f"  model artifact:  {run_dir / 'model'} (model.safetensors + manifest.json)",
+        f"  summary:         {run_dir / 'summary.json'}",
+        f"  metrics per eval: {run_dir / 'metrics.jsonl'}",
+        f"  split indices:   {run_dir / 'split.json'}",
+        f"  checkpoints:     {run_dir / 'checkpoints'}",
+    ]
+    for name in ("audit.json", "report.html"):
+        if (run_dir / name).exists():
+            lines.append(f"  {name + ':':<16} {run_dir / name}")
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""Data-parallel training under torchrun: one process per device, gradients averaged by DDP.
+
+Launched as `torchrun --nproc_per_node N -m glassbox train ...`; without torchrun this is a no-op."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup(device: torch.device) -> Dist:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str = "auto", dist_local_rank: int | None = None) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", "0")) if dist_local_rank is None else dist_local_rank
+            return torch.device(f"cuda:{local}")
+        return torch.device("cpu")
+    return torch.device(name)

@@ -1,0 +1,234 @@
+"""The training loop. Read `fit` top to bottom: it is the whole story.
+
+    1. take a batch   2. predict   3. measure the error (loss)
+    4. compute gradients   5. nudge every weight   6. repeat, evaluating on data never trained on
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.distributed
+
+from glassbox.config import TrainConfig
+from glassbox.train import distributed
+from glassbox.train.batches import LoaderBatches, TensorBatches
+from glassbox.train.checkpoint import Checkpointer
+from glassbox.train.early_stopping import EarlyStopping, explain
+from glassbox.train.progress import Progress, truncate_metrics
+from glassbox.train.schedule import lr_at
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every prediction: (B, K) with (B,), or (B, T, V) with (B, T)."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+
+
+@dataclass
+class FitResult:
+    model: nn.Module            # with the sweet-spot weights restored
+    best_step: int              # the step of the lowest validation loss
+    best_val_loss: float
+    best_val_accuracy: float | None
+    steps: int                  # updates actually made
+    stopped_early: bool
+    stop_reason: str            # early_stop | max_steps | interrupted
+    verdict: str                # what happened, in words
+    chance: dict                # chance level and the untrained model's loss
+    history: list[dict] = field(default_factory=list)  # one record per evaluation
+    train_seconds: float = 0.0
+    examples_seen: int = 0
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data, loss_fn=cross_entropy, batch_size: int = 512, device="cpu") -> tuple[float, float | None]:
+    """Mean loss and accuracy over (X, Y) in order, in eval mode (no dropout, BN running stats)."""
+    was_training = model.training
+    model.eval()
+    x_all, y_all = data
+    total_loss, correct, count = 0.0, 0, 0
+    for i in range(0, len(y_all), batch_size):
+        x, y = x_all[i:i + batch_size].to(device), y_all[i:i + batch_size].to(device)
+        logits = model(x)
+        n = y.numel()
+        total_loss += loss_fn(logits, y).item() * n
+        if logits.shape[:-1] == y.shape:
+            correct += (logits.argmax(-1) == y).sum().item()
+        count += n
+    model.train(was_training)
+    accuracy = correct / count if logits.shape[:-1] == y.shape else None
+    return total_loss / count, accuracy
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x_all: torch.Tensor, batch_size: int = 512, device="cpu") -> torch.Tensor:
+    """Logits for every row of x_all, in eval mode, on the CPU."""
+    was_training = model.training
+    model.eval()
+    out = [model(x_all[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x_all), batch_size)]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def chance_level(model: nn.Module, val, loss_fn, batch_size: int, device) -> dict:
+    """What knowing nothing costs: a uniform guess over K classes has loss ln K."""
+    loss, acc = evaluate(model, val, loss_fn, batch_size, device)
+    k = model(val[0][:1].to(device)).shape[-1] if len(val[1]) else 0
+    counts = torch.bincount(val[1].reshape(-1).long())
+    return {"uniform_loss": math.log(k), "n_classes": int(k), "majority_accuracy": counts.max().item() / counts.sum().item(),
+            "untrained_loss": loss, "untrained_accuracy": acc}
+
+
+def as_batches(data, cfg: TrainConfig, dist, augment=None):
+    if hasattr(data, "next") and hasattr(data, "state_dict"):
+        return data
+    if isinstance(data, (tuple, list)):
+        return TensorBatches(data[0], data[1], cfg.batch_size, cfg.seed, augment, dist.rank, dist.world_size)
+    return LoaderBatches(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
+
+
+def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, (tuple, list)):
+        return data[0], data[1]
+    xs, ys = zip(*(data[i] for i in range(len(data))))  # a map-style Dataset
+    return torch.stack(xs), torch.as_tensor(ys) if not torch.is_tensor(ys[0]) else torch.stack(ys)
+
+
+def _size(data, default: int) -> int:
+    """Number of training examples, for turning epochs into steps."""
+    if isinstance(data, (tuple, list)):
+        return len(data[1])
+    return len(data) if hasattr(data, "__len__") else default
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Weight decay on matrices only; biases and norm scales are left alone (as in nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99) if cfg.task == "lm" else (0.9, 0.999))
+
+
+def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfig | None = None,
+        run_dir: str | Path | None = None, augment=None, n_train: int | None = None) -> FitResult:
+    """Train any nn.Module whose forward maps a batch of inputs to logits.
+
+    train_data: (X, y) tensors, a torch Dataset, or a batch source (see train/batches.py).
+    val_data:   (X, y) tensors or a Dataset, never trained on; it picks the sweet spot.
+    run_dir:    where checkpoints and metrics.jsonl go (None: nothing is written)."""
+    cfg = config or TrainConfig()
+    loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
+                                                            label_smoothing=cfg.label_smoothing))
+    device = distributed.pick_device(cfg.device)
+    dist = distributed.setup(device)
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    train = as_batches(train_data, cfg, dist, augment)
+    val = as_tensors(val_data)
+    n_train = n_train or _size(train_data, cfg.batch_size)
+    total = cfg.steps_for(n_train)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, total // 50)
+    min_lr = cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10
+    eval_every = cfg.eval_every or max(1, total // 20)
+    ckpt_every = cfg.checkpoint_every or eval_every
+    optimizer = make_optimizer(model, cfg)
+    stopper = EarlyStopping(cfg.patience, cfg.min_delta)
+    run_dir = Path(run_dir) if run_dir else None
+    ckpt = Checkpointer(run_dir) if run_dir is not None and dist.is_main else None
+    metrics = run_dir / "metrics.jsonl" if run_dir is not None and dist.is_main else None
+    history: list[dict] = []
+    step, best_weights, chance = 0, None, None
+    if cfg.resume and ckpt is not None and ckpt.latest() is not None:
+        state = ckpt.load(model, optimizer, device)
+        step, history, chance = state["step"], state["history"], state["chance"]
+        train.load_state_dict(state["batches"])
+        stopper.load_state_dict(state["early_stopping"])
+        best_weights = ckpt.load_best(stopper.best_step)
+        truncate_metrics(metrics, step)
+    elif metrics is not None and metrics.exists():
+        metrics.unlink()
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
+    progress = Progress(total, quiet=cfg.quiet or not dist.is_main, metrics_path=metrics, start_step=step)
+
+    if chance is None:  # before the first update: what do random weights know?
+        chance = chance_level(model, val, loss_fn, cfg.batch_size * 4, device)
+        record = {"step": 0, "epoch": 0, "train_loss": None, "val_loss": chance["untrained_loss"],
+                  "val_accuracy": chance["untrained_accuracy"], "lr": 0.0, "grad_norm": None, "examples_per_s": None}
+        history.append(record)
+        progress.evaluation(record)
+        progress.say(f"chance level: a uniform guess over {chance['n_classes']} classes has loss ln({chance['n_classes']}) = "
+                     f"{chance['uniform_loss']:.4f}; always answering the majority class scores {chance['majority_accuracy']:.3f}; "
+                     f"the untrained model's loss is {chance['untrained_loss']:.4f}: random weights know nothing yet.")
+
+    model.train()
+    reason, t0, seen = "max_steps", time.perf_counter(), 0
+    run_loss, run_n, t_last, seen_last = torch.zeros((), device=device), 0, time.perf_counter(), 0
+    try:
+        while step < total:
+            lr = lr_at(step, cfg.lr, warmup, total, min_lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for micro in range(cfg.grad_accum):
+                x, y = train.next()                              # 1. take a batch
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                sync = contextlib.nullcontext() if micro == cfg.grad_accum - 1 or not dist.enabled else ddp_model.no_sync()
+                with sync:
+                    logits = ddp_model(x)                        # 2. predict
+                    loss = loss_fn(logits, y)                    # 3. measure the error
+                    (loss / cfg.grad_accum).backward()           # 4. compute gradients
+                run_loss += loss.detach()
+                run_n += 1
+                seen += len(y)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            optimizer.step()                                     # 5. nudge every weight
+            optimizer.zero_grad(set_to_none=True)
+            step += 1                                            # 6. repeat
+            progress.step(step)
+
+            if step % eval_every == 0 or step == total:
+                val_loss, val_acc = evaluate(model, val, loss_fn, cfg.batch_size * 4, device)
+                train_loss = (run_loss / max(1, run_n)).item()
+                now = time.perf_counter()
+                record = {"step": step, "epoch": train.epoch, "train_loss": train_loss, "val_loss": val_loss,
+                          "val_accuracy": val_acc, "lr": lr, "grad_norm": float(grad_norm),
+                          "examples_per_s": (seen - seen_last) * dist.world_size / max(now - t_last, 1e-9)}
+                record["best"] = stopper.update(step, val_loss, train_loss)
+                if record["best"]:
+                    best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if ckpt is not None:
+                        ckpt.save_best(best_weights, step)
+                history.append(record)
+                progress.evaluation(record)
+                run_loss, run_n, t_last, seen_last = torch.zeros((), device=device), 0, now, seen
+            if ckpt is not None and (step % ckpt_every == 0 or step == total) and history[-1]["step"] == step:
+                ckpt.save(step, model, optimizer, {"history": history, "chance": chance, "batches": train.state_dict(),
+                                                   "early_stopping": stopper.state_dict(), "best_step": stopper.best_step,
+                                                   "config": cfg.to_dict()})
+            if stopper.should_stop:
+                reason = "early_stop"
+                break
+    except KeyboardInterrupt:
+        reason = "interrupted"
+        progress.say("interrupted: stopping and restoring the best weights seen so far")
+    progress.close()
+    train_seconds = time.perf_counter() - t0
+
+    evals = [h for h in history if h["step"] > 0]
+    if best_weights is not None:                                 # back to the sweet spot
+        model.load_state_dict(best_weights)
+    best = next((h for h in evals if h["step"] == stopper.best_step), history[0])
+    verdict = explain(history, best["step"], reason == "early_stop", reason) if evals else "training was interrupted before the first evaluation."
+    progress.say(verdict)
+    if dist.enabled:
+        torch.distributed.barrier()
+    return FitResult(model=model, best_step=best["step"], best_val_loss=best["val_loss"], best_val_accuracy=best["val_accuracy"],
+                     steps=step, stopped_early=reason == "early_stop", stop_reason=reason, verdict=verdict, chance=chance,
+                     history=history, train_seconds=train_seconds, examples_seen=seen * dist.world_size)

@@ -1,0 +1,61 @@
+"""What the user sees while training: a live rich progress bar on a terminal, plain periodic
+lines otherwise (CI, logs), and metrics.jsonl with one JSON object per evaluation."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+class Progress:
+    def __init__(self, total_steps: int, quiet: bool = False, metrics_path: Path | None = None, start_step: int = 0):
+        self.total, self.quiet, self.metrics_path = total_steps, quiet, metrics_path
+        self.live = None
+        if not quiet and sys.stdout.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+            self.live = RichProgress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            self.task = self.live.add_task("train", total=total_steps, completed=start_step, info="")
+            self.live.start()
+
+    def say(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.live is not None:
+            self.live.console.print(text)
+        else:
+            print(text, flush=True)
+
+    def step(self, step: int, loss: float | None = None) -> None:
+        if self.live is not None:
+            info = f"loss {loss:.4f}" if loss is not None else ""
+            self.live.update(self.task, completed=step, info=info)
+
+    def evaluation(self, record: dict) -> None:
+        if self.metrics_path is not None:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self.quiet:
+            return
+        parts = [f"step {record['step']:>6}/{self.total}"]
+        for key, fmt in (("train_loss", "train loss {:.4f}"), ("val_loss", "val loss {:.4f}"),
+                         ("val_accuracy", "val acc {:.4f}"), ("lr", "lr {:.2e}"), ("examples_per_s", "{:.0f} ex/s")):
+            if record.get(key) is not None:
+                parts.append(fmt.format(record[key]))
+        if record.get("best"):
+            parts.append("*best*")
+        self.say(" | ".join(parts))
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """On resume, drop records written after the checkpoint we continue from."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= last_step]
+    path.write_text("".join(ln + "\n" for ln in keep))
