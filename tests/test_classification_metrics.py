@@ -7,20 +7,25 @@ from sklearn import metrics as skm
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from glassbox.evaluate.classification import confusion_matrix, per_class_report
 
 
-def _digits_predictions():
+@pytest.fixture(scope="module")
+def digits_predictions():
     """Real predictions: a small logistic regression on scikit-learn's 8x8 digits."""
     x, y = load_digits(return_X_y=True)
     x_tr, x_te, y_tr, y_te = train_test_split(x / 16.0, y, test_size=0.5, random_state=0, stratify=y)
-    model = LogisticRegression(max_iter=300).fit(x_tr, y_tr)
+    # One BLAS thread: with torch's OpenMP threads also alive, a 2-core machine otherwise
+    # spends ~10 s instead of 0.1 s on this fit.
+    with threadpool_limits(1):
+        model = LogisticRegression(max_iter=300).fit(x_tr, y_tr)
     return y_te, model.predict(x_te)
 
 
-def test_confusion_matrix_matches_sklearn_on_digits():
-    labels, preds = _digits_predictions()
+def test_confusion_matrix_matches_sklearn_on_digits(digits_predictions):
+    labels, preds = digits_predictions
     ours = confusion_matrix(labels, preds, 10)
     np.testing.assert_array_equal(ours, skm.confusion_matrix(labels, preds, labels=range(10)))
     assert ours.sum() == len(labels)
@@ -32,8 +37,8 @@ def test_confusion_matrix_hand_case():
     assert cm.tolist() == [[2, 1, 0], [0, 0, 0], [0, 1, 0]]
 
 
-def test_per_class_report_matches_sklearn_on_digits():
-    labels, preds = _digits_predictions()
+def test_per_class_report_matches_sklearn_on_digits(digits_predictions):
+    labels, preds = digits_predictions
     rep = per_class_report(labels, preds, [str(i) for i in range(10)])
     p, r, f, s = skm.precision_recall_fscore_support(labels, preds, labels=range(10), zero_division=0)
     np.testing.assert_allclose([c["precision"] for c in rep["classes"]], p, atol=1e-12)

@@ -1,0 +1,262 @@
+"""The cost ledger: FLOPs counted on the real model, this machine's matmul peak, energy and money.
+
+FLOPs come from torch's FlopCounterMode, which counts matrix products (mm, addmm, bmm,
+convolutions, attention) at 2 FLOPs per multiply-add and ignores elementwise work
+(activations, norms, bias adds, the loss). For a Linear layer on m rows that is 2*m*k*n
+forward; backward adds 2*m*k*n for the weight gradient and another 2*m*k*n for the input
+gradient only when the input needs one (the first layer's input usually does not).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.utils import flop_counter
+from torch.utils.flop_counter import FlopCounterMode
+
+# AdamW's update is elementwise, so FlopCounterMode never sees it; we count it by hand from
+# torch's single-tensor AdamW: weight decay p*=(1-lr*wd) 1, m.lerp_(g) 3, v*=b2 then v+=(1-b2)*g*g 4,
+# denom = sqrt(v)/bias_correction+eps 3, p += -step*m/denom 3.
+ADAMW_FLOPS_PER_PARAM = 14
+DEFAULT_POWER_WATTS = 65.0     # wall power of a small 2-core CPU machine under load; pass your own
+DEFAULT_PRICE_PER_KWH = 0.30   # electricity price, in whatever currency you pay in
+PEAK_TARGET_SECONDS = 0.25     # each timed repeat of the peak matmul runs about this long
+PEAK_REPEATS = 5               # the peak is the median over this many repeats
+PEAK_MAX_N = 8192              # largest square matrix tried (3 of them: 768 MiB in float32)
+
+
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_sdpa_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args,
+                             out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+def _counter() -> FlopCounterMode:
+    """A FlopCounterMode that also counts CPU attention.
+
+    On CPU, scaled_dot_product_attention runs aten._scaled_dot_product_flash_attention_for_cpu,
+    which torch (up to at least 2.13) leaves out of its registry, so attention counts as 0
+    (pytorch/pytorch#195460). We give it the formulas torch uses for the GPU kernels.
+    """
+    mapping = {}
+    for name, formula in [("_scaled_dot_product_flash_attention_for_cpu", _cpu_sdpa_flops),
+                          ("_scaled_dot_product_flash_attention_for_cpu_backward", _cpu_sdpa_backward_flops)]:
+        op = getattr(torch.ops.aten, name, None)
+        if op is not None and op not in getattr(flop_counter, "flop_registry", {}):
+            mapping[op] = formula
+    return FlopCounterMode(display=False, custom_mapping=mapping)
+
+
+def count_train_step_flops(model: torch.nn.Module, x, y, loss_fn) -> int:
+    """FLOPs of one training step's forward and backward on batch (x, y): loss_fn(model(x), y).
+
+    The optimizer step is not included: add optimizer_step_flops(model). The model comes back
+    as it was: weights untouched, earlier .grad values, buffers (e.g. BatchNorm running stats),
+    the random-number state and the train/eval mode all restored.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved_grads = [p.grad for p in params]
+    saved_buffers = [b.detach().clone() for b in model.buffers()]
+    was_training = model.training
+    device = next(model.parameters()).device if params else torch.device("cpu")
+    try:
+        for p in params:
+            p.grad = None
+        model.train()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            with _counter() as counter:
+                loss_fn(model(x), y).backward()
+        return int(counter.get_total_flops())
+    finally:
+        for p, g in zip(params, saved_grads):
+            p.grad = g
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), saved_buffers):
+                b.copy_(saved)
+        model.train(was_training)
+
+
+def optimizer_step_flops(model: torch.nn.Module, flops_per_param: int = ADAMW_FLOPS_PER_PARAM) -> int:
+    """FLOPs of one optimizer step: flops_per_param for each trainable parameter (AdamW: 14)."""
+    return flops_per_param * sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_inference_flops(model: torch.nn.Module, x_one) -> int:
+    """Forward FLOPs for one example: x_one is a batch of one (leading dimension 1).
+
+    Runs in eval mode under torch.inference_mode, as serving does, then restores the mode.
+    """
+    if x_one.shape[0] != 1:
+        raise ValueError(f"x_one must hold exactly one example (leading dimension 1); got shape "
+                         f"{tuple(x_one.shape)}. Pass x[:1].")
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.inference_mode(), _counter() as counter:
+            model(x_one.detach())
+        return int(counter.get_total_flops())
+    finally:
+        model.train(was_training)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_dir() -> Path:
+    """Where glassbox keeps measurements of this machine: $GLASSBOX_CACHE_DIR or ~/.cache/glassbox."""
+    return Path(os.environ.get("GLASSBOX_CACHE_DIR") or Path.home() / ".cache" / "glassbox")
+
+
+def _time_matmuls(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, count: int) -> float:
+    sync = torch.cuda.synchronize if a.device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for _ in range(count):
+        torch.matmul(a, b, out=out)
+    sync()
+    return time.perf_counter() - start
+
+
+def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False) -> float:
+    """FLOP/s of a large square matmul on this device: the practical peak MFU is measured against.
+
+    The size doubles until one product takes 50 ms (or reaches PEAK_MAX_N); each of PEAK_REPEATS
+    repeats then runs enough products to last about PEAK_TARGET_SECONDS; the median is kept.
+    The result is cached in cache_dir()/matmul_peak.json, keyed by device name, dtype, torch
+    version and CPU/thread count; refresh=True measures again.
+    """
+    device = torch.device(device)
+    key = (f"{_device_name(device)} | {dtype} | torch {torch.__version__} | "
+           f"{os.cpu_count()} cpus | {torch.get_num_threads()} threads")
+    path = cache_dir() / "matmul_peak.json"
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}             # no cache yet, or an unreadable one: measure and rewrite it
+    if not refresh and isinstance(cache.get(key), dict) and cache[key].get("flops_per_second", 0) > 0:
+        return float(cache[key]["flops_per_second"])
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    n = 256
+    while True:
+        a = torch.randn(n, n, generator=gen, device=device).to(dtype)
+        b = torch.randn(n, n, generator=gen, device=device).to(dtype)
+        out = torch.empty(n, n, device=device, dtype=dtype)
+        _time_matmuls(a, b, out, 1)                      # warm-up: allocation, thread start-up
+        seconds = _time_matmuls(a, b, out, 1)
+        if seconds >= 0.05 or n >= PEAK_MAX_N:
+            break
+        n *= 2
+    count = max(1, math.ceil(PEAK_TARGET_SECONDS / seconds))
+    median = statistics.median(_time_matmuls(a, b, out, count) for _ in range(PEAK_REPEATS))
+    peak = 2 * n**3 * count / median
+
+    cache[key] = {"flops_per_second": peak, "n": n, "products_per_repeat": count,
+                  "repeats": PEAK_REPEATS, "median_seconds": median,
+                  "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cache, indent=1))
+    os.replace(tmp, path)                                # never leave a half-written cache
+    return float(peak)
+
+
+def _sig(x: float, digits: int = 2) -> str:
+    """x with `digits` significant figures, in plain decimals (0.000067, not 6.7e-05)."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
+def _flops(x: float) -> str:
+    """4.2 TFLOP, 310 MFLOP, ..."""
+    for scale, prefix in [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]:
+        if abs(x) >= scale:
+            return f"{_sig(x / scale, 3)} {prefix}FLOP"
+    return f"{_sig(x, 3)} FLOP"
+
+
+def _count(x: float) -> str:
+    """12,300 or 4.5 million: how many predictions, in words a reader takes in at once."""
+    for scale, word in [(1e12, "trillion"), (1e9, "billion"), (1e6, "million")]:
+        if x >= scale:
+            return f"{_sig(x / scale, 3)} {word}"
+    return f"{x:,.0f}"
+
+
+def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops: float,
+                inference_seconds: float, peak_flops: float, power_watts: float = DEFAULT_POWER_WATTS,
+                price_per_kwh: float = DEFAULT_PRICE_PER_KWH) -> dict:
+    """What training cost, what one prediction costs, and how many predictions equal one training run.
+
+    inference_flops and inference_seconds are for one prediction. MFU (model FLOPs utilisation)
+    = achieved FLOP/s / peak_flops. Energy = power_watts x seconds (a constant draw: an estimate,
+    not a meter reading); money = energy x price_per_kwh. JSON-safe dict:
+      {"peak_flops", "power_watts", "price_per_kwh",
+       "train": {"flops", "seconds", "flops_per_second", "mfu", "energy_kwh", "cost"},
+       "inference": {"flops", "seconds", "flops_per_second", "mfu",
+                     "energy_kwh_per_1000", "cost_per_1000"},
+       "training_equals_predictions": {"by_flops", "by_time"}, "sentence"}
+    """
+    for name, value in [("train_seconds", train_seconds), ("inference_seconds", inference_seconds),
+                        ("peak_flops", peak_flops), ("power_watts", power_watts)]:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"The {name!r} parameter of cost_ledger must be a number in (0, inf). Got {value!r} instead.")
+    for name, value in [("train_flops_total", train_flops_total), ("inference_flops", inference_flops),
+                        ("price_per_kwh", price_per_kwh)]:
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"The {name!r} parameter of cost_ledger must be a number in [0, inf). Got {value!r} instead.")
+
+    def kwh(seconds: float) -> float:
+        return power_watts * seconds / 3.6e6
+
+    train = {"flops": float(train_flops_total), "seconds": float(train_seconds),
+             "flops_per_second": train_flops_total / train_seconds,
+             "mfu": train_flops_total / train_seconds / peak_flops,
+             "energy_kwh": kwh(train_seconds), "cost": kwh(train_seconds) * price_per_kwh}
+    infer = {"flops": float(inference_flops), "seconds": float(inference_seconds),
+             "flops_per_second": inference_flops / inference_seconds,
+             "mfu": inference_flops / inference_seconds / peak_flops,
+             "energy_kwh_per_1000": kwh(1000 * inference_seconds),
+             "cost_per_1000": kwh(1000 * inference_seconds) * price_per_kwh}
+    ledger = {
+        "peak_flops": float(peak_flops), "power_watts": float(power_watts),
+        "price_per_kwh": float(price_per_kwh), "train": train, "inference": infer,
+        "training_equals_predictions": {
+            "by_flops": train_flops_total / inference_flops if inference_flops > 0 else None,
+            "by_time": train_seconds / inference_seconds},
+    }
+    ledger["sentence"] = _sentence(ledger)
+    return ledger
+
+
+def _sentence(c: dict) -> str:
+    t, i, ratio = c["train"], c["inference"], c["training_equals_predictions"]
+    by_flops = f"{_count(ratio['by_flops'])} predictions by FLOPs, or " if ratio["by_flops"] else ""
+    idle = (": one example at a time keeps the machine mostly idle" if i["mfu"] < t["mfu"] / 2 else "")
+    return (f"Training cost as much as {by_flops}{_count(ratio['by_time'])} by time. "
+            f"Training used {_flops(t['flops'])} in {_sig(t['seconds'], 3)} s, {t['mfu']:.1%} of this "
+            f"machine's measured matmul peak ({_flops(c['peak_flops'])}/s); one prediction takes "
+            f"{_flops(i['flops'])} and {_sig(i['seconds'] * 1e3, 2)} ms ({i['mfu']:.2%} of peak{idle}). "
+            f"At {c['power_watts']:g} W and {c['price_per_kwh']:.2f} per kWh (assumed, not metered), "
+            f"training used {_sig(t['energy_kwh'])} kWh costing {_sig(t['cost'])}, and 1,000 "
+            f"predictions use {_sig(i['energy_kwh_per_1000'])} kWh costing {_sig(i['cost_per_1000'])}.")

@@ -1,0 +1,159 @@
+"""FLOP counts against analytic counts, the matmul peak and its cache, and the ledger's arithmetic."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from glassbox.evaluate import cost
+
+
+def test_linear_forward_and_train_step_flops_are_exact():
+    m, k, n = 8, 16, 32
+    lin = nn.Linear(k, n)                     # the bias add is elementwise: not counted
+    x, y = torch.randn(m, k), torch.randn(m, n)
+    assert cost.count_inference_flops(lin, x[:1]) == 2 * 1 * k * n
+    # Forward 2mkn; backward: weight gradient 2mkn, and no input gradient, since x does not
+    # require one: 4mkn, not the textbook 6mkn.
+    assert cost.count_train_step_flops(lin, x, y, F.mse_loss) == 4 * m * k * n
+    # When the input does need a gradient (any layer but the first), backward is twice forward: 6mkn.
+    assert cost.count_train_step_flops(lin, x.requires_grad_(True), y, F.mse_loss) == 6 * m * k * n
+
+
+def test_mlp_train_step_flops_are_exact():
+    m, k, h, n = 16, 20, 64, 10
+    mlp = nn.Sequential(nn.Linear(k, h), nn.ReLU(), nn.Linear(h, n))
+    x, y = torch.randn(m, k), torch.randint(0, n, (m,))
+    # layer 1: forward 2mkh + weight grad 2mkh; layer 2: forward 2mhn + weight grad 2mhn + input grad 2mhn.
+    assert cost.count_train_step_flops(mlp, x, y, F.cross_entropy) == 4 * m * k * h + 6 * m * h * n
+    assert cost.count_inference_flops(mlp, x[:1]) == 2 * (k * h + h * n)
+
+
+class TinyGPT(nn.Module):
+    """GPT-style decoder: token + position embeddings, pre-norm blocks, causal SDPA, untied head."""
+
+    def __init__(self, vocab=64, block=16, n_layer=2, n_head=2, d=32):
+        super().__init__()
+        self.n_head = n_head
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(block, d)
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            "ln1": nn.LayerNorm(d), "qkv": nn.Linear(d, 3 * d, bias=False), "proj": nn.Linear(d, d, bias=False),
+            "ln2": nn.LayerNorm(d), "fc": nn.Linear(d, 4 * d, bias=False), "out": nn.Linear(4 * d, d, bias=False),
+        }) for _ in range(n_layer))
+        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
+
+    def forward(self, idx):
+        B, T = idx.shape
+        x = self.wte(idx) + self.wpe(torch.arange(T))                         # (B, T, d)
+        for blk in self.blocks:
+            q, k, v = blk["qkv"](blk["ln1"](x)).split(x.shape[-1], dim=2)
+            q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in (q, k, v))   # (B, nh, T, hs)
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, -1)
+            x = x + blk["proj"](att)
+            x = x + blk["out"](F.gelu(blk["fc"](blk["ln2"](x))))
+        return self.head(self.ln_f(x))                                        # (B, T, vocab)
+
+
+def test_gpt_train_flops_match_the_6n_plus_attention_estimate():
+    vocab, T, L, d, B = 64, 16, 2, 32, 3
+    model = TinyGPT(vocab, T, L, 2, d)
+    idx, targets = torch.randint(0, vocab, (B, T)), torch.randint(0, vocab, (B, T))
+    # N: the weights that multiply (blocks 12*d^2 each, plus the head); embeddings are look-ups.
+    n_matmul = sum(p.numel() for name, p in model.named_parameters()
+                   if p.dim() == 2 and not name.startswith(("wte", "wpe")))
+    assert n_matmul == L * 12 * d * d + d * vocab
+
+    def loss_fn(logits, y):
+        return F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+
+    counted = cost.count_train_step_flops(model, idx, targets, loss_fn)
+    tokens = B * T
+    nanogpt = tokens * (6 * n_matmul + 12 * L * d * T)   # nanoGPT / PaLM: 6N + 12*L*d*T per token
+    # FlopCounterMode's attention backward also counts re-computing the scores Q K^T (as a
+    # flash-attention kernel does): 5 matmuls instead of 4, so 14*L*d*T, not 12*L*d*T.
+    # Both count the full T x T square, ignoring the causal mask. With that, the count is exact.
+    assert counted == tokens * (6 * n_matmul + 14 * L * d * T)
+    assert counted / nanogpt == pytest.approx(1.0, abs=0.015)   # here 1.19% above the estimate
+    # Inference: one sequence, forward only: 2N + 4*L*d*T per token.
+    assert cost.count_inference_flops(model, idx[:1]) == T * (2 * n_matmul + 4 * L * d * T)
+
+
+def test_cpu_attention_is_counted():
+    """torch leaves CPU attention out of FlopCounterMode (0 FLOPs); we count it like the GPU kernels."""
+    q = torch.randn(1, 4, 64, 16)
+    with cost._counter() as counter:
+        F.scaled_dot_product_attention(q, q, q)
+    assert counter.get_total_flops() == 4 * 4 * 64 * 64 * 16    # QK^T and AV, 2 FLOPs per multiply-add
+
+
+def test_counting_leaves_the_model_exactly_as_it_was():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 12), nn.BatchNorm1d(12), nn.Dropout(0.5), nn.Linear(12, 3)).eval()
+    x, y = torch.randn(10, 6), torch.randint(0, 3, (10,))
+    model[0].weight.grad = torch.full_like(model[0].weight, 7.0)   # a gradient the caller is accumulating
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng_before = torch.get_rng_state()
+
+    assert cost.count_train_step_flops(model, x, y, F.cross_entropy) == 4 * 10 * 6 * 12 + 6 * 10 * 12 * 3
+    assert not model.training                                      # eval mode restored
+    for k, v in model.state_dict().items():                        # weights and BatchNorm stats
+        assert torch.equal(v, before[k]), k
+    assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 7.0))
+    assert model[3].weight.grad is None
+    assert torch.equal(torch.get_rng_state(), rng_before)          # dropout drew from a forked RNG
+
+    model.train()
+    cost.count_inference_flops(model, x[:1])
+    assert model.training                                          # train mode restored
+
+
+def test_inference_needs_a_batch_of_one():
+    with pytest.raises(ValueError, match=r"Pass x\[:1\]"):
+        cost.count_inference_flops(nn.Linear(3, 2), torch.randn(4, 3))
+
+
+def test_optimizer_flops_are_per_trainable_parameter():
+    model = nn.Linear(10, 5)       # 55 parameters
+    model.bias.requires_grad_(False)
+    assert cost.optimizer_step_flops(model) == cost.ADAMW_FLOPS_PER_PARAM * 50 == 700
+
+
+def test_matmul_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSBOX_CACHE_DIR", str(tmp_path))
+    peak = cost.measure_matmul_peak()
+    assert math.isfinite(peak) and 1e8 < peak < 1e15
+    (entry,) = json.loads((tmp_path / "matmul_peak.json").read_text()).values()
+    assert entry["flops_per_second"] == peak and entry["repeats"] == cost.PEAK_REPEATS
+    assert entry["median_seconds"] > 0.1                     # timed long enough to mean something
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("measured again instead of reading the cache")
+
+    monkeypatch.setattr(cost, "_time_matmuls", no_timing)
+    assert cost.measure_matmul_peak() == peak
+
+
+def test_ledger_arithmetic():
+    ledger = cost.cost_ledger(train_flops_total=1e12, train_seconds=100.0, inference_flops=1e6,
+                              inference_seconds=1e-3, peak_flops=1e11, power_watts=72.0, price_per_kwh=0.5)
+    assert ledger["train"]["mfu"] == pytest.approx(0.1)           # 1e10 FLOP/s of 1e11
+    assert ledger["inference"]["mfu"] == pytest.approx(0.01)      # 1e9 of 1e11
+    assert ledger["train"]["energy_kwh"] == pytest.approx(72.0 * 100 / 3.6e6) == pytest.approx(0.002)
+    assert ledger["train"]["cost"] == pytest.approx(0.001)
+    assert ledger["inference"]["energy_kwh_per_1000"] == pytest.approx(72.0 * 1.0 / 3.6e6)
+    assert ledger["inference"]["cost_per_1000"] == pytest.approx(1e-5)
+    assert ledger["training_equals_predictions"] == {"by_flops": pytest.approx(1e6), "by_time": pytest.approx(1e5)}
+    assert ledger["sentence"].startswith(
+        "Training cost as much as 1.00 million predictions by FLOPs, or 100,000 by time. "
+        "Training used 1.00 TFLOP in 100 s, 10.0% of this machine's measured matmul peak (100 GFLOP/s)")
+    assert "training used 0.0020 kWh costing 0.0010" in ledger["sentence"]
+    json.dumps(ledger)
+    defaults = cost.cost_ledger(1e12, 100.0, 1e6, 1e-3, 1e11)
+    assert (defaults["power_watts"], defaults["price_per_kwh"]) == (65.0, 0.30)
+
+
+def test_ledger_refuses_impossible_inputs():
+    with pytest.raises(ValueError, match="'train_seconds' parameter of cost_ledger must be a number in"):
+        cost.cost_ledger(1e12, 0.0, 1e6, 1e-3, 1e11)
