@@ -45,25 +45,20 @@ def softmax(logits, temperature: float = 1.0) -> np.ndarray:
     return np.exp(log_softmax(logits, temperature))
 
 
-def _bin_sums(probs, labels, n_bins: int):
-    """Per bin: count, sum of confidences, number correct. Top-1 confidence, [lower, upper) bins."""
+def reliability_bins(probs, labels, n_bins: int = N_BINS) -> list[dict]:
+    """The reliability diagram as data: per bin lower, upper, count, mean_confidence, accuracy.
+
+    Confidence is the top-1 probability; a bin holds [lower, upper), the last one also 1.0.
+    Empty bins keep their place with count 0 and None for the two means (JSON has no NaN).
+    """
     probs, labels = check_scores(probs, labels, "probs")
     conf = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     idx = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
-    count = np.bincount(idx, minlength=n_bins).astype(np.float64)
+    count = np.bincount(idx, minlength=n_bins)
     conf_sum = np.bincount(idx, weights=conf, minlength=n_bins)
     correct_sum = np.bincount(idx, weights=correct, minlength=n_bins)
-    return edges, count, conf_sum, correct_sum
-
-
-def reliability_bins(probs, labels, n_bins: int = N_BINS) -> list[dict]:
-    """The reliability diagram as data: per bin lower, upper, count, mean_confidence, accuracy.
-
-    Empty bins keep their place with count 0 and None for the two means (JSON has no NaN).
-    """
-    edges, count, conf_sum, correct_sum = _bin_sums(probs, labels, n_bins)
     return [
         {"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": int(count[b]),
          "mean_confidence": float(conf_sum[b] / count[b]) if count[b] else None,
@@ -72,24 +67,22 @@ def reliability_bins(probs, labels, n_bins: int = N_BINS) -> list[dict]:
     ]
 
 
-def _bin_gaps(probs, labels, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """|accuracy - mean confidence| and the share of examples, for each non-empty bin."""
-    _, count, conf_sum, correct_sum = _bin_sums(probs, labels, n_bins)
-    full = count > 0
-    gaps = np.abs(correct_sum[full] - conf_sum[full]) / count[full]
-    return gaps, count[full] / count.sum()
+def _ece_mce(bins: list[dict]) -> tuple[float, float]:
+    """ECE and MCE from reliability bins: weighted mean and maximum of |accuracy - mean confidence|."""
+    full = [b for b in bins if b["count"]]
+    n = sum(b["count"] for b in full)
+    gaps = [abs(b["accuracy"] - b["mean_confidence"]) for b in full]
+    return float(sum(b["count"] / n * g for b, g in zip(full, gaps))), float(max(gaps))
 
 
 def ece(probs, labels, n_bins: int = N_BINS) -> float:
     """Expected calibration error: sum over bins of (bin count / N) * |accuracy - mean confidence|."""
-    gaps, weights = _bin_gaps(probs, labels, n_bins)
-    return float(weights @ gaps)
+    return _ece_mce(reliability_bins(probs, labels, n_bins))[0]
 
 
 def mce(probs, labels, n_bins: int = N_BINS) -> float:
     """Maximum calibration error: the largest |accuracy - mean confidence| over non-empty bins."""
-    gaps, _ = _bin_gaps(probs, labels, n_bins)
-    return float(gaps.max())
+    return _ece_mce(reliability_bins(probs, labels, n_bins))[1]
 
 
 def nll(probs, labels) -> float:
@@ -159,16 +152,18 @@ def fit_temperature(val_logits, val_labels) -> float:
     return float(best_t)
 
 
-def _summary(logits, labels, temperature: float, n_bins: int, tolerance: float) -> dict:
-    """Every calibration figure for softmax(logits / T) on one set of examples."""
+def _summary(logits, labels, temperature: float, n_bins: int, tolerance: float) -> tuple[dict, list[dict]]:
+    """Every calibration figure for softmax(logits / T) on one set of examples, and its bins."""
     probs = softmax(logits, temperature)
+    bins = reliability_bins(probs, labels, n_bins)
+    ece_value, mce_value = _ece_mce(bins)
     out = {
-        "ece": ece(probs, labels, n_bins), "mce": mce(probs, labels, n_bins),
+        "ece": ece_value, "mce": mce_value,
         "nll": nll_from_logits(logits, labels, temperature), "brier": brier(probs, labels),
         "accuracy": accuracy(probs, labels), "mean_confidence": float(probs.max(axis=1).mean()),
     }
-    out["verdict"] = _verdict(out["ece"], out["mean_confidence"] - out["accuracy"], tolerance)
-    return out
+    out["verdict"] = _verdict(ece_value, out["mean_confidence"] - out["accuracy"], tolerance)
+    return out, bins
 
 
 def _verdict(ece_value: float, gap: float, tolerance: float) -> str:
@@ -202,16 +197,16 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels,
         raise ValueError(f"val_logits have {val_logits.shape[1]} classes but test_logits "
                          f"{test_logits.shape[1]}; both must come from the same model.")
     t = fit_temperature(val_logits, val_labels)
+    before, bins_before = _summary(test_logits, test_labels, 1.0, n_bins, tolerance)
+    after, bins_after = _summary(test_logits, test_labels, t, n_bins, tolerance)
     report = {
         "temperature": t,
         "temperature_at_bound": t in (T_MIN, T_MAX),
         "n_val": len(val_labels), "n_test": len(test_labels), "n_bins": n_bins, "tolerance": tolerance,
         "val_nll_before": nll_from_logits(val_logits, val_labels),
         "val_nll_after": nll_from_logits(val_logits, val_labels, t),
-        "before": _summary(test_logits, test_labels, 1.0, n_bins, tolerance),
-        "after": _summary(test_logits, test_labels, t, n_bins, tolerance),
-        "reliability_before": reliability_bins(softmax(test_logits), test_labels, n_bins),
-        "reliability_after": reliability_bins(softmax(test_logits, t), test_labels, n_bins),
+        "before": before, "after": after,
+        "reliability_before": bins_before, "reliability_after": bins_after,
     }
     report["sentence"] = _sentence(report)
     return report
