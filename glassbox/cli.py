@@ -66,7 +66,7 @@ def settings_from(args: argparse.Namespace) -> dict:
 
     settings = load_config_file(args.config) if getattr(args, "config", None) else {}
     for key, value in vars(args).items():
-        if key in ("command", "data", "config", "func"):
+        if key in ("command", "config", "func") or (key == "data" and value is None):
             continue
         settings[key] = value
     if isinstance(settings.get("columns"), str):
@@ -77,12 +77,7 @@ def settings_from(args: argparse.Namespace) -> dict:
 def cmd_train(args) -> None:
     from glassbox.pipeline import run
 
-    settings = settings_from(args)
-    data = args.data or settings.pop("data", None)
-    settings.pop("data", None)
-    if not data:
-        raise UserError("give the data to train on: glassbox train DATA --label COL")
-    run(data, **settings)
+    run(**settings_from(args))
 
 
 def cmd_demo(args) -> None:

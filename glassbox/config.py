@@ -12,6 +12,7 @@ from glassbox.errors import UserError
 @dataclass
 class TrainConfig:
     # --- data ---
+    data: str | None = None       # data file or folder, or a built-in name ('digits'); the DATA argument
     task: str = "auto"            # auto | classify | lm (auto: lm for --task lm, else classify)
     label: str | None = None      # label column (tabular/text); images take labels from folders or names
     text: str | None = None       # text column: makes it a text-classification run

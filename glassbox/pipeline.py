@@ -125,6 +125,8 @@ def default_run_dir(data: str) -> Path:
 def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(data)
     if cfg.resume:
+        if not cfg.out:
+            raise UserError("--resume needs --out RUN naming the run folder to continue")
         if not (run_dir / "config.json").exists():
             raise UserError(f"nothing to resume in {run_dir}: it holds no glassbox run; drop --resume or give the run's --out")
         return run_dir
@@ -134,15 +136,18 @@ def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
     return run_dir
 
 
-def run(data: str, **settings) -> dict:
+def run(data: str | None = None, **settings) -> dict:
     """Train on `data` end to end; returns the summary that is also written to RUN/summary.json."""
-    cfg = make_config(settings)
-    run_dir = prepare_run_dir(cfg, str(data))
+    cfg = make_config({**settings, "data": str(data) if data is not None else settings.get("data")})
+    run_dir = prepare_run_dir(cfg, str(cfg.data))
     if cfg.resume:  # continue exactly as configured when the run started
         saved = json.loads((run_dir / "config.json").read_text())
         cfg = make_config({**saved, "resume": True, "quiet": cfg.quiet, "out": str(run_dir)})
+    elif not cfg.data:
+        raise UserError("give the data to train on: glassbox train DATA --label COL")
     else:
-        write_json(run_dir / "config.json", {**cfg.to_dict(), "data": str(data)})
+        write_json(run_dir / "config.json", cfg.to_dict())
+    data = cfg.data
     if cfg.task == "lm":
         from glassbox.lm_pipeline import run_lm
 
@@ -199,7 +204,7 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     model = result.model
 
     device = next(model.parameters()).device
-    scores = {name: evaluate(model, (X[name][:20000], Y[name][:20000]) if name == "train" else (X[name], Y[name]),
+    scores = {name: evaluate(model, (X[name][:5000], Y[name][:5000]) if name == "train" else (X[name], Y[name]),
                              device=device) for name in ("train", "val", "test")}
     logits = {name: predict_logits(model, X[name], device=device) for name in ("val", "test")}
     summary = {

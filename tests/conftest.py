@@ -1,0 +1,46 @@
+"""Shared fixtures: the real data in ../shared/data, and small files made from it in a temp dir."""
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def shared(*parts) -> Path:
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not found at {p}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def digits_csv(tmp_path_factory) -> Path:
+    """The 1,797 real handwritten digits as a tabular CSV: 64 pixel columns and a label."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    path = tmp_path_factory.mktemp("digits") / "digits.csv"
+    header = ",".join(f"p{i}" for i in range(64)) + ",digit"
+    rows = [",".join(str(int(v)) for v in x) + f",{y}" for x, y in zip(d.data, d.target)]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cats_dogs_64(tmp_path_factory) -> Path:
+    """The 64x64 cats-vs-dogs photos, unpacked from ../shared/data into a temp dir."""
+    tar = shared("cats_dogs", "cdb_64x64_small.tar.gz")
+    out = tmp_path_factory.mktemp("cats_dogs")
+    with tarfile.open(tar) as t:
+        t.extractall(out, filter="data")
+    return out / "64x64"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,52 @@
+"""A run killed with SIGKILL mid-epoch and resumed ends with weights bit-identical to an uninterrupted run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from safetensors.torch import load_file
+
+ARGS = ["--label", "digit", "--max-steps", "240", "--batch-size", "32", "--eval-every", "20",
+        "--checkpoint-every", "7", "--dropout", "0.2", "--patience", "0", "--seed", "5", "--quiet"]
+
+
+def train(data, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "glassbox", "train", str(data), *ARGS, "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, digits_csv):
+    full = train(digits_csv, tmp_path / "full")
+    killed = train(digits_csv, tmp_path / "killed")
+    latest = tmp_path / "killed" / "checkpoints" / "latest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once a checkpoint past the first epochs exists, mid-epoch
+        if latest.exists() and json.loads(latest.read_text())["step"] >= 70:
+            break
+        time.sleep(0.05)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    step = json.loads(latest.read_text())["step"]
+    per_epoch = len(json.loads((tmp_path / "killed" / "split.json").read_text())["train"]) // 32
+    assert 70 <= step < 240 and step % per_epoch != 0  # the checkpoint we resume from is mid-epoch
+    assert not (tmp_path / "killed" / "summary.json").exists()
+
+    resumed = subprocess.run([sys.executable, "-m", "glassbox", "train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert full.wait(timeout=300) == 0, full.stderr.read()
+
+    a = load_file(tmp_path / "full" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ma = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    mb = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda lines: [{k: v for k, v in json.loads(l).items() if k != "examples_per_s"} for l in lines]  # noqa: E731
+    assert strip(ma) == strip(mb)
+    sa, sb = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("full", "killed"))
+    assert sa["best_step"] == sb["best_step"] and sa["test_loss"] == sb["test_loss"]
