@@ -1,0 +1,120 @@
+"""Every kind of bad input ends in one clear line on stderr and exit code 2, never a traceback."""
+import subprocess
+import sys
+
+import pytest
+
+from glassbox.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    err = capsys.readouterr().err
+    return code, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("glassbox: error:"), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_missing_file(capsys, tmp_path):
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "nope.csv"), "--label", "y"), "not found")
+
+
+def test_empty_file(capsys, tmp_path):
+    (tmp_path / "e.csv").write_text("")
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "e.csv"), "--label", "y", "--out", str(tmp_path / "r")), "empty")
+
+
+def test_unknown_label_column_lists_columns(capsys, tmp_path, digits_csv):
+    code, err = run_cli(capsys, "train", str(digits_csv), "--label", "target", "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "'target' not found", "p0, p1", "digit")
+
+
+def test_single_class(capsys, tmp_path):
+    (tmp_path / "one.csv").write_text("a,b,y\n" + "".join(f"{i},{i * 2},yes\n" for i in range(20)))
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "one.csv"), "--label", "y", "--out", str(tmp_path / "r")),
+                          "single class")
+
+
+def test_ragged_rows_name_the_line(capsys, tmp_path):
+    (tmp_path / "r.csv").write_text("a,b,y\n1,2,x\n3,4,y\n5,y\n6,7,x\n")
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "r.csv"), "--label", "y", "--out", str(tmp_path / "r")),
+                          "line 4", "2 fields", "header has 3")
+
+
+def test_non_utf8(capsys, tmp_path):
+    (tmp_path / "l.csv").write_bytes("a,y\ncafé,1\nthé,2\n".encode("latin-1"))
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "l.csv"), "--label", "y", "--out", str(tmp_path / "r")),
+                          "not UTF-8", "line 2")
+
+
+def test_text_in_numeric_column(capsys, tmp_path):
+    rows = "".join(f"{i * 1.5},{i % 2}\n" for i in range(200))
+    (tmp_path / "n.csv").write_text("x,y\n" + rows + "abc,1\n")
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "n.csv"), "--label", "y", "--out", str(tmp_path / "r")),
+                          "column 'x' is numeric", "'abc'", "line 202")
+
+
+def test_few_distinct_values_with_text_become_categorical(tmp_path):
+    from glassbox.data.tabular import TabularEncoder, load_tabular
+
+    (tmp_path / "c.csv").write_text("size,y\n" + "".join(f"{['1', '2', 'XL'][i % 3]},{i % 2}\n" for i in range(60)))
+    enc = TabularEncoder().fit(load_tabular(tmp_path / "c.csv", "y"))
+    assert enc.categorical == {"size": ["1", "2", "XL"]}
+
+
+def test_corrupt_image(capsys, tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        from PIL import Image
+
+        for i in range(4):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    (tmp_path / "imgs" / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "imgs"), "--out", str(tmp_path / "r")),
+                          "broken.jpg", "corrupt")
+
+
+def test_unknown_config_key_lists_known(capsys, tmp_path, digits_csv):
+    (tmp_path / "c.yaml").write_text("label: digit\nlearning_rate: 0.1\n")
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")),
+                          "learning_rate", "known keys are", "lr")
+
+
+def test_config_file_sets_flags(tmp_path, digits_csv):
+    import json
+
+    (tmp_path / "c.yaml").write_text(f"# glassbox train --config c.yaml\ndata: {digits_csv}\nlabel: digit\nmax_steps: 5\nlr: 0.01\nquiet: true\n")
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r"), "--lr", "0.02"]) == 0
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["max_steps"] == 5 and saved["lr"] == 0.02  # the flag wins over the file
+
+
+def test_existing_run_folder_is_not_overwritten(capsys, tmp_path, digits_csv):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "keep.txt").write_text("precious")
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r")),
+                          "already holds files", "--resume")
+    assert (tmp_path / "r" / "keep.txt").read_text() == "precious"
+
+
+def test_tampered_artifact_is_refused(capsys, tmp_path, digits_csv):
+    assert main(["train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r"), "--max-steps", "5", "--quiet"]) == 0
+    weights = tmp_path / "r" / "model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01  # flip one bit of one weight
+    weights.write_bytes(bytes(data))
+    assert_one_line_error(*run_cli(capsys, "predict", str(tmp_path / "r" / "model"), ",".join(["0"] * 64)),
+                          "sha256", "refusing")
+
+
+def test_error_in_a_real_process_has_no_traceback(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "glassbox", "train", str(tmp_path / "missing.csv"), "--label", "y"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
