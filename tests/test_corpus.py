@@ -158,3 +158,12 @@ def test_val_windows_are_in_order_and_do_not_overlap():
     assert torch.equal(Y, X + 1)
     X, Y = val_windows(ids, block_size=10, max_windows=3)
     assert X[:, 0].tolist() == [0, 40, 80]  # spread over the whole validation text
+
+
+def test_validation_characters_unknown_to_the_tokenizer_are_dropped_and_recorded(tmp_path):
+    (tmp_path / "c.txt").write_text("abcab " * 300 + "xyz@")  # '@', 'x', 'y', 'z' only in the last 10%
+    record = prepare_corpus(tmp_path / "c.txt", tmp_path / "out", block_size=8)
+    assert record["val_characters_not_in_vocabulary"] == "@xyz"
+    assert record["tokens"]["val"] == record["characters"]["val"] - 4
+    tok, _, val, _ = load_prepared(tmp_path / "out")
+    assert tok.decode(val[-6:].tolist()) == "abcab "

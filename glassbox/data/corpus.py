@@ -221,12 +221,13 @@ def token_dtype(vocab_size: int):
     return np.uint16 if vocab_size <= 65536 else np.uint32
 
 
-def write_tokens(text: str, tokenizer, path, chunk_chars: int = 1 << 20) -> int:
-    """Encode text chunk by chunk, appending the ids to a .bin file; returns the token count."""
+def write_tokens(text: str, tokenizer, path, chunk_chars: int = 1 << 20, drop_unknown: bool = False) -> int:
+    """Encode text chunk by chunk, appending the ids to a .bin file; returns the token count.
+    drop_unknown: leave out characters a CharTokenizer does not know (for the validation text)."""
     dtype, n = token_dtype(tokenizer.vocab_size), 0
     with open(path, "wb") as f:
         for chunk in _chunks(text, chunk_chars):
-            ids = tokenizer.encode(chunk, unknown="drop") if tokenizer.kind == "char" else tokenizer.encode(chunk)
+            ids = tokenizer.encode(chunk, unknown="drop") if drop_unknown else tokenizer.encode(chunk)
             f.write(np.asarray(ids, dtype=dtype).tobytes())
             n += len(ids)
     return n
@@ -259,7 +260,7 @@ def prepare_corpus(path, folder, tokenizer: str = "char", vocab_size: int | None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n_train = write_tokens(train_text, tok, folder / TRAIN_BIN)
-    n_val = write_tokens(val_text, tok, folder / VAL_BIN)
+    n_val = write_tokens(val_text, tok, folder / VAL_BIN, drop_unknown=tok.kind == "char")
     if block_size is not None:
         check_enough_tokens(n_train, block_size, "training")
         check_enough_tokens(n_val, block_size, "validation")

@@ -1,0 +1,213 @@
+"""Language-model training speed on this CPU: a char-level GPT on tinyshakespeare.
+
+    python benchmarks/lm_throughput.py --quick        # 100 steps: speed only, about a minute
+    python benchmarks/lm_throughput.py                # 2000 steps: speed and the final val loss
+    python benchmarks/lm_throughput.py --sweep        # each speed variant for --steps steps, as a table
+
+Anchor: nanoGPT's CPU run of config/train_shakespeare_char.py (the settings below) measured on
+this machine at 16-17k tokens/s (45-48 ms/step, fp32, eager), val loss ~1.886 after 2000 steps.
+Goal: >= 20,000 tokens/s and val loss <= 1.90.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from glassbox.data.corpus import RandomWindows, load_prepared, prepare_corpus, val_windows  # noqa: E402
+from glassbox.models.gpt import GPT, GPTConfig  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
+
+# --- nanoGPT's shakespeare_char config with its README's CPU overrides
+DEFAULTS = dict(
+    n_layer=4,  # Transformer blocks
+    n_head=4,  # attention heads
+    n_embd=128,  # model width
+    block_size=64,  # context length in characters
+    batch_size=12,  # windows per step: 12 * 64 = 768 tokens a step
+    dropout=0.0,  # no dropout at this size
+    learning_rate=1e-3,  # peak learning rate
+    min_lr=1e-4,  # the cosine decay ends here
+    warmup_iters=100,  # linear warm-up steps
+    lr_decay_iters=2000,  # the cosine decay lasts this many steps
+    weight_decay=0.1,  # AdamW decay on matrices and embeddings (not biases or LayerNorms)
+    beta1=0.9,
+    beta2=0.99,  # a little higher than 0.95, as tokens per step are few
+    grad_clip=1.0,  # clip the gradient norm at this value
+    seed=1337,
+)
+NANOGPT_TOKENS_PER_S = 16_500  # nanoGPT, fp32 eager, measured on this machine (not rerun here)
+NANOGPT_VAL_LOSS = 1.886
+
+# Speed variants for --sweep: name -> flags changed from the plain fp32 eager run.
+VARIANTS = {
+    "fp32 eager, loss.item() every step": dict(item_every_step=True, fused=False),
+    "fp32 eager": dict(fused=False),
+    "+ fused AdamW": dict(),
+    "+ fused AdamW, 1 thread": dict(threads=1),
+    "+ fp32 matmuls in bf16 (oneDNN)": dict(matmul_bf16=True),
+    "+ bf16 autocast": dict(bf16=True),
+    "+ torch.compile": dict(compile=True),
+    "+ torch.compile + bf16 autocast": dict(compile=True, bf16=True),
+}
+
+
+def matmul_peak(dtype=torch.float32, n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of the best of `repeats` n x n matmuls: what this CPU can do at best."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def get_lr(step: int, c: dict) -> float:
+    """Linear warm-up, then cosine decay from learning_rate to min_lr (nanoGPT's schedule)."""
+    if step < c["warmup_iters"]:
+        return c["learning_rate"] * (step + 1) / (c["warmup_iters"] + 1)
+    if step > c["lr_decay_iters"]:
+        return c["min_lr"]
+    ratio = (step - c["warmup_iters"]) / (c["lr_decay_iters"] - c["warmup_iters"])
+    return c["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c["learning_rate"] - c["min_lr"])
+
+
+def make_optimizer(model: GPT, c: dict, fused: bool) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": c["weight_decay"]},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=c["learning_rate"], betas=(c["beta1"], c["beta2"]), fused=fused)
+
+
+@torch.no_grad()
+def evaluate(model, X, Y, autocast, batch_size: int = 256) -> float:
+    """Mean cross-entropy over every predicted token of the validation windows."""
+    model.eval()
+    total = 0.0
+    for xb, yb in zip(X.split(batch_size), Y.split(batch_size)):
+        with autocast:
+            logits = model(xb)
+        total += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="sum").item()
+    model.train()
+    return total / Y.numel()
+
+
+def train(steps: int, data: tuple, threads: int = 2, fused: bool = True, bf16: bool = False,
+          matmul_bf16: bool = False, compile: bool = False, item_every_step: bool = False,
+          evaluate_at_end: bool = True, c: dict = DEFAULTS) -> dict:
+    """The plain loop: lr, batch, forward, loss, backward, clip, step, zero_grad. Returns timings."""
+    torch.set_num_threads(threads)
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16" if matmul_bf16 else "none"
+    torch.manual_seed(c["seed"])
+    tok, train_ids, val_ids = data
+    cfg = GPTConfig(tok.vocab_size, c["block_size"], c["n_layer"], c["n_head"], c["n_embd"], c["dropout"])
+    model = GPT(cfg)
+    step_model = torch.compile(model) if compile else model
+    optimizer = make_optimizer(model, c, fused)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+    batches = RandomWindows(train_ids, c["block_size"], c["batch_size"], seed=c["seed"])
+    times, losses = [], []
+    for step in range(steps):
+        start = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = get_lr(step, c)
+        x, y = batches.next()
+        with autocast:
+            logits = step_model(x)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if item_every_step or step % 100 == 0 or step == steps - 1:
+            losses.append((step, loss.item()))
+        times.append(time.perf_counter() - start)
+    warm = times[10:] if len(times) > 20 else times  # the first steps allocate (and compile)
+    ms = 1000 * statistics.median(warm)
+    result = {
+        "ms_per_step": ms,
+        "tokens_per_s": c["batch_size"] * c["block_size"] / (ms / 1000),
+        "first_step_s": times[0],  # includes compiling with --compile
+        "train_loss": losses[-1][1],
+        "flops_per_token": model.flops_per_token(),
+    }
+    if evaluate_at_end:
+        X, Y = val_windows(val_ids, c["block_size"])
+        result["val_loss"] = evaluate(model, X, Y, autocast)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# GLASSBOX LOOP: the same run through glassbox.train.loop, for the ratio glassbox / plain loop.
+# To be written once glassbox/train/loop.py lands: build GPT, RandomWindows and val_windows as
+# in train() above, call the loop with the same schedule and settings, and return the same dict.
+def train_with_glassbox_loop(steps: int, data: tuple, **variant) -> dict | None:
+    return None  # not yet: main() prints only the plain loop while this returns None
+# ---------------------------------------------------------------------------------------------
+
+
+def report(name: str, r: dict, peak: float) -> str:
+    flops = r["flops_per_token"] * r["tokens_per_s"]
+    val = f"{r['val_loss']:.3f}" if "val_loss" in r else "-"
+    return (f"{name:<40} {r['ms_per_step']:7.1f} {r['tokens_per_s']:9,.0f} {r['tokens_per_s'] / NANOGPT_TOKENS_PER_S:6.2f}x"
+            f" {flops / 1e9:7.1f} {100 * flops / peak:5.1f}% {r['first_step_s']:7.1f} {val:>8}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
+    parser.add_argument("--quick", action="store_true", help="100 steps: speed only")
+    parser.add_argument("--sweep", action="store_true", help="run every variant in VARIANTS")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for forward")
+    parser.add_argument("--matmul-bf16", action="store_true", help="oneDNN runs fp32 matmuls in bf16")
+    parser.add_argument("--no-fused", action="store_true", help="foreach AdamW instead of fused")
+    args = parser.parse_args()
+    steps = 100 if args.quick else args.steps
+    if not CORPUS.exists():
+        sys.exit(f"{CORPUS} not found; this benchmark needs tinyshakespeare in ../shared/data")
+
+    with tempfile.TemporaryDirectory() as folder:
+        prepare_corpus(CORPUS, folder, tokenizer="char", block_size=DEFAULTS["block_size"])
+        tok, train_ids, val_ids, _ = load_prepared(folder)
+        data = (tok, train_ids, val_ids)
+        torch.set_num_threads(args.threads)
+        peak = matmul_peak(torch.float32)
+        print(f"{os.cpu_count()} cores, {args.threads} threads, load average {os.getloadavg()[0]:.1f}; "
+              f"fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, bf16 {matmul_peak(torch.bfloat16) / 1e9:.0f} GFLOP/s")
+        print(f"{steps} steps; nanoGPT here: {NANOGPT_TOKENS_PER_S:,} tokens/s, val loss {NANOGPT_VAL_LOSS} at 2000 steps")
+        print(f"{'variant':<40} {'ms/step':>7} {'tokens/s':>9} {'vs nanoGPT':>7} {'GFLOP/s':>7} {'of peak':>6}"
+              f" {'1st step s':>7} {'val loss':>8}")
+        if args.sweep:
+            runs = {name: {"threads": args.threads, **v} for name, v in VARIANTS.items()}
+        else:
+            chosen = dict(threads=args.threads, compile=args.compile, bf16=args.bf16,
+                          matmul_bf16=args.matmul_bf16, fused=not args.no_fused)
+            runs = {"plain loop": chosen}
+        for name, variant in runs.items():
+            print(report(name, train(steps, data, evaluate_at_end=not args.quick, **variant), peak), flush=True)
+            glassbox = train_with_glassbox_loop(steps, data, **variant)
+            if glassbox is not None:
+                print(report("  glassbox loop", glassbox, peak), flush=True)
+
+
+if __name__ == "__main__":
+    main()
