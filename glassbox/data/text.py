@@ -21,6 +21,7 @@ from glassbox.data.table import read_table
 from glassbox.errors import UserError
 
 _WORD_RE = re.compile(r"\w+|[^\w\s]+")  # runs of letters/digits, or runs of punctuation ("!!", "£")
+_LONG_RUN_RE = re.compile(r"([xX])\1{3,}")
 
 
 def normalise_text(text: str) -> str:
@@ -77,6 +78,12 @@ def _sorted_classes(values: set[str]) -> list[str]:
         return sorted(values)
 
 
+def _shape(word: str) -> str:
+    """Case and digit pattern of a word, letter runs capped at 3: "FREE" -> "XXX", "£1000" -> "£0000"."""
+    shape = "".join("X" if c.isupper() else "x" if c.islower() else "0" if c.isdigit() else c for c in word)
+    return _LONG_RUN_RE.sub(r"\1\1\1", shape)
+
+
 def _crc(s: str) -> int:
     """A stable 32-bit hash (Python's hash() is salted per process, so ids would change between runs)."""
     return zlib.crc32(s.encode("utf-8", "surrogatepass"))
@@ -85,17 +92,19 @@ def _crc(s: str) -> int:
 class HashedNgramEncoder:
     """fastText-style features: hashed word n-grams and character n-grams of each word, into `buckets` ids.
 
-    For each word, in order: the word itself, the bigram it ends (word_ngrams=2), and the character
-    n-grams (char_min..char_max) of "<word>". Ids are 1..buckets-1 (0 pads); a text's feature list is
-    cut at `max_len`, so a long text keeps its beginning. Nothing is learned: `fit` only returns self.
+    For each word, in order: the bigram it ends (word_ngrams=2), the lower-cased word, its shape
+    ("FREE" -> "XXX", "08452810075" -> "00000000000": case and digit patterns survive lower-casing),
+    and the character n-grams (char_min..char_max) of "<word>". Ids are 1..buckets-1 (0 pads); a text's
+    features are cut at `max_len`, so a long text keeps its beginning. `fit` learns nothing.
     """
 
     def __init__(self, buckets: int = 2**18, word_ngrams: int = 2, char_min: int = 2, char_max: int = 5,
-                 max_len: int = 1024):
+                 shapes: bool = True, max_len: int = 1024):
         self.buckets = buckets  # hash table size: more buckets, fewer collisions, bigger embedding
         self.word_ngrams = word_ngrams  # 1: single words only; 2: also pairs of neighbouring words
         self.char_min = char_min  # shortest character n-gram (0 turns character n-grams off)
         self.char_max = char_max  # longest character n-gram
+        self.shapes = shapes  # add each word's shape (case and digit pattern) as a feature
         self.max_len = max_len  # most features kept per text
 
     @property
@@ -106,30 +115,29 @@ class HashedNgramEncoder:
         return self
 
     def encode(self, texts: list[str]) -> torch.Tensor:
-        """(N, L) int64 ids, L = the longest text's feature count (at most max_len), padded with 0."""
-        words_per_text = [_WORD_RE.findall(t.lower()) for t in texts]
+        """(N, L) int64 ids, L = the most features of any text (at most max_len), padded with 0."""
+        words_per_text = [_WORD_RE.findall(t) for t in texts]
         n_words = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(texts))
-        flat = [w for ws in words_per_text for w in ws]
-        codes, vocab = pd.factorize(pd.Series(flat, dtype=object)) if flat else (np.zeros(0, np.int64), [])
-        word_hash, char_ptr, char_ids = self._hash_vocab(list(vocab))
+        flat = pd.Series([w for ws in words_per_text for w in ws], dtype=object)
+        codes, vocab = pd.factorize(flat)  # distinct words are hashed once, however often they occur
+        word_hash, own_ptr, own_ids = self._hash_vocab(list(vocab))
 
-        # Per word occurrence (token): its own id, the bigram id it closes, then its char n-gram ids.
+        # Per word occurrence (token): the bigram id it closes, then the ids of the word itself.
         n_tok = len(codes)
         tok_text = np.repeat(np.arange(len(texts)), n_words)
-        first_of_text = np.ones(n_tok, dtype=bool)
-        first_of_text[1:] = tok_text[1:] != tok_text[:-1]
-        has_bigram = ~first_of_text if self.word_ngrams >= 2 else np.zeros(n_tok, dtype=bool)
-        n_char = (char_ptr[1:] - char_ptr[:-1])[codes]
-        count = 1 + has_bigram + n_char
+        has_bigram = np.zeros(n_tok, dtype=bool)
+        if self.word_ngrams >= 2:
+            has_bigram[1:] = tok_text[1:] == tok_text[:-1]
+        n_own = (own_ptr[1:] - own_ptr[:-1])[codes]
+        count = has_bigram + n_own
         start = np.cumsum(count) - count  # where each token's features begin in the flat feature list
         feats = np.zeros(int(count.sum()), dtype=np.int64)
         h = word_hash[codes]
-        feats[start] = self._bucket(h * np.uint64(0x9E3779B1) + np.uint64(1))
         prev = np.roll(h, 1)
-        feats[start[has_bigram] + 1] = self._bucket(prev[has_bigram] * np.uint64(1000003) + h[has_bigram])
-        tok_rep = np.repeat(np.arange(n_tok), n_char)  # one entry per char n-gram, naming its token
-        within = np.arange(len(tok_rep)) - np.repeat(np.cumsum(n_char) - n_char, n_char)
-        feats[start[tok_rep] + 1 + has_bigram[tok_rep] + within] = char_ids[char_ptr[codes[tok_rep]] + within]
+        feats[start[has_bigram]] = self._bucket(prev[has_bigram] * np.uint64(1000003) + h[has_bigram])
+        tok_rep = np.repeat(np.arange(n_tok), n_own)  # one entry per own feature, naming its token
+        within = np.arange(len(tok_rep)) - np.repeat(np.cumsum(n_own) - n_own, n_own)
+        feats[start[tok_rep] + has_bigram[tok_rep] + within] = own_ids[own_ptr[codes[tok_rep]] + within]
 
         # Lay the flat features out as rows, one per text, cut at max_len.
         per_text = np.bincount(tok_text, weights=count, minlength=len(texts)).astype(np.int64)
@@ -143,26 +151,31 @@ class HashedNgramEncoder:
         return torch.from_numpy(out)
 
     def _hash_vocab(self, vocab: list[str]):
-        """Hash each distinct word once: its own hash, and its char n-gram ids in CSR form (ptr, ids)."""
-        word_hash = np.fromiter((_crc("w " + w) for w in vocab), dtype=np.uint64, count=len(vocab))
-        ids, ptr = [], [0]
-        for w in vocab:
+        """Hash each distinct word once: a hash for bigrams, and its own feature ids in CSR form (ptr, ids)."""
+        lower = [w.lower() for w in vocab]
+        word_hash = np.fromiter((_crc(w) for w in lower), dtype=np.uint64, count=len(vocab))
+        hashes, ptr = [], [0]
+        for w, low in zip(vocab, lower):
+            hashes.append(_crc("w " + low))
+            if self.shapes:
+                hashes.append(_crc("s " + _shape(w)))
             if self.char_min > 0:
-                padded = f"<{w}>"
+                padded = f"<{low}>"
                 for n in range(self.char_min, min(self.char_max, len(padded)) + 1):
-                    ids.extend(_crc(padded[i:i + n]) for i in range(len(padded) - n + 1))
-            ptr.append(len(ids))
-        char_ids = self._bucket(np.array(ids, dtype=np.uint64) * np.uint64(0x85EBCA77) + np.uint64(2))
-        return word_hash, np.array(ptr, dtype=np.int64), char_ids
+                    hashes.extend(_crc(padded[i:i + n]) for i in range(len(padded) - n + 1))
+            ptr.append(len(hashes))
+        own_ids = self._bucket(np.array(hashes, dtype=np.uint64) * np.uint64(0x85EBCA77) + np.uint64(2))
+        return word_hash, np.array(ptr, dtype=np.int64), own_ids
 
     def _bucket(self, h: np.ndarray) -> np.ndarray:
-        """Map 64-bit values to ids 1..buckets-1 (the multiply above spreads word, bigram and char ids apart)."""
+        """Map 64-bit values to ids 1..buckets-1 (0 stays free for padding)."""
         h = h ^ (h >> np.uint64(29))
         return (h % np.uint64(self.buckets - 1)).astype(np.int64) + 1
 
     def to_dict(self) -> dict:
         return {"type": "hashed_ngrams", "buckets": self.buckets, "word_ngrams": self.word_ngrams,
-                "char_min": self.char_min, "char_max": self.char_max, "max_len": self.max_len}
+                "char_min": self.char_min, "char_max": self.char_max, "shapes": self.shapes,
+                "max_len": self.max_len}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HashedNgramEncoder":

@@ -19,6 +19,7 @@ class FastTextConfig:
     dim: int = 64  # width of each n-gram's embedding
     hidden: int = 0  # width of a hidden ReLU layer between the average and the head; 0 = linear head
     dropout: float = 0.0  # dropout on the averaged vector during training; 0.0 turns it off
+    input_dropout: float = 0.0  # share of a text's n-gram ids dropped at random while training
 
 
 class FastText(nn.Module):
@@ -36,5 +37,8 @@ class FastText(nn.Module):
         self.head = nn.Linear(width, config.n_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.training and self.config.input_dropout > 0:
+            # Dropping whole n-grams (to padding) keeps the model from leaning on a few telltale ones.
+            ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.config.input_dropout, 0)
         x = self.embed(ids)  # (B, dim): mean over the non-padding ids of each row; all-padding rows give 0
         return self.head(self.hidden(self.drop(x)))  # (B, n_classes)

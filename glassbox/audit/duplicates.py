@@ -1,0 +1,221 @@
+"""Copies: exact duplicates, near duplicates, leakage between splits, and identical inputs with different labels.
+
+Everything works on integer codes of the examples' content keys (one pandas factorize), so a million
+examples cost a few vector operations. The user's test file, when given, is appended after the
+training examples, and each row carries the split ("part") it belongs to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from glassbox.audit.minhash import SHINGLE, THRESHOLD, near_duplicate_groups
+from glassbox.audit.report import Finding, flagged_rows
+from glassbox.data.examples import Examples
+from glassbox.data.tabular import MISSING
+
+ROUND = 2  # tabular near duplicates: standardised values equal after rounding to this many decimals
+
+
+@dataclass
+class Contents:
+    """Every row's content code, part and near-duplicate group: the training examples, then the test file."""
+
+    parts: list[tuple[str, Examples, np.ndarray]]  # (part name, its Examples, its rows there), in order
+    codes: np.ndarray  # (R,) code of each row's content key; equal codes = identical content
+    part: np.ndarray  # (R,) index into `parts` of each row
+    row: np.ndarray  # (R,) index of each row in its own Examples
+    first: np.ndarray  # (C,) position in these arrays of each code's first row
+    near: np.ndarray  # (C,) near-duplicate group of each code, -1 for none
+    similarity: np.ndarray  # (C,) estimated similarity to the group's first code (NaN for tabular rows)
+
+
+def contents(examples: Examples, split: dict | None = None, test: Examples | None = None,
+             threshold: float = THRESHOLD, near: bool = True) -> Contents:
+    split = split or {"train": np.arange(len(examples))}
+    parts = [(name, examples, np.asarray(rows, dtype=np.int64)) for name, rows in split.items()]
+    if test is not None:
+        parts.append(("test file", test, np.arange(len(test))))
+    keys = pd.Series([ex.keys[i] for _, ex, rows in parts for i in rows], dtype=object)
+    codes, _ = pd.factorize(keys)
+    part = np.repeat(np.arange(len(parts)), [len(rows) for _, _, rows in parts])
+    row = np.concatenate([rows for _, _, rows in parts])
+    _, first = np.unique(codes, return_index=True)
+    n_codes = len(first)
+    near_ids, similarity = np.full(n_codes, -1), np.full(n_codes, np.nan)
+    if near and examples.kind == "text":
+        texts = [parts[part[i]][1].keys[row[i]] for i in first]
+        near_ids, similarity = near_duplicate_groups(texts, threshold)
+    elif near and examples.kind == "tabular":
+        frame = pd.concat([ex.inputs.iloc[rows] for _, ex, rows in parts], ignore_index=True).iloc[first]
+        near_ids = _group_ids(_tabular_near_hash(frame))
+    return Contents(parts, codes, part, row, first, near_ids, similarity)
+
+
+def _tabular_near_hash(frame: pd.DataFrame) -> np.ndarray:
+    """One hash per row of its features after standardising numbers and rounding them to ROUND decimals."""
+    cols = {}
+    for name in frame.columns:
+        text = frame[name].astype(str).str.strip().str.lower()
+        number = pd.to_numeric(text.where(~text.isin(MISSING)), errors="coerce")
+        if number.notna().sum() >= 0.95 * (~text.isin(MISSING)).sum() and number.notna().any():
+            cols[name] = ((number - number.mean()) / (number.std() or 1.0)).round(ROUND)
+        else:
+            cols[name] = text
+    return pd.util.hash_pandas_object(pd.DataFrame(cols), index=False).to_numpy()
+
+
+def _group_ids(values: np.ndarray) -> np.ndarray:
+    """Group id for values shared by two or more entries, numbered by first entry; -1 for unique values."""
+    codes, _ = pd.factorize(values)
+    sizes = np.bincount(codes)
+    ids = np.full(len(codes), -1)
+    shared = sizes[codes] >= 2
+    ids[shared] = pd.factorize(codes[shared])[0]
+    return ids
+
+
+def _what(ex: Examples) -> str:
+    return {"text": "texts", "tabular": "rows", "image": "images"}.get(ex.kind, "examples")
+
+
+def exact_duplicates(ex: Examples, c: Contents) -> Finding:
+    """Rows whose content key repeats an earlier row's (within the training examples)."""
+    mine = c.part < _n_own_parts(c)
+    codes, rows = c.codes[mine], c.row[mine]
+    order = np.argsort(rows, kind="stable")
+    codes, rows = codes[order], rows[order]
+    _, first_pos, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    sizes = np.bincount(inverse)
+    repeat = np.flatnonzero(first_pos[inverse] != np.arange(len(codes)))
+    repeat = repeat[np.lexsort((rows[repeat], inverse[repeat], -sizes[inverse[repeat]]))]
+    n, distinct, what = len(codes), len(first_pos), _what(ex)
+    copy_of = rows[first_pos[inverse[repeat]]]
+    flagged = flagged_rows(ex, rows[repeat], copy_of_row=copy_of,
+                           copy_of_line=[ex.lines[i] for i in copy_of] if ex.lines else copy_of + 1,
+                           copies=sizes[inverse[repeat]])
+    stats = {"examples": n, "distinct": distinct, "repeats": n - distinct,
+             "groups_with_copies": int((sizes >= 2).sum()), "largest_group": int(sizes.max(initial=0))}
+    how = "once whitespace and case are ignored" if ex.kind == "text" else "with identical values"
+    if ex.kind == "text":
+        stats["distinct_as_read"] = len(set(ex.inputs))
+        how += f" ({stats['distinct_as_read']:,} distinct exactly as read)"
+    if n == distinct:
+        return Finding("exact_duplicates", "Exact duplicates", "info", 0,
+                       f"all {n:,} {what} are distinct {how.split(' (')[0]}.", flagged, stats)
+    msg = (f"{n:,} {what} hold only {distinct:,} distinct ones {how}: {n - distinct:,} repeat an earlier one, "
+           f"in {stats['groups_with_copies']:,} groups (the largest has {stats['largest_group']:,} copies). "
+           f"The split keeps copies together, so none is both trained and tested on, but repeats weigh more "
+           f"in training and in the scores; remove them unless the repetition is real.")
+    return Finding("exact_duplicates", "Exact duplicates", "warning", n - distinct, msg, flagged, stats)
+
+
+def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> Finding:
+    """Distinct training contents that are near copies of another (MinHash for text, rounding for rows)."""
+    in_train = np.zeros(len(c.first), dtype=bool)
+    in_train[c.codes[c.part < _n_own_parts(c)]] = True
+    group = np.where(in_train, c.near, -1)
+    codes = np.flatnonzero(group >= 0)
+    codes = codes[np.bincount(group[codes])[group[codes]] >= 2]  # groups left with 2+ training contents
+    _, head_pos = np.unique(group[codes], return_index=True)
+    head = codes[head_pos][np.searchsorted(group[codes][head_pos], group[codes])]
+    extra = codes[codes != head]
+    sizes = np.bincount(group[codes])
+    extra = extra[np.lexsort((extra, -_nan0(c.similarity[extra]), -sizes[group[extra]]))]
+    rows, head_rows = c.row[c.first[extra]], c.row[c.first[head[np.searchsorted(codes, extra)]]]
+    method = (f"sharing at least {threshold:.0%} of their {SHINGLE}-character pieces, by MinHash estimate"
+              if ex.kind == "text" else
+              f"identical after standardising numbers and rounding to {ROUND} decimals")
+    extras = {"near_row": head_rows, "near_line": [ex.lines[i] for i in head_rows] if ex.lines else head_rows + 1}
+    if ex.kind == "text":
+        extras["similarity"] = c.similarity[extra]
+        extras["near_input"] = [ex.inputs[i] for i in head_rows]
+    flagged = flagged_rows(ex, rows, **extras)
+    n_groups = len(head_pos)
+    stats = {"groups": n_groups, "near_copies": len(extra), "threshold": threshold if ex.kind == "text" else None}
+    if ex.kind == "image":
+        return Finding("near_duplicates", "Near duplicates", "info", 0, "not checked for images.", flagged, stats)
+    if not len(extra):
+        return Finding("near_duplicates", "Near duplicates", "info", 0,
+                       f"no {_what(ex)} are near copies of another ({method}).", flagged, stats)
+    msg = (f"{len(extra):,} {_what(ex)} are near copies of another, in {n_groups:,} groups, {method}: they differ "
+           f"only by small edits. The split keeps only exact copies together, so near copies can sit in train and "
+           f"test and flatter the score; merge or remove those that are the same example.")
+    return Finding("near_duplicates", "Near duplicates", "warning", len(extra), msg, flagged, stats)
+
+
+def leakage(c: Contents) -> list[Finding]:
+    """The same (error) or nearly the same (warning) content in more than one split."""
+    if len(c.parts) < 2:
+        return []
+    # Each content's home: its earliest part (train < val < test < test file) and its first row there.
+    home_part = c.part[c.first]
+    exact = np.flatnonzero(c.part > home_part[c.codes])
+    # Each near group's home: the earliest home part among its contents, and that content's first row.
+    by_group = pd.DataFrame({"group": c.near, "part": home_part, "pos": c.first})
+    by_group = by_group[by_group["group"] >= 0].sort_values(["group", "part", "pos"]).drop_duplicates("group")
+    by_group = by_group.set_index("group")
+    # A near leak: a content's first row whose near group has its home in an earlier part.
+    firsts = c.first[c.near >= 0]
+    group_of = c.near[c.codes[firsts]]
+    near = firsts[c.part[firsts] > by_group["part"].reindex(group_of).to_numpy()]
+    near_home = by_group["pos"].reindex(c.near[c.codes[near]]).to_numpy()
+    return [_leak_finding(c, exact, c.first[c.codes[exact]], "leakage", "Leakage: same example in two splits",
+                          "error", "the same content appears"),
+            _leak_finding(c, np.sort(near), near_home[np.argsort(near)], "near_leakage",
+                          "Leakage: near copies across splits", "warning", "a near copy of an example appears")]
+
+
+def _leak_finding(c: Contents, pos, other_pos, name, title, severity, what) -> Finding:
+    """Flag the rows at `pos` (later splits) with the split and row of the copy they match (`other_pos`)."""
+    names = [n for n, _, _ in c.parts]
+    frames = []
+    for p_idx, (part_name, ex, _) in enumerate(c.parts):
+        sel = c.part[pos] == p_idx
+        if sel.any():
+            other = other_pos[sel]
+            extra = {"also_in": [names[k] for k in c.part[other]], "other_row": c.row[other]}
+            if ex.kind == "text":
+                extra["other_input"] = [c.parts[k][1].inputs[r] for k, r in zip(c.part[other], c.row[other])]
+            frames.append(flagged_rows(ex, c.row[pos[sel]], split=part_name, **extra))
+    flagged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    counts = {n: int((c.part[pos] == i).sum()) for i, n in enumerate(names) if (c.part[pos] == i).any()}
+    if not len(pos):
+        return Finding(name, title, "info", 0, f"no content of one split appears in another ({', '.join(names)}).",
+                       flagged, {"by_split": counts})
+    where = ", ".join(f"{k}: {v:,}" for k, v in counts.items())
+    msg = (f"{what} in more than one split ({len(pos):,} examples; {where}): the model is tested on what it "
+           f"was trained on, so test scores overstate it. Remove them from the later split.")
+    return Finding(name, title, severity, len(pos), msg, flagged, {"by_split": counts})
+
+
+def conflicting_labels(ex: Examples, c: Contents) -> Finding:
+    """Identical inputs (same content key) given different labels within the training examples."""
+    mine = c.part < _n_own_parts(c)
+    frame = pd.DataFrame({"code": c.codes[mine], "row": c.row[mine], "label": ex.labels[c.row[mine]]})
+    n_labels = frame.groupby("code")["label"].nunique()
+    bad = frame[frame["code"].map(n_labels).to_numpy() > 1]
+    size = bad.groupby("code")["row"].transform("size")
+    bad = bad.assign(size=size).sort_values(["size", "code", "row"], ascending=[False, True, True])
+    summary = {code: ", ".join(f"{ex.classes[k]} x{v}" for k, v in grp["label"].value_counts().sort_index().items())
+               for code, grp in bad.groupby("code")}
+    flagged = flagged_rows(ex, bad["row"].to_numpy(), labels_in_group=bad["code"].map(summary).tolist())
+    groups = bad["code"].nunique()
+    stats = {"rows": len(bad), "groups": int(groups)}
+    if not len(bad):
+        return Finding("conflicting_labels", "Conflicting labels", "info", 0,
+                       f"no identical {_what(ex)} carry different labels.", flagged, stats)
+    msg = (f"{len(bad):,} {_what(ex)} in {groups:,} groups of identical inputs carry different labels: no model can "
+           f"be right on all of them, so they cap the best score. Decide the right label and fix the others.")
+    return Finding("conflicting_labels", "Conflicting labels", "warning", len(bad), msg, flagged, stats)
+
+
+def _n_own_parts(c: Contents) -> int:
+    """Parts that belong to the training examples (all but a trailing test file)."""
+    return len(c.parts) - (1 if c.parts[-1][0] == "test file" else 0)
+
+
+def _nan0(x: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(x, nan=0.0)

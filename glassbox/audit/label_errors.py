@@ -1,0 +1,43 @@
+"""Likely label errors: examples whose given label a model trained without them does not believe.
+
+The probabilities must be out-of-fold (each example scored by a model that never saw it; see
+glassbox/out_of_fold.py): a model scored on its own training data agrees with every label, wrong or not.
+cleanlab's confident learning estimates how often each class is mislabelled as each other class and
+flags that many of the least believable examples.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from glassbox.audit.report import Finding, flagged_rows
+from glassbox.data.examples import Examples
+
+
+def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "prune_by_noise_rate") -> Finding:
+    """Rank flagged examples by self-confidence: the lowest probability of the given label comes first."""
+    from cleanlab.filter import find_label_issues
+
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    if probs.shape != (len(ex), len(ex.classes)):
+        raise ValueError(f"pred_probs must have shape {(len(ex), len(ex.classes))} (examples, classes). "
+                         f"Got {probs.shape} instead.")
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    present = np.bincount(ex.labels, minlength=len(ex.classes)) > 0
+    if present.sum() < 2:
+        return Finding("label_errors", "Likely label errors", "info", 0, "not checked: only one class is present.")
+    rows = find_label_issues(ex.labels, probs, filter_by=filter_by, return_indices_ranked_by="self_confidence")
+    rows = np.asarray(rows, dtype=np.int64)
+    predicted = probs[rows].argmax(axis=1)
+    names = np.asarray(ex.classes, dtype=object)
+    flagged = flagged_rows(ex, rows, predicted=names[predicted], confidence=probs[rows, predicted],
+                           given_label_prob=probs[rows, ex.labels[rows]])
+    stats = {"method": f"cleanlab find_label_issues ({filter_by}) on out-of-fold probabilities",
+             "flagged_share": len(rows) / max(1, len(ex))}
+    if not len(rows):
+        return Finding("label_errors", "Likely label errors", "info", 0,
+                       "no label stands out as likely wrong: models trained without each example agree with "
+                       "its label as often as expected.", flagged, stats)
+    msg = (f"{len(rows):,} examples ({len(rows) / len(ex):.1%}) look mislabelled: a model trained without them "
+           f"predicts another label with confidence, beyond the mistakes it makes elsewhere. Check them, most "
+           f"suspicious first, and fix the labels that are wrong; the rest are hard cases worth keeping.")
+    return Finding("label_errors", "Likely label errors", "warning", len(rows), msg, flagged, stats)
