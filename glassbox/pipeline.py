@@ -179,8 +179,6 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
     train_ex, val_ex = ex.subset(parts["train"]), ex.subset(parts["val"])
     test_ex = test if test is not None else ex.subset(parts["test"])
-    if cfg.control == "shuffled-labels":  # the memorisation control: the same run on noise
-        train_ex.labels = np.random.default_rng(cfg.seed).permutation(train_ex.labels)
 
     encoder = make_encoder(train_ex, cfg)  # statistics from the training split only
     X = {name: encoder.encode(part.inputs) for name, part in (("train", train_ex), ("val", val_ex), ("test", test_ex))}
@@ -220,7 +218,7 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         "control": cfg.control, "data_fingerprint": ex.fingerprint(),
         "audit": audit.get("summary") if audit else None,
     }
-    summary.update(evaluate_extras(model, logits, Y, X, train_ex, val_ex, test_ex, cfg, result, run_dir))
+    summary.update(evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir))
     artifact = save_artifact(run_dir / "model", model, arch, model_config, task="classify", classes=ex.classes,
                              encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
                              extra={"temperature": summary["temperature"]} if "temperature" in summary else None)
@@ -248,9 +246,41 @@ def run_audit_step(ex, test, cfg, run_dir) -> dict | None:
     return report.to_dict()
 
 
-def evaluate_extras(model, logits, Y, X, train_ex, val_ex, test_ex, cfg, result, run_dir) -> dict:
-    """Calibration, groups and cost, when those modules are present."""
-    return {}
+def evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir) -> dict:
+    """Calibration, per-class and per-group figures, the cost ledger, and the memorisation control."""
+    from glassbox.assess import assess
+
+    extras = assess(model, logits, Y, X, test_ex.groups, test_ex.classes, result, cfg)
+    if not cfg.quiet:
+        print(extras["calibration"]["sentence"])
+        for sentence in extras.get("groups", {}).get("sentences", []):
+            print(sentence)
+        print(extras["cost"]["sentence"])
+    if cfg.control == "shuffled-labels":
+        extras["control"] = run_control(X, Y, arch, model_config, cfg, run_dir, result)
+        if not cfg.quiet:
+            print(extras["control"]["sentence"])
+    return extras
+
+
+def run_control(X, Y, arch, model_config, cfg, run_dir, result) -> dict:
+    """The same model and steps, trained on shuffled labels: what memorising noise looks like."""
+    from glassbox.assess import control_verdict, shuffled
+    from glassbox.models.registry import build_model
+
+    say(cfg, "memorisation control: training the same model again on shuffled labels")
+    torch.manual_seed(cfg.seed)
+    model = build_model(arch, model_config)
+    y_shuffled = shuffled(Y["train"], cfg.seed)
+    ctl_cfg = make_config({**cfg.to_dict(), "patience": 0, "resume": False, "quiet": True,
+                           "max_steps": 2 * cfg.steps_for(len(y_shuffled))})
+    res = fit(model, (X["train"], y_shuffled), (X["val"], Y["val"]), config=ctl_cfg, run_dir=run_dir / "control",
+              restore_best=False)  # keep the last weights: they show how much noise was memorised
+    device = next(model.parameters()).device
+    _, train_acc = evaluate(res.model, (X["train"][:5000], y_shuffled[:5000]), device=device)
+    _, val_acc = evaluate(res.model, (X["val"], Y["val"]), device=device)
+    majority = float(np.bincount(Y["val"].numpy()).max() / len(Y["val"]))
+    return {**control_verdict(train_acc, val_acc, majority, len(Y["val"])), "steps": res.steps}
 
 
 def closing_words(summary: dict, run_dir: Path) -> str:

@@ -118,7 +118,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfig | None = None,
-        run_dir: str | Path | None = None, augment=None, n_train: int | None = None) -> FitResult:
+        run_dir: str | Path | None = None, augment=None, n_train: int | None = None, restore_best: bool = True) -> FitResult:
     """Train any nn.Module whose forward maps a batch of inputs to logits.
 
     train_data: (X, y) tensors, a torch Dataset, or a batch source (see train/batches.py).
@@ -142,6 +142,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     optimizer = make_optimizer(model, cfg)
     stopper = EarlyStopping(cfg.patience, cfg.min_delta)
     run_dir = Path(run_dir) if run_dir else None
+    if run_dir is not None and dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = Checkpointer(run_dir) if run_dir is not None and dist.is_main else None
     metrics = run_dir / "metrics.jsonl" if run_dir is not None and dist.is_main else None
     history: list[dict] = []
@@ -222,7 +224,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     train_seconds = time.perf_counter() - t0
 
     evals = [h for h in history if h["step"] > 0]
-    if best_weights is not None:                                 # back to the sweet spot
+    if best_weights is not None and restore_best:               # back to the sweet spot
         model.load_state_dict(best_weights)
     best = next((h for h in evals if h["step"] == stopper.best_step), history[0])
     verdict = explain(history, best["step"], reason == "early_stop", reason) if evals else "training was interrupted before the first evaluation."
