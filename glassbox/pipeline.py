@@ -168,8 +168,6 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg) if kind != "builtin" else kind,
                                         classes=ex.classes if ex.kind == "image" else None, size=size), ex.classes)
 
-    audit = run_audit_step(ex, test, cfg, run_dir)
-
     # split: identical examples stay together; with --test the user's file is the test split
     if test is None:
         fractions = (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
@@ -177,6 +175,7 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     else:
         parts = split_indices(ex.keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
     write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
+    audit = run_audit_step(ex, test, parts, cfg, run_dir)
     train_ex, val_ex = ex.subset(parts["train"]), ex.subset(parts["val"])
     test_ex = test if test is not None else ex.subset(parts["test"])
 
@@ -216,7 +215,8 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         "generalisation_gap": scores["train"][1] - scores["val"][1],
         "train_seconds": result.train_seconds, "examples_per_second": result.examples_seen / max(result.train_seconds, 1e-9),
         "control": cfg.control, "data_fingerprint": ex.fingerprint(),
-        "audit": audit.get("summary") if audit else None,
+        "audit": {"errors": audit["errors"], "warnings": audit["warnings"],
+                  "findings": [f["title"] for f in audit["findings"] if f["severity"] != "info"]},
     }
     summary.update(evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir))
     artifact = save_artifact(run_dir / "model", model, arch, model_config, task="classify", classes=ex.classes,
@@ -229,13 +229,11 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     return summary
 
 
-def run_audit_step(ex, test, cfg, run_dir) -> dict | None:
+def run_audit_step(ex, test, parts, cfg, run_dir) -> dict:
     """The data audit before any weight moves (written to RUN/audit.json)."""
-    try:
-        from glassbox.audit import run_audit
-    except ImportError:
-        return None
-    report = run_audit(ex, test=test, groups=cfg.group or None)
+    from glassbox.audit import run_audit
+
+    report = run_audit(ex, test=test, split=parts if test is None else None)
     write_json(run_dir / "audit.json", report.to_dict())
     if not cfg.quiet:
         report.render()

@@ -1,0 +1,95 @@
+"""What does glassbox's loop cost over a minimal hand-written PyTorch loop?
+
+Same model, data, seed, optimizer, schedule, clipping and number of steps; one validation pass at
+the end for both. Repeats alternate between the two; prints the median time ratio (goal <= 1.03).
+
+    python benchmarks/overhead.py [--steps 600] [--repeats 7]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+import glassbox
+from glassbox.config import TrainConfig
+
+
+def data():
+    d = load_digits()
+    x = torch.tensor(d.data, dtype=torch.float32) / 16
+    y = torch.tensor(d.target)
+    return (x[:1400], y[:1400]), (x[1400:], y[1400:])
+
+
+def make_model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(64, 512), nn.GELU(), nn.Linear(512, 512), nn.GELU(), nn.Linear(512, 10))
+
+
+def hand_loop(steps: int, batch_size: int, lr: float, seed: int) -> float:
+    (xt, yt), (xv, yv) = data()
+    model = make_model(seed)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": other, "weight_decay": 0.0}], lr=lr)
+    warmup, min_lr = max(1, steps // 50), lr / 10
+    g = torch.Generator().manual_seed(seed)
+    perm, pos = torch.randperm(len(yt), generator=g), 0
+    t0 = time.perf_counter()
+    for step in range(steps):
+        cur = lr * (step + 1) / warmup if step < warmup else \
+            min_lr + 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))) * (lr - min_lr)
+        for group in opt.param_groups:
+            group["lr"] = cur
+        if pos + batch_size > len(yt):
+            perm, pos = torch.randperm(len(yt), generator=g), 0
+        idx = perm[pos:pos + batch_size]
+        pos += batch_size
+        loss = F.cross_entropy(model(xt[idx]), yt[idx])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    model.eval()
+    with torch.no_grad():
+        F.cross_entropy(model(xv), yv).item()
+    return time.perf_counter() - t0
+
+
+def glassbox_fit(steps: int, batch_size: int, lr: float, seed: int) -> float:
+    train, val = data()
+    model = make_model(seed)
+    cfg = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=steps, quiet=True, patience=0)
+    t0 = time.perf_counter()
+    glassbox.fit(model, train, val, config=cfg)
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    hand_loop(50, args.batch_size, 1e-3, 0)  # warm up both paths
+    glassbox_fit(50, args.batch_size, 1e-3, 0)
+    hand, ours = [], []
+    for r in range(args.repeats):
+        hand.append(hand_loop(args.steps, args.batch_size, 1e-3, r))
+        ours.append(glassbox_fit(args.steps, args.batch_size, 1e-3, r))
+        print(f"repeat {r}: hand-written {hand[-1]:.3f} s, glassbox.fit {ours[-1]:.3f} s, ratio {ours[-1] / hand[-1]:.3f}")
+    ratios = [o / h for o, h in zip(ours, hand)]
+    print(f"steps {args.steps}, batch {args.batch_size}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"median hand-written {statistics.median(hand):.3f} s, median glassbox.fit {statistics.median(ours):.3f} s")
+    print(f"median ratio glassbox.fit / hand-written: {statistics.median(ratios):.3f} (goal <= 1.03)")
+
+
+if __name__ == "__main__":
+    main()
