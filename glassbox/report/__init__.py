@@ -1,0 +1,69 @@
+"""RUN/report.html: one self-contained page a person reads after training.
+
+It reads only the run folder's JSON files, draws its figures with matplotlib as inlined PNGs, and
+needs no network, scripts or fonts to open. Sections whose data the run lacks are left out.
+
+    from glassbox.report import write_report
+    write_report("runs/adult")   # -> runs/adult/report.html
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+from glassbox.report import lm, sections
+from glassbox.report.card import model_card
+from glassbox.report.html import page
+from glassbox.report.load import Run, load_run
+
+# (anchor, heading, section function) in reading order; a function returning "" drops its section.
+CLASSIFIER_SECTIONS = [
+    ("summary", "Summary", sections.summary),
+    ("audit", "Data audit", sections.audit),
+    ("curves", "Learning curves", sections.curves),
+    ("classes", "Confusion matrix and per-class scores", sections.per_class),
+    ("calibration", "Calibration", sections.calibration),
+    ("groups", "Groups", sections.groups),
+    ("control", "Memorisation control", sections.control),
+    ("cost", "Cost ledger", sections.cost),
+    ("card", "Model card", model_card),
+]
+LM_SECTIONS = [
+    ("summary", "Summary", lm.summary),
+    ("audit", "Data audit", sections.audit),
+    ("curves", "Learning curves", sections.curves),
+    ("samples", "Perplexity and samples", lm.samples),
+    ("memorisation", "Memorisation", lm.memorisation),
+    ("cost", "Cost ledger", sections.cost),
+    ("card", "Model card", model_card),
+]
+
+
+def build_report(run: Run) -> str:
+    """The report's HTML for a loaded run."""
+    chosen = LM_SECTIONS if run.is_lm else CLASSIFIER_SECTIONS
+    parts = [(anchor, title, fn(run)) for anchor, title, fn in chosen]
+    s = run.summary
+    name = Path(str(s.get("data", run.path.name))).name or run.path.name
+    what = "language model" if run.is_lm else "classifier"
+    made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    subtitle = f"A {what} trained on {run.trained_on}. Run folder: {run.path}. Report made {made}."
+    return page(f"glassbox report: {name}", subtitle, [p for p in parts if p[2]])
+
+
+def write_report(run_dir) -> Path:
+    """Write RUN/report.html from the JSON files in the run folder; returns its path.
+
+    Raises UserError when the folder holds no finished run (no summary.json)."""
+    run = load_run(run_dir)
+    text = build_report(run)
+    out = run.path / "report.html"
+    # write then rename, so a reader never sees half a page
+    tmp = run.path / ".report.html.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+__all__ = ["write_report", "build_report", "load_run"]

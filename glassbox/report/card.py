@@ -1,0 +1,92 @@
+"""The model card: what the model is for, what it was trained on, what it cannot know, and what
+to be careful of, derived from the run folder."""
+from __future__ import annotations
+
+from glassbox.report.html import count, esc, interval, pct
+from glassbox.report.load import Run
+from glassbox.report.worries import top_worries
+
+
+def intended_use(run: Run) -> str:
+    s = run.summary
+    if run.is_lm:
+        return (f"Generating text in the style of {s.get('data', 'its training text')}. It continues text with what "
+                f"is likely there, not with what is true; it states nothing as fact.")
+    classes = [str(c) for c in s.get("classes") or []]
+    shown = ", ".join(f"'{c}'" for c in classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
+    return (f"Sorting {s.get('kind', '')} examples like those in {s.get('data', 'its training data')} into one of "
+            f"{len(classes)} classes: {shown}. It always answers with one of these classes, even for an input that "
+            f"belongs to none of them. Its scores hold for inputs drawn the way its training data was; on anything "
+            f"else they say nothing.")
+
+
+def training_data(run: Run) -> str:
+    s, m = run.summary, run.manifest or {}
+    fingerprint = m.get("training_data_fingerprint") or s.get("data_fingerprint") or "not recorded"
+    if run.is_lm:
+        tokens = (s.get("corpus") or {}).get("tokens") or {}
+        size = f"{count(tokens.get('train'))} training and {count(tokens.get('val'))} validation tokens"
+    else:
+        n = s.get("n_examples") or {}
+        size = (f"{count(n.get('train'))} training, {count(n.get('val'))} validation and {count(n.get('test'))} "
+                f"test examples")
+    return f"{s.get('data', 'unknown')}: {size}. Fingerprint (sha256 of the data): {fingerprint}."
+
+
+def knowledge_cutoff(run: Run) -> str:
+    return (f"Trained on {run.trained_on}. The model knows nothing that is not in its training data: nothing that "
+            f"happened after it was collected, and no kinds of input it never showed. It will still answer about "
+            f"them, with the same apparent confidence.")
+
+
+def performance(run: Run) -> str:
+    s = run.summary
+    if run.is_lm:
+        return f"Validation perplexity {s.get('perplexity', float('nan')):.2f} (vocabulary of {count(s.get('vocab_size'))})."
+    text = f"Test accuracy {pct(s.get('test_accuracy'))} on {count((s.get('n_examples') or {}).get('test'))} examples"
+    majority = (s.get("chance") or {}).get("majority_accuracy")
+    text += f" (the most common class alone: {pct(majority)})." if majority is not None else "."
+    after = ((s.get("calibration") or {}).get("after") or {})
+    if after:
+        text += f" Confidence after temperature scaling: {after.get('verdict')} (ECE {after.get('ece', 0):.3f})."
+    gap = (s.get("groups") or {}).get("largest_gap")
+    if gap:
+        column = s["groups"]["columns"].get(gap["column"], {})
+        ci = (column.get("worst") or {}).get("gap_ci")
+        text += (f" Largest group gap: {gap['column']}={gap['value']}, {100 * gap['gap']:.1f} points below overall "
+                 f"accuracy (95% interval {interval(ci)}).")
+    return text
+
+
+def audit_findings(run: Run) -> str:
+    a = run.audit
+    if not a:
+        return "No data audit was recorded for this run."
+    flagged = [f for f in a.get("findings") or [] if f.get("count") and f.get("severity") in ("error", "warning")]
+    if not flagged:
+        return f"The audit of {count(a.get('n_examples'))} examples found nothing to fix."
+    listed = "; ".join(f"{f.get('title', f.get('name'))} ({f.get('severity')}, {count(f.get('count'))})" for f in flagged)
+    return f"The audit of {count(a.get('n_examples'))} examples flagged: {listed}."
+
+
+def limitations(run: Run) -> list[str]:
+    out = top_worries(run.summary, run.audit, run.memorization, n=5)
+    if not run.is_lm and not run.summary.get("groups"):
+        out.append("No group columns were given, so nobody checked whether it works worse for some people "
+                   "(train with --group COL to measure it).")
+    return out
+
+
+def model_card(run: Run) -> str:
+    m, s = run.manifest or {}, run.summary
+    model = (f"{m.get('architecture', s.get('model', 'model'))}, {count(m.get('n_params', s.get('n_params')))} weights; "
+             f"glassbox {m.get('glassbox_version', '?')}, torch {m.get('torch_version', '?')}")
+    rows = [("Model", model), ("Intended use", intended_use(run)), ("Training data", training_data(run)),
+            ("Knowledge cutoff", knowledge_cutoff(run)), ("Performance", performance(run)),
+            ("What the audit found", audit_findings(run))]
+    if m.get("weights_sha256"):
+        rows.append(("Weights", f"{run.path / 'model' / 'model.safetensors'} (sha256 {m['weights_sha256']})"))
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
+    limits = "".join(f"<li>{esc(t)}</li>" for t in limitations(run))
+    return (f'<dl class="card">{items}</dl><h3>Limitations</h3><ul>{limits}</ul>'
+            if limits else f'<dl class="card">{items}</dl>')

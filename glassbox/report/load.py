@@ -1,0 +1,72 @@
+"""Read a run folder for the report: JSON files only (nothing is ever unpickled)."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glassbox.errors import UserError
+
+
+@dataclass
+class Run:
+    path: Path
+    summary: dict                                       # summary.json
+    metrics: list[dict] = field(default_factory=list)   # metrics.jsonl, one evaluation per entry
+    audit: dict | None = None                           # audit.json
+    manifest: dict | None = None                        # model/manifest.json
+    memorization: dict | None = None                    # memorization.json (language models)
+    control_metrics: list[dict] = field(default_factory=list)  # control/metrics.jsonl (shuffled labels)
+
+    @property
+    def is_lm(self) -> bool:
+        return self.summary.get("task") == "lm"
+
+    @property
+    def trained_on(self) -> str:
+        """The training date (YYYY-MM-DD): from the artifact, else the corpus, else summary.json's time."""
+        for created in [(self.manifest or {}).get("created"), (self.summary.get("corpus") or {}).get("created")]:
+            if isinstance(created, str) and len(created) >= 10:
+                return created[:10]
+        stamp = (self.path / "summary.json").stat().st_mtime
+        return _dt.datetime.fromtimestamp(stamp, _dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def _json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); re-run training to rewrite it") from None
+    return data if isinstance(data, dict) else None
+
+
+def _jsonl(path: Path) -> list[dict]:
+    """One object per line; a line cut short by an interrupted run is skipped, not fatal."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def load_run(run_dir) -> Run:
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise UserError(f"run folder not found: {path}; give the --out folder of a finished glassbox train")
+    summary = _json(path / "summary.json")
+    if summary is None:
+        raise UserError(f"{path} holds no summary.json: the run has not finished; "
+                        f"finish it (glassbox train --out {path} --resume) and make the report again")
+    return Run(path=path, summary=summary, metrics=_jsonl(path / "metrics.jsonl"),
+               audit=_json(path / "audit.json"), manifest=_json(path / "model" / "manifest.json"),
+               memorization=_json(path / "memorization.json"),
+               control_metrics=_jsonl(path / "control" / "metrics.jsonl"))

@@ -1,0 +1,217 @@
+"""The report's sections for a trained model. Each takes the loaded Run and returns HTML, or ""
+when the run holds nothing for it (the section is then left out)."""
+from __future__ import annotations
+
+from glassbox.report import plots
+from glassbox.report.html import (Raw, count, esc, image, interval, is_number, num, para, pct, seconds, severity,
+                                  si, sig, table)
+from glassbox.report.load import Run
+from glassbox.report.worries import top_worries
+
+NUMS = set(range(1, 12))  # every column after the first holds numbers, in most tables here
+
+
+def what_was_trained(run: Run) -> str:
+    s = run.summary
+    classes = [str(c) for c in s.get("classes") or []]
+    shown = ", ".join(classes[:8]) + (f" and {len(classes) - 8} more" if len(classes) > 8 else "")
+    n = s.get("n_examples") or {}
+    return (f"A {s.get('model', 'model')} with {count(s.get('n_params'))} weights learned to sort "
+            f"{s.get('kind', '')} examples from {s.get('data', 'the data')} into {len(classes)} classes ({shown}), "
+            f"from {count(n.get('train'))} training examples in {count(s.get('steps'))} steps "
+            f"({seconds(s.get('train_seconds'))}).")
+
+
+def summary(run: Run) -> str:
+    s, chance = run.summary, run.summary.get("chance") or {}
+    n_test = (s.get("n_examples") or {}).get("test")
+    k = chance.get("n_classes") or len(s.get("classes") or []) or None
+    how_good = (f"On {count(n_test)} test examples it never saw, it is right {pct(s.get('test_accuracy'))} of the "
+                f"time. Always answering the most common class would be right {pct(chance.get('majority_accuracy'))} "
+                f"of the time" + (f", and guessing at random among {k} classes {pct(1 / k)}." if k else "."))
+    worries = top_worries(s, run.audit, run.memorization)
+    items = "".join(f"<li>{esc(w)}</li>" for w in worries)
+    rows = [[name, pct(s.get(f"{key}_accuracy")), num(s.get(f"{key}_loss"))]
+            for name, key in [("training set (at the sweet spot)", "train"), ("validation set", "val"),
+                              ("test set", "test")]]
+    rows += [["always the most common class", pct(chance.get("majority_accuracy")), "–"],
+             [f"uniform guess over {k} classes (chance, ln K)" if k else "uniform guess",
+              pct(1 / k) if k else "–", num(s.get("chance_loss"))],
+             ["the untrained model (random weights)", pct(chance.get("untrained_accuracy")),
+              num(chance.get("untrained_loss"))]]
+    return (para(what_was_trained(run), "lead") + para(how_good, "lead")
+            + "<h3>What to worry about most</h3>"
+            + (f'<ol class="worries">{items}</ol>' if items else para("Nothing in this run stands out."))
+            + "<h3>Scores at a glance</h3>" + table(["", "accuracy", "loss"], rows, {1, 2}))
+
+
+def _cell(value) -> str:
+    """A flagged example's field as one short line of text."""
+    if isinstance(value, dict):
+        value = "; ".join(f"{k}={v}" for k, v in value.items())
+    elif isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    text = "" if value is None else str(value)
+    return text if len(text) <= 220 else text[:219] + "…"
+
+
+def audit(run: Run) -> str:
+    a = run.audit
+    if not a:
+        return ""
+    intro = (f"Before any weight moved, the audit checked the {count(a.get('n_examples'))} {a.get('kind', '')} examples: "
+             f"{a.get('errors', 0)} error(s) and {a.get('warnings', 0)} warning(s). An error means the scores could "
+             f"be wrong; a warning means look at it; info means nothing to fix.")
+    findings = a.get("findings") or []
+    order = {"error": 0, "warning": 1, "info": 2}
+    findings = sorted(findings, key=lambda f: (order.get(f.get("severity"), 3), -(f.get("count") or 0)))
+    rows = [[severity(f.get("severity", "info")), f.get("title", f.get("name")), count(f.get("count")),
+             f.get("message", "")] for f in findings]
+    html = para(intro) + table(["severity", "check", "count", "what it means"], rows, {2}, wide=True)
+    for f in findings:
+        worst = [w for w in f.get("worst") or [] if isinstance(w, dict)][:3]
+        if not worst or f.get("severity") == "info":
+            continue
+        keys = [k for k in dict.fromkeys(k for w in worst for k in w) if any(w.get(k) is not None for w in worst)]
+        html += (f"<h3>{esc(f.get('title', f.get('name')))}: the worst {len(worst)} of {count(f.get('count'))}</h3>"
+                 + table(keys, [[_cell(w.get(k)) for k in keys] for w in worst], wide=True))
+    return html
+
+
+def curves(run: Run) -> str:
+    s = run.summary
+    if not run.metrics:
+        return ""
+    png = plots.learning_curves(run.metrics, s.get("best_step"), s.get("chance_loss"),
+                                (s.get("chance") or {}).get("majority_accuracy"))
+    html = para(s.get("verdict", "")) if s.get("verdict") else ""
+    html += image(png, "training and validation loss by step, with the sweet spot and the chance level")
+    html += para("Training loss is measured on the batches the model learns from, validation loss on examples it "
+                 "never trains on. The dashed line is chance: the loss of a uniform guess, ln K. The star marks the "
+                 "sweet spot, the evaluation with the lowest validation loss, whose weights were kept.", "note")
+    gap = s.get("generalisation_gap")
+    if is_number(gap):
+        html += para(f"The generalisation gap at the sweet spot (step {s.get('best_step')}): training accuracy "
+                     f"{pct(s.get('train_accuracy'))} vs validation {pct(s.get('val_accuracy'))}, a gap of "
+                     f"{100 * gap:.1f} points. Training stopped at step {s.get('steps')} "
+                     f"({'early: validation stopped improving' if s.get('stopped_early') else 'at its last step'}; "
+                     f"reason: {s.get('stop_reason', 'not recorded')}).")
+    return html
+
+
+def per_class(run: Run) -> str:
+    pc = run.summary.get("per_class")
+    if not pc:
+        return ""
+    classes = pc.get("classes") or []
+    html = para(f"Where the errors fall. Each row of the matrix is a true class and each column the class the model "
+                f"said, so the diagonal holds the right answers. Accuracy on the {count(pc.get('n'))} test examples "
+                f"is {pct(pc.get('accuracy'))}; the class handled worst (lowest F1) is '{pc.get('worst_class')}'.")
+    html += image(plots.confusion(pc.get("confusion_matrix") or [], [c["name"] for c in classes]),
+                  "confusion matrix on the test set")
+    rows = [[c["name"], num(c["precision"], 3), num(c["recall"], 3), num(c["f1"], 3), count(c["support"]),
+             count(c["predicted"])] for c in classes]
+    for name in ("macro", "weighted"):
+        avg = pc.get(name) or {}
+        rows.append([Raw(f"<em>{name} average</em>"), num(avg.get("precision"), 3), num(avg.get("recall"), 3),
+                     num(avg.get("f1"), 3), "", ""])
+    html += table(["class", "precision", "recall", "F1", "test examples", "times predicted"], rows, NUMS)
+    return html + para("Precision: when the model says this class, how often it is right. Recall: of the examples "
+                       "really in this class, how many it finds. F1 combines the two.", "note")
+
+
+def calibration(run: Run) -> str:
+    c = run.summary.get("calibration")
+    if not c:
+        return ""
+    before, after = c.get("before") or {}, c.get("after") or {}
+    rows = [[name, fmt(before.get(key)), fmt(after.get(key))] for name, key, fmt in [
+        ("ECE (average gap between confidence and accuracy)", "ece", num),
+        ("MCE (largest gap in any confidence band)", "mce", num),
+        ("NLL (test loss)", "nll", num), ("Brier score", "brier", num),
+        ("accuracy", "accuracy", pct), ("average confidence", "mean_confidence", pct)]]
+    rows.append(["verdict", before.get("verdict", "–"), after.get("verdict", "–")])
+    t = c.get("temperature")
+    html = para(c.get("sentence", ""))
+    html += table(["on the test set", "as trained", f"after scaling (T = {num(t, 2)})"], rows, {1, 2})
+    html += image(plots.reliability(c.get("reliability_before") or [], c.get("reliability_after") or [], t),
+                  "reliability diagrams before and after temperature scaling")
+    return html + para(f"Each bar is one confidence band: the model's stated probability on the x-axis, how often it "
+                       f"was right on the y-axis. Bars on the diagonal mean 'when it says 80%, it is right 80% of "
+                       f"the time'; below it the model is over-confident. T was fitted on the "
+                       f"{count(c.get('n_val'))} validation examples and is stored in the saved model; the grey "
+                       f"bars count the test examples in each band.", "note")
+
+
+def groups(run: Run) -> str:
+    g = run.summary.get("groups")
+    if not g or not g.get("columns"):
+        return ""
+    classes = run.summary.get("classes") or []
+    html = para("How the model fares for each group in the test set. Intervals are 95% bootstrap intervals; groups "
+                "too small to judge are listed but never ranked.")
+    for column, rep in g["columns"].items():
+        positive = rep.get("positive_class")
+        pos_name = classes[positive] if isinstance(positive, int) and 0 <= positive < len(classes) else None
+        worst = (rep.get("worst") or {}).get("value")
+        rows = []
+        for row in rep.get("groups") or []:
+            note = "too small to rank" if row.get("too_small") else "worst" if row.get("value") == worst else ""
+            rows.append([row.get("value"), count(row.get("size")), pct(row.get("accuracy")),
+                         interval(row.get("accuracy_ci")), pct(row.get("positive_rate")),
+                         interval(row.get("positive_rate_ci")), pct(row.get("label_positive_rate")),
+                         num(row.get("ece"), 3), note])
+        o = rep.get("overall") or {}
+        rows.append([Raw("<em>all test examples</em>"), count(o.get("size")), pct(o.get("accuracy")),
+                     interval(o.get("accuracy_ci")), pct(o.get("positive_rate")), interval(o.get("positive_rate_ci")),
+                     pct(o.get("label_positive_rate")), num(o.get("ece"), 3), ""])
+        said = f"says '{pos_name}'" if pos_name else "says the positive class"
+        html += f"<h3>By {esc(column)}</h3>" + para(rep.get("sentence", ""))
+        html += table([column, "size", "accuracy", "95% interval", f"model {said}", "95% interval",
+                       "label is" + (f" '{pos_name}'" if pos_name else " positive"), "ECE", ""],
+                      rows, set(range(1, 8)), wide=True)
+        html += image(plots.group_accuracy(column, rep), f"accuracy by {column}")
+    return html
+
+
+def control(run: Run) -> str:
+    c = run.summary.get("control")
+    if not isinstance(c, dict):
+        return ""
+    html = para("The same model was trained again for the same number of steps on shuffled training labels, which "
+                "carry no information. Whatever it scores on training data there is pure memorisation; on validation "
+                "it should stay at chance.")
+    html += para(c.get("sentence", ""))
+    rows = [["training accuracy on shuffled labels", pct(c.get("train_accuracy"))],
+            ["validation accuracy (real labels)", pct(c.get("val_accuracy"))],
+            ["chance (most common class)", pct(c.get("chance_accuracy"))],
+            ["leak suspected", "yes" if c.get("leak_suspected") else "no"]]
+    html += table(["memorisation control", ""], rows, {1})
+    png = plots.learning_curves(run.control_metrics, None, run.summary.get("chance_loss"),
+                                (run.summary.get("chance") or {}).get("majority_accuracy"),
+                                train_label="training loss (shuffled labels)")
+    return html + image(png, "learning curves of the shuffled-label control run")
+
+
+def cost(run: Run) -> str:
+    c = run.summary.get("cost")
+    if not c:
+        return ""
+    t, i = c.get("train") or {}, c.get("inference") or {}
+    steps = t.get("steps") or run.summary.get("steps")
+    step_seconds = t["seconds"] / steps if is_number(t.get("seconds")) and steps else None
+    per_1000 = (lambda x: x * 1000 if is_number(x) else None)
+    rows = [["FLOPs", si(t.get("flops_per_step"), "FLOP"), si(t.get("flops"), "FLOP"), si(i.get("flops"), "FLOP"),
+             si(per_1000(i.get("flops")), "FLOP")],
+            ["time", seconds(step_seconds), seconds(t.get("seconds")), seconds(i.get("seconds")),
+             seconds(per_1000(i.get("seconds")))],
+            ["share of the machine's peak (MFU)", "–", pct(t.get("mfu"), 2), pct(i.get("mfu"), 2), "–"],
+            ["energy (kWh)", "–", sig(t.get("energy_kwh")), "–", sig(i.get("energy_kwh_per_1000"))],
+            ["money", "–", sig(t.get("cost")), "–", sig(i.get("cost_per_1000"))]]
+    html = para(c.get("sentence", ""))
+    html += table(["", "one training step", "whole training run", "one prediction", "1,000 predictions"], rows, NUMS)
+    return html + para(
+        f"Assumed, not metered: a constant {sig(c.get('power_watts'), 3)} W and {sig(c.get('price_per_kwh'), 3)} per "
+        f"kWh (in your currency). The peak is this machine's measured matrix-multiply speed, "
+        f"{si(c.get('peak_flops'), 'FLOP/s')}. The whole-run FLOPs include {si(t.get('eval_flops'), 'FLOP')} spent "
+        f"on validation passes. MFU (model FLOPs utilisation) is the share of that peak the work achieved.", "note")

@@ -1,0 +1,148 @@
+"""The three things a reader should worry about most, derived from the run's own figures.
+
+Each check returns (how serious, sentence) or nothing; the report shows the three most serious.
+Scores only order the concerns: 100 means the results cannot be trusted, 10 is a caveat that
+holds for every run (a finite test set).
+"""
+from __future__ import annotations
+
+import math
+
+from glassbox.report.html import is_number, pct
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:.1f} points"
+
+
+def leak(s: dict):
+    c = s.get("control") or {}
+    if isinstance(c, dict) and c.get("leak_suspected"):
+        return 100, (f"Something may leak the answer: trained on shuffled labels, the same model still scored "
+                     f"{pct(c.get('val_accuracy'))} on validation against {pct(c.get('chance_accuracy'))} by chance. "
+                     f"Do not trust any score here until you find it (copies across splits, or the label hidden "
+                     f"in a feature).")
+
+
+def audit_problems(audit: dict | None):
+    if not audit:
+        return []
+    out = []
+    found = [f for f in audit.get("findings", []) if f.get("count")]
+    errors = [f for f in found if f.get("severity") == "error"]
+    warnings = [f for f in found if f.get("severity") == "warning"]
+    if errors:
+        out.append((90, f"The data audit found {len(errors)} error{'s' if len(errors) > 1 else ''} "
+                        f"({', '.join(f.get('title', f.get('name', '')) for f in errors)}): the scores may be "
+                        f"wrong until the data is fixed. First: {errors[0].get('message', '')}"))
+    if warnings:
+        leaky = [f for f in warnings if "leak" in str(f.get("name", ""))]
+        first = (leaky or warnings)[0]
+        out.append((65 if leaky else 50,
+                    f"The data audit raised {len(warnings)} warning{'s' if len(warnings) > 1 else ''} "
+                    f"({', '.join(f.get('title', f.get('name', '')) for f in warnings)}). "
+                    f"Most important: {first.get('message', '')}"))
+    return out
+
+
+def near_chance(s: dict):
+    acc, majority = s.get("test_accuracy"), (s.get("chance") or {}).get("majority_accuracy")
+    n = (s.get("n_examples") or {}).get("test") or 0
+    if not (is_number(acc) and is_number(majority) and n):
+        return None
+    margin = 2 * math.sqrt(max(majority * (1 - majority), 1e-12) / n)
+    if acc <= majority + margin:
+        return 85, (f"The model is hardly better than always answering the most common class: test accuracy "
+                    f"{pct(acc)} against {pct(majority)} for that one fixed answer.")
+
+
+def group_gap(s: dict):
+    g = (s.get("groups") or {}).get("largest_gap")
+    if not g or not is_number(g.get("gap")):
+        return None
+    column = (s["groups"].get("columns") or {}).get(g["column"], {})
+    worst = column.get("worst") or {}
+    low = (g.get("gap_ci_adjusted") or [0, 0])[0]
+    real = is_number(low) and low > 0
+    text = (f"The model is worse for {g['column']}={g['value']} than for the test set as a whole: accuracy "
+            f"{pct(worst.get('accuracy'))} vs {pct(worst.get('overall_accuracy'))} (gap {_points(g['gap'])}); ")
+    text += ("chance alone is unlikely to explain it." if real else "the gap may be chance.")
+    return (70 if real and g["gap"] >= 0.02 else 45 if real else 15), text
+
+
+def calibration(s: dict):
+    c = s.get("calibration") or {}
+    before, after = c.get("before") or {}, c.get("after") or {}
+    if not before or before.get("verdict") == "well calibrated":
+        return None
+    if after.get("verdict") != "well calibrated":
+        return 60, (f"Its stated confidence cannot be taken at face value, even after temperature scaling: "
+                    f"{after.get('verdict', before.get('verdict'))} (average confidence "
+                    f"{pct(after.get('mean_confidence'))}, accuracy {pct(after.get('accuracy'))}, ECE "
+                    f"{after.get('ece', float('nan')):.3f}).")
+    return 35, (f"As trained, the model is {before.get('verdict')} (ECE {before.get('ece', float('nan')):.3f}); "
+                f"the saved model divides its scores by T = {c.get('temperature', float('nan')):.2f}, which "
+                f"brings ECE to {after.get('ece', float('nan')):.3f}. Use the saved artifact, not raw logits.")
+
+
+def generalisation(s: dict):
+    gap = s.get("generalisation_gap")
+    if not is_number(gap) or gap <= 0.02:
+        return None
+    return (55 if gap > 0.05 else 25), (
+        f"It does better on examples it was trained on than on new ones: training accuracy "
+        f"{pct(s.get('train_accuracy'))} vs validation {pct(s.get('val_accuracy'))} (gap {_points(gap)}).")
+
+
+def worst_class(s: dict):
+    pc = s.get("per_class") or {}
+    macro = (pc.get("macro") or {}).get("f1")
+    row = next((c for c in pc.get("classes", []) if c.get("name") == pc.get("worst_class")), None)
+    if not row or not is_number(macro) or row["f1"] >= macro - 0.1:
+        return None
+    return 40, (f"Class '{row['name']}' is handled worst: F1 {row['f1']:.2f} against {macro:.2f} on average over "
+                f"classes; it finds {pct(row['recall'])} of the {row['support']} test examples of that class.")
+
+
+def stopping(s: dict):
+    steps, best = s.get("steps"), s.get("best_step")
+    if s.get("stopped_early") or not is_number(steps) or best != steps:
+        return None
+    return 30, (f"Validation loss was still falling when training ended (its best was at the last step, {steps}): "
+                f"more steps would likely help.")
+
+
+def test_size(s: dict):
+    n = (s.get("n_examples") or {}).get("test")
+    acc = s.get("test_accuracy")
+    if not n or not is_number(acc):
+        return None
+    half = 1.96 * math.sqrt(max(acc * (1 - acc), 1 / n) / n)
+    score = 45 if n < 200 else 25 if n < 1000 else 10
+    return score, (f"The test score comes from {n:,} examples, so it is known only to about ±{_points(half)} "
+                   f"(95% interval of {pct(acc)}); small differences between runs mean nothing.")
+
+
+def memorisation(s: dict, mem: dict | None):
+    ext = (mem or {}).get("extraction") or {}
+    diff, err = ext.get("difference"), ext.get("difference_stderr")
+    if not (is_number(diff) and is_number(err)) or diff <= max(2 * err, 0.01):
+        return None
+    return 75, (f"The model reproduces its training text: given the start of a training passage it continues "
+                f"it word for word {pct((ext.get('train') or {}).get('rate'))} of the time, against "
+                f"{pct((ext.get('val') or {}).get('rate'))} for unseen text. Do not train on private text.")
+
+
+def lm_chance(s: dict):
+    loss, chance = s.get("val_loss"), s.get("chance_loss")
+    if is_number(loss) and is_number(chance) and loss > 0.9 * chance:
+        return 85, (f"The language model has learned little: validation loss {loss:.3f} against "
+                    f"{chance:.3f} for a uniform guess over its vocabulary.")
+
+
+def top_worries(summary: dict, audit: dict | None = None, memorization: dict | None = None, n: int = 3) -> list[str]:
+    found = [leak(summary), near_chance(summary), group_gap(summary), calibration(summary),
+             generalisation(summary), worst_class(summary), stopping(summary), test_size(summary),
+             memorisation(summary, memorization), lm_chance(summary), *audit_problems(audit)]
+    found = sorted((w for w in found if w), key=lambda w: -w[0])
+    return [text for _, text in found[:n]]
