@@ -118,6 +118,39 @@ def cmd_predict(args) -> None:
             print(f"{out['label']}\t{out['probability']:.4f}\t{text}")
 
 
+def cmd_generate(args) -> None:
+    import torch
+
+    from glassbox.data.corpus import tokenizer_from_dict
+    from glassbox.export.artifact import load_artifact, read_manifest
+
+    manifest = read_manifest(args.artifact)
+    if manifest["task"] != "lm":
+        raise UserError(f"{args.artifact} is a {manifest['task']} model, not a language model; use 'glassbox predict'")
+    cutoff = manifest.get("knowledge_cutoff", {})
+    if args.info:
+        print(f"This model was trained on {cutoff.get('corpus_tokens', {}).get('train', '?'):,} tokens of "
+              f"{cutoff.get('corpus_source', '?')} (sha256 {str(cutoff.get('corpus_sha256', '?'))[:16]}…) on "
+              f"{cutoff.get('trained_on', '?')}. It knows nothing that is not in that corpus, nothing after that date, "
+              f"and generating text never changes its weights: it cannot learn from your prompts.")
+        print(f"architecture: gpt {json.dumps(manifest['model_config'])}; weights sha256 {manifest['weights_sha256']}")
+        return
+    if args.prompt is None:
+        raise UserError("give a prompt: glassbox generate ARTIFACT --prompt TEXT (or --info)")
+    if args.max_new_tokens < 1 or args.temperature < 0:
+        raise UserError("--max-new-tokens must be at least 1 and --temperature at least 0 (0 = always the likeliest token)")
+    _, model = load_artifact(args.artifact)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    tok = tokenizer_from_dict(manifest["preprocessing"])
+    ids = tok.encode(args.prompt)
+    if not ids:
+        raise UserError("the prompt is empty after tokenising; give at least one character")
+    gen = torch.Generator().manual_seed(args.seed)
+    out = model.generate(torch.tensor([ids]), args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, generator=gen)
+    print(tok.decode(out[0].tolist()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glassbox", description="Train models from examples and see what really happens.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="a file of inputs: CSV with a header (tabular), or one input per line")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("generate", help="continue a prompt with a frozen language model (RUN/model)")
+    p.add_argument("artifact", help="the artifact folder of a --task lm run, RUN/model")
+    p.add_argument("--prompt", help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest tokens")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same text")
+    p.add_argument("--info", action="store_true", help="what the model knows: corpus, size, date (its knowledge cutoff)")
+    p.set_defaults(func=cmd_generate)
     return parser
 
 
