@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from glassbox.report.html import count, esc, interval, pct
 from glassbox.report.load import Run
+from glassbox.report.sections import model_name
 from glassbox.report.worries import top_worries
 
 
@@ -79,7 +80,7 @@ def limitations(run: Run) -> list[str]:
 
 def model_card(run: Run) -> str:
     m, s = run.manifest or {}, run.summary
-    model = (f"{m.get('architecture', s.get('model', 'model'))}, {count(m.get('n_params', s.get('n_params')))} weights; "
+    model = (f"{model_name(m.get('architecture', s.get('model', 'model')))}, {count(m.get('n_params', s.get('n_params')))} weights; "
              f"glassbox {m.get('glassbox_version', '?')}, torch {m.get('torch_version', '?')}")
     rows = [("Model", model), ("Intended use", intended_use(run)), ("Training data", training_data(run)),
             ("Knowledge cutoff", knowledge_cutoff(run)), ("Performance", performance(run)),

@@ -108,8 +108,15 @@ def interval(ci, fmt=pct) -> str:
     return f"{fmt(ci[0])} – {fmt(ci[1])}"
 
 
+def capital(text: str) -> str:
+    """'validation loss stopped ...' -> 'Validation loss stopped ...'."""
+    text = "" if text is None else str(text)
+    return text[:1].upper() + text[1:]
+
+
 def para(text: str, cls: str = "") -> str:
-    """A paragraph of user-derived text, escaped."""
+    """A paragraph of user-derived text, escaped, starting with a capital."""
+    text = capital(text)
     return f'<p class="{cls}">{esc(text)}</p>' if cls else f"<p>{esc(text)}</p>"
 
 

@@ -77,7 +77,7 @@ def learning_curves(metrics: list[dict], best_step=None, chance_loss=None, major
         ax.set_xlabel("step")
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=8, frameon=False, loc="lower right")
+        ax.legend(fontsize=8, frameon=False, loc="best")
         ax.grid(alpha=0.25)
     fig.tight_layout()
     return to_png(fig)
@@ -88,7 +88,7 @@ def confusion(matrix: list[list[int]], names: list[str]) -> str | None:
     k = len(matrix)
     if k == 0 or k > 60:
         return None
-    size = min(7.5, max(3.6, 0.42 * k + 1.8))
+    size = min(7.0, max(3.4, 0.3 * k + 1.8))
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
     ax.imshow(matrix, cmap="Blues")
     ticks = list(range(k))
@@ -150,7 +150,7 @@ def group_accuracy(column: str, report: dict) -> str | None:
     groups = [g for g in report.get("groups", []) if _finite(g.get("accuracy"))]
     if not groups:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(groups) + 1.1))
+    fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(groups) + 1.0))
     for y, g in enumerate(groups):
         ci = g.get("accuracy_ci") or [g["accuracy"], g["accuracy"]]
         color = GREY if g.get("too_small") else TRAIN
@@ -159,9 +159,9 @@ def group_accuracy(column: str, report: dict) -> str | None:
     overall = (report.get("overall") or {}).get("accuracy")
     if _finite(overall):
         ax.axvline(overall, color=VAL, ls="--", lw=1, label=f"overall {overall:.3f}")
-        ax.legend(fontsize=8, frameon=False, loc="lower left")
+        ax.legend(fontsize=8, frameon=False, loc="best")
+    ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top, half a row of room each side
     ax.set_yticks(range(len(groups)), [label(g["value"], 24) for g in groups], fontsize=8)
-    ax.invert_yaxis()
     ax.set_xlabel(f"test accuracy by {label(column, 30)} (95% interval; grey: too small to rank)")
     ax.grid(alpha=0.25, axis="x")
     fig.tight_layout()

@@ -3,12 +3,18 @@ when the run holds nothing for it (the section is then left out)."""
 from __future__ import annotations
 
 from glassbox.report import plots
-from glassbox.report.html import (Raw, count, esc, image, interval, is_number, num, para, pct, seconds, severity,
+from glassbox.report.html import (Raw, capital, count, esc, image, interval, is_number, num, para, pct, seconds, severity,
                                   si, sig, table)
 from glassbox.report.load import Run
 from glassbox.report.worries import top_worries
 
 NUMS = set(range(1, 12))  # every column after the first holds numbers, in most tables here
+MODEL_NAMES = {"mlp": "multilayer perceptron (MLP)", "cnn": "convolutional network (CNN)",
+               "fasttext": "fastText classifier", "transformer": "Transformer classifier", "gpt": "GPT"}
+
+
+def model_name(name) -> str:
+    return MODEL_NAMES.get(str(name), str(name))
 
 
 def what_was_trained(run: Run) -> str:
@@ -16,7 +22,7 @@ def what_was_trained(run: Run) -> str:
     classes = [str(c) for c in s.get("classes") or []]
     shown = ", ".join(classes[:8]) + (f" and {len(classes) - 8} more" if len(classes) > 8 else "")
     n = s.get("n_examples") or {}
-    return (f"A {s.get('model', 'model')} with {count(s.get('n_params'))} weights learned to sort "
+    return (f"A {model_name(s.get('model', 'model'))} with {count(s.get('n_params'))} weights learned to sort "
             f"{s.get('kind', '')} examples from {s.get('data', 'the data')} into {len(classes)} classes ({shown}), "
             f"from {count(n.get('train'))} training examples in {count(s.get('steps'))} steps "
             f"({seconds(s.get('train_seconds'))}).")
@@ -64,17 +70,20 @@ def audit(run: Run) -> str:
              f"be wrong; a warning means look at it; info means nothing to fix.")
     findings = a.get("findings") or []
     order = {"error": 0, "warning": 1, "info": 2}
-    findings = sorted(findings, key=lambda f: (order.get(f.get("severity"), 3), -(f.get("count") or 0)))
+    findings = sorted(findings, key=lambda f: (order.get(f.get("severity"), 3), "leak" not in str(f.get("name")),
+                                               -(f.get("count") or 0)))
     rows = [[severity(f.get("severity", "info")), f.get("title", f.get("name")), count(f.get("count")),
-             f.get("message", "")] for f in findings]
+             capital(f.get("message", ""))] for f in findings]
     html = para(intro) + table(["severity", "check", "count", "what it means"], rows, {2}, wide=True)
     for f in findings:
-        worst = [w for w in f.get("worst") or [] if isinstance(w, dict)][:3]
+        worst = [w for w in f.get("worst") or [] if isinstance(w, dict)][:2]
         if not worst or f.get("severity") == "info":
             continue
         keys = [k for k in dict.fromkeys(k for w in worst for k in w) if any(w.get(k) is not None for w in worst)]
-        html += (f"<h3>{esc(f.get('title', f.get('name')))}: the worst {len(worst)} of {count(f.get('count'))}</h3>"
-                 + table(keys, [[_cell(w.get(k)) for k in keys] for w in worst], wide=True))
+        numeric = {i for i, k in enumerate(keys) if all(is_number(w.get(k)) for w in worst)}
+        html += (f"<h3>{esc(f.get('title', f.get('name')))}: {len(worst)} of the {count(f.get('count'))} "
+                 f"flagged</h3>"
+                 + table(keys, [[_cell(w.get(k)) for k in keys] for w in worst], numeric, wide=True))
     return html
 
 
@@ -90,12 +99,16 @@ def curves(run: Run) -> str:
                  "never trains on. The dashed line is chance: the loss of a uniform guess, ln K. The star marks the "
                  "sweet spot, the evaluation with the lowest validation loss, whose weights were kept.", "note")
     gap = s.get("generalisation_gap")
-    if is_number(gap):
+    stop = (f"Training stopped at step {s.get('steps')} "
+            f"({'early: validation stopped improving' if s.get('stopped_early') else 'at its last step'}; "
+            f"reason: {s.get('stop_reason', 'not recorded')}).")
+    if is_number(gap) and run.is_lm:
+        html += para(f"The generalisation gap: validation loss {num(s.get('val_loss'))} vs training loss "
+                     f"{num(s.get('train_loss'))}, {num(gap)} higher on text it never trained on. " + stop)
+    elif is_number(gap):
         html += para(f"The generalisation gap at the sweet spot (step {s.get('best_step')}): training accuracy "
                      f"{pct(s.get('train_accuracy'))} vs validation {pct(s.get('val_accuracy'))}, a gap of "
-                     f"{100 * gap:.1f} points. Training stopped at step {s.get('steps')} "
-                     f"({'early: validation stopped improving' if s.get('stopped_early') else 'at its last step'}; "
-                     f"reason: {s.get('stop_reason', 'not recorded')}).")
+                     f"{100 * gap:.1f} points. " + stop)
     return html
 
 
@@ -130,10 +143,11 @@ def calibration(run: Run) -> str:
         ("MCE (largest gap in any confidence band)", "mce", num),
         ("NLL (test loss)", "nll", num), ("Brier score", "brier", num),
         ("accuracy", "accuracy", pct), ("average confidence", "mean_confidence", pct)]]
-    rows.append(["verdict", before.get("verdict", "–"), after.get("verdict", "–")])
     t = c.get("temperature")
     html = para(c.get("sentence", ""))
     html += table(["on the test set", "as trained", f"after scaling (T = {num(t, 2)})"], rows, {1, 2})
+    html += para(f"Verdict: as trained, {before.get('verdict', 'not measured')}; after temperature scaling, "
+                 f"{after.get('verdict', 'not measured')}.")
     html += image(plots.reliability(c.get("reliability_before") or [], c.get("reliability_after") or [], t),
                   "reliability diagrams before and after temperature scaling")
     return html + para(f"Each bar is one confidence band: the model's stated probability on the x-axis, how often it "

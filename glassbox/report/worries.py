@@ -57,17 +57,20 @@ def near_chance(s: dict):
 
 
 def group_gap(s: dict):
-    g = (s.get("groups") or {}).get("largest_gap")
-    if not g or not is_number(g.get("gap")):
+    """The worst group of the column where the gap is most clearly real (then largest)."""
+    worst = []
+    for column, rep in ((s.get("groups") or {}).get("columns") or {}).items():
+        w = rep.get("worst") or {}
+        if is_number(w.get("gap")) and len(rep.get("ranked") or []) > 1:
+            low = (w.get("gap_ci_adjusted") or [0, 0])[0]
+            worst.append((is_number(low) and low > 0, w["gap"], column, w))
+    if not worst:
         return None
-    column = (s["groups"].get("columns") or {}).get(g["column"], {})
-    worst = column.get("worst") or {}
-    low = (g.get("gap_ci_adjusted") or [0, 0])[0]
-    real = is_number(low) and low > 0
-    text = (f"The model is worse for {g['column']}={g['value']} than for the test set as a whole: accuracy "
-            f"{pct(worst.get('accuracy'))} vs {pct(worst.get('overall_accuracy'))} (gap {_points(g['gap'])}); ")
+    real, gap, column, w = max(worst, key=lambda t: (t[0], t[1]))
+    text = (f"The model is worse for {column}={w['value']} than for the test set as a whole: accuracy "
+            f"{pct(w.get('accuracy'))} vs {pct(w.get('overall_accuracy'))} (gap {_points(gap)}); ")
     text += ("chance alone is unlikely to explain it." if real else "the gap may be chance.")
-    return (70 if real and g["gap"] >= 0.02 else 45 if real else 15), text
+    return (70 if real and gap >= 0.02 else 45 if real else 15), text
 
 
 def calibration(s: dict):
@@ -86,8 +89,8 @@ def calibration(s: dict):
 
 
 def generalisation(s: dict):
-    gap = s.get("generalisation_gap")
-    if not is_number(gap) or gap <= 0.02:
+    gap = s.get("generalisation_gap")  # train minus validation accuracy (classifiers only)
+    if s.get("task") == "lm" or not is_number(gap) or gap <= 0.02:
         return None
     return (55 if gap > 0.05 else 25), (
         f"It does better on examples it was trained on than on new ones: training accuracy "
@@ -98,10 +101,11 @@ def worst_class(s: dict):
     pc = s.get("per_class") or {}
     macro = (pc.get("macro") or {}).get("f1")
     row = next((c for c in pc.get("classes", []) if c.get("name") == pc.get("worst_class")), None)
-    if not row or not is_number(macro) or row["f1"] >= macro - 0.1:
+    if not row or not is_number(macro) or len(pc.get("classes", [])) < 2:
         return None
-    return 40, (f"Class '{row['name']}' is handled worst: F1 {row['f1']:.2f} against {macro:.2f} on average over "
-                f"classes; it finds {pct(row['recall'])} of the {row['support']} test examples of that class.")
+    return (40 if row["f1"] < macro - 0.1 else 12), (
+        f"Class '{row['name']}' is handled worst: F1 {row['f1']:.2f} against {macro:.2f} on average over "
+        f"classes; it finds {pct(row['recall'])} of the {row['support']} test examples of that class.")
 
 
 def stopping(s: dict):
@@ -135,14 +139,29 @@ def memorisation(s: dict, mem: dict | None):
 
 def lm_chance(s: dict):
     loss, chance = s.get("val_loss"), s.get("chance_loss")
-    if is_number(loss) and is_number(chance) and loss > 0.9 * chance:
+    if s.get("task") != "lm" or not (is_number(loss) and is_number(chance)):
+        return None
+    if loss > 0.9 * chance:
         return 85, (f"The language model has learned little: validation loss {loss:.3f} against "
                     f"{chance:.3f} for a uniform guess over its vocabulary.")
+    return 8, (f"At each step it is still about as unsure as choosing among {math.exp(loss):.1f} tokens (validation "
+               f"perplexity; a uniform guess: {math.exp(chance):.0f}), so expect slips in everything it writes.")
+
+
+def knowledge(s: dict):
+    """Holds for every model: a caveat to fill the list when nothing more serious stands out."""
+    source = s.get("data", "its training data")
+    if s.get("task") == "lm":
+        return 5, (f"It writes what is likely in the style of {source}, not what is true, and knows nothing outside "
+                   f"that text.")
+    return 5, (f"It knows only what is in {source}: inputs unlike those examples (another source, another time, "
+               f"another population) get answers with the same confidence and no warning.")
 
 
 def top_worries(summary: dict, audit: dict | None = None, memorization: dict | None = None, n: int = 3) -> list[str]:
     found = [leak(summary), near_chance(summary), group_gap(summary), calibration(summary),
              generalisation(summary), worst_class(summary), stopping(summary), test_size(summary),
-             memorisation(summary, memorization), lm_chance(summary), *audit_problems(audit)]
+             memorisation(summary, memorization), lm_chance(summary), knowledge(summary),
+             *audit_problems(audit)]
     found = sorted((w for w in found if w), key=lambda w: -w[0])
     return [text for _, text in found[:n]]

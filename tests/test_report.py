@@ -1,0 +1,189 @@
+"""RUN/report.html: built from real runs' JSON, self-contained, escaped, and rendered by a real browser."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glassbox.errors import UserError
+from glassbox.evaluate.memorization import novelty
+from glassbox.pipeline import run as train
+from glassbox.report import build_report, load_run, write_report
+from glassbox.report.worries import top_worries
+
+CLASSIFIER_HEADINGS = ["Summary", "Data audit", "Learning curves", "Confusion matrix and per-class scores",
+                       "Calibration", "Cost ledger", "Model card"]
+BOLD_CLASS = "<b>yes</b>"                       # a class name that must never become a tag
+EVIL_CITY = "<script>alert('x')</script>"       # a feature value shown among the audit's flagged rows
+
+
+@pytest.fixture(scope="module")
+def digits_run(digits_csv, tmp_path_factory) -> Path:
+    """The 1,797 real handwritten digits as a table (an MLP trains on them in seconds), 10 classes."""
+    out = tmp_path_factory.mktemp("report") / "digits"
+    train(str(digits_csv), label="digit", out=str(out), max_steps=40, quiet=True)
+    write_report(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory) -> Path:
+    """1,000 rows whose label is learnable from x1, with a group column, markup in a class name and a
+    feature value, and repeated rows so the audit flags (and shows) examples holding that markup."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("report_tab")
+    rows = ["x1,x2,city,team,answer"]
+    for i in range(1000):
+        x1, x2 = rng.normal(size=2)
+        city = EVIL_CITY if i % 10 == 1 else ["Paris", "Oslo", "Lima"][i % 3]
+        label = BOLD_CLASS if x1 + 0.3 * rng.normal() > 0 else "no"
+        rows.append(f"{x1:.3f},{x2:.3f},\"{city}\",{'A&B' if i % 2 else 'C'},{label}")
+    rows += rows[1:6]  # exact duplicates for the audit to flag
+    data = folder / "people.csv"
+    data.write_text("\n".join(rows) + "\n")
+    out = folder / "run"
+    train(str(data), label="answer", group=["team"], out=str(out), max_steps=30, control="shuffled-labels",
+          force=True, quiet=True)
+    write_report(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory) -> Path:
+    """A language-model run folder in the shapes glassbox/lm_pipeline.py writes (training a GPT here would
+    take minutes); the novelty figures come from the real check on real text."""
+    out = tmp_path_factory.mktemp("report_lm")
+    train_text = "the cat sat on the mat. the dog sat on the log. " * 20
+    samples = ["the cat sat on the log <script>x</script>", "a dog & a cat"]
+    metrics = [{"step": s, "epoch": 0, "train_loss": None if s == 0 else 3.5 - s / 50, "val_loss": 3.6 - s / 60,
+                "val_accuracy": 0.05 + s / 500, "lr": 1e-3, "best": True} for s in range(0, 101, 20)]
+    summary = {"task": "lm", "data": "corpus.txt", "model": "gpt", "n_params": 108352, "tokenizer": "char",
+               "vocab_size": 30, "corpus": {"sha256": "ab" * 32, "tokens": {"train": 900, "val": 100}},
+               "steps": 100, "best_step": 100, "stopped_early": False, "stop_reason": "max_steps",
+               "verdict": "training reached its last step with validation loss still at its lowest",
+               "chance_loss": math.log(30), "chance": {"majority_accuracy": 0.2, "untrained_loss": 3.45},
+               "train_loss": 1.6, "val_loss": 1.93, "val_accuracy": 0.25, "perplexity": math.exp(1.93),
+               "train_perplexity": math.exp(1.6), "generalisation_gap": 0.33, "tokens_per_second": 1900.0,
+               "train_seconds": 12.0, "samples": samples, "data_fingerprint": "ab" * 32}
+    memo = {"novelty": novelty(samples, train_text), "novelty_of_held_out_text": novelty(["the cow"], train_text),
+            "extraction": {"prefix_len": 32, "suffix_len": 32, "train": {"rate": 0.3, "n": 200, "stderr": 0.03,
+                           "token_match": 0.5}, "val": {"rate": 0.0, "n": 200, "stderr": 0.0, "token_match": 0.1},
+                           "difference": 0.3, "difference_stderr": 0.03,
+                           "examples": [{"split": "train", "prefix": "the <cat>", "continuation": " sat on"}]},
+            "summary": "the model reproduces training text it was shown the start of"}
+    (out / "summary.json").write_text(json.dumps(summary))
+    (out / "memorization.json").write_text(json.dumps(memo))
+    (out / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in metrics) + "\n")
+    write_report(out)
+    return out
+
+
+def html_of(run_dir: Path) -> str:
+    return (run_dir / "report.html").read_text(encoding="utf-8")
+
+
+def headings(html: str) -> list[str]:
+    return re.findall(r"<h2>(.*?)</h2>", html)
+
+
+def assert_self_contained(html: str) -> None:
+    links = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", html)
+    assert links, "expected inlined images and in-page links"
+    outside = [link for link in links if not (link.startswith("data:") or link.startswith("#"))]
+    assert not outside, outside
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+
+
+def test_classifier_report_has_every_section_with_the_runs_numbers(digits_run):
+    html = html_of(digits_run)
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert headings(html) == CLASSIFIER_HEADINGS  # no groups and no control in this run: left out
+    assert html.count("data:image/png;base64,") == 3  # learning curves, confusion matrix, reliability
+    assert_self_contained(html)
+    assert f"right {100 * summary['test_accuracy']:.1f}% of the time" in html
+    assert f"{summary['chance_loss']:.4f}" in html                       # ln K in the scores table
+    assert summary["data_fingerprint"] in html                           # model card: training data
+    assert html.count("<li>", html.index('class="worries"'), html.index("Scores at a glance")) == 3
+
+
+def test_user_text_is_escaped_and_groups_and_control_are_shown(tabular_run):
+    html = html_of(tabular_run)
+    summary = json.loads((tabular_run / "summary.json").read_text())
+    assert BOLD_CLASS in summary["classes"]
+    assert BOLD_CLASS not in html and "&lt;b&gt;yes&lt;/b&gt;" in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html   # shown as text among flagged rows
+    assert_self_contained(html)
+    assert "Groups" in headings(html) and "Memorisation control" in headings(html)
+    groups = summary["groups"]["columns"]["team"]["groups"]
+    for g in groups:                                                     # every group named, escaped
+        assert f"<td>{g['value'].replace('&', '&amp;')}</td>" in html
+    assert "A&B<" not in html
+    assert html.count("data:image/png;base64,") == 5  # + group accuracy, + control learning curves
+
+
+def test_language_model_report(lm_run):
+    html = html_of(lm_run)
+    assert headings(html) == ["Summary", "Learning curves", "Perplexity and samples", "Memorisation", "Model card"]
+    assert_self_contained(html)
+    assert "&lt;script&gt;x&lt;/script&gt;" in html and "a dog &amp; a cat" in html
+    assert "the &lt;cat&gt;" in html                                       # a recited training prefix
+    assert f"{math.exp(1.93):.2f}" in html                                 # perplexity
+    assert "reproduces its training text" in html                          # the top worry
+
+
+def test_worries_put_a_suspected_leak_first(digits_run):
+    run = load_run(digits_run)
+    run.summary["control"] = {"leak_suspected": True, "val_accuracy": 0.6, "chance_accuracy": 0.1,
+                              "train_accuracy": 0.9, "sentence": "leak"}
+    worries = top_worries(run.summary, run.audit)
+    assert len(worries) == 3 and worries[0].startswith("Something may leak the answer")
+    del run.summary["calibration"]
+    assert "Calibration" not in headings(build_report(run))  # missing data: the section is left out
+
+
+def test_a_folder_without_a_finished_run_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no summary.json"):
+        write_report(tmp_path)
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render(browser: str, page: Path, out: Path, *mode: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={out / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
+             "--hide-scrollbars", "--window-size=1200,4000"]
+    return subprocess.run([browser, *flags, *mode, page.resolve().as_uri()], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("which", ["digits_run", "tabular_run"])
+def test_report_renders_in_headless_chromium(which, request, tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    run_dir = request.getfixturevalue(which)
+    shots = Path(os.environ.get("GLASSBOX_TEST_ARTIFACTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    dom = render(browser, run_dir / "report.html", tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for section in ["summary", "audit", "curves", "classes", "calibration", "cost", "card"]:
+        assert f'<section id="{section}">' in dom.stdout
+    assert len(re.findall(r"<img src=\"data:image/png;base64,", dom.stdout)) >= 3
+    shot = shots / f"report-{which}.png"
+    done = render(browser, run_dir / "report.html", tmp_path, f"--screenshot={shot}")
+    assert done.returncode == 0 and shot.stat().st_size > 10_000
+    for log in (dom.stderr, done.stderr):
+        errors = [line for line in log.splitlines() if "CONSOLE" in line or "Uncaught" in line
+                  or "Failed to load resource" in line]
+        assert not errors, errors
