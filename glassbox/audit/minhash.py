@@ -99,18 +99,20 @@ def near_duplicate_groups(texts: list[str], threshold: float = THRESHOLD, bands:
         key = np.zeros(len(usable), dtype=np.uint64)
         for j in range(rows):
             key = key * np.uint64(0x100000001B3) + part[:, j]
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key)
         k_sorted = key[order]
         new_run = np.r_[True, k_sorted[1:] != k_sorted[:-1]]
         head = order[np.maximum.accumulate(np.where(new_run, np.arange(len(order)), 0))]
-        linked = ~new_run
-        u, v = order[linked], head[linked]
-        close = (sig_u[u] == sig_u[v]).mean(axis=1) >= threshold  # drop band collisions that are not similar
-        src.append(u[close])
-        dst.append(v[close])
-    src, dst = np.concatenate(src), np.concatenate(dst)
-    if len(src) == 0:
-        return groups, similarity
+        src.append(order[~new_run])
+        dst.append(head[~new_run])
+    # The same pair is usually found by several bands: check each candidate pair once, and drop band
+    # collisions whose signatures do not agree on enough values.
+    pair = np.sort(np.minimum(np.concatenate(src), np.concatenate(dst)) * np.int64(len(usable))
+                   + np.maximum(np.concatenate(src), np.concatenate(dst)))
+    pair = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
+    src, dst = pair // len(usable), pair % len(usable)
+    close = np.count_nonzero(sig_u[src] == sig_u[dst], axis=1) >= threshold * num_hashes
+    src, dst = src[close], dst[close]
     graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(len(usable), len(usable)))
     _, comp = connected_components(graph, directed=False)
     sizes = np.bincount(comp)

@@ -1,7 +1,7 @@
 """Text classification data: the loader and the two encoders (raw text -> token ids) saved in the artifact.
 
     examples = load_text("SMSSpamCollection", text_col="text", label_col="label", columns=["label", "text"])
-    enc = HashedNgramEncoder().fit(train_texts)       # fastText-style hashed n-grams, nothing to learn
+    enc = HashedNgramEncoder().fit(train_texts)       # fastText-style hashed n-grams seen in training
     ids = enc.encode(texts)                           # LongTensor (N, L), 0 = padding
     enc2 = HashedNgramEncoder.from_dict(enc.to_dict())  # JSON-safe round trip, no pickles
 
@@ -9,6 +9,7 @@ Both encoders reserve id 0 for padding, so models can mask it.
 """
 from __future__ import annotations
 
+import base64
 import re
 import zlib
 
@@ -94,28 +95,55 @@ class HashedNgramEncoder:
 
     For each word, in order: the bigram it ends (word_ngrams=2), the lower-cased word, its shape
     ("FREE" -> "XXX", "08452810075" -> "00000000000": case and digit patterns survive lower-casing),
-    and the character n-grams (char_min..char_max) of "<word>". Ids are 1..buckets-1 (0 pads); a text's
-    features are cut at `max_len`, so a long text keeps its beginning. `fit` learns nothing.
+    and the character n-grams (char_min..char_max) of "<word>". `fit` keeps the buckets seen in at
+    least `min_count` training texts and numbers them 1..V (0 pads), so the embedding table holds only
+    what training can learn; unseen or rare n-grams are dropped. A text keeps its first `max_len` ids.
     """
 
-    def __init__(self, buckets: int = 2**18, word_ngrams: int = 2, char_min: int = 2, char_max: int = 5,
-                 shapes: bool = True, max_len: int = 1024):
-        self.buckets = buckets  # hash table size: more buckets, fewer collisions, bigger embedding
+    def __init__(self, buckets: int = 2**20, word_ngrams: int = 2, char_min: int = 2, char_max: int = 5,
+                 shapes: bool = True, min_count: int = 2, max_len: int = 1024):
+        self.buckets = buckets  # hash table size: more buckets, fewer collisions between n-grams
         self.word_ngrams = word_ngrams  # 1: single words only; 2: also pairs of neighbouring words
         self.char_min = char_min  # shortest character n-gram (0 turns character n-grams off)
         self.char_max = char_max  # longest character n-gram
         self.shapes = shapes  # add each word's shape (case and digit pattern) as a feature
-        self.max_len = max_len  # most features kept per text
+        self.min_count = min_count  # fit keeps n-grams seen in at least this many training texts
+        self.max_len = max_len  # most ids kept per text
+        self.kept_ = None  # (buckets,) bool: buckets kept by fit; None before fit (every bucket is kept)
 
     @property
     def vocab_size(self) -> int:
-        return self.buckets
+        """Rows the embedding table needs: kept buckets + 1 for padding."""
+        return self.buckets if self.kept_ is None else int(self.kept_.sum()) + 1
 
     def fit(self, texts: list[str]) -> "HashedNgramEncoder":
+        feats, feat_text = self._features(texts)
+        pairs = np.sort(feat_text * np.int64(self.buckets) + feats)
+        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # each (text, bucket) once
+        doc_freq = np.bincount(pairs % self.buckets, minlength=self.buckets)
+        self._set_kept(doc_freq >= self.min_count)
         return self
 
+    def _set_kept(self, kept: np.ndarray) -> None:
+        kept[0] = False
+        self.kept_ = kept
+        self.remap_ = np.where(kept, np.cumsum(kept), 0).astype(np.int64)  # bucket -> 1..V, dropped -> 0
+
     def encode(self, texts: list[str]) -> torch.Tensor:
-        """(N, L) int64 ids, L = the most features of any text (at most max_len), padded with 0."""
+        """(N, L) int64 ids, L = the most ids of any text (at most max_len), padded with 0."""
+        feats, feat_text = self._features(texts)
+        if self.kept_ is not None:
+            feats = self.remap_[feats]
+            feats, feat_text = feats[feats > 0], feat_text[feats > 0]
+        per_text = np.bincount(feat_text, minlength=len(texts))
+        pos = np.arange(len(feats)) - (np.cumsum(per_text) - per_text)[feat_text]
+        keep = pos < self.max_len
+        out = np.zeros((len(texts), max(1, min(self.max_len, int(per_text.max(initial=0))))), dtype=np.int64)
+        out[feat_text[keep], pos[keep]] = feats[keep]
+        return torch.from_numpy(out)
+
+    def _features(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every text's bucket ids in reading order, flat, and the text each belongs to."""
         words_per_text = [_WORD_RE.findall(t) for t in texts]
         n_words = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(texts))
         flat = pd.Series([w for ws in words_per_text for w in ws], dtype=object)
@@ -130,25 +158,15 @@ class HashedNgramEncoder:
             has_bigram[1:] = tok_text[1:] == tok_text[:-1]
         n_own = (own_ptr[1:] - own_ptr[:-1])[codes]
         count = has_bigram + n_own
-        start = np.cumsum(count) - count  # where each token's features begin in the flat feature list
+        start = np.cumsum(count) - count  # where each token's ids begin in the flat list
         feats = np.zeros(int(count.sum()), dtype=np.int64)
         h = word_hash[codes]
         prev = np.roll(h, 1)
         feats[start[has_bigram]] = self._bucket(prev[has_bigram] * np.uint64(1000003) + h[has_bigram])
-        tok_rep = np.repeat(np.arange(n_tok), n_own)  # one entry per own feature, naming its token
+        tok_rep = np.repeat(np.arange(n_tok), n_own)  # one entry per own id, naming its token
         within = np.arange(len(tok_rep)) - np.repeat(np.cumsum(n_own) - n_own, n_own)
         feats[start[tok_rep] + has_bigram[tok_rep] + within] = own_ids[own_ptr[codes[tok_rep]] + within]
-
-        # Lay the flat features out as rows, one per text, cut at max_len.
-        per_text = np.bincount(tok_text, weights=count, minlength=len(texts)).astype(np.int64)
-        text_start = np.cumsum(per_text) - per_text
-        feat_text = np.repeat(np.arange(len(texts)), per_text)
-        pos = np.arange(len(feats)) - text_start[feat_text]
-        keep = pos < self.max_len
-        width = int(min(self.max_len, per_text.max(initial=0)))
-        out = np.zeros((len(texts), max(width, 1)), dtype=np.int64)
-        out[feat_text[keep], pos[keep]] = feats[keep]
-        return torch.from_numpy(out)
+        return feats, np.repeat(tok_text, count)
 
     def _hash_vocab(self, vocab: list[str]):
         """Hash each distinct word once: a hash for bigrams, and its own feature ids in CSR form (ptr, ids)."""
@@ -175,11 +193,16 @@ class HashedNgramEncoder:
     def to_dict(self) -> dict:
         return {"type": "hashed_ngrams", "buckets": self.buckets, "word_ngrams": self.word_ngrams,
                 "char_min": self.char_min, "char_max": self.char_max, "shapes": self.shapes,
-                "max_len": self.max_len}
+                "min_count": self.min_count, "max_len": self.max_len,
+                "kept": None if self.kept_ is None else base64.b64encode(np.packbits(self.kept_)).decode()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HashedNgramEncoder":
-        return cls(**{k: v for k, v in d.items() if k != "type"})
+        enc = cls(**{k: v for k, v in d.items() if k not in ("type", "kept")})
+        if d.get("kept") is not None:
+            bits = np.frombuffer(base64.b64decode(d["kept"]), dtype=np.uint8)
+            enc._set_kept(np.unpackbits(bits)[: enc.buckets].astype(bool))
+        return enc
 
 
 class BPEEncoder:

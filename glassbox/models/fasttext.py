@@ -20,14 +20,19 @@ class FastTextConfig:
     hidden: int = 0  # width of a hidden ReLU layer between the average and the head; 0 = linear head
     dropout: float = 0.0  # dropout on the averaged vector during training; 0.0 turns it off
     input_dropout: float = 0.0  # share of a text's n-gram ids dropped at random while training
+    pooling: str = "mean"  # "mean": sum / n over a text's n-grams; "sqrt": sum / sqrt(n), so long texts dilute less
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "sqrt"):
+            raise ValueError(f"pooling must be 'mean' or 'sqrt'. Got {self.pooling!r} instead.")
 
 
 class FastText(nn.Module):
     def __init__(self, config: FastTextConfig):
         super().__init__()
         self.config = config
-        # mode="mean" with padding_idx: padding ids are left out of the average (and get no gradient).
-        self.embed = nn.EmbeddingBag(config.vocab_size, config.dim, mode="mean", padding_idx=0)
+        # padding_idx=0: the padding row stays zero and gets no gradient.
+        self.embed = nn.EmbeddingBag(config.vocab_size, config.dim, mode="sum", padding_idx=0)
         nn.init.uniform_(self.embed.weight, -1.0 / config.dim, 1.0 / config.dim)  # as fastText does
         with torch.no_grad():
             self.embed.weight[0].zero_()
@@ -40,5 +45,12 @@ class FastText(nn.Module):
         if self.training and self.config.input_dropout > 0:
             # Dropping whole n-grams (to padding) keeps the model from leaning on a few telltale ones.
             ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.config.input_dropout, 0)
-        x = self.embed(ids)  # (B, dim): mean over the non-padding ids of each row; all-padding rows give 0
+        # Hand the bag only the real ids (flat, with each row's start offset): backward then costs what
+        # the texts hold, not what the padded batch is wide. An empty row averages to 0.
+        keep = ids > 0
+        lengths = keep.sum(dim=1)
+        scale = lengths.clamp(min=1).float()
+        scale = scale if self.config.pooling == "mean" else scale.sqrt()
+        weights = (1.0 / scale).repeat_interleave(lengths)  # one weight per real id
+        x = self.embed(ids[keep], torch.cumsum(lengths, 0) - lengths, per_sample_weights=weights)  # (B, dim)
         return self.head(self.hidden(self.drop(x)))  # (B, n_classes)
