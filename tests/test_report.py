@@ -149,6 +149,12 @@ def test_worries_put_a_suspected_leak_first(digits_run):
     assert "Calibration" not in headings(build_report(run))  # missing data: the section is left out
 
 
+@pytest.mark.parametrize("task", ["classify", "lm"])
+def test_a_bare_summary_gives_a_report_without_the_missing_sections(task, tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"task": task, "data": "x.csv"}))
+    assert headings(html_of(write_report(tmp_path).parent)) == ["Summary", "Model card"]
+
+
 def test_a_folder_without_a_finished_run_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no summary.json"):
         write_report(tmp_path)

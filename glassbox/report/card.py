@@ -35,6 +35,10 @@ def training_data(run: Run) -> str:
 
 
 def knowledge_cutoff(run: Run) -> str:
+    if run.is_lm:
+        return (f"Trained on {run.trained_on}, on {run.summary.get('data', 'its corpus')} alone. It knows nothing that "
+                f"text does not contain: no events after it was written, no facts from anywhere else. Asked about "
+                f"them, it still writes fluent, confident text.")
     return (f"Trained on {run.trained_on}. The model knows nothing that is not in its training data: nothing that "
             f"happened after it was collected, and no kinds of input it never showed. It will still answer about "
             f"them, with the same apparent confidence.")

@@ -48,6 +48,8 @@ def summary(run: Run) -> str:
 def samples(run: Run) -> str:
     s = run.summary
     texts = [t for t in s.get("samples") or [] if isinstance(t, str)]
+    if not texts and not is_number(s.get("perplexity")):
+        return ""
     html = para(f"Perplexity {num(s.get('perplexity'), 2)} on validation text (training text: "
                 f"{num(s.get('train_perplexity'), 2)}); it read {count(s.get('tokens_per_second'))} tokens per "
                 f"second while training.")

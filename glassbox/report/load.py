@@ -26,7 +26,9 @@ class Run:
     @property
     def trained_on(self) -> str:
         """The training date (YYYY-MM-DD): from the artifact, else the corpus, else summary.json's time."""
-        for created in [(self.manifest or {}).get("created"), (self.summary.get("corpus") or {}).get("created")]:
+        m, corpus = self.manifest or {}, self.summary.get("corpus") or {}
+        for created in [m.get("created"), (m.get("knowledge_cutoff") or {}).get("trained_on"),
+                        corpus.get("trained_on"), corpus.get("created")]:
             if isinstance(created, str) and len(created) >= 10:
                 return created[:10]
         stamp = (self.path / "summary.json").stat().st_mtime

@@ -227,5 +227,10 @@ def cost(run: Run) -> str:
     return html + para(
         f"Assumed, not metered: a constant {sig(c.get('power_watts'), 3)} W and {sig(c.get('price_per_kwh'), 3)} per "
         f"kWh (in your currency). The peak is this machine's measured matrix-multiply speed, "
-        f"{si(c.get('peak_flops'), 'FLOP/s')}. The whole-run FLOPs include {si(t.get('eval_flops'), 'FLOP')} spent "
-        f"on validation passes. MFU (model FLOPs utilisation) is the share of that peak the work achieved.", "note")
+        f"{si(c.get('peak_flops'), 'FLOP/s')}. MFU (model FLOPs utilisation) is the share of that peak the work "
+        f"achieved."
+        + (f" The whole-run FLOPs include {si(t['eval_flops'], 'FLOP')} spent on validation passes."
+           if is_number(t.get("eval_flops")) else "")
+        + (f" One training step costs {si(t['flops_per_token'], 'FLOP')} per token." if is_number(t.get("flops_per_token"))
+           else "")
+        + (f" One prediction here means {i['unit']}." if i.get("unit") else ""), "note")
