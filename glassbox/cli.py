@@ -151,6 +151,12 @@ def cmd_generate(args) -> None:
     print(tok.decode(out[0].tolist()))
 
 
+def cmd_report(args) -> None:
+    from glassbox.report import write_report
+
+    print(write_report(args.run))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glassbox", description="Train models from examples and see what really happens.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="same seed, same text")
     p.add_argument("--info", action="store_true", help="what the model knows: corpus, size, date (its knowledge cutoff)")
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("report", help="(re)write RUN/report.html from a finished run folder")
+    p.add_argument("run", help="the run folder")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -89,9 +89,12 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     summary["artifact"] = str(artifact)
     summary["wall_seconds"] = time.perf_counter() - t_start
     write_json(run_dir / "summary.json", summary)
+    from glassbox.report import write_report
+
+    report = write_report(run_dir)
     say(cfg, f"sample: {samples[0][:200]!r}")
     say(cfg, f"run folder: {run_dir}\n  model artifact: {artifact}\n  summary: {run_dir / 'summary.json'}\n"
-             f"  memorisation: {run_dir / 'memorization.json'}\n  generate: glassbox generate {artifact} --prompt 'ROMEO:'")
+             f"  memorisation: {run_dir / 'memorization.json'}\n  report: {report}\n  generate: glassbox generate {artifact} --prompt 'ROMEO:'")
     return summary
 
 

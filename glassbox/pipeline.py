@@ -225,6 +225,9 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     summary["artifact"] = str(artifact)
     summary["wall_seconds"] = time.perf_counter() - t_start
     write_json(run_dir / "summary.json", summary)
+    from glassbox.report import write_report
+
+    write_report(run_dir)
     say(cfg, closing_words(summary, run_dir))
     return summary
 
