@@ -157,6 +157,12 @@ def cmd_report(args) -> None:
     print(write_report(args.run))
 
 
+def cmd_serve(args) -> None:
+    from glassbox.infer.server import serve
+
+    serve(args.artifact, host=args.host, port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glassbox", description="Train models from examples and see what really happens.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="(re)write RUN/report.html from a finished run folder")
     p.add_argument("run", help="the run folder")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("serve", help="serve a frozen artifact over HTTP (read-only)")
+    p.add_argument("artifact", help="the artifact folder, RUN/model")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -1,0 +1,81 @@
+"""Serve a frozen artifact over HTTP (FastAPI). The server holds a read-only Predictor: no route
+can train, and the weights never change while it runs."""
+
+from pathlib import Path
+
+from glassbox.errors import UserError
+
+
+def make_app(artifact: str | Path):
+    from fastapi import FastAPI, HTTPException
+    from pydantic import BaseModel, Field
+
+    from glassbox.export.artifact import read_manifest
+
+    manifest = read_manifest(artifact)
+    app = FastAPI(title="glassbox", description=f"{manifest['architecture']} model, read-only")
+    info = {k: manifest.get(k) for k in ("task", "architecture", "classes", "weights_sha256", "created",
+                                          "training_data_fingerprint", "temperature", "knowledge_cutoff")}
+
+    class PredictRequest(BaseModel):
+        inputs: list[str] = Field(..., description="CSV rows of feature values, image paths, or texts")
+
+    class GenerateRequest(BaseModel):
+        prompt: str
+        max_new_tokens: int = Field(100, ge=1, le=2000)
+        temperature: float = Field(0.8, ge=0)
+        top_k: int | None = Field(None, ge=1)
+        seed: int = 0
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "weights_sha256": manifest["weights_sha256"]}
+
+    @app.get("/info")
+    def get_info():
+        return info
+
+    if manifest["task"] == "lm":
+        import torch
+
+        from glassbox.data.corpus import tokenizer_from_dict
+        from glassbox.export.artifact import load_artifact
+
+        _, model = load_artifact(artifact)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        tok = tokenizer_from_dict(manifest["preprocessing"])
+
+        @app.post("/generate")
+        def generate(req: GenerateRequest):
+            try:
+                ids = tok.encode(req.prompt)
+            except UserError as e:
+                raise HTTPException(status_code=422, detail=str(e)) from None
+            if not ids:
+                raise HTTPException(status_code=422, detail="the prompt is empty")
+            out = model.generate(torch.tensor([ids]), req.max_new_tokens, temperature=req.temperature,
+                                 top_k=req.top_k, generator=torch.Generator().manual_seed(req.seed))
+            return {"text": tok.decode(out[0].tolist())}
+    else:
+        from glassbox.infer.predictor import Predictor
+
+        predictor = Predictor(artifact)
+
+        @app.post("/predict")
+        def predict(req: PredictRequest):
+            if not req.inputs:
+                raise HTTPException(status_code=422, detail="give at least one input")
+            try:
+                results = predictor.predict(predictor.parse(req.inputs))
+            except UserError as e:
+                raise HTTPException(status_code=422, detail=str(e)) from None
+            return {"predictions": results, "calibrated": predictor.calibrated}
+
+    return app
+
+
+def serve(artifact: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    uvicorn.run(make_app(artifact), host=host, port=port, log_level="info")
