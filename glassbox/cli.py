@@ -151,6 +151,19 @@ def cmd_generate(args) -> None:
     print(tok.decode(out[0].tolist()))
 
 
+def cmd_audit(args) -> int:
+    from glassbox.pipeline import audit_data
+
+    settings = settings_from(args)
+    for key in ("json", "no_label_errors", "folds"):
+        settings.pop(key, None)
+    report = audit_data(label_errors=not args.no_label_errors, folds=args.folds, show=not args.json, **settings)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+    failed = report.has_errors or (settings.get("strict") and report.has_warnings)
+    return 1 if failed else 0
+
+
 def cmd_report(args) -> None:
     from glassbox.report import write_report
 
@@ -188,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="same seed, same text")
     p.add_argument("--info", action="store_true", help="what the model knows: corpus, size, date (its knowledge cutoff)")
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("audit", help="what is wrong with the data, before any training (exit 1 on errors)")
+    p.add_argument("data", nargs="?", help="data file or folder")
+    for flag in ("--label", "--text", "--columns", "--group", "--test", "--label-from-name", "--image-size", "--seed"):
+        typ, text = next((t, h) for f, t, h in TRAIN_FLAGS if f == flag)
+        p.add_argument(flag, type=typ, help=text, default=argparse.SUPPRESS, **({"action": "append"} if flag == "--group" else {}))
+    p.add_argument("--strict", action="store_true", default=argparse.SUPPRESS, help="warnings fail too (exit 1)")
+    p.add_argument("--json", action="store_true", help="every finding and every flagged example as JSON")
+    p.add_argument("--no-label-errors", action="store_true", help="skip the likely-label-errors check (it trains k models)")
+    p.add_argument("--folds", type=int, default=5, help="folds for the out-of-fold label-error check")
+    p.add_argument("--config", help="YAML or JSON file of settings")
+    p.set_defaults(func=cmd_audit)
     p = sub.add_parser("report", help="(re)write RUN/report.html from a finished run folder")
     p.add_argument("run", help="the run folder")
     p.set_defaults(func=cmd_report)
@@ -202,14 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except UserError as e:
         print(f"glassbox: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("glassbox: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -232,11 +232,42 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     return summary
 
 
+def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 5, show: bool = True, **settings):
+    """`glassbox audit`: load the data as `train` would and run every check; returns the AuditReport."""
+    from glassbox.audit import run_audit
+
+    cfg = make_config({**settings, "data": data or settings.get("data")})
+    if not cfg.data:
+        raise UserError("give the data to audit: glassbox audit DATA --label COL")
+    kind = kind_of(cfg.data, cfg)
+    ex = load_examples(cfg.data, cfg, kind)
+    check_labels(ex)
+    test = None
+    if cfg.test:
+        size = ex.inputs.shape[-1] if ex.kind == "image" else None
+        test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg), classes=ex.classes if ex.kind == "image" else None,
+                                        size=size), ex.classes)
+    probs = out_of_fold(ex, folds, cfg.seed) if label_errors else None
+    report = run_audit(ex, test=test, pred_probs=probs)
+    if show:
+        report.render()
+    return report
+
+
+def out_of_fold(ex: Examples, folds: int, seed: int):
+    """Out-of-fold probabilities for the label-error check: each row scored by a model that never saw it."""
+    if ex.kind != "text":
+        return None  # k-fold training of image and tabular models is not run automatically (cost)
+    from glassbox.out_of_fold import out_of_fold_probs
+
+    return out_of_fold_probs(ex, k=folds, seed=seed)
+
+
 def run_audit_step(ex, test, parts, cfg, run_dir) -> dict:
     """The data audit before any weight moves (written to RUN/audit.json)."""
     from glassbox.audit import run_audit
 
-    report = run_audit(ex, test=test, split=parts if test is None else None)
+    report = run_audit(ex, test=test, split=parts if test is None else None, pred_probs=out_of_fold(ex, 5, cfg.seed))
     write_json(run_dir / "audit.json", report.to_dict())
     if not cfg.quiet:
         report.render()

@@ -92,10 +92,8 @@ def _read_delimited(p: Path, text: str, columns) -> tuple[pd.DataFrame, list[int
             start = reader.line_num + 1
             if not rec or all(not f.strip() for f in rec):
                 continue
-            if not rows and header is None and rec[0].startswith(COMMENT_PREFIXES):
-                continue
-            if rows == [] and header is not None and len(lines) == 0 and rec[0].startswith(COMMENT_PREFIXES):
-                continue
+            if not rows and rec[0].startswith(COMMENT_PREFIXES) and (header is None or columns):
+                continue  # a comment line before the data
             if header is None:
                 header = [h.strip() for h in rec]
                 continue
@@ -104,7 +102,7 @@ def _read_delimited(p: Path, text: str, columns) -> tuple[pd.DataFrame, list[int
                     f"{p} line {line} has {len(rec)} fields but the header has {len(header)}; "
                     f"fix that row (a stray '{'TAB' if delim == chr(9) else delim}' or a missing value?)"
                 )
-            rows.append([f.strip() for f in rec])
+            rows.append(rec)  # values exactly as in the file: text keeps its own whitespace
             lines.append(line)
     except csv.Error as e:
         raise UserError(f"{p} line {reader.line_num} cannot be parsed ({e}); fix the quoting on that line") from None

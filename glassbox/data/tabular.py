@@ -47,8 +47,8 @@ def load_tabular(path, label: str, columns: list[str] | None = None, groups=()) 
 
 
 def _as_float(col: pd.Series) -> pd.Series:
-    low = col.str.strip().str.lower()
-    return pd.to_numeric(col.where(~low.isin(MISSING)), errors="coerce")
+    stripped = col.str.strip()
+    return pd.to_numeric(stripped.where(~stripped.str.lower().isin(MISSING)), errors="coerce")
 
 
 class TabularEncoder:
