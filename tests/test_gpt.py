@@ -135,3 +135,15 @@ def test_generate_crops_long_prompts_and_restores_training_mode():
     out = model.generate(torch.randint(20, (2, 30)), 5, temperature=0)
     assert out.shape == (2, 35)
     assert model.training
+
+
+def test_bf16_autocast_on_cpu_matches_fp32():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=32, n_layer=2, n_head=4, n_embd=64))
+    x = torch.randint(50, (4, 32))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(x)
+    assert low.dtype == torch.bfloat16
+    F.cross_entropy(low.float().flatten(0, 1), x.flatten()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert torch.allclose(low.float(), model(x), atol=0.05)

@@ -8,11 +8,13 @@ The training loop computes the loss (cross-entropy of logits against the next to
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 @dataclass
@@ -30,6 +32,15 @@ class GPTConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
 
 
+def _attention_backend(q: torch.Tensor):
+    """On CPU in bf16 (autocast), PyTorch's fused flash-attention kernel is about 2.5x slower than
+    its plain math path (measured fwd + bwd at B=12, nh=4, T=64, hs=32: 6.0 ms vs 2.3 ms), so use
+    the math path there; everywhere else let PyTorch pick."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        return sdpa_kernel(SDPBackend.MATH)
+    return nullcontext()
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -45,9 +56,10 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
-        )  # (B, nh, T, hs)
+        with _attention_backend(q):
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            )  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
