@@ -96,9 +96,11 @@ def make_encoder(ex: Examples, cfg: TrainConfig):
         from glassbox.data.images import ImageEncoder
 
         return ImageEncoder().fit(ex)
-    from glassbox.data.text import make_text_encoder
+    from glassbox.data.text import BPEEncoder, HashedNgramEncoder
 
-    return make_text_encoder(cfg.model, ex.inputs)
+    if cfg.model == "transformer":
+        return BPEEncoder(vocab_size=cfg.vocab_size if cfg.vocab_size != 1024 else 8000).fit(ex.inputs)
+    return HashedNgramEncoder().fit(ex.inputs)
 
 
 def make_model(ex: Examples, encoder, cfg: TrainConfig) -> tuple[str, dict]:
@@ -112,9 +114,32 @@ def make_model(ex: Examples, encoder, cfg: TrainConfig) -> tuple[str, dict]:
         small = encoder.size <= 16
         return arch, {"in_channels": encoder.channels, "n_classes": k, "image_size": encoder.size,
                       "width": 16 if small else 32, "stages": 2 if small else 3, "dropout": cfg.dropout}
-    from glassbox.data.text import text_model_config
+    if arch == "transformer":
+        return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "max_len": encoder.max_len,
+                      "n_layer": min(cfg.n_layer, 2), "n_head": cfg.n_head, "n_embd": cfg.n_embd, "dropout": cfg.dropout or 0.1}
+    return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "dim": 64, "dropout": cfg.dropout}
 
-    return arch, text_model_config(arch, encoder, k, cfg)
+
+# Training settings that suit each kind of model, used where the user set nothing else.
+ARCH_DEFAULTS = {
+    "fasttext": {"lr": 2e-2, "epochs": 5, "weight_decay": 0.0},
+    "transformer": {"lr": 1e-3, "epochs": 10, "batch_size": 32},
+    "lm": {"lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100, "batch_size": 12, "weight_decay": 0.1},
+}
+
+
+def arch_for(cfg_values: dict) -> str:
+    if cfg_values.get("task") == "lm":
+        return "lm"
+    model = cfg_values.get("model") or "auto"
+    if model != "auto":
+        return model
+    return "fasttext" if cfg_values.get("text") else "other"
+
+
+def with_defaults(settings: dict) -> dict:
+    """The user's settings, plus the defaults that suit the model for every key they left out."""
+    return {**ARCH_DEFAULTS.get(arch_for(settings), {}), **settings}
 
 
 def default_run_dir(data: str) -> Path:
@@ -138,7 +163,8 @@ def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
 
 def run(data: str | None = None, **settings) -> dict:
     """Train on `data` end to end; returns the summary that is also written to RUN/summary.json."""
-    cfg = make_config({**settings, "data": str(data) if data is not None else settings.get("data")})
+    settings = with_defaults({**settings, "data": str(data) if data is not None else settings.get("data")})
+    cfg = make_config(settings)
     run_dir = prepare_run_dir(cfg, str(cfg.data))
     if cfg.resume:  # continue exactly as configured when the run started
         saved = json.loads((run_dir / "config.json").read_text())

@@ -28,7 +28,8 @@ class Predictor:
 
     def parse(self, raw: list[str]):
         """Inputs as the user types them (CSV rows, image paths, texts) -> the encoder's raw form."""
-        return self.encoder.parse(raw)
+        parse = getattr(self.encoder, "parse", None)  # text encoders take the texts as they are
+        return parse(raw) if parse is not None else list(raw)
 
     @torch.inference_mode()
     def predict_proba(self, inputs, batch_size: int = 256) -> torch.Tensor:
