@@ -11,6 +11,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from glassbox.data.corpus import CharTokenizer, RandomWindows, split_text, val_windows
+from glassbox.errors import UserError
 from glassbox.models.gpt import GPT, GPTConfig
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -38,6 +39,8 @@ def test_shapes_weight_tying_and_param_count():
     assert model.num_params() == V * C + L * per_block + 2 * C
     with pytest.raises(ValueError, match="block_size"):
         model(torch.zeros(1, 17, dtype=torch.long))
+    with pytest.raises(UserError, match=r"n_embd \(100\) must be a multiple of n_head \(3\); e.g. n_embd=99"):
+        GPTConfig(vocab_size=50, n_embd=100, n_head=3)
 
 
 def test_residual_projections_get_scaled_init():

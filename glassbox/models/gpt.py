@@ -16,6 +16,8 @@ import torch.nn as nn
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from glassbox.errors import UserError
+
 
 @dataclass
 class GPTConfig:
@@ -29,7 +31,10 @@ class GPTConfig:
 
     def __post_init__(self):
         if self.n_embd % self.n_head != 0:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+            raise UserError(
+                f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}); "
+                f"e.g. n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}"
+            )
 
 
 def _attention_backend(q: torch.Tensor):
