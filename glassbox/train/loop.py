@@ -137,7 +137,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     total = cfg.steps_for(n_train)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, total // 50)
     min_lr = cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10
-    eval_every = cfg.eval_every or max(1, total // 20)
+    # about 20 evaluations a run, but sparse enough that evaluating costs well under the training itself
+    eval_every = cfg.eval_every or max(1, total // 20, math.ceil(len(val[1]) / cfg.batch_size))
     ckpt_every = cfg.checkpoint_every or eval_every
     optimizer = make_optimizer(model, cfg)
     stopper = EarlyStopping(cfg.patience, cfg.min_delta)
