@@ -39,10 +39,11 @@ class TensorBatches:
         self.epoch, self.position = 0, 0
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self._order = None
+        self._len = max(1, len(range(rank, len(y), world_size)) // batch_size)
 
     def __len__(self) -> int:
         """Batches per epoch for this process."""
-        return max(1, len(range(self.rank, len(self.y), self.world_size)) // self.batch_size)
+        return self._len
 
     def _permutation(self) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -51,7 +52,7 @@ class TensorBatches:
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._order is None:
             self._order = self._permutation()
-        if self.position >= len(self):  # the ragged last batch is dropped; the next epoch starts
+        if self.position >= self._len:  # the ragged last batch is dropped; the next epoch starts
             self.epoch, self.position = self.epoch + 1, 0
             self._order = self._permutation()
         idx = self._order[self.position * self.batch_size:(self.position + 1) * self.batch_size]

@@ -27,6 +27,8 @@ from glassbox.train.schedule import lr_at
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over every prediction: (B, K) with (B,), or (B, T, V) with (B, T)."""
+    if logits.dim() == 2:
+        return F.cross_entropy(logits, y)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
 
@@ -125,8 +127,9 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     val_data:   (X, y) tensors or a Dataset, never trained on; it picks the sweet spot.
     run_dir:    where checkpoints and metrics.jsonl go (None: nothing is written)."""
     cfg = config or TrainConfig()
-    loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
-                                                            label_smoothing=cfg.label_smoothing))
+    if loss_fn is None:
+        loss_fn = cross_entropy if not cfg.label_smoothing else (
+            lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), label_smoothing=cfg.label_smoothing))
     device = distributed.pick_device(cfg.device)
     dist = distributed.setup(device)
     torch.manual_seed(cfg.seed)
@@ -172,6 +175,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                      f"the untrained model's loss is {chance['untrained_loss']:.4f}: random weights know nothing yet.")
 
     model.train()
+    on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
     reason, t0, seen = "max_steps", time.perf_counter(), 0
     run_loss, run_n, t_last, seen_last = torch.zeros((), device=device), 0, time.perf_counter(), 0
     try:
@@ -181,9 +185,9 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                 group["lr"] = lr
             for micro in range(cfg.grad_accum):
                 x, y = train.next()                              # 1. take a batch
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                sync = contextlib.nullcontext() if micro == cfg.grad_accum - 1 or not dist.enabled else ddp_model.no_sync()
-                with sync:
+                if on_gpu:
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with ddp_model.no_sync() if dist.enabled and micro < cfg.grad_accum - 1 else no_sync:
                     logits = ddp_model(x)                        # 2. predict
                     loss = loss_fn(logits, y)                    # 3. measure the error
                     (loss / cfg.grad_accum).backward()           # 4. compute gradients
