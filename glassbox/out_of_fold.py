@@ -1,0 +1,84 @@
+"""Out-of-fold predicted probabilities: every example scored by a fast text model that never saw it.
+
+cleanlab's label-error finding needs these: a model scored on its own training data agrees with
+every label it was given, right or wrong. Folds are stratified and duplicate-aware (identical texts
+share a fold), so a copy of an example cannot vouch for its label from the training side.
+
+    probs = out_of_fold_probs(examples, k=5)           # (N, n_classes), rows sum to 1
+    report = run_audit(examples, pred_probs=probs)
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from glassbox.config import TrainConfig
+from glassbox.data.examples import Examples
+from glassbox.data.text import HashedNgramEncoder
+from glassbox.models.fasttext import FastText, FastTextConfig
+from glassbox.train.loop import fit, predict_logits
+
+# How each fold's model trains: a few quick epochs; early stopping on a slice of the training folds.
+OOF_TRAIN = TrainConfig(epochs=5, batch_size=64, lr=2e-2, weight_decay=0.0, patience=3, quiet=True, device="cpu")
+OOF_MODEL = {"dim": 64}  # FastTextConfig fields for the fold models
+
+
+def duplicate_aware_folds(keys: list[str], labels: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold 0..k-1 of each example: identical keys share a fold; each class is spread evenly over folds.
+
+    Groups of identical keys are dealt round-robin within their (first) label, largest groups first,
+    so fold sizes and class shares come out nearly equal."""
+    codes, _ = pd.factorize(pd.Series(keys, dtype=object))
+    n_groups = codes.max() + 1
+    size = np.bincount(codes, minlength=n_groups)
+    _, first = np.unique(codes, return_index=True)
+    label = np.asarray(labels)[first]
+    rng = np.random.default_rng(seed)
+    fold_of_group = np.empty(n_groups, dtype=np.int64)
+    for c in np.unique(label):
+        groups = np.flatnonzero(label == c)
+        groups = groups[rng.permutation(len(groups))]
+        groups = groups[np.argsort(-size[groups], kind="stable")]  # big groups first, ties in random order
+        fold_of_group[groups] = (np.arange(len(groups)) + rng.integers(k)) % k
+    return fold_of_group[codes]
+
+
+def out_of_fold_probs(examples: Examples, k: int = 5, seed: int = 0, config: TrainConfig | None = None,
+                      model: dict | None = None, encoder: dict | None = None, threads: int | None = 1) -> np.ndarray:
+    """(N, n_classes) probabilities, each row from the fold model that did not train on that example.
+
+    config:  TrainConfig for each fold (default OOF_TRAIN); model: FastTextConfig fields (default OOF_MODEL);
+    encoder: HashedNgramEncoder arguments. Each fold fits its own encoder on its own training texts.
+    threads: torch CPU threads while training (restored after). One is as fast for these small models,
+             and many times faster when other processes share the cores; None leaves torch's setting."""
+    if examples.kind != "text":
+        raise ValueError(f"out_of_fold_probs trains a text model; got {examples.kind!r} examples")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _out_of_fold(examples, k, seed, config, model, encoder)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _out_of_fold(examples, k, seed, config, model, encoder) -> np.ndarray:
+    cfg = replace(config or OOF_TRAIN, seed=seed)
+    folds = duplicate_aware_folds(examples.keys, examples.labels, k, seed)
+    labels = torch.from_numpy(examples.labels)
+    probs = np.zeros((len(examples), len(examples.classes)))
+    for fold in range(k):
+        held = np.flatnonzero(folds == fold)
+        rest = np.flatnonzero(folds != fold)
+        # Early stopping needs data the fold model does not train on: a tenth of the other folds.
+        sub = duplicate_aware_folds([examples.keys[i] for i in rest], examples.labels[rest], 10, seed + fold + 1)
+        train, val = rest[sub != 0], rest[sub == 0]
+        enc = HashedNgramEncoder(**(encoder or {})).fit([examples.inputs[i] for i in train])
+        x = enc.encode(examples.inputs)
+        net = FastText(FastTextConfig(enc.vocab_size, len(examples.classes), **(model or OOF_MODEL)))
+        result = fit(net, (x[train], labels[train]), (x[val], labels[val]), config=replace(cfg, seed=seed + fold))
+        probs[held] = torch.softmax(predict_logits(result.model, x[held]), dim=-1).numpy()
+    return probs
