@@ -1,8 +1,11 @@
 """Shared fixtures: the real data in ../shared/data, and small files made from it in a temp dir."""
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does, before torch loads
 
 import numpy as np
 import pytest
