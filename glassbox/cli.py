@@ -165,6 +165,28 @@ def cmd_audit(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_eval(args) -> None:
+    from glassbox.pipeline import evaluate_artifact
+
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    r = evaluate_artifact(args.artifact, args.data, label=args.label, text=args.text, columns=columns,
+                          group=args.group or (), label_from_name=args.label_from_name)
+    if args.json:
+        print(json.dumps(r, indent=1))
+        return
+    print(f"{r['n']} examples: accuracy {r['accuracy']:.4f}, NLL {r['nll']:.4f}, ECE {r['ece']:.4f}, "
+          f"Brier {r['brier']:.4f} ({'calibrated with T = %.2f' % r['temperature'] if r['calibrated'] else 'uncalibrated'})")
+    for c in r["per_class"]["classes"]:
+        print(f"  class {c['name']}: precision {c['precision']:.3f} recall {c['recall']:.3f} F1 {c['f1']:.3f} (n={c['support']})")
+    for sentence in r.get("groups", {}).get("sentences", []):
+        print(sentence)
+    for col, g in r.get("groups", {}).get("columns", {}).items():
+        for row in g["groups"]:
+            flag = " (too small to judge)" if row["too_small"] else ""
+            pos = f", positive rate {row['positive_rate']:.3f}" if row.get("positive_rate") is not None else ""
+            print(f"  {col}={row['value']}: n={row['size']}, accuracy {row['accuracy']:.3f}{pos}{flag}")
+
+
 def cmd_report(args) -> None:
     from glassbox.report import write_report
 
@@ -213,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="folds for the out-of-fold label-error check")
     p.add_argument("--config", help="YAML or JSON file of settings")
     p.set_defaults(func=cmd_audit)
+    p = sub.add_parser("eval", help="score a frozen artifact on a labelled file: overall, per class, per group")
+    p.add_argument("artifact", help="the artifact folder, RUN/model")
+    p.add_argument("data", help="a labelled file or image folder, in the training data's format")
+    p.add_argument("--label", help="label column")
+    p.add_argument("--text", help="text column (text models)")
+    p.add_argument("--columns", help="comma-separated column names for a header-less file")
+    p.add_argument("--group", action="append", help="group column (repeatable)")
+    p.add_argument("--label-from-name", help="regex whose match in an image file name is its label")
+    p.add_argument("--json", action="store_true", help="the whole result as JSON")
+    p.set_defaults(func=cmd_eval)
     p = sub.add_parser("report", help="(re)write RUN/report.html from a finished run folder")
     p.add_argument("run", help="the run folder")
     p.set_defaults(func=cmd_report)

@@ -38,3 +38,23 @@ def test_adult_groups_with_a_users_own_test_file(tmp_path):
     audit = json.loads((out / "audit.json").read_text())
     leak = next(f for f in audit["findings"] if f["name"] == "leakage")
     assert leak["severity"] == "warning" and leak["count"] > 0  # a few coinciding census rows, reported
+
+
+def test_eval_scores_an_artifact_per_group(tmp_path, capsys):
+    from tests.conftest import shared
+
+    cols = ("age,workclass,fnlwgt,education,education_num,marital_status,occupation,relationship,race,sex,"
+            "capital_gain,capital_loss,hours_per_week,native_country,income")
+    out = tmp_path / "adult"
+    assert main(["train", str(shared("uci_adult", "adult.data")), "--columns", cols, "--label", "income",
+                 "--max-steps", "150", "--out", str(out), "--quiet", "--force"]) == 0
+    test_file = str(shared("uci_adult", "adult.test"))
+    capsys.readouterr()
+    assert main(["eval", str(out / "model"), test_file, "--columns", cols, "--label", "income",
+                 "--group", "sex", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["n"] == 16281 and r["calibrated"] and 0.75 < r["accuracy"] < 1
+    sex = {g["value"]: g for g in r["groups"]["columns"]["sex"]["groups"]}
+    n = sex["Male"]["size"] + sex["Female"]["size"]
+    overall = (sex["Male"]["accuracy"] * sex["Male"]["size"] + sex["Female"]["accuracy"] * sex["Female"]["size"]) / n
+    assert n == 16281 and abs(overall - r["accuracy"]) < 1e-9  # the groups add up to the whole
