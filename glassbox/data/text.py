@@ -101,12 +101,15 @@ class HashedNgramEncoder:
     """
 
     def __init__(self, buckets: int = 2**20, word_ngrams: int = 2, char_min: int = 2, char_max: int = 5,
-                 shapes: bool = True, min_count: int = 2, max_len: int = 1024):
+                 shapes: bool = True, lowercase_chars: bool = False, distinct: bool = True, min_count: int = 2,
+                 max_len: int = 1024):
         self.buckets = buckets  # hash table size: more buckets, fewer collisions between n-grams
         self.word_ngrams = word_ngrams  # 1: single words only; 2: also pairs of neighbouring words
         self.char_min = char_min  # shortest character n-gram (0 turns character n-grams off)
         self.char_max = char_max  # longest character n-gram
         self.shapes = shapes  # add each word's shape (case and digit pattern) as a feature
+        self.lowercase_chars = lowercase_chars  # lower-case words before their character n-grams (False: case counts)
+        self.distinct = distinct  # each n-gram once per text (a set, as binary TF-IDF features are)
         self.min_count = min_count  # fit keeps n-grams seen in at least this many training texts
         self.max_len = max_len  # most ids kept per text
         self.kept_ = None  # (buckets,) bool: buckets kept by fit; None before fit (every bucket is kept)
@@ -135,6 +138,11 @@ class HashedNgramEncoder:
         if self.kept_ is not None:
             feats = self.remap_[feats]
             feats, feat_text = feats[feats > 0], feat_text[feats > 0]
+        if self.distinct:  # keep each (text, id) pair's first occurrence, in reading order
+            pair = feat_text * np.int64(self.buckets) + feats
+            order = np.argsort(pair, kind="stable")
+            first = np.sort(order[np.r_[True, pair[order][1:] != pair[order][:-1]]])
+            feats, feat_text = feats[first], feat_text[first]
         per_text = np.bincount(feat_text, minlength=len(texts))
         pos = np.arange(len(feats)) - (np.cumsum(per_text) - per_text)[feat_text]
         keep = pos < self.max_len
@@ -178,7 +186,7 @@ class HashedNgramEncoder:
             if self.shapes:
                 hashes.append(_crc("s " + _shape(w)))
             if self.char_min > 0:
-                padded = f"<{low}>"
+                padded = f"<{low if self.lowercase_chars else w}>"
                 for n in range(self.char_min, min(self.char_max, len(padded)) + 1):
                     hashes.extend(_crc(padded[i:i + n]) for i in range(len(padded) - n + 1))
             ptr.append(len(hashes))
@@ -193,7 +201,7 @@ class HashedNgramEncoder:
     def to_dict(self) -> dict:
         return {"type": "hashed_ngrams", "buckets": self.buckets, "word_ngrams": self.word_ngrams,
                 "char_min": self.char_min, "char_max": self.char_max, "shapes": self.shapes,
-                "min_count": self.min_count, "max_len": self.max_len,
+                "lowercase_chars": self.lowercase_chars, "distinct": self.distinct, "min_count": self.min_count, "max_len": self.max_len,
                 "kept": None if self.kept_ is None else base64.b64encode(np.packbits(self.kept_)).decode()}
 
     @classmethod

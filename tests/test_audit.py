@@ -1,0 +1,168 @@
+"""The data audit on real data: SMS Spam Collection duplicates and leakage, planted conflicts, near copies
+and flipped labels; UCI Adult rows for the tabular checks; the report's JSON and terminal output."""
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from glassbox.audit import run_audit
+from glassbox.audit.minhash import SHINGLE, minhash_signatures, near_duplicate_groups
+from glassbox.data.examples import Examples
+from glassbox.data.split import split_indices
+from glassbox.data.tabular import load_tabular
+from glassbox.data.text import load_text, normalise_text
+from glassbox.out_of_fold import duplicate_aware_folds, out_of_fold_probs
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SMS = DATA / "sms_spam_collection" / "SMSSpamCollection"
+ADULT = DATA / "uci_adult" / "adult.data"
+ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
+                 "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "country", "income"]
+
+
+@pytest.fixture(scope="module")
+def sms():
+    if not SMS.exists():
+        pytest.skip(f"{SMS} not found (the shared data folder sits beside the repository)")
+    return load_text(SMS, text_col="text", label_col="label", columns=["label", "text"])
+
+
+def with_rows(ex: Examples, texts: list[str], labels: list[int]) -> Examples:
+    """A copy of `ex` with extra rows appended (for planting problems)."""
+    return Examples(kind="text", inputs=ex.inputs + texts, labels=np.r_[ex.labels, labels], classes=ex.classes,
+                    keys=ex.keys + [normalise_text(t) for t in texts],
+                    lines=ex.lines + list(range(len(ex) + 1, len(ex) + 1 + len(texts))))
+
+
+def test_sms_duplicate_counts_are_what_the_file_says(sms):
+    raw = [line.split("\t", 1)[1] for line in SMS.read_text(encoding="utf-8").splitlines()]
+    assert len(raw) == 5574 and len(set(raw)) == 5171  # distinct exactly as written in the file
+    report = run_audit(sms, near=False)
+    dup = report.finding("exact_duplicates")
+    # Ignoring case and repeated or surrounding whitespace leaves 5,159 distinct texts: 415 repeats.
+    assert dup.stats["distinct_as_read"] == 5171
+    assert dup.stats["distinct"] == 5159 and dup.count == 415 == len(dup.flagged)
+    assert "5,574 texts hold only 5,159 distinct" in dup.message and "5,171 distinct exactly as read" in dup.message
+    first = dup.flagged.iloc[0]  # the most repeated text comes first
+    assert first["copies"] == dup.stats["largest_group"] == 30
+    assert sms.keys[first["row"]] == sms.keys[first["copy_of_row"]] and first["line"] == first["row"] + 1
+
+
+def test_no_leakage_across_a_duplicate_aware_split_but_a_planted_copy_is_caught(sms):
+    split = split_indices(sms.keys, sms.labels, (0.8, 0.1, 0.1), seed=0)
+    report = run_audit(sms, split=split)
+    assert report.finding("leakage").count == 0 and not report.has_errors
+    # The user's own test file holding two training texts (one re-cased) is leakage, an error.
+    test = sms.subset(split["test"][:20])
+    test.inputs[3], test.keys[3] = sms.inputs[split["train"][0]].upper(), sms.keys[split["train"][0]]
+    test.inputs[7], test.keys[7] = sms.inputs[split["train"][1]], sms.keys[split["train"][1]]
+    leak = run_audit(sms.subset(split["train"]), test=test).finding("leakage")
+    assert leak.severity == "error" and leak.count == 2
+    assert leak.flagged["row"].tolist() == [3, 7] and leak.flagged["other_row"].tolist() == [0, 1]
+
+
+def test_planted_conflicting_labels_are_found(sms):
+    assert run_audit(sms, near=False).finding("conflicting_labels").count == 0  # none in the real file
+    text = sms.inputs[10]
+    planted = with_rows(sms, [text + "  "], [1 - sms.labels[10]])
+    found = run_audit(planted, near=False).finding("conflicting_labels")
+    assert found.count == 2 and sorted(found.flagged["row"]) == [10, len(sms)]
+    assert found.flagged["labels_in_group"].iloc[0] == "ham x1, spam x1"
+
+
+def exact_jaccard(a: str, b: str) -> float:
+    sa = {a.encode()[i:i + SHINGLE] for i in range(len(a.encode()) - SHINGLE + 1)}
+    sb = {b.encode()[i:i + SHINGLE] for i in range(len(b.encode()) - SHINGLE + 1)}
+    return len(sa & sb) / len(sa | sb)
+
+
+def test_minhash_estimates_match_exact_jaccard(sms):
+    texts = list(dict.fromkeys(sms.keys))[:1500]
+    pairs = [(i, i + 1) for i in range(0, 1400, 2)]
+    texts += [texts[i][:-3] + "xyz" for i in range(0, 200, 10)]  # near copies: exact Jaccard 0.6 to 0.95
+    pairs += [(i, 1500 + j) for j, i in enumerate(range(0, 200, 10))]
+    sig = minhash_signatures(texts)
+    est = np.array([(sig[i] == sig[j]).mean() for i, j in pairs])
+    exact = np.array([exact_jaccard(texts[i], texts[j]) for i, j in pairs])
+    assert np.abs(est - exact).mean() < 0.03 and np.abs(est - exact).max() < 0.25
+
+
+def test_near_duplicates_found_and_planted_edit_joins_its_original(sms):
+    edited = sms.inputs[2].replace("Free entry", "Free entries")
+    report = run_audit(with_rows(sms, [edited], [1]))
+    near = report.finding("near_duplicates")
+    assert near.severity == "warning" and near.count > 100  # the real file holds many near copies
+    mine = near.flagged[near.flagged["row"] == len(sms)]
+    assert mine["near_row"].tolist() == [2] and mine["similarity"].iloc[0] >= 0.8
+    groups, _ = near_duplicate_groups(["the cat sat on the mat", "a completely different text"])
+    assert groups.tolist() == [-1, -1]
+
+
+def test_planted_flipped_labels_are_found_out_of_fold(sms):
+    rng = np.random.default_rng(0)
+    ex = sms.subset(rng.choice(len(sms), 2500, replace=False))
+    flipped = rng.choice(len(ex), len(ex) // 20, replace=False)
+    ex.labels = ex.labels.copy()
+    ex.labels[flipped] = 1 - ex.labels[flipped]
+    probs = out_of_fold_probs(ex, k=5, seed=0)
+    found = run_audit(ex, pred_probs=probs, near=False).finding("label_errors")
+    hits = np.isin(found.flagged["row"], flipped).sum()
+    precision, recall = hits / max(1, found.count), hits / len(flipped)
+    assert precision >= 0.9 and recall >= 0.85, (precision, recall)
+    top = found.flagged.iloc[0]
+    assert top["predicted"] != top["label"] and top["confidence"] > 0.9
+
+
+def test_folds_are_stratified_and_keep_copies_together(sms):
+    folds = duplicate_aware_folds(sms.keys, sms.labels, k=5, seed=0)
+    by_key = {}
+    for key, f in zip(sms.keys, folds):
+        assert by_key.setdefault(key, f) == f
+    sizes = np.bincount(folds)
+    spam = np.bincount(folds, weights=sms.labels) / sizes
+    assert sizes.min() > 0.9 * len(sms) / 5 and np.ptp(spam) < 0.02
+
+
+@pytest.fixture(scope="module")
+def adult():
+    if not ADULT.exists():
+        pytest.skip(f"{ADULT} not found")
+    return load_tabular(ADULT, label="income", columns=ADULT_COLUMNS, groups=["race"])
+
+
+def test_tabular_checks_on_adult(adult):
+    ex = adult.subset(np.arange(6000))
+    report = run_audit(ex)
+    missing = report.finding("missing_values")
+    assert missing.count == sum(ex.inputs.apply(lambda c: c.str.strip() == "?").any(axis=1))
+    assert missing.count > 0 and "occupation" in missing.message
+    groups = report.finding("group_coverage")
+    race = groups.stats["groups"]["race"]
+    assert sum(v["count"] for v in race.values()) == 6000
+    assert {g for g, v in race.items() if v["count"] < 30} == {s.split("'")[1] for s in groups.stats["small"]}
+    # Near duplicate: a copy of row 0 whose fnlwgt moved by 1 (far under 0.01 standard deviations).
+    edited = ex.inputs.iloc[[0]].copy()
+    edited["fnlwgt"] = str(int(edited["fnlwgt"].iloc[0]) + 1)
+    plus = Examples(kind="tabular", inputs=__import__("pandas").concat([ex.inputs, edited], ignore_index=True),
+                    labels=np.r_[ex.labels, ex.labels[0]], classes=ex.classes,
+                    keys=ex.keys + ["\x1f".join(edited.iloc[0])], lines=ex.lines + [99999])
+    near = run_audit(plus).finding("near_duplicates")
+    assert 6000 in near.flagged["row"].tolist()
+    assert near.flagged.loc[near.flagged["row"] == 6000, "near_row"].item() == 0
+
+
+def test_report_json_and_terminal_output(sms):
+    split = split_indices(sms.keys, sms.labels, (0.8, 0.1, 0.1), seed=0)
+    report = run_audit(sms, split=split, groups={"length": ["long" if len(t) > 100 else "short" for t in sms.inputs]})
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["n_examples"] == 5574 and data["errors"] == 0 and data["warnings"] >= 2
+    dup = next(f for f in data["findings"] if f["name"] == "exact_duplicates")
+    assert len(dup["flagged"]) == 415 and len(dup["worst"]) == 5 and dup["worst"][0]["line"] >= 1
+    assert report.has_warnings and not report.has_errors
+    out = io.StringIO()
+    report.render(Console(file=out, width=120))
+    text = out.getvalue()
+    assert "Exact duplicates" in text and "5,159 distinct" in text and "Sorry, I'll call later" in text
