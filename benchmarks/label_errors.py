@@ -12,12 +12,15 @@ least believed examples. Baseline: char TF-IDF + LR, StratifiedKFold, cleanlab.f
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+# On a busy machine spinning OpenMP threads make small torch steps many times slower; the CLI sets this too.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SMS = ROOT.parent / "shared" / "data" / "sms_spam_collection" / "SMSSpamCollection"

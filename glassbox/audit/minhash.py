@@ -90,7 +90,7 @@ def near_duplicate_groups(texts: list[str], threshold: float = THRESHOLD, bands:
         return groups, similarity
     sig = minhash_signatures(texts, num_hashes)
     usable = np.flatnonzero(np.fromiter((len(t) >= SHINGLE for t in texts), dtype=bool, count=n))
-    sig_u = sig[usable]
+    sig_u = sig if len(usable) == n else sig[usable]
     rows = num_hashes // bands
     src, dst = [], []
     for band in range(bands):
@@ -105,13 +105,13 @@ def near_duplicate_groups(texts: list[str], threshold: float = THRESHOLD, bands:
         head = order[np.maximum.accumulate(np.where(new_run, np.arange(len(order)), 0))]
         src.append(order[~new_run])
         dst.append(head[~new_run])
-    # The same pair is usually found by several bands: check each candidate pair once, and drop band
-    # collisions whose signatures do not agree on enough values.
-    pair = np.sort(np.minimum(np.concatenate(src), np.concatenate(dst)) * np.int64(len(usable))
-                   + np.maximum(np.concatenate(src), np.concatenate(dst)))
+    # The same pair is usually found by several bands: check each candidate pair once, in chunks (to
+    # bound memory), and drop band collisions whose signatures do not agree on enough values.
+    pair = np.concatenate([np.minimum(a, b) * np.int64(len(usable)) + np.maximum(a, b) for a, b in zip(src, dst)])
+    pair.sort()
     pair = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
     src, dst = pair // len(usable), pair % len(usable)
-    close = np.count_nonzero(sig_u[src] == sig_u[dst], axis=1) >= threshold * num_hashes
+    close = _agreement(sig_u, src, dst) >= threshold
     src, dst = src[close], dst[close]
     graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(len(usable), len(usable)))
     _, comp = connected_components(graph, directed=False)
@@ -125,5 +125,13 @@ def near_duplicate_groups(texts: list[str], threshold: float = THRESHOLD, bands:
     rank[order] = np.arange(len(order))
     groups[members] = rank[dense]
     reference = members[first_pos][dense]  # each member's group's first member (original text index)
-    similarity[members] = (sig[members] == sig[reference]).mean(axis=1)
+    similarity[members] = _agreement(sig, members, reference)
     return groups, similarity
+
+
+def _agreement(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+    """Share of MinHash values rows a[i] and b[i] agree on (the Jaccard estimate), in chunks to bound memory."""
+    out = np.empty(len(a))
+    for lo in range(0, len(a), chunk):
+        out[lo:lo + chunk] = np.count_nonzero(sig[a[lo:lo + chunk]] == sig[b[lo:lo + chunk]], axis=1)
+    return out / sig.shape[1]
