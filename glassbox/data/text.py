@@ -95,10 +95,13 @@ class HashedNgramEncoder:
 
     For each word, in order: the bigram it ends (word_ngrams=2), the lower-cased word, its shape
     ("FREE" -> "XXX", "08452810075" -> "00000000000": case and digit patterns survive lower-casing),
-    and the character n-grams (char_min..char_max) of "<word>". `fit` keeps the buckets seen in at
-    least `min_count` training texts and numbers them 1..V (0 pads), so the embedding table holds only
-    what training can learn; unseen or rare n-grams are dropped. A text keeps its first `max_len` ids.
+    and the character n-grams (char_min..char_max) of "<Word>", case kept. Each n-gram counts once per
+    text. `fit` keeps the buckets seen in at least `min_count` training texts and numbers them 1..V
+    (0 pads), so the embedding table holds only what training can learn; unseen or rare n-grams are
+    dropped. A text keeps its first `max_len` ids. Texts are hashed in chunks to bound memory.
     """
+
+    CHUNK = 50_000  # texts hashed at a time
 
     def __init__(self, buckets: int = 2**20, word_ngrams: int = 2, char_min: int = 2, char_max: int = 5,
                  shapes: bool = True, lowercase_chars: bool = False, distinct: bool = True, min_count: int = 2,
@@ -120,10 +123,12 @@ class HashedNgramEncoder:
         return self.buckets if self.kept_ is None else int(self.kept_.sum()) + 1
 
     def fit(self, texts: list[str]) -> "HashedNgramEncoder":
-        feats, feat_text = self._features(texts)
-        pairs = np.sort(feat_text * np.int64(self.buckets) + feats)
-        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # each (text, bucket) once
-        doc_freq = np.bincount(pairs % self.buckets, minlength=self.buckets)
+        doc_freq = np.zeros(self.buckets, dtype=np.int64)
+        for lo in range(0, len(texts), self.CHUNK):
+            feats, feat_text = self._features(texts[lo:lo + self.CHUNK])
+            pairs = np.sort(feat_text * np.int64(self.buckets) + feats)
+            pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs  # each (text, bucket) once
+            doc_freq += np.bincount(pairs % self.buckets, minlength=self.buckets)
         self._set_kept(doc_freq >= self.min_count)
         return self
 
@@ -134,6 +139,15 @@ class HashedNgramEncoder:
 
     def encode(self, texts: list[str]) -> torch.Tensor:
         """(N, L) int64 ids, L = the most ids of any text (at most max_len), padded with 0."""
+        chunks = [self._encode(texts[lo:lo + self.CHUNK]) for lo in range(0, max(1, len(texts)), self.CHUNK)]
+        if len(chunks) == 1:
+            return torch.from_numpy(chunks[0])
+        out = np.zeros((len(texts), max(c.shape[1] for c in chunks)), dtype=np.int64)
+        for i, c in enumerate(chunks):
+            out[i * self.CHUNK:i * self.CHUNK + len(c), :c.shape[1]] = c
+        return torch.from_numpy(out)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         feats, feat_text = self._features(texts)
         if self.kept_ is not None:
             feats = self.remap_[feats]
@@ -148,7 +162,7 @@ class HashedNgramEncoder:
         keep = pos < self.max_len
         out = np.zeros((len(texts), max(1, min(self.max_len, int(per_text.max(initial=0))))), dtype=np.int64)
         out[feat_text[keep], pos[keep]] = feats[keep]
-        return torch.from_numpy(out)
+        return out
 
     def _features(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Every text's bucket ids in reading order, flat, and the text each belongs to."""
@@ -201,7 +215,8 @@ class HashedNgramEncoder:
     def to_dict(self) -> dict:
         return {"type": "hashed_ngrams", "buckets": self.buckets, "word_ngrams": self.word_ngrams,
                 "char_min": self.char_min, "char_max": self.char_max, "shapes": self.shapes,
-                "lowercase_chars": self.lowercase_chars, "distinct": self.distinct, "min_count": self.min_count, "max_len": self.max_len,
+                "lowercase_chars": self.lowercase_chars, "distinct": self.distinct, "min_count": self.min_count,
+                "max_len": self.max_len,
                 "kept": None if self.kept_ is None else base64.b64encode(np.packbits(self.kept_)).decode()}
 
     @classmethod
