@@ -3,10 +3,8 @@ from the artifact alone, reports its knowledge cutoff, and resumes exactly after
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 from glassbox.cli import main
 from tests.conftest import shared
+from tests.killing import kill_at_checkpoint
 
 TINY = ["--task", "lm", "--n-layer", "2", "--n-head", "2", "--n-embd", "64", "--block-size", "32",
         "--batch-size", "16", "--lr", "3e-3", "--quiet"]
@@ -74,14 +73,7 @@ def test_lm_resume_after_sigkill_is_bit_identical(corpus, tmp_path):
     cmd = lambda out: [sys.executable, "-m", "glassbox", "train", str(corpus), *args, "--out", str(out)]  # noqa: E731
     full = subprocess.Popen(cmd(tmp_path / "full"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
     killed = subprocess.Popen(cmd(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
-    latest = tmp_path / "killed" / "checkpoints" / "latest.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (latest.exists() and json.loads(latest.read_text())["step"] >= 40):
-        time.sleep(0.05)
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.wait()
-    step = json.loads(latest.read_text())["step"]
-    assert 10 <= step < 200
+    kill_at_checkpoint(killed, tmp_path / "killed", lambda step: 40 <= step < 200)
     r = subprocess.run([sys.executable, "-m", "glassbox", "train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
                        capture_output=True, text=True, timeout=600, env=ONE_THREAD)
     assert r.returncode == 0, r.stderr

@@ -1,18 +1,18 @@
 """A run killed with SIGKILL mid-epoch and resumed ends with weights bit-identical to an uninterrupted run."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import torch
+from tests.killing import kill_at_checkpoint
 from safetensors.torch import load_file
 
 # two training processes share the 2 cores: one thread each, or their thread pools thrash
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-ARGS = ["--label", "digit", "--max-steps", "160", "--batch-size", "32", "--eval-every", "20",
+MAX_STEPS = 400
+ARGS = ["--label", "digit", "--max-steps", str(MAX_STEPS), "--batch-size", "32", "--eval-every", "20",
         "--checkpoint-every", "7", "--dropout", "0.2", "--patience", "0", "--seed", "5", "--quiet"]
 
 
@@ -24,18 +24,10 @@ def train(data, out, *extra):
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, digits_csv):
     full = train(digits_csv, tmp_path / "full")
     killed = train(digits_csv, tmp_path / "killed")
-    latest = tmp_path / "killed" / "checkpoints" / "latest.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill once a checkpoint past the first epochs exists, mid-epoch
-        if latest.exists() and json.loads(latest.read_text())["step"] >= 50:
-            break
-        time.sleep(0.05)
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.wait()
-    assert killed.returncode == -signal.SIGKILL
-    step = json.loads(latest.read_text())["step"]
-    per_epoch = len(json.loads((tmp_path / "killed" / "split.json").read_text())["train"]) // 32
-    assert 50 <= step < 160 and step % per_epoch != 0  # the checkpoint we resume from is mid-epoch
+    split = tmp_path / "killed" / "split.json"  # written before training starts
+    per_epoch = lambda: len(json.loads(split.read_text())["train"]) // 32  # noqa: E731
+    # resume from a checkpoint past the first epoch and mid-epoch
+    kill_at_checkpoint(killed, tmp_path / "killed", lambda step: 50 <= step < MAX_STEPS and step % per_epoch() != 0)
     assert not (tmp_path / "killed" / "summary.json").exists()
 
     resumed = subprocess.run([sys.executable, "-m", "glassbox", "train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
