@@ -113,7 +113,8 @@ def make_model(ex: Examples, encoder, cfg: TrainConfig) -> tuple[str, dict]:
     if ex.kind == "image":
         small = encoder.size <= 16
         return arch, {"in_channels": encoder.channels, "n_classes": k, "image_size": encoder.size,
-                      "width": 16 if small else 32, "stages": 2 if small else 3, "dropout": cfg.dropout}
+                      "width": 16 if small else 32, "stages": 2 if small else 3, "dropout": cfg.dropout,
+                      "bf16": True, "flip_tta": encoder.channels == 3}
     if arch == "transformer":
         return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "max_len": encoder.max_len,
                       "n_layer": min(cfg.n_layer, 2), "n_head": cfg.n_head, "n_embd": cfg.n_embd, "dropout": cfg.dropout or 0.1}
@@ -222,7 +223,8 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     if ex.kind == "image":
         from glassbox.data.augment import ImageAugment
 
-        augment = ImageAugment(flip=encoder.channels == 3, shift=max(1, encoder.size // 8))
+        photos = encoder.channels == 3  # mirror images and soft focus are still photos of the same thing
+        augment = ImageAugment(flip=photos, shift=max(1, encoder.size // 8), blur=0.15 if photos else 0.0)
     result = fit(model, (X["train"], Y["train"]), (X["val"], Y["val"]), config=cfg, run_dir=run_dir, augment=augment)
     model = result.model
 

@@ -1,6 +1,15 @@
-"""A small residual CNN for images: conv-BN-ReLU stages, each halving the resolution, then a linear head."""
+"""A small residual CNN for images: conv-BN-ReLU stages, each halving the resolution, then a linear head.
+
+Two speed-ups that leave the maths alone: inputs go channels-last (the layout oneDNN's CPU convolutions
+are fastest in), and with `bf16` the layers run in bfloat16 under autocast where the hardware computes
+it natively (CPUs with AVX512-BF16 or AMX), about twice as fast to train; weights, gradients, optimizer
+state and the returned logits stay float32. Elsewhere the model runs in float32.
+
+With `flip_tta`, evaluation and prediction (eval mode) average the logits of each image and of its
+mirror image; training (train mode) sees single images."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +24,8 @@ class CNNConfig:
     width: int = 32                # channels of the first stage, doubled at each later stage
     stages: int = 3                # resolution-halving stages
     dropout: float = 0.0           # dropout before the head
+    bf16: bool = False             # compute in bfloat16 where the hardware does it natively (else float32)
+    flip_tta: bool = False         # eval mode: average the logits of the image and its mirror image
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -28,6 +39,16 @@ class Residual(nn.Module):
 
     def forward(self, x):
         return x + self.body(x)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Does this device compute bfloat16 convolutions natively (faster than float32)?"""
+    if device.type != "cpu":
+        return False  # on GPUs the loop's float32 is fast already; keep one precision there
+    try:
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    except AttributeError:  # an older torch without the probes
+        return False
 
 
 class CNN(nn.Module):
@@ -47,6 +68,17 @@ class CNN(nn.Module):
             cin = w = cout
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(w, config.n_classes))
+        self._bf16 = {}  # device type -> native bfloat16?
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        if self.config.flip_tta and not self.training:
+            return 0.5 * (self.logits(x) + self.logits(x.flip(-1)))
+        return self.logits(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self.config.bf16 and x.device.type not in self._bf16:
+            self._bf16[x.device.type] = native_bf16(x.device)
+        low = self.config.bf16 and self._bf16[x.device.type]
+        with torch.autocast(x.device.type, dtype=torch.bfloat16) if low else contextlib.nullcontext():
+            return self.head(self.features(x)).float()
