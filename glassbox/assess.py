@@ -51,8 +51,10 @@ def measure_cost(model, X: dict, result, cfg) -> dict:
             model(one)
             times.append(time.perf_counter() - t)
     infer_seconds = statistics.median(times)
+    # MFU against the peak of the precision the model computes in (bfloat16 where it uses native bf16)
+    dtype = model.compute_dtype(device) if hasattr(model, "compute_dtype") else torch.float32
     ledger = cost_ledger(result.steps * step_flops + eval_flops, max(result.train_seconds, 1e-9), infer_flops,
-                         max(infer_seconds, 1e-9), measure_matmul_peak(device))
+                         max(infer_seconds, 1e-9), measure_matmul_peak(device, dtype), peak_dtype=str(dtype).removeprefix("torch."))
     ledger["train"]["flops_per_step"] = step_flops
     ledger["train"]["steps"] = result.steps
     ledger["train"]["eval_flops"] = eval_flops

@@ -147,7 +147,7 @@ def test_ledger_arithmetic():
     assert ledger["training_equals_predictions"] == {"by_flops": pytest.approx(1e6), "by_time": pytest.approx(1e5)}
     assert ledger["sentence"].startswith(
         "Training cost as much as 1.00 million predictions by FLOPs, or 100,000 by time. "
-        "Training used 1.00 TFLOP in 100 s, 10.0% of this machine's measured matmul peak (100 GFLOP/s)")
+        "Training used 1.00 TFLOP in 100 s, 10.0% of this machine's measured float32 matmul peak (100 GFLOP/s)")
     assert "training used 0.0020 kWh costing 0.0010" in ledger["sentence"]
     json.dumps(ledger)
     defaults = cost.cost_ledger(1e12, 100.0, 1e6, 1e-3, 1e11)

@@ -205,13 +205,13 @@ def _count(x: float) -> str:
 
 def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops: float,
                 inference_seconds: float, peak_flops: float, power_watts: float = DEFAULT_POWER_WATTS,
-                price_per_kwh: float = DEFAULT_PRICE_PER_KWH) -> dict:
+                price_per_kwh: float = DEFAULT_PRICE_PER_KWH, peak_dtype: str = "float32") -> dict:
     """What training cost, what one prediction costs, and how many predictions equal one training run.
 
     inference_flops and inference_seconds are for one prediction. MFU (model FLOPs utilisation)
-    = achieved FLOP/s / peak_flops. Energy = power_watts x seconds (a constant draw: an estimate,
+    = achieved FLOP/s / peak_flops, the matmul peak in the precision the model computes in (peak_dtype). Energy = power_watts x seconds (a constant draw: an estimate,
     not a meter reading); money = energy x price_per_kwh. JSON-safe dict:
-      {"peak_flops", "power_watts", "price_per_kwh",
+      {"peak_flops", "peak_dtype", "power_watts", "price_per_kwh",
        "train": {"flops", "seconds", "flops_per_second", "mfu", "energy_kwh", "cost"},
        "inference": {"flops", "seconds", "flops_per_second", "mfu",
                      "energy_kwh_per_1000", "cost_per_1000"},
@@ -239,7 +239,7 @@ def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops:
              "energy_kwh_per_1000": kwh(1000 * inference_seconds),
              "cost_per_1000": kwh(1000 * inference_seconds) * price_per_kwh}
     ledger = {
-        "peak_flops": float(peak_flops), "power_watts": float(power_watts),
+        "peak_flops": float(peak_flops), "peak_dtype": peak_dtype, "power_watts": float(power_watts),
         "price_per_kwh": float(price_per_kwh), "train": train, "inference": infer,
         "training_equals_predictions": {
             "by_flops": train_flops_total / inference_flops if inference_flops > 0 else None,
@@ -255,7 +255,7 @@ def _sentence(c: dict) -> str:
     idle = (": one example at a time keeps the machine mostly idle" if i["mfu"] < t["mfu"] / 2 else "")
     return (f"Training cost as much as {by_flops}{_count(ratio['by_time'])} by time. "
             f"Training used {_flops(t['flops'])} in {_sig(t['seconds'], 3)} s, {t['mfu']:.1%} of this "
-            f"machine's measured matmul peak ({_flops(c['peak_flops'])}/s); one prediction takes "
+            f"machine's measured {c.get('peak_dtype', 'float32')} matmul peak ({_flops(c['peak_flops'])}/s); one prediction takes "
             f"{_flops(i['flops'])} and {_sig(i['seconds'] * 1e3, 2)} ms ({i['mfu']:.2%} of peak{idle}). "
             f"At {c['power_watts']:g} W and {c['price_per_kwh']:.2f} per kWh (assumed, not metered), "
             f"training used {_sig(t['energy_kwh'])} kWh costing {_sig(t['cost'])}, and 1,000 "

@@ -70,6 +70,10 @@ class CNN(nn.Module):
         self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(w, config.n_classes))
         self._bf16 = {}  # device type -> native bfloat16?
 
+    def compute_dtype(self, device: torch.device) -> torch.dtype:
+        """The precision the layers compute in on `device`."""
+        return torch.bfloat16 if self.config.bf16 and native_bf16(torch.device(device)) else torch.float32
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.flip_tta and not self.training:
             return 0.5 * (self.logits(x) + self.logits(x.flip(-1)))

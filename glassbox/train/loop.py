@@ -173,6 +173,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         progress.say(f"chance level: a uniform guess over {chance['n_classes']} classes has loss ln({chance['n_classes']}) = "
                      f"{chance['uniform_loss']:.4f}; always answering the majority class scores {chance['majority_accuracy']:.3f}; "
                      f"the untrained model's loss is {chance['untrained_loss']:.4f}: random weights know nothing yet.")
+    stopper.must_beat = chance["untrained_loss"]  # no early stop before the model beats its random start
 
     model.train()
     on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
