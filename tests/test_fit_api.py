@@ -65,3 +65,19 @@ def test_training_is_deterministic_on_cpu():
         glassbox.fit(model, (x[:800], y[:800]), (x[800:1000], y[800:1000]), config={"max_steps": 60, "seed": 4, "quiet": True})
         outs.append(torch.cat([p.flatten() for p in model.parameters()]))
     assert torch.equal(outs[0], outs[1])
+
+
+def test_no_early_stop_before_the_model_beats_its_untrained_loss():
+    from glassbox.train.early_stopping import EarlyStopping, explain
+
+    stopper = EarlyStopping(patience=2)
+    stopper.must_beat = 0.69  # the untrained model's validation loss
+    history = [{"step": 0, "val_loss": 0.69, "train_loss": None}]
+    for step, val in [(5, 0.73), (10, 2.1), (15, 7.0), (20, 1.0)]:  # an unsettled start: worse than random weights
+        stopper.update(step, val, 0.8)
+        history.append({"step": step, "val_loss": val, "train_loss": 0.8})
+        assert not stopper.should_stop
+    assert "never fell below the untrained model's (0.6900" in explain(history, stopper.best_step, False, "max_steps")
+    for step, val in [(25, 0.60), (30, 0.62), (35, 0.65)]:  # learns, then memorises
+        stopper.update(step, val, 0.5)
+    assert stopper.should_stop and stopper.best_step == 25
