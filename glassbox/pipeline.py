@@ -17,6 +17,7 @@ from glassbox.data.examples import Examples
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 from glassbox.export.artifact import save_artifact, write_json
+from glassbox.models.fasttext import TRAIN_DEFAULTS as FASTTEXT_DEFAULTS
 from glassbox.train.loop import evaluate, fit, predict_logits
 
 
@@ -118,12 +119,12 @@ def make_model(ex: Examples, encoder, cfg: TrainConfig) -> tuple[str, dict]:
     if arch == "transformer":
         return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "max_len": encoder.max_len,
                       "n_layer": min(cfg.n_layer, 2), "n_head": cfg.n_head, "n_embd": cfg.n_embd, "dropout": cfg.dropout or 0.1}
-    return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "dim": 64, "dropout": cfg.dropout}
+    return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "dropout": cfg.dropout}
 
 
 # Training settings that suit each kind of model, used where the user set nothing else.
 ARCH_DEFAULTS = {
-    "fasttext": {"lr": 2e-2, "epochs": 5, "weight_decay": 0.0},
+    "fasttext": FASTTEXT_DEFAULTS,  # SGD: see glassbox/models/fasttext.py and docs/benchmarks.md
     "transformer": {"lr": 1e-3, "epochs": 10, "batch_size": 32},
     "lm": {"lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100, "batch_size": 12, "weight_decay": 0.1},
 }
