@@ -47,6 +47,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     seed: int = 0                 # one seed for split, init, batches and augmentation
     device: str = "auto"          # auto (CUDA if available, else CPU) | cpu | cuda | cuda:N
+    compile: bool = False         # torch.compile the training forward pass (first steps slower, later ones faster)
     # --- evaluation, early stopping, checkpoints ---
     eval_every: int | None = None  # evaluate on validation every N steps (default ~20 per run)
     patience: int = 5             # stop after this many evaluations without improvement

@@ -41,7 +41,8 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
 
     torch.manual_seed(cfg.seed)
     gpt_config = GPTConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
+                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
+                           bf16=True)  # bfloat16 compute where this CPU does it natively (20% faster steps)
     model = GPT(gpt_config)
     n_params = sum(p.numel() for p in model.parameters())
     say(cfg, f"model: GPT with {n_params:,} weights ({cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.n_embd}, "
@@ -114,8 +115,9 @@ def lm_cost(model, batches, result, cfg, val) -> dict:
             t = time.perf_counter()
             model(one)
             times.append(time.perf_counter() - t)
+    dtype = model.compute_dtype(device)  # MFU against the peak of the precision the model computes in
     ledger = cost_ledger(result.steps * step_flops, max(result.train_seconds, 1e-9), infer_flops, max(statistics.median(times), 1e-9),
-                         measure_matmul_peak(device))
+                         measure_matmul_peak(device, dtype), peak_dtype=str(dtype).removeprefix("torch."))
     ledger["train"]["flops_per_step"] = step_flops
     ledger["train"]["flops_per_token"] = step_flops / (cfg.batch_size * cfg.grad_accum * cfg.block_size)
     ledger["inference"]["unit"] = f"one forward pass over {cfg.block_size} tokens of context"

@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 
 from glassbox.data.augment import ImageAugment
-from glassbox.models.cnn import CNN, CNNConfig, native_bf16
+from glassbox.models.cnn import CNN, CNNConfig
+from glassbox.models.precision import native_bf16
 
 
 def photos(cats_dogs_64, n=16, size=32):

@@ -9,11 +9,12 @@ With `flip_tta`, evaluation and prediction (eval mode) average the logits of eac
 mirror image; training (train mode) sees single images."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+
+from glassbox.models.precision import autocast, compute_dtype
 
 
 @dataclass
@@ -41,16 +42,6 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Does this device compute bfloat16 convolutions natively (faster than float32)?"""
-    if device.type != "cpu":
-        return False  # on GPUs the loop's float32 is fast already; keep one precision there
-    try:
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    except AttributeError:  # an older torch without the probes
-        return False
-
-
 class CNN(nn.Module):
     def __init__(self, config: CNNConfig):
         super().__init__()
@@ -68,11 +59,10 @@ class CNN(nn.Module):
             cin = w = cout
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(w, config.n_classes))
-        self._bf16 = {}  # device type -> native bfloat16?
 
     def compute_dtype(self, device: torch.device) -> torch.dtype:
         """The precision the layers compute in on `device`."""
-        return torch.bfloat16 if self.config.bf16 and native_bf16(torch.device(device)) else torch.float32
+        return compute_dtype(self.config.bf16, torch.device(device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.flip_tta and not self.training:
@@ -81,8 +71,5 @@ class CNN(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
-        if self.config.bf16 and x.device.type not in self._bf16:
-            self._bf16[x.device.type] = native_bf16(x.device)
-        low = self.config.bf16 and self._bf16[x.device.type]
-        with torch.autocast(x.device.type, dtype=torch.bfloat16) if low else contextlib.nullcontext():
+        with autocast(self.config.bf16, x.device):
             return self.head(self.features(x)).float()

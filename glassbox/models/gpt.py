@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from glassbox.errors import UserError
+from glassbox.models.precision import autocast, compute_dtype
 
 
 @dataclass
@@ -28,6 +29,7 @@ class GPTConfig:
     n_embd: int = 128  # width of every token's vector
     dropout: float = 0.0  # dropout rate during training; 0.0 turns it off
     bias: bool = True  # biases in Linear layers and LayerNorms, like GPT-2
+    bf16: bool = False  # compute in bfloat16 (autocast) where the hardware does it natively, else float32
 
     def __post_init__(self):
         if self.n_embd % self.n_head != 0:
@@ -133,6 +135,14 @@ class GPT(nn.Module):
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of length {T} is longer than block_size {self.config.block_size}")
+        with autocast(self.config.bf16, idx.device):
+            return self._logits(idx, T).float()  # (B, T, vocab_size), float32 whatever the compute precision
+
+    def compute_dtype(self, device: torch.device) -> torch.dtype:
+        """The precision the layers compute in on `device`."""
+        return compute_dtype(self.config.bf16, torch.device(device))
+
+    def _logits(self, idx: torch.Tensor, T: int) -> torch.Tensor:
         pos = torch.arange(T, dtype=torch.long, device=idx.device)  # (T,)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for block in self.transformer.h:

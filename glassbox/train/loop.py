@@ -116,7 +116,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99) if cfg.task == "lm" else (0.9, 0.999))
+    betas = (0.9, 0.99) if cfg.task == "lm" else (0.9, 0.999)
+    try:  # the fused kernel updates every weight in one pass: 13% faster GPT steps on CPU (docs/benchmarks.md)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device or torch without the fused kernel
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas)
 
 
 def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfig | None = None,
@@ -162,6 +166,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     elif metrics is not None and metrics.exists():
         metrics.unlink()
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
+    if cfg.compile:  # only the training forward is compiled; evaluation and the saved weights use `model`
+        ddp_model = torch.compile(ddp_model)
     progress = Progress(total, quiet=cfg.quiet or not dist.is_main, metrics_path=metrics, start_step=step)
 
     if chance is None:  # before the first update: what do random weights know?
