@@ -17,6 +17,7 @@ from glassbox.evaluate.cost import count_inference_flops, count_train_step_flops
 from glassbox.evaluate.memorization import memorization_report
 from glassbox.export.artifact import save_artifact, write_json
 from glassbox.models.gpt import GPT, GPTConfig
+from glassbox.train import distributed
 from glassbox.train.loop import cross_entropy, evaluate, fit
 
 EVAL_WINDOWS = 256      # validation windows per evaluation during training (the final figure uses all)
@@ -30,9 +31,12 @@ def say(cfg: TrainConfig, text: str) -> None:
 
 def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     t_start = time.perf_counter()
-    corpus = prepare_corpus(data, run_dir / "data", tokenizer=cfg.tokenizer,
-                            vocab_size=cfg.vocab_size if cfg.tokenizer == "bpe" else None,
-                            val_fraction=cfg.val_fraction, block_size=cfg.block_size)
+    dist = distributed.current()
+    if dist.is_main:  # rank 0 tokenizes; under torchrun the other ranks wait, then read the same files
+        prepare_corpus(data, run_dir / "data", tokenizer=cfg.tokenizer,
+                       vocab_size=cfg.vocab_size if cfg.tokenizer == "bpe" else None,
+                       val_fraction=cfg.val_fraction, block_size=cfg.block_size)
+    distributed.barrier()
     tok, train_ids, val_ids, corpus = load_prepared(run_dir / "data")
     corpus["trained_on"] = _dt.date.today().isoformat()
     say(cfg, f"corpus: {corpus['characters']['total']:,} characters from {data}; {cfg.tokenizer} tokenizer with "
@@ -49,11 +53,13 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
              f"context {cfg.block_size} tokens), all random to start")
     if cfg.max_steps is None and cfg.epochs is None:
         cfg.max_steps = DEFAULT_STEPS
-    batches = RandomWindows(train_ids, cfg.block_size, cfg.batch_size, seed=cfg.seed)
+    batches = RandomWindows(train_ids, cfg.block_size, cfg.batch_size, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
     val_small = val_windows(val_ids, cfg.block_size, max_windows=EVAL_WINDOWS)
     result = fit(model, batches, val_small, config=cfg, run_dir=run_dir,
                  n_train=max(1, len(train_ids) // cfg.block_size))
     model = result.model
+    if not dist.is_main:  # the other ranks helped train; rank 0 evaluates and writes
+        return {"rank": dist.rank, "steps": result.steps}
     device = next(model.parameters()).device
 
     val_all = val_windows(val_ids, cfg.block_size)

@@ -17,6 +17,7 @@ from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 from glassbox.export.artifact import save_artifact, write_json
 from glassbox.models.fasttext import TRAIN_DEFAULTS as FASTTEXT_DEFAULTS
+from glassbox.train import distributed
 from glassbox.train.loop import evaluate, fit, predict_logits
 
 
@@ -149,6 +150,20 @@ def default_run_dir(data: str) -> Path:
 
 
 def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
+    """Check the run folder, then (rank 0 only, once every process has checked) create it.
+
+    Under torchrun every process checks before any writes, so they all reach the same verdict."""
+    dist = distributed.current()
+    if dist.enabled and not cfg.out:
+        raise UserError("under torchrun give --out DIR: every process must use the same run folder")
+    run_dir = check_run_dir(cfg, data)
+    distributed.barrier()
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def check_run_dir(cfg: TrainConfig, data: str) -> Path:
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(data)
     if cfg.resume:
         if not cfg.out:
@@ -158,7 +173,6 @@ def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
         return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"run folder {run_dir} already holds files; pass --resume to continue that run, or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
@@ -166,14 +180,19 @@ def run(data: str | None = None, **settings) -> dict:
     """Train on `data` end to end; returns the summary that is also written to RUN/summary.json."""
     settings = with_defaults({**settings, "data": str(data) if data is not None else settings.get("data")})
     cfg = make_config(settings)
+    # Under torchrun: one process per device joins the group here. Every process loads, splits and encodes
+    # the same data (all seeded) and trains its shard; rank 0 alone writes and finishes the run.
+    dist = distributed.setup(distributed.pick_device(cfg.device))
+    if not cfg.resume and not cfg.data:
+        raise UserError("give the data to train on: glassbox train DATA --label COL")
     run_dir = prepare_run_dir(cfg, str(cfg.data))
     if cfg.resume:  # continue exactly as configured when the run started
         saved = json.loads((run_dir / "config.json").read_text())
         cfg = make_config({**saved, "resume": True, "quiet": cfg.quiet, "out": str(run_dir)})
-    elif not cfg.data:
-        raise UserError("give the data to train on: glassbox train DATA --label COL")
-    else:
+    elif dist.is_main:
         write_json(run_dir / "config.json", cfg.to_dict())
+    if not dist.is_main:
+        cfg.quiet = True
     data = cfg.data
     if cfg.task == "lm":
         from glassbox.lm_pipeline import run_lm
@@ -201,7 +220,8 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         parts = split_indices(ex.keys, ex.labels, fractions, cfg.seed)
     else:
         parts = split_indices(ex.keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
-    write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
+    if distributed.current().is_main:
+        write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
     audit = run_audit_step(ex, test, parts, cfg, run_dir)
     train_ex, val_ex = ex.subset(parts["train"]), ex.subset(parts["val"])
     test_ex = test if test is not None else ex.subset(parts["test"])
@@ -227,6 +247,8 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         augment = ImageAugment(flip=photos, shift=max(1, encoder.size // 8), blur=0.15 if photos else 0.0)
     result = fit(model, (X["train"], Y["train"]), (X["val"], Y["val"]), config=cfg, run_dir=run_dir, augment=augment)
     model = result.model
+    if not distributed.current().is_main:  # the other ranks helped train; rank 0 evaluates and writes
+        return {"rank": distributed.current().rank, "steps": result.steps}
 
     device = next(model.parameters()).device
     scores = {name: evaluate(model, (X[name][:5000], Y[name][:5000]) if name == "train" else (X[name], Y[name]),
@@ -325,7 +347,8 @@ def run_audit_step(ex, test, parts, cfg, run_dir) -> dict:
     from glassbox.audit import run_audit
 
     report = run_audit(ex, test=test, split=parts if test is None else None, pred_probs=out_of_fold(ex, 5, cfg.seed))
-    write_json(run_dir / "audit.json", report.to_dict())
+    if distributed.current().is_main:
+        write_json(run_dir / "audit.json", report.to_dict())
     if not cfg.quiet:
         report.render()
     if report.has_errors and not cfg.force:

@@ -43,3 +43,19 @@ def pick_device(name: str = "auto", dist_local_rank: int | None = None) -> torch
             return torch.device(f"cuda:{local}")
         return torch.device("cpu")
     return torch.device(name)
+
+
+def current() -> Dist:
+    """This process's place in the group (rank 0 of 1 outside torchrun); joins nothing."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    return Dist(rank=int(os.environ.get("RANK", "0")), world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def barrier() -> None:
+    """Wait until every process reaches this point (nothing to wait for outside torchrun)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -152,7 +152,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     run_dir = Path(run_dir) if run_dir else None
     if run_dir is not None and dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = Checkpointer(run_dir) if run_dir is not None and dist.is_main else None
+    ckpt = Checkpointer(run_dir) if run_dir is not None else None  # every rank resumes from it; rank 0 alone writes
+    writes = ckpt is not None and dist.is_main
     metrics = run_dir / "metrics.jsonl" if run_dir is not None and dist.is_main else None
     history: list[dict] = []
     step, best_weights, chance = 0, None, None
@@ -162,7 +163,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         train.load_state_dict(state["batches"])
         stopper.load_state_dict(state["early_stopping"])
         best_weights = ckpt.load_best(stopper.best_step)
-        truncate_metrics(metrics, step)
+        if metrics is not None:
+            truncate_metrics(metrics, step)
     elif metrics is not None and metrics.exists():
         metrics.unlink()
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
@@ -217,12 +219,12 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                 record["best"] = stopper.update(step, val_loss, train_loss)
                 if record["best"]:
                     best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    if ckpt is not None:
+                    if writes:
                         ckpt.save_best(best_weights, step)
                 history.append(record)
                 progress.evaluation(record)
                 run_loss, run_n, t_last, seen_last = torch.zeros((), device=device), 0, now, seen
-            if ckpt is not None and (step % ckpt_every == 0 or step == total) and history[-1]["step"] == step:
+            if writes and (step % ckpt_every == 0 or step == total) and history[-1]["step"] == step:
                 ckpt.save(step, model, optimizer, {"history": history, "chance": chance, "batches": train.state_dict(),
                                                    "early_stopping": stopper.state_dict(), "best_step": stopper.best_step,
                                                    "config": cfg.to_dict()})

@@ -1,0 +1,37 @@
+"""`glassbox train` under torchrun: two CPU processes (gloo) train one model data-parallel; rank 0 writes the run."""
+import json
+import os
+import subprocess
+import sys
+
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(*args, nproc=2):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                           "-m", "glassbox", *args], capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+
+
+def test_two_processes_train_one_model_and_rank_zero_writes_the_run(tmp_path, digits_csv):
+    args = ["train", str(digits_csv), "--label", "digit", "--max-steps", "120", "--batch-size", "32", "--eval-every", "20",
+            "--patience", "0", "--quiet"]
+    r = torchrun(*args, "--out", str(tmp_path / "ddp"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    single = subprocess.run([sys.executable, "-m", "glassbox", *args, "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+    assert single.returncode == 0, single.stderr
+
+    s = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert s["steps"] == 120 and s["test_accuracy"] > 0.9
+    ddp = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    one = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in ddp] == [m["step"] for m in one] == list(range(0, 121, 20))  # one writer, no duplicates
+    # each process walks its half of the training split: epochs pass twice as fast, and twice the examples per second
+    per_epoch = len(json.loads((tmp_path / "ddp" / "split.json").read_text())["train"]) // 32
+    assert one[-1]["epoch"] == 120 // per_epoch and ddp[-1]["epoch"] >= 2 * one[-1]["epoch"]
+    assert s["examples_per_second"] > 0 and (tmp_path / "ddp" / "model" / "model.safetensors").exists()
+
+
+def test_torchrun_without_out_is_refused(tmp_path, digits_csv):
+    r = torchrun("train", str(digits_csv), "--label", "digit", "--max-steps", "10")
+    assert r.returncode != 0 and "under torchrun give --out DIR" in r.stderr
