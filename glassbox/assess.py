@@ -14,6 +14,7 @@ from glassbox.evaluate.classification import per_class_report
 from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger,
                                     measure_matmul_peak, optimizer_step_flops)
 from glassbox.evaluate.groups import groups_report
+from glassbox.train import distributed
 
 
 def assess(model, logits: dict, Y: dict, X: dict, test_groups: dict, classes: list[str], result, cfg) -> dict:
@@ -51,10 +52,12 @@ def measure_cost(model, X: dict, result, cfg) -> dict:
             model(one)
             times.append(time.perf_counter() - t)
     infer_seconds = statistics.median(times)
-    # MFU against the peak of the precision the model computes in (bfloat16 where it uses native bf16)
+    # MFU against the peak of the precision the model computes in (bfloat16 where it uses native bf16).
+    # Under torchrun every rank ran the same steps on its own device: count them all, against all their peaks.
     dtype = model.compute_dtype(device) if hasattr(model, "compute_dtype") else torch.float32
-    ledger = cost_ledger(result.steps * step_flops + eval_flops, max(result.train_seconds, 1e-9), infer_flops,
-                         max(infer_seconds, 1e-9), measure_matmul_peak(device, dtype), peak_dtype=str(dtype).removeprefix("torch."))
+    world = distributed.current().world_size
+    ledger = cost_ledger(world * (result.steps * step_flops + eval_flops), max(result.train_seconds, 1e-9), infer_flops,
+                         max(infer_seconds, 1e-9), world * measure_matmul_peak(device, dtype), peak_dtype=str(dtype).removeprefix("torch."))
     ledger["train"]["flops_per_step"] = step_flops
     ledger["train"]["steps"] = result.steps
     ledger["train"]["eval_flops"] = eval_flops

@@ -122,8 +122,10 @@ def lm_cost(model, batches, result, cfg, val) -> dict:
             model(one)
             times.append(time.perf_counter() - t)
     dtype = model.compute_dtype(device)  # MFU against the peak of the precision the model computes in
-    ledger = cost_ledger(result.steps * step_flops, max(result.train_seconds, 1e-9), infer_flops, max(statistics.median(times), 1e-9),
-                         measure_matmul_peak(device, dtype), peak_dtype=str(dtype).removeprefix("torch."))
+    world = distributed.current().world_size  # under torchrun every rank ran the same steps on its own device
+    ledger = cost_ledger(world * result.steps * step_flops, max(result.train_seconds, 1e-9), infer_flops,
+                         max(statistics.median(times), 1e-9), world * measure_matmul_peak(device, dtype),
+                         peak_dtype=str(dtype).removeprefix("torch."))
     ledger["train"]["flops_per_step"] = step_flops
     ledger["train"]["flops_per_token"] = step_flops / (cfg.batch_size * cfg.grad_accum * cfg.block_size)
     ledger["inference"]["unit"] = f"one forward pass over {cfg.block_size} tokens of context"
