@@ -13,20 +13,25 @@ from pathlib import Path
 from typing import Callable
 
 
-def kill_at_checkpoint(proc: subprocess.Popen, run_dir: Path, wanted: Callable[[int], bool], timeout: float = 300) -> int:
-    """SIGKILL `proc` once its newest checkpoint step satisfies `wanted`; return that step."""
+def kill_at_checkpoint(proc: subprocess.Popen, run_dir: Path, wanted: Callable[[int], bool], timeout: float = 300,
+                       group: bool = False) -> int:
+    """SIGKILL `proc` once its newest checkpoint step satisfies `wanted`; return that step.
+
+    group=True signals the process's whole session (start it with start_new_session=True): torchrun
+    and the training processes it started."""
+    send = (lambda sig: os.killpg(proc.pid, sig)) if group else (lambda sig: os.kill(proc.pid, sig))  # noqa: E731
     latest = run_dir / "checkpoints" / "latest.json"
     deadline = time.time() + timeout
     while time.time() < deadline:
-        os.kill(proc.pid, signal.SIGSTOP)
+        send(signal.SIGSTOP)
         step = json.loads(latest.read_text())["step"] if latest.exists() else -1
         if step >= 0 and wanted(step):
-            os.kill(proc.pid, signal.SIGKILL)
+            send(signal.SIGKILL)
             proc.wait()
             assert proc.returncode == -signal.SIGKILL
             assert json.loads(latest.read_text())["step"] == step
             return step
-        os.kill(proc.pid, signal.SIGCONT)
+        send(signal.SIGCONT)
         assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before a wanted checkpoint (last seen: step {step})"
         time.sleep(0.002)
     proc.kill()

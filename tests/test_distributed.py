@@ -5,14 +5,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+from safetensors.torch import load_file
+
+from tests.killing import kill_at_checkpoint
+
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 if Path("/sys/class/net/lo").exists():  # gloo talks over loopback: no need for the host name to resolve
     ONE_THREAD.setdefault("GLOO_SOCKET_IFNAME", "lo")
 
 
+def torchrun_cmd(*args, nproc=2):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "glassbox", *args]
+
+
 def torchrun(*args, nproc=2):
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           "-m", "glassbox", *args], capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+    return subprocess.run(torchrun_cmd(*args, nproc=nproc), capture_output=True, text=True, timeout=600, env=ONE_THREAD)
 
 
 def test_two_processes_train_one_model_and_rank_zero_writes_the_run(tmp_path, digits_csv):
@@ -38,3 +46,19 @@ def test_two_processes_train_one_model_and_rank_zero_writes_the_run(tmp_path, di
 def test_torchrun_without_out_is_refused(tmp_path, digits_csv):
     r = torchrun("train", str(digits_csv), "--label", "digit", "--max-steps", "10")
     assert r.returncode != 0 and "under torchrun give --out DIR" in r.stderr
+
+
+def test_sigkill_then_resume_under_torchrun_is_bit_identical(tmp_path, digits_csv):
+    args = ["train", str(digits_csv), "--label", "digit", "--max-steps", "300", "--batch-size", "32", "--eval-every", "20",
+            "--checkpoint-every", "7", "--dropout", "0.2", "--patience", "0", "--quiet"]
+    full = torchrun(*args, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = subprocess.Popen(torchrun_cmd(*args, "--out", str(tmp_path / "killed")), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=ONE_THREAD, start_new_session=True)
+    step = kill_at_checkpoint(killed, tmp_path / "killed", lambda s: 40 <= s < 300 and s % 20 != 0, group=True)
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    resumed = torchrun("train", "--out", str(tmp_path / "killed"), "--resume", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(tmp_path / "full" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"weights differ after resuming from step {step}"

@@ -156,10 +156,11 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     writes = ckpt is not None and dist.is_main
     metrics = run_dir / "metrics.jsonl" if run_dir is not None and dist.is_main else None
     history: list[dict] = []
-    step, best_weights, chance = 0, None, None
+    step, best_weights, chance, running = 0, None, None, {"loss": 0.0, "n": 0}
     if cfg.resume and ckpt is not None and ckpt.latest() is not None:
         state = ckpt.load(model, optimizer, device)
         step, history, chance = state["step"], state["history"], state["chance"]
+        running = state.get("running", running)  # the training loss summed since the last evaluation
         train.load_state_dict(state["batches"])
         stopper.load_state_dict(state["early_stopping"])
         best_weights = ckpt.load_best(stopper.best_step)
@@ -186,7 +187,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     model.train()
     on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
     reason, t0, seen = "max_steps", time.perf_counter(), 0
-    run_loss, run_n, t_last, seen_last = torch.zeros((), device=device), 0, time.perf_counter(), 0
+    run_loss, run_n = torch.tensor(running["loss"], device=device), running["n"]
+    t_last, seen_last = time.perf_counter(), 0
     try:
         while step < total:
             lr = lr_at(step, cfg.lr, warmup, total, min_lr)
@@ -224,8 +226,9 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                 history.append(record)
                 progress.evaluation(record)
                 run_loss, run_n, t_last, seen_last = torch.zeros((), device=device), 0, now, seen
-            if writes and (step % ckpt_every == 0 or step == total) and history[-1]["step"] == step:
+            if writes and (step % ckpt_every == 0 or step == total):
                 ckpt.save(step, model, optimizer, {"history": history, "chance": chance, "batches": train.state_dict(),
+                                                   "running": {"loss": run_loss.item(), "n": run_n},
                                                    "early_stopping": stopper.state_dict(), "best_step": stopper.best_step,
                                                    "config": cfg.to_dict()})
             if stopper.should_stop:
