@@ -2,7 +2,7 @@
 
 Two speed-ups that leave the maths alone: inputs go channels-last (the layout oneDNN's CPU convolutions
 are fastest in), and with `bf16` the layers run in bfloat16 under autocast where the hardware computes
-it natively (CPUs with AVX512-BF16 or AMX), about twice as fast to train; weights, gradients, optimizer
+it natively (CPUs with AVX512-BF16 or AMX, GPUs from Ampere on), about twice as fast to train on CPU; weights, gradients, optimizer
 state and the returned logits stay float32. Elsewhere the model runs in float32.
 
 With `flip_tta`, evaluation and prediction (eval mode) average the logits of each image and of its

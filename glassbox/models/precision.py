@@ -9,8 +9,10 @@ import torch
 
 def native_bf16(device: torch.device) -> bool:
     """Does this device compute bfloat16 matmuls and convolutions natively (faster than float32)?"""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()  # tensor cores: Ampere and later
     if device.type != "cpu":
-        return False  # on GPUs the loop's float32 is fast already; keep one precision there
+        return False
     try:
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     except AttributeError:  # an older torch without the probes
