@@ -52,10 +52,16 @@ TRAIN_SWITCHES = [("--resume", "continue the run in --out from its last checkpoi
                   ("--strict", "audit warnings stop training"), ("--force", "train even when the audit finds errors")]
 
 
-def add_train_flags(p: argparse.ArgumentParser) -> None:
+def add_flags(p: argparse.ArgumentParser, flags=None, default=argparse.SUPPRESS) -> None:
+    """Add `flags` (default: all of TRAIN_FLAGS) with train's types and help texts."""
     for flag, typ, text in TRAIN_FLAGS:
-        kw = {"action": "append"} if flag == "--group" else {}
-        p.add_argument(flag, type=typ, help=text, default=argparse.SUPPRESS, **kw)
+        if flags is None or flag in flags:
+            kw = {"action": "append"} if flag == "--group" else {}
+            p.add_argument(flag, type=typ, help=text, default=default, **kw)
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    add_flags(p)
     for flag, text in TRAIN_SWITCHES:
         p.add_argument(flag, action="store_true", help=text, default=argparse.SUPPRESS)
     p.add_argument("--config", help="YAML or JSON file of settings (same names as the flags)")
@@ -153,7 +159,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_audit(args) -> int:
-    from glassbox.pipeline import audit_data
+    from glassbox.examine import audit_data
 
     settings = settings_from(args)
     for key in ("json", "no_label_errors", "folds"):
@@ -166,7 +172,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_eval(args) -> None:
-    from glassbox.pipeline import evaluate_artifact
+    from glassbox.examine import evaluate_artifact
 
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     r = evaluate_artifact(args.artifact, args.data, label=args.label, text=args.text, columns=columns,
@@ -226,9 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
     p = sub.add_parser("audit", help="what is wrong with the data, before any training (exit 1 on errors)")
     p.add_argument("data", nargs="?", help="data file or folder")
-    for flag in ("--label", "--text", "--columns", "--group", "--test", "--label-from-name", "--image-size", "--seed"):
-        typ, text = next((t, h) for f, t, h in TRAIN_FLAGS if f == flag)
-        p.add_argument(flag, type=typ, help=text, default=argparse.SUPPRESS, **({"action": "append"} if flag == "--group" else {}))
+    add_flags(p, ("--label", "--text", "--columns", "--group", "--test", "--label-from-name", "--image-size", "--seed"))
     p.add_argument("--strict", action="store_true", default=argparse.SUPPRESS, help="warnings fail too (exit 1)")
     p.add_argument("--json", action="store_true", help="every finding and every flagged example as JSON")
     p.add_argument("--no-label-errors", action="store_true", help="skip the likely-label-errors check (it trains k models)")
@@ -238,11 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score a frozen artifact on a labelled file: overall, per class, per group")
     p.add_argument("artifact", help="the artifact folder, RUN/model")
     p.add_argument("data", help="a labelled file or image folder, in the training data's format")
-    p.add_argument("--label", help="label column")
-    p.add_argument("--text", help="text column (text models)")
-    p.add_argument("--columns", help="comma-separated column names for a header-less file")
-    p.add_argument("--group", action="append", help="group column (repeatable)")
-    p.add_argument("--label-from-name", help="regex whose match in an image file name is its label")
+    add_flags(p, ("--label", "--text", "--columns", "--group", "--label-from-name"), default=None)
     p.add_argument("--json", action="store_true", help="the whole result as JSON")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("report", help="(re)write RUN/report.html from a finished run folder")

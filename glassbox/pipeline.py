@@ -282,57 +282,6 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     return summary
 
 
-def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 5, show: bool = True, **settings):
-    """`glassbox audit`: load the data as `train` would and run every check; returns the AuditReport."""
-    from glassbox.audit import run_audit
-
-    cfg = make_config({**settings, "data": data or settings.get("data")})
-    if not cfg.data:
-        raise UserError("give the data to audit: glassbox audit DATA --label COL")
-    kind = kind_of(cfg.data, cfg)
-    ex = load_examples(cfg.data, cfg, kind)
-    check_labels(ex)
-    test = None
-    if cfg.test:
-        size = ex.inputs.shape[-1] if ex.kind == "image" else None
-        test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg), classes=ex.classes if ex.kind == "image" else None,
-                                        size=size), ex.classes)
-    probs = out_of_fold(ex, folds, cfg.seed) if label_errors else None
-    report = run_audit(ex, test=test, pred_probs=probs)
-    if show:
-        report.render()
-    return report
-
-
-def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: str | None = None,
-                      columns=None, group=(), label_from_name: str | None = None, seed: int = 0) -> dict:
-    """`glassbox eval`: score a frozen artifact on a labelled file, overall, per class and per group."""
-    from glassbox.evaluate.calibration import accuracy, brier, ece, mce, nll
-    from glassbox.evaluate.classification import per_class_report
-    from glassbox.evaluate.groups import groups_report
-    from glassbox.infer.predictor import Predictor
-
-    predictor = Predictor(artifact)
-    if predictor.manifest["task"] != "classify":
-        raise UserError("glassbox eval scores classifiers; for a language model see its run's summary and report")
-    kind = {"tabular": "tabular", "image": "image"}.get(predictor.manifest["preprocessing"]["type"], "text")
-    cfg = make_config({"label": label, "text": text, "columns": columns, "group": list(group or []),
-                       "label_from_name": label_from_name, "seed": seed})
-    ex = load_examples(data, cfg, kind, classes=predictor.classes if kind == "image" else None,
-                       size=predictor.encoder.size if kind == "image" else None)
-    ex = align_test(ex, predictor.classes)
-    inputs = predictor.encoder.frame(ex.inputs) if kind == "tabular" else ex.inputs
-    probs = predictor.predict_proba(inputs).numpy()
-    y = ex.labels
-    out = {"artifact": str(artifact), "data": str(data), "n": len(y), "calibrated": predictor.calibrated,
-           "temperature": predictor.temperature, "accuracy": accuracy(probs, y), "nll": nll(probs, y),
-           "ece": ece(probs, y), "mce": mce(probs, y), "brier": brier(probs, y),
-           "per_class": per_class_report(y, probs.argmax(1), predictor.classes)}
-    if ex.groups:
-        out["groups"] = groups_report(probs, y, ex.groups, positive_class=1 if len(predictor.classes) == 2 else None, seed=seed)
-    return out
-
-
 def out_of_fold(ex: Examples, folds: int, seed: int):
     """Out-of-fold probabilities for the label-error check: each row scored by a model that never saw it."""
     if ex.kind != "text":
