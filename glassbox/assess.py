@@ -11,8 +11,8 @@ import torch
 
 from glassbox.evaluate.calibration import calibration_report, softmax
 from glassbox.evaluate.classification import per_class_report
-from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger,
-                                    measure_matmul_peak, optimizer_step_flops)
+from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger, default_power_watts,
+                                    measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops)
 from glassbox.evaluate.groups import groups_report
 from glassbox.train import distributed
 
@@ -38,7 +38,8 @@ def measure_cost(model, X: dict, result, cfg) -> dict:
     xb = X["train"][:cfg.batch_size].to(device)
     yb = torch.zeros(len(xb), dtype=torch.long, device=device)
     loss_fn = torch.nn.functional.cross_entropy
-    step_flops = count_train_step_flops(model, xb, yb, loss_fn) * cfg.grad_accum + optimizer_step_flops(model)
+    step_flops = (count_train_step_flops(model, xb, yb, loss_fn) * cfg.grad_accum
+                  + optimizer_step_flops(model, optimizer_flops_per_param(cfg.optimizer, cfg.weight_decay)))
     one = X["test"][:1].to(device)
     infer_flops = count_inference_flops(model, one)
     n_evals = sum(1 for h in result.history if h.get("val_loss") is not None)
@@ -57,27 +58,40 @@ def measure_cost(model, X: dict, result, cfg) -> dict:
     dtype = model.compute_dtype(device) if hasattr(model, "compute_dtype") else torch.float32
     world = distributed.current().world_size
     ledger = cost_ledger(world * (result.steps * step_flops + eval_flops), max(result.train_seconds, 1e-9), infer_flops,
-                         max(infer_seconds, 1e-9), world * measure_matmul_peak(device, dtype), peak_dtype=str(dtype).removeprefix("torch."))
+                         max(infer_seconds, 1e-9), world * measure_matmul_peak(device, dtype),
+                         power_watts=cfg.power_watts or default_power_watts(device, world),
+                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."))
     ledger["train"]["flops_per_step"] = step_flops
     ledger["train"]["steps"] = result.steps
     ledger["train"]["eval_flops"] = eval_flops
     return ledger
 
 
-def control_verdict(train_acc: float, val_acc: float, majority: float, n_val: int) -> dict:
-    """Is validation accuracy on shuffled labels clearly above chance? Then something leaks."""
+def control_verdict(train_acc: float, val_acc: float, majority: float, n_val: int,
+                    train_majority: float | None = None, n_train: int = 0) -> dict:
+    """Is validation accuracy on shuffled labels clearly above chance? Then something leaks.
+    Did training accuracy climb clearly above chance? Then the model memorised noise."""
     margin = 3 * math.sqrt(max(majority * (1 - majority), 1e-12) / max(n_val, 1))
     leaks = val_acc > majority + margin
+    train_chance = majority if train_majority is None else train_majority
+    train_margin = 3 * math.sqrt(max(train_chance * (1 - train_chance), 1e-12) / max(n_train, 1)) if n_train else 0.0
+    memorised = train_acc > train_chance + max(train_margin, 0.02)
     if leaks:
         sentence = (f"WARNING: with shuffled training labels the model still scores {val_acc:.3f} on validation, "
                     f"clearly above chance ({majority:.3f} ± {margin:.3f}): something leaks the answer — duplicates "
                     f"across splits, or a label hidden in a feature. Do not trust the main run's scores until you find it.")
+    elif memorised:
+        sentence = (f"On shuffled labels the model reached training accuracy {train_acc:.3f} (chance {train_chance:.3f}) "
+                    f"while validation stayed at chance ({val_acc:.3f} vs {majority:.3f}): it can memorise noise, so "
+                    f"training accuracy alone proves nothing; the main run's validation score is what counts.")
     else:
-        sentence = (f"On shuffled labels the model reached training accuracy {train_acc:.3f} while validation stayed "
-                    f"at chance ({val_acc:.3f} vs {majority:.3f}): it can memorise noise, so training accuracy alone "
-                    f"proves nothing; the main run's validation score is what counts.")
+        sentence = (f"On shuffled labels the model barely rose above chance even on its training examples "
+                    f"({train_acc:.3f} vs {train_chance:.3f}): in this many steps it memorised little of the noise, and "
+                    f"validation stayed at chance ({val_acc:.3f} vs {majority:.3f}), so nothing leaks. The main run's "
+                    f"lead over chance was learned, not memorised.")
     return {"train_accuracy": train_acc, "val_accuracy": val_acc, "chance_accuracy": majority,
-            "margin": margin, "leak_suspected": leaks, "sentence": sentence}
+            "train_chance_accuracy": train_chance, "margin": margin, "leak_suspected": leaks,
+            "memorised_noise": memorised, "sentence": sentence}
 
 
 def shuffled(labels: torch.Tensor, seed: int) -> torch.Tensor:

@@ -47,9 +47,13 @@ TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
     ("--n-embd", int, "language models: embedding width"),
     ("--block-size", int, "language models: context length"),
     ("--control", str, "shuffled-labels: repeat the run with shuffled training labels"),
+    ("--power-watts", float, "cost ledger: the machine's power draw while training, in watts (default: 65 W for a CPU, "
+                             "a GPU's power limit)"),
+    ("--price-per-kwh", float, "cost ledger: electricity price per kWh, in your currency (default 0.30)"),
 ]
 TRAIN_SWITCHES = [("--resume", "continue the run in --out from its last checkpoint"), ("--quiet", "no progress output"),
-                  ("--strict", "audit warnings stop training"), ("--force", "train even when the audit finds errors")]
+                  ("--strict", "audit warnings stop training"), ("--force", "train even when the audit finds errors"),
+                  ("--compile", "torch.compile the training forward pass (needs a C++ compiler; first steps slower)")]
 
 
 def add_flags(p: argparse.ArgumentParser, flags=None, default=argparse.SUPPRESS) -> None:
@@ -118,6 +122,10 @@ def cmd_predict(args) -> None:
     else:
         raw = read_inputs(args)
         inputs = predictor.parse(raw)
+    if not args.json:  # say what the numbers are, on stderr so stdout stays one line per input
+        how = (f"calibrated by temperature scaling (T = {predictor.temperature:.3g}, fitted on the validation split)"
+               if predictor.calibrated else "as the model gives them (this artifact holds no temperature: uncalibrated)")
+        print(f"label, probability of that label {how}, input", file=sys.stderr)
     for text, out in zip(raw, predictor.predict(inputs)):
         if args.json:
             print(json.dumps({"input": text, **out, "calibrated": predictor.calibrated}))
@@ -196,7 +204,7 @@ def cmd_eval(args) -> None:
 def cmd_report(args) -> None:
     from glassbox.report import write_report
 
-    print(write_report(args.run))
+    print(write_report(args.run, power_watts=args.power_watts, price_per_kwh=args.price_per_kwh))
 
 
 def cmd_serve(args) -> None:
@@ -247,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("report", help="(re)write RUN/report.html from a finished run folder")
     p.add_argument("run", help="the run folder")
+    add_flags(p, ("--power-watts", "--price-per-kwh"), default=None)
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("serve", help="serve a frozen artifact over HTTP (read-only)")
     p.add_argument("artifact", help="the artifact folder, RUN/model")

@@ -60,6 +60,9 @@ class TrainConfig:
     strict: bool = False          # audit warnings stop training
     force: bool = False           # train even when the audit finds errors
     control: str | None = None    # shuffled-labels: repeat the run on shuffled training labels
+    # --- cost ledger (estimates, stated in the report) ---
+    power_watts: float | None = None  # power draw while training, W (default: 65 for a CPU, a GPU's power limit)
+    price_per_kwh: float = 0.30   # electricity price per kWh, in your currency
 
     def steps_for(self, n_train: int) -> int:
         """Number of optimizer updates: max_steps, or epochs over n_train examples."""
@@ -89,11 +92,15 @@ def make_config(values: dict) -> TrainConfig:
 
 
 def _check(values: dict) -> None:
-    positive = ("batch_size", "grad_accum", "max_steps", "epochs", "lr", "eval_every", "checkpoint_every")
+    positive = ("batch_size", "grad_accum", "max_steps", "epochs", "lr", "eval_every", "checkpoint_every",
+                "power_watts")
     for key in positive:
         v = values.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
             raise UserError(f"The '{key}' setting must be a number greater than 0. Got {v!r} instead.")
+    price = values.get("price_per_kwh")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or not 0 <= price < float("inf")):
+        raise UserError(f"The 'price_per_kwh' setting must be a number of at least 0. Got {price!r} instead.")
 
 
 def load_config_file(path: str | Path) -> dict:

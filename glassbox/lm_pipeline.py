@@ -13,7 +13,8 @@ import torch
 
 from glassbox.config import TrainConfig
 from glassbox.data.corpus import RandomWindows, load_prepared, prepare_corpus, val_windows
-from glassbox.evaluate.cost import count_inference_flops, count_train_step_flops, cost_ledger, measure_matmul_peak, optimizer_step_flops
+from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger, default_power_watts,
+                                    measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops)
 from glassbox.evaluate.memorization import memorization_report
 from glassbox.export.artifact import save_artifact, write_json
 from glassbox.models.gpt import GPT, GPTConfig
@@ -111,7 +112,8 @@ def lm_cost(model, batches, result, cfg, val) -> dict:
     state = batches.state_dict()
     x, y = batches.next()
     batches.load_state_dict(state)
-    step_flops = count_train_step_flops(model, x.to(device), y.to(device), cross_entropy) * cfg.grad_accum + optimizer_step_flops(model)
+    step_flops = (count_train_step_flops(model, x.to(device), y.to(device), cross_entropy) * cfg.grad_accum
+                  + optimizer_step_flops(model, optimizer_flops_per_param(cfg.optimizer, cfg.weight_decay)))
     one = val[0][:1].to(device)
     infer_flops = count_inference_flops(model, one)
     model.eval()
@@ -125,7 +127,8 @@ def lm_cost(model, batches, result, cfg, val) -> dict:
     world = distributed.current().world_size  # under torchrun every rank ran the same steps on its own device
     ledger = cost_ledger(world * result.steps * step_flops, max(result.train_seconds, 1e-9), infer_flops,
                          max(statistics.median(times), 1e-9), world * measure_matmul_peak(device, dtype),
-                         peak_dtype=str(dtype).removeprefix("torch."))
+                         power_watts=cfg.power_watts or default_power_watts(device, world),
+                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."))
     ledger["train"]["flops_per_step"] = step_flops
     ledger["train"]["flops_per_token"] = step_flops / (cfg.batch_size * cfg.grad_accum * cfg.block_size)
     ledger["inference"]["unit"] = f"one forward pass over {cfg.block_size} tokens of context"

@@ -338,10 +338,13 @@ def run_control(X, Y, arch, model_config, cfg, run_dir, result) -> dict:
     res = fit(model, (X["train"], y_shuffled), (X["val"], Y["val"]), config=ctl_cfg, run_dir=run_dir / "control",
               restore_best=False)  # keep the last weights: they show how much noise was memorised
     device = next(model.parameters()).device
-    _, train_acc = evaluate(res.model, (X["train"][:5000], y_shuffled[:5000]), device=device)
+    seen = y_shuffled[:5000]  # training accuracy on (up to) 5,000 of the examples it was trained on
+    _, train_acc = evaluate(res.model, (X["train"][:5000], seen), device=device)
     _, val_acc = evaluate(res.model, (X["val"], Y["val"]), device=device)
     majority = float(np.bincount(Y["val"].numpy()).max() / len(Y["val"]))
-    return {**control_verdict(train_acc, val_acc, majority, len(Y["val"])), "steps": res.steps}
+    train_majority = float(np.bincount(seen.numpy()).max() / len(seen))
+    return {**control_verdict(train_acc, val_acc, majority, len(Y["val"]), train_majority, len(seen)),
+            "steps": res.steps, "main_run_steps": result.steps}
 
 
 def closing_words(summary: dict, run_dir: Path) -> str:

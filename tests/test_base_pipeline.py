@@ -47,8 +47,11 @@ def test_tabular_train_and_predict_rows(tmp_path, digits_csv, capsys):
     assert all(0 < o["probability"] <= 1 for o in outs)
     # --file takes a CSV with a header (the label column is ignored)
     assert main(["predict", str(out / "model"), "--file", str(digits_csv)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
     assert len(lines) == 1797
+    t = json.loads((out / "model" / "manifest.json").read_text())["temperature"]
+    assert f"calibrated by temperature scaling (T = {t:.3g}" in captured.err  # it says what the numbers are
     acc = np.mean([l.split("\t")[0] == r.rsplit(",", 1)[1] for l, r in zip(lines, digits_csv.read_text().splitlines()[1:])])
     assert acc > 0.9
 

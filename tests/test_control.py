@@ -13,7 +13,21 @@ def test_shuffled_labels_memorise_noise_but_stay_at_chance(tmp_path, digits_csv)
     assert s["test_accuracy"] > 0.9                           # the real labels are learnable
     assert c["train_accuracy"] > 0.3                          # noise is memorised: far above 0.1
     assert abs(c["val_accuracy"] - c["chance_accuracy"]) < 0.08  # but nothing generalises
-    assert c["leak_suspected"] is False and "memorise noise" in c["sentence"]
+    assert c["leak_suspected"] is False and c["memorised_noise"] is True and "memorise noise" in c["sentence"]
+    assert c["steps"] >= 2 * s["steps"] and c["main_run_steps"] == s["steps"]  # twice the planned steps, no early stop
+
+
+def test_control_verdict_tells_leak_memorisation_and_neither_apart():
+    from glassbox.assess import control_verdict
+
+    # validation 0.20 on 10 balanced classes, 300 examples: 3 sigma is 0.052 above 0.10, so a leak
+    leak = control_verdict(0.9, 0.20, 0.10, 300, 0.10, 1000)
+    assert leak["leak_suspected"] and leak["sentence"].startswith("WARNING")
+    noise = control_verdict(0.9, 0.11, 0.10, 300, 0.10, 1000)
+    assert not noise["leak_suspected"] and noise["memorised_noise"] and "memorise noise" in noise["sentence"]
+    # training accuracy 0.765 vs chance 0.759 on 5,000 examples: within noise, nothing memorised
+    little = control_verdict(0.765, 0.74, 0.759, 3000, 0.759, 5000)
+    assert not little["leak_suspected"] and not little["memorised_noise"] and "memorised little" in little["sentence"]
 
 
 def test_adult_groups_with_a_users_own_test_file(tmp_path):

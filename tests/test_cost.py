@@ -157,3 +157,42 @@ def test_ledger_arithmetic():
 def test_ledger_refuses_impossible_inputs():
     with pytest.raises(ValueError, match="'train_seconds' parameter of cost_ledger must be a number in"):
         cost.cost_ledger(1e12, 0.0, 1e6, 1e-3, 1e11)
+
+
+def test_reprice_works_energy_and_money_out_again_and_keeps_the_rest():
+    ledger = cost.cost_ledger(1e12, 100.0, 1e6, 1e-3, 1e11, power_watts=72.0, price_per_kwh=0.5)
+    ledger["train"]["steps"] = 500
+    again = cost.reprice(ledger, power_watts=144.0, price_per_kwh=0.25)
+    assert again["train"]["energy_kwh"] == pytest.approx(2 * ledger["train"]["energy_kwh"])
+    assert again["train"]["cost"] == pytest.approx(ledger["train"]["cost"])           # twice the energy, half the price
+    assert again["train"]["mfu"] == ledger["train"]["mfu"] and again["train"]["steps"] == 500
+    assert "At 144 W and 0.25 per kWh" in again["sentence"]
+    assert cost.reprice(ledger, price_per_kwh=1.0)["power_watts"] == 72.0              # only what is given changes
+
+
+def test_default_power_and_optimizer_flops():
+    assert cost.default_power_watts("cpu", world_size=4) == cost.DEFAULT_POWER_WATTS  # one machine's CPUs
+    assert cost.optimizer_flops_per_param("adamw") == 14
+    assert cost.optimizer_flops_per_param("sgd") == 6 and cost.optimizer_flops_per_param("sgd", 0.01) == 8
+
+
+def test_a_peak_measured_on_a_busy_machine_does_not_stick(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSBOX_CACHE_DIR", str(tmp_path))
+    slow_down = {"factor": 4.0}
+    real = cost._time_matmuls
+
+    def timed(a, b, out, count):  # the first measurement runs while other work holds the cores
+        return real(a, b, out, count) * slow_down["factor"]
+
+    monkeypatch.setattr(cost, "_time_matmuls", timed)
+    busy = cost.measure_matmul_peak()
+    path = tmp_path / "matmul_peak.json"
+    (key, entry), = json.loads(path.read_text()).items()
+    entry["measured_unix"] -= cost.PEAK_MAX_AGE_SECONDS + 1  # a day later it is measured again...
+    path.write_text(json.dumps({key: entry}))
+    slow_down["factor"] = 1.0
+    quiet = cost.measure_matmul_peak()
+    assert quiet > 2 * busy                                   # ...on a quiet machine, and the higher value is kept
+    slow_down["factor"] = 8.0
+    assert cost.measure_matmul_peak(refresh=True) == quiet    # a later busy measurement cannot lower it
+    assert json.loads(path.read_text())[key]["last_measured_flops_per_second"] < quiet

@@ -24,10 +24,15 @@ from torch.utils.flop_counter import FlopCounterMode
 # torch's single-tensor AdamW: weight decay p*=(1-lr*wd) 1, m.lerp_(g) 3, v*=b2 then v+=(1-b2)*g*g 4,
 # denom = sqrt(v)/bias_correction+eps 3, p += -step*m/denom 3.
 ADAMW_FLOPS_PER_PARAM = 14
+# SGD with nesterov momentum (torch's single-tensor SGD): buf = m*buf + g 2, g += m*buf 2, p -= lr*g 2;
+# weight decay adds g += wd*p 2.
+SGD_FLOPS_PER_PARAM = 6
 DEFAULT_POWER_WATTS = 65.0     # wall power of a small 2-core CPU machine under load; pass your own
+GPU_FALLBACK_WATTS = 300.0     # a GPU whose power limit nvidia-smi cannot tell us
 DEFAULT_PRICE_PER_KWH = 0.30   # electricity price, in whatever currency you pay in
 PEAK_TARGET_SECONDS = 0.25     # each timed repeat of the peak matmul runs about this long
-PEAK_REPEATS = 5               # the peak is the median over this many repeats
+PEAK_REPEATS = 5               # the peak is the fastest of this many repeats
+PEAK_MAX_AGE_SECONDS = 86_400  # a cached peak older than a day is measured again (and kept if higher)
 PEAK_MAX_N = 8192              # largest square matrix tried (3 of them: 768 MiB in float32)
 
 
@@ -90,6 +95,36 @@ def optimizer_step_flops(model: torch.nn.Module, flops_per_param: int = ADAMW_FL
     return flops_per_param * sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def optimizer_flops_per_param(optimizer: str, weight_decay: float = 0.0) -> int:
+    """Elementwise FLOPs per weight of one step of glassbox's optimizers ('adamw' or 'sgd')."""
+    if optimizer == "sgd":
+        return SGD_FLOPS_PER_PARAM + (2 if weight_decay else 0)
+    return ADAMW_FLOPS_PER_PARAM
+
+
+def default_power_watts(device="cpu", world_size: int = 1) -> float:
+    """The power draw the ledger assumes when the user gives none: 65 W for a CPU machine; for GPUs,
+    each one's board power limit as nvidia-smi reports it (GPU_FALLBACK_WATTS when it cannot), times
+    the number of processes (one GPU each under torchrun)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return DEFAULT_POWER_WATTS
+    return world_size * _gpu_power_limit(device)
+
+
+def _gpu_power_limit(device: torch.device) -> float:
+    import subprocess
+
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    try:
+        out = subprocess.run(["nvidia-smi", f"--id={index}", "--query-gpu=power.limit", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+        watts = float(out.stdout.strip().splitlines()[0])
+        return watts if math.isfinite(watts) and watts > 0 else GPU_FALLBACK_WATTS
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return GPU_FALLBACK_WATTS
+
+
 def count_inference_flops(model: torch.nn.Module, x_one) -> int:
     """Forward FLOPs for one example: x_one is a batch of one (leading dimension 1).
 
@@ -139,9 +174,11 @@ def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False
     """FLOP/s of a large square matmul on this device: the practical peak MFU is measured against.
 
     The size doubles until one product takes 50 ms (or reaches PEAK_MAX_N); each of PEAK_REPEATS
-    repeats then runs enough products to last about PEAK_TARGET_SECONDS; the median is kept.
-    The result is cached in cache_dir()/matmul_peak.json, keyed by device name, dtype, torch
-    version and CPU/thread count; refresh=True measures again.
+    repeats then runs enough products to last about PEAK_TARGET_SECONDS; the fastest repeat counts
+    (other work on the machine only ever slows a repeat down). The result is cached in
+    cache_dir()/matmul_peak.json, keyed by device name, dtype, torch version and CPU/thread count,
+    and measured again when older than PEAK_MAX_AGE_SECONDS or with refresh=True; the cache keeps
+    the highest value measured, so one measurement on a busy machine cannot stick.
     """
     device = torch.device(device)
     key = (f"{_device_name(device)} | {dtype} | torch {torch.__version__} | "
@@ -151,8 +188,12 @@ def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
         cache = {}             # no cache yet, or an unreadable one: measure and rewrite it
-    if not refresh and isinstance(cache.get(key), dict) and cache[key].get("flops_per_second", 0) > 0:
-        return float(cache[key]["flops_per_second"])
+    entry = cache.get(key) if isinstance(cache.get(key), dict) else {}
+    known = entry.get("flops_per_second", 0)
+    known = float(known) if isinstance(known, (int, float)) and math.isfinite(known) and known > 0 else 0.0
+    age = time.time() - entry.get("measured_unix", 0) if isinstance(entry.get("measured_unix"), (int, float)) else math.inf
+    if not refresh and known > 0 and age < PEAK_MAX_AGE_SECONDS:
+        return known
 
     gen = torch.Generator(device=device).manual_seed(0)
     n = 256
@@ -166,11 +207,13 @@ def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False
             break
         n *= 2
     count = max(1, math.ceil(PEAK_TARGET_SECONDS / seconds))
-    median = statistics.median(_time_matmuls(a, b, out, count) for _ in range(PEAK_REPEATS))
-    peak = 2 * n**3 * count / median
+    repeats = [_time_matmuls(a, b, out, count) for _ in range(PEAK_REPEATS)]
+    measured = 2 * n**3 * count / min(repeats)
+    peak = max(measured, known)
 
-    cache[key] = {"flops_per_second": peak, "n": n, "products_per_repeat": count,
-                  "repeats": PEAK_REPEATS, "median_seconds": median,
+    cache[key] = {"flops_per_second": peak, "last_measured_flops_per_second": measured, "n": n,
+                  "products_per_repeat": count, "repeats": PEAK_REPEATS, "fastest_seconds": min(repeats),
+                  "median_seconds": statistics.median(repeats), "measured_unix": time.time(),
                   "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -247,6 +290,18 @@ def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops:
     }
     ledger["sentence"] = _sentence(ledger)
     return ledger
+
+
+def reprice(ledger: dict, power_watts: float | None = None, price_per_kwh: float | None = None) -> dict:
+    """The same ledger with energy and money worked out again for another power draw or price."""
+    t, i = ledger["train"], ledger["inference"]
+    new = cost_ledger(t["flops"], t["seconds"], i["flops"], i["seconds"], ledger["peak_flops"],
+                      power_watts=ledger["power_watts"] if power_watts is None else power_watts,
+                      price_per_kwh=ledger["price_per_kwh"] if price_per_kwh is None else price_per_kwh,
+                      peak_dtype=ledger.get("peak_dtype", "float32"))
+    for part in ("train", "inference"):
+        new[part] = {**ledger[part], **new[part]}  # keep what the ledger knew besides (steps, FLOPs per step)
+    return {**ledger, **new}
 
 
 def _sentence(c: dict) -> str:

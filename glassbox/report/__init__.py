@@ -52,11 +52,19 @@ def build_report(run: Run) -> str:
     return page(f"glassbox report: {name}", subtitle, [p for p in parts if p[2]])
 
 
-def write_report(run_dir) -> Path:
+def write_report(run_dir, power_watts: float | None = None, price_per_kwh: float | None = None) -> Path:
     """Write RUN/report.html from the JSON files in the run folder; returns its path.
 
+    power_watts / price_per_kwh work the cost ledger's energy and money out again for another power
+    draw or electricity price (the run's own files are left as they are).
     Raises UserError when the folder holds no finished run (no summary.json)."""
     run = load_run(run_dir)
+    if (power_watts is not None or price_per_kwh is not None) and isinstance(run.summary.get("cost"), dict):
+        from glassbox.config import make_config
+        from glassbox.evaluate.cost import reprice
+
+        make_config({"power_watts": power_watts, "price_per_kwh": price_per_kwh})  # the same checks as for train
+        run.summary["cost"] = reprice(run.summary["cost"], power_watts, price_per_kwh)
     text = build_report(run)
     out = run.path / "report.html"
     # write then rename, so a reader never sees half a page

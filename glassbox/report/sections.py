@@ -192,11 +192,14 @@ def control(run: Run) -> str:
     c = run.summary.get("control")
     if not isinstance(c, dict):
         return ""
-    html = para("The same model was trained again for the same number of steps on shuffled training labels, which "
-                "carry no information. Whatever it scores on training data there is pure memorisation; on validation "
-                "it should stay at chance.")
+    steps = f" ({c['steps']:,} steps)" if isinstance(c.get("steps"), int) else ""
+    html = para(f"The same model was trained again from scratch on shuffled training labels, which carry no "
+                f"information: for twice the main run's planned steps{steps}, with no early stopping, so it has every "
+                f"chance to memorise. Whatever it scores on training data there is pure memorisation; on validation "
+                f"it should stay at chance.")
     html += para(c.get("sentence", ""))
     rows = [["training accuracy on shuffled labels", pct(c.get("train_accuracy"))],
+            ["chance on the shuffled training labels", pct(c.get("train_chance_accuracy"))],
             ["validation accuracy (real labels)", pct(c.get("val_accuracy"))],
             ["chance (most common class)", pct(c.get("chance_accuracy"))],
             ["leak suspected", "yes" if c.get("leak_suspected") else "no"]]
