@@ -174,16 +174,16 @@ def groups(run: Run) -> str:
             rows.append([row.get("value"), count(row.get("size")), pct(row.get("accuracy")),
                          interval(row.get("accuracy_ci")), pct(row.get("positive_rate")),
                          interval(row.get("positive_rate_ci")), pct(row.get("label_positive_rate")),
-                         num(row.get("ece"), 3), note])
+                         num(row.get("nll"), 3), num(row.get("ece"), 3), note])
         o = rep.get("overall") or {}
         rows.append([Raw("<em>all test examples</em>"), count(o.get("size")), pct(o.get("accuracy")),
                      interval(o.get("accuracy_ci")), pct(o.get("positive_rate")), interval(o.get("positive_rate_ci")),
-                     pct(o.get("label_positive_rate")), num(o.get("ece"), 3), ""])
+                     pct(o.get("label_positive_rate")), num(o.get("nll"), 3), num(o.get("ece"), 3), ""])
         said = f"says '{pos_name}'" if pos_name else "says the positive class"
         html += f"<h3>By {esc(column)}</h3>" + para(rep.get("sentence", ""))
         html += table([column, "size", "accuracy", "95% interval", f"model {said}", "95% interval",
-                       "label is" + (f" '{pos_name}'" if pos_name else " positive"), "ECE", ""],
-                      rows, set(range(1, 8)), wide=True)
+                       "label is" + (f" '{pos_name}'" if pos_name else " positive"), "loss", "ECE", ""],
+                      rows, set(range(1, 9)), wide=True)
         html += image(plots.group_accuracy(column, rep), f"accuracy by {column}")
     return html
 
