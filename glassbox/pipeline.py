@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -172,8 +173,14 @@ def check_run_dir(cfg: TrainConfig, data: str) -> Path:
             raise UserError(f"nothing to resume in {run_dir}: it holds no glassbox run; drop --resume or give the run's --out")
         return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
+        if {p.name for p in run_dir.iterdir()} <= NEVER_TRAINED:
+            return run_dir  # a run that stopped before training (bad input, audit errors): start it afresh
         raise UserError(f"run folder {run_dir} already holds files; pass --resume to continue that run, or choose another --out")
     return run_dir
+
+
+# What a run folder holds when the run stopped before its first training step; such a folder is reused.
+NEVER_TRAINED = {"config.json", "split.json", "audit.json"}
 
 
 def run(data: str | None = None, **settings) -> dict:
@@ -193,12 +200,23 @@ def run(data: str | None = None, **settings) -> dict:
         write_json(run_dir / "config.json", cfg.to_dict())
     if not dist.is_main:
         cfg.quiet = True
-    data = cfg.data
-    if cfg.task == "lm":
-        from glassbox.lm_pipeline import run_lm
+    try:
+        if cfg.task == "lm":
+            from glassbox.lm_pipeline import run_lm
 
-        return run_lm(str(data), cfg, run_dir)
-    return run_classifier(str(data), cfg, run_dir)
+            return run_lm(str(cfg.data), cfg, run_dir)
+        return run_classifier(str(cfg.data), cfg, run_dir)
+    except UserError:
+        # Bad input found before anything worth keeping was written: leave no empty folder behind
+        # (the audit's findings, which the error may point to, are kept).
+        if dist.is_main and not cfg.out and not cfg.resume and run_dir.is_dir() and \
+                {p.name for p in run_dir.iterdir()} <= {"config.json", "split.json"}:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            try:
+                run_dir.parent.rmdir()  # runs/ too, when this run was all it held
+            except OSError:
+                pass
+        raise
 
 
 def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:

@@ -21,8 +21,18 @@ def assert_one_line_error(code, err, *needles):
         assert needle in lines[0], lines[0]
 
 
-def test_missing_file(capsys, tmp_path):
+def test_missing_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default run folder, runs/<date>-<time>-nope, would go here
     assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "nope.csv"), "--label", "y"), "not found")
+    assert not (tmp_path / "runs").exists()  # a run that never started leaves no folder behind
+
+
+def test_a_run_that_failed_on_bad_input_can_be_run_again_in_the_same_folder(capsys, tmp_path, digits_csv):
+    out = str(tmp_path / "r")
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digits", "--out", out), "not found")
+    assert main(["train", str(digits_csv), "--label", "digit", "--out", out, "--max-steps", "5", "--quiet"]) == 0
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", out),
+                          "already holds files")  # a finished run is never overwritten
 
 
 def test_empty_file(capsys, tmp_path):
