@@ -221,6 +221,7 @@ def run(data: str | None = None, **settings) -> dict:
 
 def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     t_start = time.perf_counter()
+    lap = Laps()  # wall time of each stage, for the summary: what the honesty costs next to training
     kind = kind_of(data, cfg)
     ex = load_examples(data, cfg, kind)
     check_labels(ex)
@@ -240,7 +241,9 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         parts = split_indices(ex.keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
     if distributed.current().is_main:
         write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
+    lap("data")
     audit = run_audit_step(ex, test, parts, cfg, run_dir)
+    lap("audit")
     train_ex, val_ex = ex.subset(parts["train"]), ex.subset(parts["val"])
     test_ex = test if test is not None else ex.subset(parts["test"])
 
@@ -263,7 +266,9 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
 
         photos = encoder.channels == 3  # mirror images and soft focus are still photos of the same thing
         augment = ImageAugment(flip=photos, shift=max(1, encoder.size // 8), blur=0.15 if photos else 0.0)
+    lap("data")  # encoding and model set-up
     result = fit(model, (X["train"], Y["train"]), (X["val"], Y["val"]), config=cfg, run_dir=run_dir, augment=augment)
+    lap("training")
     model = result.model
     if not distributed.current().is_main:  # the other ranks helped train; rank 0 evaluates and writes
         return {"rank": distributed.current().rank, "steps": result.steps}
@@ -286,12 +291,15 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         "audit": {"errors": audit["errors"], "warnings": audit["warnings"],
                   "findings": [f["title"] for f in audit["findings"] if f["severity"] != "info"]},
     }
-    summary.update(evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir))
+    lap("evaluation")
+    summary.update(evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir, lap))
     artifact = save_artifact(run_dir / "model", model, arch, model_config, task="classify", classes=ex.classes,
                              encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
                              extra={"temperature": summary["temperature"]} if "temperature" in summary else None)
     summary["artifact"] = str(artifact)
+    lap("export")
     summary["wall_seconds"] = time.perf_counter() - t_start
+    summary["stage_seconds"] = lap.seconds
     write_json(run_dir / "summary.json", summary)
     from glassbox.report import write_report
 
@@ -325,11 +333,26 @@ def run_audit_step(ex, test, parts, cfg, run_dir) -> dict:
     return report.to_dict()
 
 
-def evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir) -> dict:
+class Laps:
+    """lap("name") adds the seconds since the last lap to seconds["name"]."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+def evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir, lap=None) -> dict:
     """Calibration, per-class and per-group figures, the cost ledger, and the memorisation control."""
     from glassbox.assess import assess
 
+    lap = lap or Laps()
     extras = assess(model, logits, Y, X, test_ex.groups, test_ex.classes, result, cfg)
+    lap("evaluation")
     if not cfg.quiet:
         print(extras["calibration"]["sentence"])
         for sentence in extras.get("groups", {}).get("sentences", []):
@@ -337,6 +360,7 @@ def evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, resul
         print(extras["cost"]["sentence"])
     if cfg.control == "shuffled-labels":
         extras["control"] = run_control(X, Y, arch, model_config, cfg, run_dir, result)
+        lap("control")
         if not cfg.quiet:
             print(extras["control"]["sentence"])
     return extras
@@ -371,6 +395,7 @@ def closing_words(summary: dict, run_dir: Path) -> str:
         f"{summary['chance_loss']:.4f}, majority-class accuracy {summary['chance']['majority_accuracy']:.3f}",
         f"generalisation gap at the sweet spot: train accuracy {summary['train_accuracy']:.4f} vs validation "
         f"{summary['val_accuracy']:.4f} ({summary['generalisation_gap']:+.4f})",
+        "wall time: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in summary.get("stage_seconds", {}).items()),
         f"run folder: {run_dir}",
         f"  model artifact:  {run_dir / 'model'} (model.safetensors + manifest.json)",
         f"  summary:         {run_dir / 'summary.json'}",

@@ -227,6 +227,11 @@ def cost(run: Run) -> str:
             ["money", "–", sig(t.get("cost")), "–", sig(i.get("cost_per_1000"))]]
     html = para(c.get("sentence", ""))
     html += table(["", "one training step", "whole training run", "one prediction", "1,000 predictions"], rows, NUMS)
+    stages = run.summary.get("stage_seconds")
+    if isinstance(stages, dict) and stages:
+        html += para("Wall time of this run, stage by stage: " + ", ".join(
+            f"{name} {sig(sec, 2)} s" for name, sec in stages.items() if is_number(sec))
+            + (f" (all together {sig(run.summary['wall_seconds'], 3)} s)." if is_number(run.summary.get("wall_seconds")) else "."))
     return html + para(
         f"Assumed, not metered: a constant {sig(c.get('power_watts'), 3)} W and {sig(c.get('price_per_kwh'), 3)} per "
         f"kWh (in your currency). The peak is this machine's measured matrix-multiply speed, "
