@@ -20,6 +20,7 @@ from glassbox.export.artifact import save_artifact, write_json
 from glassbox.models.gpt import GPT, GPTConfig
 from glassbox.train import distributed
 from glassbox.train.loop import cross_entropy, evaluate, fit
+from glassbox.train.progress import Laps
 
 EVAL_WINDOWS = 256      # validation windows per evaluation during training (the final figure uses all)
 DEFAULT_STEPS = 2000    # optimizer updates when neither --max-steps nor --epochs is given
@@ -32,6 +33,7 @@ def say(cfg: TrainConfig, text: str) -> None:
 
 def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     t_start = time.perf_counter()
+    lap = Laps()  # wall time of each stage, for the summary
     dist = distributed.current()
     if dist.is_main:  # rank 0 tokenizes; under torchrun the other ranks wait, then read the same files
         prepare_corpus(data, run_dir / "data", tokenizer=cfg.tokenizer,
@@ -56,8 +58,10 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         cfg.max_steps = DEFAULT_STEPS
     batches = RandomWindows(train_ids, cfg.block_size, cfg.batch_size, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
     val_small = val_windows(val_ids, cfg.block_size, max_windows=EVAL_WINDOWS)
+    lap("data")  # tokenizing and model set-up
     result = fit(model, batches, val_small, config=cfg, run_dir=run_dir,
                  n_train=max(1, len(train_ids) // cfg.block_size))
+    lap("training")
     model = result.model
     if not dist.is_main:  # the other ranks helped train; rank 0 evaluates and writes
         return {"rank": dist.rank, "steps": result.steps}
@@ -70,7 +74,9 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     say(cfg, f"validation loss {val_loss:.4f} = perplexity {math.exp(val_loss):.2f} (chance: ln({tok.vocab_size}) = "
              f"{math.log(tok.vocab_size):.4f}, perplexity {tok.vocab_size}); {tokens_per_s:,.0f} tokens/s")
 
+    lap("evaluation")
     memo = memorization_report(model, tok, train_ids, val_ids, seed=cfg.seed)
+    lap("memorisation")
     write_json(run_dir / "memorization.json", memo)
     say(cfg, memo["summary"])
     prompt = torch.tensor([tok.encode(tok.decode(val_ids[:8].tolist()))], device=device)
@@ -95,7 +101,9 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
                              extra={"knowledge_cutoff": {"corpus_sha256": corpus["sha256"], "corpus_source": str(data),
                                                          "corpus_tokens": corpus["tokens"], "trained_on": corpus["trained_on"]}})
     summary["artifact"] = str(artifact)
+    lap("evaluation")  # samples, cost ledger and export
     summary["wall_seconds"] = time.perf_counter() - t_start
+    summary["stage_seconds"] = lap.seconds
     write_json(run_dir / "summary.json", summary)
     from glassbox.report import write_report
 

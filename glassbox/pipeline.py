@@ -20,6 +20,7 @@ from glassbox.export.artifact import save_artifact, write_json
 from glassbox.models.fasttext import TRAIN_DEFAULTS as FASTTEXT_DEFAULTS
 from glassbox.train import distributed
 from glassbox.train.loop import evaluate, fit, predict_logits
+from glassbox.train.progress import Laps
 
 
 def say(cfg: TrainConfig, text: str) -> None:
@@ -331,19 +332,6 @@ def run_audit_step(ex, test, parts, cfg, run_dir) -> dict:
     if cfg.strict and report.has_warnings:
         raise UserError(f"the data audit found warnings and --strict is on (see {run_dir / 'audit.json'}); fix the data or drop --strict")
     return report.to_dict()
-
-
-class Laps:
-    """lap("name") adds the seconds since the last lap to seconds["name"]."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def __call__(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
-        self._last = now
 
 
 def evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir, lap=None) -> dict:

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
+
+
+class Laps:
+    """Wall time per stage of a run: lap("name") adds the seconds since the last lap to seconds["name"]."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 class Progress:
