@@ -240,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
     p = sub.add_parser("audit", help="what is wrong with the data, before any training (exit 1 on errors)")
     p.add_argument("data", nargs="?", help="data file or folder")
-    add_flags(p, ("--label", "--text", "--columns", "--group", "--test", "--label-from-name", "--image-size", "--seed"))
+    add_flags(p, ("--label", "--text", "--columns", "--group", "--test", "--label-from-name", "--image-size", "--seed",
+                  "--task", "--val-fraction"))
     p.add_argument("--strict", action="store_true", default=argparse.SUPPRESS, help="warnings fail too (exit 1)")
     p.add_argument("--json", action="store_true", help="every finding and every flagged example as JSON")
     p.add_argument("--no-label-errors", action="store_true", help="skip the likely-label-errors check (it trains k models)")
@@ -278,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("glassbox: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (glassbox predict ... | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code or 0
 
 

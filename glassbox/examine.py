@@ -14,7 +14,15 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
 
     cfg = make_config({**settings, "data": data or settings.get("data")})
     if not cfg.data:
-        raise UserError("give the data to audit: glassbox audit DATA --label COL")
+        raise UserError("give the data to audit: glassbox audit DATA --label COL (or CORPUS --task lm)")
+    if cfg.task == "lm":  # a language-model corpus: repeated lines, near-copied passages, validation in training
+        from glassbox.audit.corpus import audit_corpus
+        from glassbox.data.corpus import corpus_files
+
+        report = audit_corpus(corpus_files(cfg.data), cfg.val_fraction)
+        if show:
+            report.render()
+        return report
     kind = kind_of(cfg.data, cfg)
     ex = load_examples(cfg.data, cfg, kind)
     check_labels(ex)

@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 
 from glassbox.config import TrainConfig
-from glassbox.data.corpus import RandomWindows, load_prepared, prepare_corpus, val_windows
+from glassbox.data.corpus import RandomWindows, corpus_files, load_prepared, prepare_corpus, val_windows
 from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger, default_power_watts,
                                     measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops)
 from glassbox.evaluate.memorization import memorization_report
+from glassbox.errors import UserError
 from glassbox.export.artifact import save_artifact, write_json
 from glassbox.models.gpt import GPT, GPTConfig
 from glassbox.train import distributed
@@ -35,6 +36,8 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     t_start = time.perf_counter()
     lap = Laps()  # wall time of each stage, for the summary
     dist = distributed.current()
+    audit = run_corpus_audit(data, cfg, run_dir)
+    lap("audit")
     if dist.is_main:  # rank 0 tokenizes; under torchrun the other ranks wait, then read the same files
         prepare_corpus(data, run_dir / "data", tokenizer=cfg.tokenizer,
                        vocab_size=cfg.vocab_size if cfg.tokenizer == "bpe" else None,
@@ -95,6 +98,8 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         "generalisation_gap": val_loss - train_loss,
         "tokens_per_second": tokens_per_s, "train_seconds": result.train_seconds,
         "samples": samples, "memorization": memo["summary"], "cost": cost, "data_fingerprint": corpus["sha256"],
+        "audit": {"errors": audit["errors"], "warnings": audit["warnings"],
+                  "findings": [f["title"] for f in audit["findings"] if f["severity"] != "info"]},
     }
     artifact = save_artifact(run_dir / "model", model, "gpt", asdict(gpt_config), task="lm", classes=None,
                              encoder=tok.to_dict(), data_fingerprint=corpus["sha256"],
@@ -112,6 +117,22 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     say(cfg, f"run folder: {run_dir}\n  model artifact: {artifact}\n  summary: {run_dir / 'summary.json'}\n"
              f"  memorisation: {run_dir / 'memorization.json'}\n  report: {report}\n  generate: glassbox generate {artifact} --prompt 'ROMEO:'")
     return summary
+
+
+def run_corpus_audit(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
+    """Audit the corpus before training: repeated lines, near-copied passages, validation text also in training.
+    Every process audits (it is cheap), so under torchrun all reach the same verdict; rank 0 writes and shows it."""
+    from glassbox.audit.corpus import audit_corpus
+
+    report = audit_corpus(corpus_files(data), cfg.val_fraction)
+    if distributed.current().is_main:
+        write_json(run_dir / "audit.json", report.to_dict())
+        if not cfg.quiet:
+            report.render()
+    if cfg.strict and report.has_warnings:
+        raise UserError(f"the corpus audit found warnings and --strict is on (see {run_dir / 'audit.json'}); "
+                        f"fix the corpus or drop --strict")
+    return report.to_dict()
 
 
 def lm_cost(model, batches, result, cfg, val) -> dict:

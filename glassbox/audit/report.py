@@ -44,6 +44,7 @@ class AuditReport:
     findings: list[Finding]
     n_examples: int
     kind: str
+    unit: str = ""  # what n_examples counts, when not "<kind> examples" (a corpus: "lines of text")
 
     @property
     def has_errors(self) -> bool:
@@ -58,7 +59,7 @@ class AuditReport:
 
     def to_dict(self) -> dict:
         """What RUN/audit.json and `glassbox audit --json` hold (JSON-safe: no NaN, no numpy types)."""
-        return {"n_examples": self.n_examples, "kind": self.kind,
+        return {"n_examples": self.n_examples, "kind": self.kind, "unit": self.unit or f"{self.kind} examples",
                 "errors": sum(f.severity == "error" for f in self.findings),
                 "warnings": sum(f.severity == "warning" for f in self.findings),
                 "findings": [f.to_dict() for f in self.findings]}
@@ -115,7 +116,7 @@ def render_audit(report: AuditReport, console=None, examples: int = 3) -> None:
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title=f"Data audit: {report.n_examples:,} {report.kind} examples", title_justify="left")
+    table = Table(title=f"Data audit: {report.n_examples:,} {report.unit or report.kind + ' examples'}", title_justify="left")
     table.add_column("", no_wrap=True)
     table.add_column("check", no_wrap=True)
     table.add_column("count", justify="right")
@@ -129,8 +130,10 @@ def render_audit(report: AuditReport, console=None, examples: int = 3) -> None:
         console.print(f"[{_STYLE[f.severity]}]{f.title}[/]: {escape(f.message)}")
         for rec in f.flagged.head(examples if f.severity != "info" else 0).to_dict("records"):
             where = f"{rec.pop('split')} " if "split" in rec else ""
+            where += f"{rec.pop('file')} " if "file" in rec else ""
             rec.pop("row", None)
-            head = f"  {where}line {rec.pop('line')} [{rec.pop('label')}] {_short(rec.pop('input'), 70)}"
+            label = f"[{rec.pop('label')}] " if "label" in rec else ""
+            head = f"  {where}line {rec.pop('line')} {label}{_short(rec.pop('input'), 70)}"
             rest = ", ".join(f"{k}={_short(v, 40)}" for k, v in rec.items())
             console.print(escape(head + (f"  ({rest})" if rest else "")), highlight=False)
 

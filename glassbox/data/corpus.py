@@ -31,6 +31,15 @@ TRAIN_BIN, VAL_BIN, TOKENIZER_JSON, CORPUS_JSON = "train.bin", "val.bin", "token
 def read_corpus(path) -> str:
     """The text of a file, or of every file in a folder (sorted by path, joined with a newline).
     Files must be UTF-8 text; Windows line endings become '\\n' (as Python's text mode does)."""
+    text = "\n".join(t for _, t in corpus_files(path))
+    if not text.strip():
+        raise UserError(f"the corpus {path} is empty; give a text file with some text in it")
+    return text
+
+
+def corpus_files(path) -> list[tuple[str, str]]:
+    """(name, text) of the file, or of every file in the folder in the order read_corpus joins them;
+    a folder's files are named by their path inside it."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"corpus {path} does not exist; give a text file or a folder of text files")
@@ -40,11 +49,8 @@ def read_corpus(path) -> str:
         if not files:
             raise UserError(f"the folder {path} holds no files; put one or more UTF-8 text files in it")
     else:
-        files = [path]
-    text = "\n".join(_read_text_file(f) for f in files)
-    if not text.strip():
-        raise UserError(f"the corpus {path} is empty; give a text file with some text in it")
-    return text
+        return [(path.name, _read_text_file(path))]
+    return [(str(f.relative_to(path)), _read_text_file(f)) for f in files]
 
 
 def _read_text_file(path: Path) -> str:

@@ -69,9 +69,9 @@ def audit_findings(run: Run) -> str:
         return "No data audit was recorded for this run."
     flagged = [f for f in a.get("findings") or [] if f.get("count") and f.get("severity") in ("error", "warning")]
     if not flagged:
-        return f"The audit of {count(a.get('n_examples'))} examples found nothing to fix."
+        return f"The audit of {count(a.get('n_examples'))} {a.get('unit') or 'examples'} found nothing to fix."
     listed = "; ".join(f"{f.get('title', f.get('name'))} ({f.get('severity')}, {count(f.get('count'))})" for f in flagged)
-    return f"The audit of {count(a.get('n_examples'))} examples flagged: {listed}."
+    return f"The audit of {count(a.get('n_examples'))} {a.get('unit') or 'examples'} flagged: {listed}."
 
 
 def limitations(run: Run) -> list[str]:

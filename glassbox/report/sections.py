@@ -65,7 +65,8 @@ def audit(run: Run) -> str:
     a = run.audit
     if not a:
         return ""
-    intro = (f"Before any weight moved, the audit checked the {count(a.get('n_examples'))} {a.get('kind', '')} examples: "
+    intro = (f"Before any weight moved, the audit checked the {count(a.get('n_examples'))} "
+             f"{a.get('unit') or str(a.get('kind', '')) + ' examples'}: "
              f"{a.get('errors', 0)} error(s) and {a.get('warnings', 0)} warning(s). An error means the scores could "
              f"be wrong; a warning means look at it; info means nothing to fix.")
     findings = a.get("findings") or []
