@@ -56,7 +56,7 @@ def ours(ex, split, seed: int, model: str):
     train_texts = [texts[i] for i in split["train"]]
     if model == "fasttext":
         enc = HashedNgramEncoder().fit(train_texts)
-        net = FastText(FastTextConfig(enc.vocab_size, len(ex.classes)))
+        net = FastText(FastTextConfig(enc.vocab_size, len(ex.classes), word_vocab=enc.word_vocab_))
         cfg = TrainConfig(**TRAIN_DEFAULTS, quiet=True, device="cpu", seed=seed)
     else:
         enc = BPEEncoder(vocab_size=4000, max_len=96).fit(train_texts)

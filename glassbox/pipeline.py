@@ -121,7 +121,8 @@ def make_model(ex: Examples, encoder, cfg: TrainConfig) -> tuple[str, dict]:
     if arch == "transformer":
         return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "max_len": encoder.max_len,
                       "n_layer": min(cfg.n_layer, 2), "n_head": cfg.n_head, "n_embd": cfg.n_embd, "dropout": cfg.dropout or 0.1}
-    return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "dropout": cfg.dropout}
+    return arch, {"vocab_size": encoder.vocab_size, "n_classes": k, "dropout": cfg.dropout,
+                  "word_vocab": encoder.word_vocab_}
 
 
 # Training settings that suit each kind of model, used where the user set nothing else.

@@ -10,7 +10,7 @@ import torch
 from glassbox.config import TrainConfig
 from glassbox.data.encoders import encoder_from_dict
 from glassbox.data.split import split_indices
-from glassbox.data.text import BPEEncoder, HashedNgramEncoder, load_text
+from glassbox.data.text import BPEEncoder, HashedNgramEncoder, load_text, text_tags
 from glassbox.errors import UserError
 from glassbox.models.fasttext import TRAIN_DEFAULTS, FastText, FastTextConfig
 from glassbox.models.text_transformer import TextTransformer, TextTransformerConfig
@@ -75,29 +75,65 @@ def test_binary_file_is_a_user_error(tmp_path):
 
 
 def test_hashed_ngram_features_and_round_trip(sms):
-    x = HashedNgramEncoder(max_len=64).encode(["hi", "", "Hi", "hi hi"])
+    x = HashedNgramEncoder(max_len=64, tags=False).encode(["hi", "", "Hi", "hi hi"])
     # "hi": the word, its shape, and the char n-grams of "<hi>" (2-grams: 3, 3-grams: 2, 4-grams: 1) = 8
     assert (x[0] > 0).sum() == 8 and (x[1] == 0).all()
     # "Hi": same lower-cased word, other shape ("Xx"), and 5 of its 6 char n-grams hold the capital H
     assert (x[0] != x[2]).sum() == 6 and x[0, 0] == x[2, 0]
     # each n-gram counts once per text: "hi hi" adds only the bigram "hi hi"
     assert (x[3] > 0).sum() == 9
-    x = HashedNgramEncoder(lowercase_chars=False, distinct=False).encode(["hi hi"])
+    x = HashedNgramEncoder(lowercase_chars=False, distinct=False, tags=False).encode(["hi hi"])
     assert (x[0] > 0).sum() == 17
-    x = HashedNgramEncoder(lowercase_chars=True).encode(["hi", "Hi"])
+    x = HashedNgramEncoder(lowercase_chars=True, tags=False).encode(["hi", "Hi"])
     assert (x[0] != x[1]).sum() == 1 and x[0, 1] != x[1, 1]  # lower-cased chars: only the shape differs
+    # tags come first: "hi" and "" both are 0-19 characters with no digit (2 tags); the empty text has only those
+    x = HashedNgramEncoder().encode(["hi", ""])
+    assert (x[0] > 0).sum() == 10 and (x[1] > 0).sum() == 2 and torch.equal(x[0, :2], x[1, :2])
     enc = HashedNgramEncoder(max_len=256).fit(sms.inputs[:4000])
     ids = enc.encode(sms.inputs)
     assert ids.shape[1] == 256 and 0 <= ids.min() and ids.max() < enc.vocab_size
     again = encoder_from_dict(json.loads(json.dumps(enc.to_dict())))
-    assert again.vocab_size == enc.vocab_size and torch.equal(again.encode(sms.inputs), ids)
+    assert again.vocab_size == enc.vocab_size and again.word_vocab_ == enc.word_vocab_
+    assert torch.equal(again.encode(sms.inputs), ids)
+
+
+def test_text_tags_name_what_words_cannot():
+    assert text_tags("Call 09061701461 to claim £900 at www.prize.com now") == \
+        ["len2", "digits4", "url", "money", "long_number"]      # 40-59 characters, 11-15 digits
+    assert text_tags("") == ["len0", "digits0"] and text_tags("ok see you at 7") == ["len0", "digits1"]
+
+
+def test_word_level_ids_come_first(sms):
+    enc = HashedNgramEncoder().fit(sms.inputs[:3000])
+    words = HashedNgramEncoder(char_min=0, tags=False)._features(["Free entry in 2 a wkly comp"])[0]
+    chars = HashedNgramEncoder(tags=False)._features(["Free"])[0][2:]  # "<Free>"'s character n-grams
+    word_ids, char_ids = enc.remap_[words], enc.remap_[chars]
+    assert 0 < enc.word_vocab_ < enc.vocab_size - 1
+    assert ((word_ids >= 1) & (word_ids <= enc.word_vocab_)).all()   # every one of them seen in 3,000 texts
+    assert (char_ids[char_ids > 0] > enc.word_vocab_).all()
+
+
+def test_artifacts_from_before_tags_encode_as_they_did(sms):
+    """An encoder saved without tags and word-level ids numbers its buckets in bucket order, as then."""
+    enc = HashedNgramEncoder(tags=False).fit(sms.inputs[:2000])
+    d = enc.to_dict()
+    del d["tags"], d["word"]
+    old = encoder_from_dict(d)
+    buckets, text_of = HashedNgramEncoder(tags=False)._features(sms.inputs[:50])
+    expected = np.where(enc.kept_, np.cumsum(enc.kept_), 0)[buckets]
+    got = old.encode(sms.inputs[:50])
+    assert old.tags is False and old.word_vocab_ == 0
+    for i in range(50):
+        assert set(got[i][got[i] > 0].tolist()) == set(expected[(text_of == i) & (expected > 0)].tolist())
 
 
 def test_hashed_ids_are_stable_across_processes_and_versions():
     """Python's hash() is salted per process; the encoder's ids must not be, or saved models would
     read new texts wrongly. These ids were recorded once; they must never change."""
-    ids = HashedNgramEncoder(buckets=1000).encode(["Free entry 2 win!!"])[0, :10].tolist()
+    ids = HashedNgramEncoder(buckets=1000, tags=False).encode(["Free entry 2 win!!"])[0, :10].tolist()
     assert ids == [362, 954, 646, 849, 473, 43, 20, 75, 767, 608]
+    ids = HashedNgramEncoder(buckets=1000).encode(["Free entry 2 win!!"])[0, :4].tolist()
+    assert ids == [12, 818, 362, 954]  # the text's two tags, then the same n-grams
 
 
 def test_bpe_round_trip_and_special_ids(sms):
@@ -114,7 +150,7 @@ def test_fasttext_learns_spam_through_fit(sms, one_thread):
     enc = HashedNgramEncoder().fit([sms.inputs[i] for i in split["train"]])
     x, y = enc.encode(sms.inputs), torch.from_numpy(sms.labels)
     tr, va, te = (torch.from_numpy(split[k]) for k in ("train", "val", "test"))
-    model = FastText(FastTextConfig(enc.vocab_size, 2))
+    model = FastText(FastTextConfig(enc.vocab_size, 2, word_vocab=enc.word_vocab_))
     cfg = TrainConfig(**{**TRAIN_DEFAULTS, "epochs": 5}, quiet=True, device="cpu")
     result = fit(model, (x[tr], y[tr]), (x[va], y[va]), config=cfg)
     pred = predict_logits(result.model, x[te]).argmax(-1).numpy()
@@ -130,6 +166,17 @@ def test_fasttext_ignores_padding():
     ids = torch.tensor([[5, 7, 9]])
     padded = torch.tensor([[5, 7, 9, 0, 0, 0]])
     assert torch.allclose(model(ids), model(padded))
+
+
+def test_two_bags_are_pooled_apart():
+    """word_vocab=10: ids 1..10 form the word bag, the rest the character bag, each sum / sqrt(own count)."""
+    model = FastText(FastTextConfig(100, 2, dim=4, word_vocab=10)).eval()
+    e, head = model.embed.weight.detach(), model.head
+    ids = torch.tensor([[3, 42, 7, 0], [55, 0, 0, 0]])
+    word = torch.stack([(e[3] + e[7]) / 2 ** 0.5, torch.zeros(4)])
+    chars = torch.stack([e[42], e[55]])
+    assert torch.allclose(model(ids), head(torch.cat([word, chars], dim=1)), atol=1e-6)
+    assert head.in_features == 8
 
 
 def test_text_transformer_ignores_padding_and_learns(one_thread):

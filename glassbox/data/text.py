@@ -23,6 +23,14 @@ from glassbox.errors import UserError
 
 _WORD_RE = re.compile(r"\w+|[^\w\s]+")  # runs of letters/digits, or runs of punctuation ("!!", "£")
 _LONG_RUN_RE = re.compile(r"([xX])\1{3,}")
+# Whole-text tags: how long a text is, how many digits it holds, and whether it has a web address,
+# an amount of money or a long number (a phone number, a prize code). Words and their pieces cannot
+# say these: "08712460324" and "09061701461" share few character n-grams, but both are long numbers.
+_TAG_PATTERNS = (("url", re.compile(r"https?:|www\.|\.com\b|\.co\.uk\b|\.net\b", re.I)),
+                 ("money", re.compile(r"[£$€]|\b\d+p\b|\bpounds?\b", re.I)),
+                 ("long_number", re.compile(r"\d{5,}")))
+_LENGTH_EDGES = np.array([20, 40, 60, 80, 100, 120, 140, 150, 160, 200])  # characters
+_DIGIT_EDGES = np.array([1, 3, 6, 11, 16])                                # digits in the text
 
 
 def normalise_text(text: str) -> str:
@@ -85,6 +93,13 @@ def _shape(word: str) -> str:
     return _LONG_RUN_RE.sub(r"\1\1\1", shape)
 
 
+def text_tags(text: str) -> list[str]:
+    """A text's whole-text tags: its length bucket, its digit-count bucket, and which patterns it holds."""
+    tags = [f"len{int(np.searchsorted(_LENGTH_EDGES, len(text), side='right'))}",
+            f"digits{int(np.searchsorted(_DIGIT_EDGES, sum(c.isdigit() for c in text), side='right'))}"]
+    return tags + [name for name, pattern in _TAG_PATTERNS if pattern.search(text)]
+
+
 def _crc(s: str) -> int:
     """A stable 32-bit hash (Python's hash() is salted per process, so ids would change between runs)."""
     return zlib.crc32(s.encode("utf-8", "surrogatepass"))
@@ -93,19 +108,23 @@ def _crc(s: str) -> int:
 class HashedNgramEncoder:
     """fastText-style features: hashed word n-grams and character n-grams of each word, into `buckets` ids.
 
-    For each word, in order: the bigram it ends (word_ngrams=2), the lower-cased word, its shape
-    ("FREE" -> "XXX", "08452810075" -> "00000000000": case and digit patterns survive lower-casing),
-    and the character n-grams (char_min..char_max) of "<Word>", case kept. Each n-gram counts once per
-    text. `fit` keeps the buckets seen in at least `min_count` training texts and numbers them 1..V
-    (0 pads), so the embedding table holds only what training can learn; unseen or rare n-grams are
-    dropped. A text keeps its first `max_len` ids. Texts are hashed in chunks to bound memory.
+    A text starts with its whole-text tags (text_tags(): length and digit-count buckets, web address,
+    money, long number). Then, for each word in order: the bigram it ends (word_ngrams=2), the
+    lower-cased word, its shape ("FREE" -> "XXX", "08452810075" -> "00000000000": case and digit
+    patterns survive lower-casing), and the character n-grams (char_min..char_max) of "<Word>", case
+    kept. Each n-gram counts once per text. `fit` keeps the buckets seen in at least `min_count`
+    training texts and numbers them 1..V (0 pads), so the embedding table holds only what training can
+    learn; unseen or rare n-grams are dropped. Word-level buckets (words, bigrams, shapes) get the
+    first ids, 1..word_vocab_, and the rest (character n-grams, tags) the ids after them, so a model
+    can pool the two kinds apart (FastTextConfig.word_vocab). A text keeps its first `max_len` ids.
+    Texts are hashed in chunks to bound memory.
     """
 
     CHUNK = 50_000  # texts hashed at a time
 
     def __init__(self, buckets: int = 2**20, word_ngrams: int = 2, char_min: int = 2, char_max: int = 5,
                  shapes: bool = True, lowercase_chars: bool = False, distinct: bool = True, min_count: int = 2,
-                 max_len: int = 1024):
+                 max_len: int = 1024, tags: bool = True):
         self.buckets = buckets  # hash table size: more buckets, fewer collisions between n-grams
         self.word_ngrams = word_ngrams  # 1: single words only; 2: also pairs of neighbouring words
         self.char_min = char_min  # shortest character n-gram (0 turns character n-grams off)
@@ -115,7 +134,9 @@ class HashedNgramEncoder:
         self.distinct = distinct  # each n-gram once per text (a set, as binary TF-IDF features are)
         self.min_count = min_count  # fit keeps n-grams seen in at least this many training texts
         self.max_len = max_len  # most ids kept per text
+        self.tags = tags  # start each text with its whole-text tags (length, digits, web address, money, long number)
         self.kept_ = None  # (buckets,) bool: buckets kept by fit; None before fit (every bucket is kept)
+        self.word_vocab_ = 0  # ids 1..word_vocab_ are word-level (words, bigrams, shapes); 0 before fit
 
     @property
     def vocab_size(self) -> int:
@@ -129,13 +150,28 @@ class HashedNgramEncoder:
             pairs = np.sort(feat_text * np.int64(self.buckets) + feats)
             pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs  # each (text, bucket) once
             doc_freq += np.bincount(pairs % self.buckets, minlength=self.buckets)
-        self._set_kept(doc_freq >= self.min_count)
+        self._set_kept(doc_freq >= self.min_count, self._word_level_buckets(texts))
         return self
 
-    def _set_kept(self, kept: np.ndarray) -> None:
+    def _word_level_buckets(self, texts: list[str]) -> np.ndarray:
+        """(buckets,) bool: the buckets that words, word pairs and shapes of `texts` hash to."""
+        words_only = HashedNgramEncoder(buckets=self.buckets, word_ngrams=self.word_ngrams, char_min=0,
+                                        shapes=self.shapes, tags=False)
+        word = np.zeros(self.buckets, dtype=bool)
+        for lo in range(0, len(texts), self.CHUNK):
+            word[words_only._features(texts[lo:lo + self.CHUNK])[0]] = True
+        return word
+
+    def _set_kept(self, kept: np.ndarray, word: np.ndarray | None = None) -> None:
+        """Number the kept buckets: word-level ones 1..word_vocab_ first, then the rest (both in bucket order)."""
         kept[0] = False
-        self.kept_ = kept
-        self.remap_ = np.where(kept, np.cumsum(kept), 0).astype(np.int64)  # bucket -> 1..V, dropped -> 0
+        word = np.zeros_like(kept) if word is None else word & kept
+        self.kept_, self.word_ = kept, word
+        self.word_vocab_ = int(word.sum())
+        rest = kept & ~word
+        self.remap_ = np.zeros(self.buckets, dtype=np.int64)  # bucket -> id, dropped -> 0
+        self.remap_[word] = np.arange(1, self.word_vocab_ + 1)
+        self.remap_[rest] = np.arange(self.word_vocab_ + 1, int(kept.sum()) + 1)
 
     def encode(self, texts: list[str]) -> torch.Tensor:
         """(N, L) int64 ids, L = the most ids of any text (at most max_len), padded with 0."""
@@ -165,7 +201,18 @@ class HashedNgramEncoder:
         return out
 
     def _features(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Every text's bucket ids in reading order, flat, and the text each belongs to."""
+        """Every text's bucket ids in reading order (its tags first), flat, and the text each belongs to."""
+        feats, feat_text = self._word_features(texts)
+        if not self.tags:
+            return feats, feat_text
+        tags = [text_tags(t) for t in texts]
+        tag_text = np.repeat(np.arange(len(texts)), [len(g) for g in tags])
+        tag_ids = self._bucket(np.fromiter((_crc("t " + t) for g in tags for t in g), dtype=np.uint64,
+                                           count=len(tag_text)) * np.uint64(0x85EBCA77) + np.uint64(2))
+        order = np.argsort(np.r_[tag_text, feat_text], kind="stable")  # per text: tags, then its words
+        return np.r_[tag_ids, feats][order], np.r_[tag_text, feat_text][order]
+
+    def _word_features(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         words_per_text = [_WORD_RE.findall(t) for t in texts]
         n_words = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(texts))
         flat = pd.Series([w for ws in words_per_text for w in ws], dtype=object)
@@ -216,15 +263,20 @@ class HashedNgramEncoder:
         return {"type": "hashed_ngrams", "buckets": self.buckets, "word_ngrams": self.word_ngrams,
                 "char_min": self.char_min, "char_max": self.char_max, "shapes": self.shapes,
                 "lowercase_chars": self.lowercase_chars, "distinct": self.distinct, "min_count": self.min_count,
-                "max_len": self.max_len,
-                "kept": None if self.kept_ is None else base64.b64encode(np.packbits(self.kept_)).decode()}
+                "max_len": self.max_len, "tags": self.tags,
+                "kept": None if self.kept_ is None else base64.b64encode(np.packbits(self.kept_)).decode(),
+                "word": None if self.kept_ is None else base64.b64encode(np.packbits(self.word_)).decode()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HashedNgramEncoder":
-        enc = cls(**{k: v for k, v in d.items() if k not in ("type", "kept")})
+        # Artifacts written before tags and word-level ids existed have neither: they encode as they always did.
+        enc = cls(**{k: v for k, v in d.items() if k not in ("type", "kept", "word", "tags")}, tags=d.get("tags", False))
+
+        def bits(key: str) -> np.ndarray:
+            return np.unpackbits(np.frombuffer(base64.b64decode(d[key]), dtype=np.uint8))[: enc.buckets].astype(bool)
+
         if d.get("kept") is not None:
-            bits = np.frombuffer(base64.b64decode(d["kept"]), dtype=np.uint8)
-            enc._set_kept(np.unpackbits(bits)[: enc.buckets].astype(bool))
+            enc._set_kept(bits("kept"), bits("word") if d.get("word") is not None else None)
         return enc
 
 

@@ -32,6 +32,8 @@ class FastTextConfig:
     dropout: float = 0.0  # dropout on the averaged vector during training; 0.0 turns it off
     input_dropout: float = 0.0  # share of a text's n-gram ids dropped at random while training
     pooling: str = "sqrt"  # "sqrt": sum / sqrt(n) over a text's n-grams (as L2-normalised TF-IDF); "mean": sum / n
+    word_vocab: int = 0  # > 0: ids 1..word_vocab (words, bigrams, shapes) and the rest (character n-grams, tags)
+    #                      are pooled as two bags, each over its own count, and put side by side for the head
 
     def __post_init__(self):
         if self.pooling not in ("mean", "sqrt"):
@@ -47,9 +49,11 @@ class FastText(nn.Module):
         nn.init.uniform_(self.embed.weight, -1.0 / config.dim, 1.0 / config.dim)  # as fastText does
         with torch.no_grad():
             self.embed.weight[0].zero_()
+        self.bags = 2 if config.word_vocab > 0 else 1
         self.drop = nn.Dropout(config.dropout)
-        width = config.hidden or config.dim
-        self.hidden = nn.Sequential(nn.Linear(config.dim, width), nn.ReLU()) if config.hidden else nn.Identity()
+        pooled = self.bags * config.dim
+        width = config.hidden or pooled
+        self.hidden = nn.Sequential(nn.Linear(pooled, width), nn.ReLU()) if config.hidden else nn.Identity()
         self.head = nn.Linear(width, config.n_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -58,11 +62,14 @@ class FastText(nn.Module):
             ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.config.input_dropout, 0)
         # Gather only the real ids (flat): the work is what the texts hold, not how wide the padded batch is.
         keep = ids > 0
-        lengths = keep.sum(dim=1)
-        scale = lengths.clamp(min=1).float()
-        scale = scale if self.config.pooling == "mean" else scale.sqrt()
-        vectors = self.embed.weight.index_select(0, ids[keep])  # (N, dim): every real n-gram's vector
-        text_of = torch.arange(len(ids), device=ids.device).repeat_interleave(lengths)  # (N,) which text each is in
-        x = torch.zeros(len(ids), self.config.dim, device=ids.device, dtype=vectors.dtype).index_add_(0, text_of, vectors)
-        x = x / scale.unsqueeze(1)  # (B, dim); an empty text gives 0
+        flat = ids[keep]
+        vectors = self.embed.weight.index_select(0, flat)  # (N, dim): every real n-gram's vector
+        bag = torch.arange(len(ids), device=ids.device).repeat_interleave(keep.sum(dim=1))  # (N,) which text
+        if self.bags == 2:  # each text has a word bag (2b) and a character bag (2b + 1)
+            bag = 2 * bag + (flat > self.config.word_vocab).long()
+        sizes = torch.bincount(bag, minlength=len(ids) * self.bags).clamp(min=1).float()
+        scale = sizes if self.config.pooling == "mean" else sizes.sqrt()
+        x = torch.zeros(len(ids) * self.bags, self.config.dim, device=ids.device, dtype=vectors.dtype)
+        x = x.index_add_(0, bag, vectors) / scale.unsqueeze(1)  # an empty bag gives 0
+        x = x.view(len(ids), self.bags * self.config.dim)  # (B, bags * dim)
         return self.head(self.hidden(self.drop(x)))  # (B, n_classes)
