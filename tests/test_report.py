@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from glassbox.errors import UserError
+from glassbox.evaluate import cost
 from glassbox.evaluate.memorization import novelty
 from glassbox.pipeline import run as train
 from glassbox.report import build_report, load_run, write_report
@@ -193,3 +194,16 @@ def test_report_renders_in_headless_chromium(which, request, tmp_path):
         errors = [line for line in log.splitlines() if "CONSOLE" in line or "Uncaught" in line
                   or "Failed to load resource" in line]
         assert not errors, errors
+
+
+def test_report_works_energy_and_money_out_again_for_another_power_and_price(digits_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    before = json.loads((run / "summary.json").read_text())["cost"]
+    html = write_report(run, power_watts=130.0, price_per_kwh=0.6).read_text()
+    energy = before["train"]["energy_kwh"] * 130.0 / before["power_watts"]
+    assert "At 130 W and 0.60 per kWh" in html
+    assert f"training used {cost._sig(energy)} kWh costing {cost._sig(energy * 0.6)}" in html
+    assert json.loads((run / "summary.json").read_text())["cost"] == before  # the run's own files stay as they were
+    with pytest.raises(UserError, match="power_watts"):
+        write_report(run, power_watts=0.0)
