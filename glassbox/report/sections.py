@@ -104,8 +104,11 @@ def curves(run: Run) -> str:
             f"({'early: validation stopped improving' if s.get('stopped_early') else 'at its last step'}; "
             f"reason: {s.get('stop_reason', 'not recorded')}).")
     if is_number(gap) and run.is_lm:
+        side = (f"{num(gap)} higher on text it never trained on" if gap > 0 else
+                f"{num(-gap)} lower on text it never trained on: no sign of memorising yet (the two halves of "
+                f"a corpus differ in difficulty, so a small negative gap is noise)")
         html += para(f"The generalisation gap: validation loss {num(s.get('val_loss'))} vs training loss "
-                     f"{num(s.get('train_loss'))}, {num(gap)} higher on text it never trained on. " + stop)
+                     f"{num(s.get('train_loss'))}, {side}. " + stop)
     elif is_number(gap):
         html += para(f"The generalisation gap at the sweet spot (step {s.get('best_step')}): training accuracy "
                      f"{pct(s.get('train_accuracy'))} vs validation {pct(s.get('val_accuracy'))}, a gap of "
