@@ -192,6 +192,17 @@ def cmd_eval(args) -> None:
           f"Brier {r['brier']:.4f} ({'calibrated with T = %.2f' % r['temperature'] if r['calibrated'] else 'uncalibrated'})")
     for c in r["per_class"]["classes"]:
         print(f"  class {c['name']}: precision {c['precision']:.3f} recall {c['recall']:.3f} F1 {c['f1']:.3f} (n={c['support']})")
+    seen = r.get("seen")
+    if seen and seen["count"]:
+        lines = ", ".join(map(str, seen["lines"][:5])) + (", ..." if seen["count"] > 5 else "")
+        print(f"WARNING: {seen['count']:,} of these {r['n']:,} examples ({seen['share']:.1%}; lines {lines}) were in this "
+              f"model's training or validation split: on them the scores measure memory, not how it does on new data.")
+        u = r.get("unseen")
+        if u:
+            print(f"  on the {u['n']:,} examples it never saw: accuracy {u['accuracy']:.4f}, NLL {u['nll']:.4f}, "
+                  f"ECE {u['ece']:.4f}")
+    elif seen:
+        print("none of these examples were in the model's training or validation split")
     for sentence in r.get("groups", {}).get("sentences", []):
         print(sentence)
     for col, g in r.get("groups", {}).get("columns", {}).items():

@@ -41,7 +41,10 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
 def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: str | None = None,
                       columns=None, group=(), label_from_name: str | None = None, seed: int = 0) -> dict:
     """`glassbox eval`: score a frozen artifact on a labelled file, overall, per class and per group."""
+    import numpy as np
+
     from glassbox.evaluate.calibration import accuracy, brier, ece, mce, nll
+    from glassbox.export.artifact import hash_keys, load_seen
     from glassbox.evaluate.classification import per_class_report
     from glassbox.evaluate.groups import groups_report
     from glassbox.infer.predictor import Predictor
@@ -64,4 +67,14 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
            "per_class": per_class_report(y, probs.argmax(1), predictor.classes)}
     if ex.groups:
         out["groups"] = groups_report(probs, y, ex.groups, positive_class=1 if len(predictor.classes) == 2 else None, seed=seed)
+    seen_hashes = load_seen(artifact, predictor.manifest)
+    if seen_hashes is not None:  # which of these examples the model trained on or was tuned on
+        seen = np.isin(hash_keys(ex.keys), seen_hashes)
+        rows = np.flatnonzero(seen)
+        out["seen"] = {"count": int(seen.sum()), "share": float(seen.mean()) if len(seen) else 0.0,
+                       "lines": [int(ex.lines[i]) if ex.lines else int(i) + 1 for i in rows[:20]]}
+        if 0 < seen.sum() < len(seen):
+            fresh = ~seen
+            out["unseen"] = {"n": int(fresh.sum()), "accuracy": accuracy(probs[fresh], y[fresh]),
+                             "nll": nll(probs[fresh], y[fresh]), "ece": ece(probs[fresh], y[fresh])}
     return out

@@ -296,6 +296,7 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     lap("evaluation")
     summary.update(evaluate_extras(model, arch, model_config, logits, Y, X, test_ex, cfg, result, run_dir, lap))
     artifact = save_artifact(run_dir / "model", model, arch, model_config, task="classify", classes=ex.classes,
+                             seen_keys=train_ex.keys + val_ex.keys,
                              encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
                              extra={"temperature": summary["temperature"]} if "temperature" in summary else None)
     summary["artifact"] = str(artifact)

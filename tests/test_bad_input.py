@@ -116,11 +116,19 @@ def test_existing_run_folder_is_not_overwritten(capsys, tmp_path, digits_csv):
 def test_tampered_artifact_is_refused(capsys, tmp_path, digits_csv):
     assert main(["train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r"), "--max-steps", "5", "--quiet"]) == 0
     weights = tmp_path / "r" / "model" / "model.safetensors"
-    data = bytearray(weights.read_bytes())
+    original = weights.read_bytes()
+    data = bytearray(original)
     data[-5] ^= 0x01  # flip one bit of one weight
     weights.write_bytes(bytes(data))
     assert_one_line_error(*run_cli(capsys, "predict", str(tmp_path / "r" / "model"), ",".join(["0"] * 64)),
                           "sha256", "refusing")
+    weights.write_bytes(original)
+    seen = tmp_path / "r" / "model" / "seen.safetensors"
+    data = bytearray(seen.read_bytes())
+    data[-3] ^= 0x01  # the record of which examples it trained on, changed
+    seen.write_bytes(bytes(data))
+    assert_one_line_error(*run_cli(capsys, "eval", str(tmp_path / "r" / "model"), str(digits_csv), "--label", "digit"),
+                          "seen.safetensors", "changed after export")
 
 
 def test_error_in_a_real_process_has_no_traceback(tmp_path):

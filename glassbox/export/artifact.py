@@ -1,6 +1,10 @@
 """The frozen artifact: `model.safetensors` plus `manifest.json`, which records the architecture
 and its config, class names, preprocessing, the sha256 of the weights, a fingerprint of the
-training data, versions and date. Loading verifies the sha256 and refuses a mismatch."""
+training data, versions and date. Loading verifies the sha256 and refuses a mismatch.
+
+A classifier's artifact also holds `seen.safetensors`: a 64-bit hash of the content of every example
+the model trained on or was tuned on (training and validation splits), so `glassbox eval` can tell
+which examples of a file it is given the model has already seen."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -9,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from glassbox.errors import UserError
@@ -27,9 +32,10 @@ def sha256_file(path: Path) -> str:
 
 def save_artifact(folder: str | Path, model: torch.nn.Module, arch: str, model_config: dict, *,
                   task: str, classes: list[str] | None, encoder: dict, data_fingerprint: str,
-                  extra: dict | None = None) -> Path:
-    """Write RUN/model/: weights (deduplicated tied tensors) and the manifest that describes them."""
-    from safetensors.torch import save_model
+                  extra: dict | None = None, seen_keys: list[str] | None = None) -> Path:
+    """Write RUN/model/: weights (deduplicated tied tensors), the manifest that describes them and,
+    given seen_keys (the content keys of the examples the model trained or was tuned on), their hashes."""
+    from safetensors.torch import save_file, save_model
 
     from glassbox import __version__
 
@@ -50,11 +56,41 @@ def save_artifact(folder: str | Path, model: torch.nn.Module, arch: str, model_c
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     }
+    if seen_keys is not None:
+        save_file({"content_hashes": torch.from_numpy(content_hashes(seen_keys))}, str(tmp / SEEN_FILE))
+        manifest.update({"seen_file": SEEN_FILE, "seen_sha256": sha256_file(tmp / SEEN_FILE),
+                         "seen_examples": len(seen_keys)})
     atomic_json(tmp / "manifest.json", manifest)
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
     return folder
+
+
+SEEN_FILE = "seen.safetensors"
+
+
+def hash_keys(keys: list[str]) -> np.ndarray:
+    """A 64-bit hash (blake2b) of each content key; two keys share one by chance with probability about n / 2**64."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(k.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                                       "little", signed=True) for k in keys), dtype=np.int64, count=len(keys))
+
+
+def content_hashes(keys: list[str]) -> np.ndarray:
+    """Sorted distinct hashes of content keys: what seen.safetensors holds."""
+    return np.unique(hash_keys(keys))
+
+
+def load_seen(folder: str | Path, manifest: dict) -> np.ndarray | None:
+    """The hashes of the examples the model has seen, after checking their sha256; None when not recorded."""
+    from safetensors.numpy import load_file
+
+    if not manifest.get("seen_file"):
+        return None
+    path = Path(folder) / manifest["seen_file"]
+    if not path.is_file() or sha256_file(path) != manifest.get("seen_sha256"):
+        raise UserError(f"{path} is missing or changed after export; re-export the artifact from its run")
+    return load_file(str(path))["content_hashes"]
 
 
 def read_manifest(folder: str | Path) -> dict:
