@@ -82,14 +82,16 @@ def content_hashes(keys: list[str]) -> np.ndarray:
 
 
 def load_seen(folder: str | Path, manifest: dict) -> np.ndarray | None:
-    """The hashes of the examples the model has seen, after checking their sha256; None when not recorded."""
+    """The hashes of the examples the model has seen, after checking their sha256; None when not recorded
+    (or removed: anyone holding the file can test whether a given example was trained on, so a model
+    trained on private data may be shared without it)."""
     from safetensors.numpy import load_file
 
-    if not manifest.get("seen_file"):
+    path = Path(folder) / str(manifest.get("seen_file") or SEEN_FILE)
+    if not manifest.get("seen_file") or not path.is_file():
         return None
-    path = Path(folder) / manifest["seen_file"]
-    if not path.is_file() or sha256_file(path) != manifest.get("seen_sha256"):
-        raise UserError(f"{path} is missing or changed after export; re-export the artifact from its run")
+    if sha256_file(path) != manifest.get("seen_sha256"):
+        raise UserError(f"{path} was changed after export; re-export the artifact from its run")
     return load_file(str(path))["content_hashes"]
 
 
