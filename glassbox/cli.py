@@ -203,6 +203,9 @@ def cmd_eval(args) -> None:
                   f"ECE {u['ece']:.4f}")
     elif seen:
         print("none of these examples were in the model's training or validation split")
+    else:
+        print("this artifact keeps no record of its training examples (no seen.safetensors): if this file overlaps "
+              "them, the scores above flatter the model")
     for sentence in r.get("groups", {}).get("sentences", []):
         print(sentence)
     for col, g in r.get("groups", {}).get("columns", {}).items():
