@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from glassbox.audit.corpus import audit_corpus, corpus_lines
+from glassbox.audit.corpus import audit_corpus, scan
 from glassbox.cli import main
 from glassbox.data.corpus import corpus_files, read_corpus, split_text
 from tests.conftest import shared
@@ -28,12 +28,13 @@ def test_lines_are_split_exactly_where_training_splits_the_text(tmp_path, lines)
     (tmp_path / "b.txt").write_text("\n".join(lines[3000:4000]), encoding="utf-8")
     files = corpus_files(tmp_path)
     train_text, val_text = split_text(read_corpus(tmp_path), 0.1)
-    got = corpus_lines(files, 0.1)
-    assert "".join(ln.text for ln in got if ln.split == "val") == "".join(val_text.split("\n"))
-    assert "".join(ln.text for ln in got if ln.split == "train") == "".join(train_text.split("\n"))
-    last = [ln for ln in got if ln.file == "b.txt"][-1]                # 1-based line numbers within each file
-    expected = max(i for i, l in enumerate(lines[3000:4000], 1) if l.strip())
-    assert (last.line, last.text) == (expected, lines[2999 + expected])
+    got, _ = scan(files, 0.1)
+    for part, is_val in ((train_text, False), (val_text, True)):
+        kept = [l for l in part.split("\n") if l.strip()]
+        assert got.val.sum() == len(kept) if is_val else (~got.val).sum() == len(kept)
+        assert got.size[got.val == is_val].sum() == sum(map(len, kept))
+    in_b = got.number[got.file == 1]                                     # 1-based line numbers within each file
+    assert in_b.max() == max(i for i, l in enumerate(lines[3000:4000], 1) if l.strip())
 
 
 def test_planted_copied_file_and_validation_leak_are_found(tmp_path, lines):
