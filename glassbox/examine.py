@@ -72,7 +72,7 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
         seen = np.isin(hash_keys(ex.keys), seen_hashes)
         rows = np.flatnonzero(seen)
         out["seen"] = {"count": int(seen.sum()), "share": float(seen.mean()) if len(seen) else 0.0,
-                       "lines": [int(ex.lines[i]) if ex.lines else int(i) + 1 for i in rows[:20]]}
+                       "lines": [int(ex.lines[i]) if ex.lines else int(i) + 1 for i in rows]}  # every one, to remove them
         if 0 < seen.sum() < len(seen):
             fresh = ~seen
             out["unseen"] = {"n": int(fresh.sum()), "accuracy": accuracy(probs[fresh], y[fresh]),
