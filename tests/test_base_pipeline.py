@@ -56,7 +56,7 @@ def test_tabular_train_and_predict_rows(tmp_path, digits_csv, capsys):
     assert main(["eval", str(out / "model"), str(digits_csv), "--label", "digit", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     split = json.loads((out / "split.json").read_text())
-    assert r["seen"]["count"] == len(split["train"]) + len(split["val"])
+    assert r["seen"]["count"] == len(split["train"]) + len(split["val"]) == len(r["seen"]["lines"])
     assert r["unseen"]["n"] == len(split["test"]) and r["unseen"]["accuracy"] == pytest.approx(s["test_accuracy"])
     assert r["seen"]["lines"][:3] == [i + 2 for i in sorted(split["train"] + split["val"])[:3]]  # header is line 1
     acc = np.mean([l.split("\t")[0] == r.rsplit(",", 1)[1] for l, r in zip(lines, digits_csv.read_text().splitlines()[1:])])
