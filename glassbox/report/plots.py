@@ -100,9 +100,9 @@ def confusion(matrix: list[list[int]], names: list[str]) -> str | None:
         top = max(max(row) for row in matrix) or 1
         for i, row in enumerate(matrix):
             for j, n in enumerate(row):
-                if n:
+                if n or k <= 10:  # a zero says "never confused" in a small matrix; in a big one it is clutter
                     ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
-                            color="white" if n > top / 2 else "black")
+                            color="white" if n > top / 2 else "black" if n else "0.6")
     fig.tight_layout()
     return to_png(fig)
 

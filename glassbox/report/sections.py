@@ -57,6 +57,8 @@ def _cell(value) -> str:
         value = "; ".join(f"{k}={v}" for k, v in value.items())
     elif isinstance(value, list):
         value = ", ".join(str(v) for v in value)
+    elif isinstance(value, float):  # a confidence or similarity: 0.9997, not 0.9996924399456744
+        value = f"{value:.4f}" if value == 0 or abs(value) >= 0.001 else f"{value:.2e}"
     text = "" if value is None else str(value)
     return text if len(text) <= 220 else text[:219] + "…"
 
