@@ -196,3 +196,16 @@ def test_a_peak_measured_on_a_busy_machine_does_not_stick(tmp_path, monkeypatch)
     slow_down["factor"] = 8.0
     assert cost.measure_matmul_peak(refresh=True) == quiet    # a later busy measurement cannot lower it
     assert json.loads(path.read_text())[key]["last_measured_flops_per_second"] < quiet
+
+
+def test_fasttext_bag_sums_are_counted():
+    """A bag model's work is adding n-gram vectors: one FLOP per element added, forward and backward."""
+    from glassbox.models.fasttext import FastText, FastTextConfig
+
+    model = FastText(FastTextConfig(100, 2, dim=4, word_vocab=10))
+    # one text of 3 real ids: 3 x 4 adds into its bags, then the head: 2 x 8 x 2
+    assert cost.count_inference_flops(model, torch.tensor([[3, 42, 7, 0]])) == 3 * 4 + 2 * 8 * 2
+    x, y = torch.tensor([[3, 42, 7, 0], [55, 0, 0, 0]]), torch.tensor([0, 1])
+    forward = 4 * 4 + 2 * 2 * 8 * 2            # 4 real ids in the batch, head on 2 rows
+    backward = 2 * (2 * 2 * 8 * 2) + 4 * 4     # head: weight and input gradients; the gather's scatter-add
+    assert cost.count_train_step_flops(model, x, y, F.cross_entropy) == forward + backward

@@ -2,7 +2,8 @@
 
 FLOPs come from torch's FlopCounterMode, which counts matrix products (mm, addmm, bmm,
 convolutions, attention) at 2 FLOPs per multiply-add and ignores elementwise work
-(activations, norms, bias adds, the loss). For a Linear layer on m rows that is 2*m*k*n
+(activations, norms, bias adds, the loss); we add scatter-adds (index_add: the pooling of a
+bag-of-n-grams model and the backward of a gather) at one FLOP per element added. For a Linear layer on m rows that is 2*m*k*n
 forward; backward adds 2*m*k*n for the weight gradient and another 2*m*k*n for the input
 gradient only when the input needs one (the first layer's input usually does not).
 """
@@ -45,14 +46,20 @@ def _cpu_sdpa_backward_flops(grad_out_shape, query_shape, key_shape, value_shape
     return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
+def _scatter_add_flops(self_shape, dim, index_shape, source_shape, *args, out_shape=None, **kwargs) -> int:
+    return math.prod(source_shape)  # one addition per element added in
+
+
 def _counter() -> FlopCounterMode:
-    """A FlopCounterMode that also counts CPU attention.
+    """A FlopCounterMode that also counts CPU attention and scatter-adds.
 
     On CPU, scaled_dot_product_attention runs aten._scaled_dot_product_flash_attention_for_cpu,
     which torch (up to at least 2.13) leaves out of its registry, so attention counts as 0
     (pytorch/pytorch#195460). We give it the formulas torch uses for the GPU kernels.
+    index_add (the sum that pools a fastText bag, and the backward of every gather) is a bag
+    model's main work and is not in torch's registry either: one FLOP per element added.
     """
-    mapping = {}
+    mapping = {torch.ops.aten.index_add: _scatter_add_flops, torch.ops.aten.index_add_: _scatter_add_flops}
     for name, formula in [("_scaled_dot_product_flash_attention_for_cpu", _cpu_sdpa_flops),
                           ("_scaled_dot_product_flash_attention_for_cpu_backward", _cpu_sdpa_backward_flops)]:
         op = getattr(torch.ops.aten, name, None)
