@@ -227,8 +227,15 @@ def cmd_serve(args) -> None:
     serve(args.artifact, host=args.host, port=args.port)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line ends with one line saying what is wrong (and exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"glassbox: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glassbox", description="Train models from examples and see what really happens.")
+    parser = Parser(prog="glassbox", description="Train models from examples and see what really happens.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train a small CNN on the built-in handwritten digits, end to end")
     p.add_argument("--out", default=None, help="run folder (default runs/<date>-<time>-digits)")

@@ -98,6 +98,14 @@ def _check(values: dict) -> None:
         v = values.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
             raise UserError(f"The '{key}' setting must be a number greater than 0. Got {v!r} instead.")
+    for key in ("val_fraction", "test_fraction"):
+        v = values.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1):
+            raise UserError(f"The '{key}' setting must be a share between 0 and 1 (exclusive), e.g. 0.1. Got {v!r} instead.")
+    val, test = values.get("val_fraction", 0.1), values.get("test_fraction", 0.1)
+    if isinstance(val, (int, float)) and isinstance(test, (int, float)) and val + test >= 0.9:
+        raise UserError(f"val_fraction + test_fraction is {val + test:g}: at least 10% of the examples must be left "
+                        f"to train on; lower them (defaults 0.1 each)")
     price = values.get("price_per_kwh")
     if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or not 0 <= price < float("inf")):
         raise UserError(f"The 'price_per_kwh' setting must be a number of at least 0. Got {price!r} instead.")

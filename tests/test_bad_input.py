@@ -136,3 +136,18 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_a_bad_command_line_is_one_line_too(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "x.csv", "--power-watts", "abc"])
+    assert stop.value.code == 2
+    assert_one_line_error(2, capsys.readouterr().err, "--power-watts: invalid float value: 'abc'", "glassbox train --help")
+
+
+@pytest.mark.parametrize("flags, needle", [(["--val-fraction", "1.5"], "'val_fraction' setting must be a share"),
+                                           (["--val-fraction", "0.5", "--test-fraction", "0.45"], "at least 10%"),
+                                           (["--price-per-kwh", "-1"], "'price_per_kwh' setting")])
+def test_impossible_settings_are_refused(capsys, tmp_path, digits_csv, flags, needle):
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r"),
+                                   *flags), needle)
