@@ -91,6 +91,11 @@ def make_config(values: dict) -> TrainConfig:
     return TrainConfig(**values)
 
 
+# Settings that take one of a few names (None: not set).
+CHOICES = {"task": ("auto", "classify", "lm"), "model": ("auto", "mlp", "cnn", "fasttext", "transformer", "gpt"),
+           "optimizer": ("adamw", "sgd"), "tokenizer": ("char", "bpe"), "control": (None, "shuffled-labels")}
+
+
 def _check(values: dict) -> None:
     positive = ("batch_size", "grad_accum", "max_steps", "epochs", "lr", "eval_every", "checkpoint_every",
                 "power_watts")
@@ -98,6 +103,11 @@ def _check(values: dict) -> None:
         v = values.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
             raise UserError(f"The '{key}' setting must be a number greater than 0. Got {v!r} instead.")
+    for key, allowed in CHOICES.items():
+        v = values.get(key)
+        if v is not None and v not in allowed:
+            raise UserError(f"unknown {key.replace('_', '-')} {v!r}; choose one of: "
+                            f"{', '.join(a for a in allowed if a is not None)}")
     for key in ("val_fraction", "test_fraction"):
         v = values.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1):

@@ -106,6 +106,19 @@ def make_encoder(ex: Examples, cfg: TrainConfig):
     return HashedNgramEncoder().fit(ex.inputs)
 
 
+# The models each kind of data can train (the first is the default).
+MODELS_FOR = {"tabular": ("mlp",), "image": ("cnn",), "text": ("fasttext", "transformer")}
+
+
+def check_model_fits(kind: str, cfg: TrainConfig) -> None:
+    """Refuse, before any work, a --model that cannot read this kind of data."""
+    fits = MODELS_FOR.get(kind, ())
+    if cfg.model != "auto" and fits and cfg.model not in fits:
+        hint = " (gpt trains on a text corpus: --task lm)" if cfg.model == "gpt" else ""
+        raise UserError(f"--model {cfg.model} cannot read {kind} data; for {kind} data use --model "
+                        f"{' or '.join(fits)}{hint}")
+
+
 def make_model(ex: Examples, encoder, cfg: TrainConfig) -> tuple[str, dict]:
     """Pick the architecture for the data and size it."""
     k = len(ex.classes)
@@ -194,6 +207,12 @@ def run(data: str | None = None, **settings) -> dict:
     dist = distributed.setup(distributed.pick_device(cfg.device))
     if not cfg.resume and not cfg.data:
         raise UserError("give the data to train on: glassbox train DATA --label COL")
+    if cfg.task == "lm":
+        for wrong, why in ((cfg.model not in ("auto", "gpt"), f"--model {cfg.model}"), (bool(cfg.group), "--group"),
+                           (cfg.control is not None, "--control")):
+            if wrong:
+                raise UserError(f"{why} applies to classifiers; a language model (--task lm) is a GPT, with no groups "
+                                f"or label control: drop {why.split()[0]}")
     run_dir = prepare_run_dir(cfg, str(cfg.data))
     if cfg.resume:  # continue exactly as configured when the run started
         saved = json.loads((run_dir / "config.json").read_text())
@@ -227,6 +246,7 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     kind = kind_of(data, cfg)
     ex = load_examples(data, cfg, kind)
     check_labels(ex)
+    check_model_fits(ex.kind, cfg)
     say(cfg, f"data: {len(ex)} {ex.kind} examples, {len(ex.classes)} classes ({', '.join(ex.classes[:10])}) from {ex.source}")
 
     test = None

@@ -151,3 +151,22 @@ def test_a_bad_command_line_is_one_line_too(capsys):
 def test_impossible_settings_are_refused(capsys, tmp_path, digits_csv, flags, needle):
     assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r"),
                                    *flags), needle)
+
+
+@pytest.mark.parametrize("flags, needle", [(["--optimizer", "adam"], "unknown optimizer 'adam'; choose one of: adamw, sgd"),
+                                           (["--task", "lmm"], "unknown task 'lmm'"),
+                                           (["--control", "shuffled"], "choose one of: shuffled-labels"),
+                                           (["--device", "tpu"], "unknown device 'tpu'"),
+                                           (["--model", "fasttext"], "--model fasttext cannot read tabular data"),
+                                           (["--model", "gpt"], "gpt trains on a text corpus: --task lm")])
+def test_settings_that_cannot_work_are_refused_before_any_work(capsys, tmp_path, digits_csv, flags, needle):
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r"),
+                                   *flags), needle)
+
+
+def test_classifier_settings_on_a_language_model_are_refused(capsys, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("some text\n" * 100)
+    assert_one_line_error(*run_cli(capsys, "train", str(corpus), "--task", "lm", "--group", "x",
+                                   "--out", str(tmp_path / "r")), "--group applies to classifiers")
+    assert not (tmp_path / "r").exists()
