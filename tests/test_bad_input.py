@@ -170,3 +170,10 @@ def test_classifier_settings_on_a_language_model_are_refused(capsys, tmp_path):
     assert_one_line_error(*run_cli(capsys, "train", str(corpus), "--task", "lm", "--group", "x",
                                    "--out", str(tmp_path / "r")), "--group applies to classifiers")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_file_without_a_header_row_says_so(capsys, tmp_path):
+    from tests.conftest import shared
+
+    assert_one_line_error(*run_cli(capsys, "train", str(shared("uci_adult", "adult.data")), "--label", "income",
+                                   "--out", str(tmp_path / "r")), "seems to have no header row", "--columns")

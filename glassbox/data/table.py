@@ -110,6 +110,9 @@ def _read_delimited(p: Path, text: str, columns) -> tuple[pd.DataFrame, list[int
         raise UserError(f"{p} has a header but no data rows; add examples below the header")
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
+        if _looks_like_data(header):
+            raise UserError(f"{p} seems to have no header row (its first row, {', '.join(header[:4])}, ..., looks like "
+                            f"data); name the columns with --columns a,b,c,...")
         raise UserError(f"{p} has repeated column names: {', '.join(dup)}; give each column a unique name")
     return pd.DataFrame(rows, columns=header), lines
 
@@ -117,6 +120,23 @@ def _read_delimited(p: Path, text: str, columns) -> tuple[pd.DataFrame, list[int
 def require_column(df: pd.DataFrame, name: str, what: str, path) -> None:
     """Fail with the list of columns when `name` is not one of them."""
     if name not in df.columns:
+        if _looks_like_data([str(c) for c in df.columns]):
+            raise UserError(f"{what} column '{name}' not found in {path}: the file seems to have no header row (its "
+                            f"first row, {', '.join(map(str, df.columns[:4]))}, ..., looks like data); name the columns "
+                            f"with --columns a,b,c,...")
         raise UserError(
             f"{what} column '{name}' not found in {path}; the columns are: {', '.join(map(str, df.columns))}"
         )
+
+
+def _looks_like_data(names: list[str]) -> bool:
+    """Column names that are numbers (two or more) are a data row read as the header."""
+    return sum(_looks_numeric(n) for n in names) >= 2
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
