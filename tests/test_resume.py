@@ -8,6 +8,8 @@ import torch
 from tests.killing import kill_at_checkpoint
 from safetensors.torch import load_file
 
+from glassbox.cli import main
+
 # two training processes share the 2 cores: one thread each, or their thread pools thrash
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -45,3 +47,19 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, digits_csv):
     assert strip(ma) == strip(mb)
     sa, sb = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("full", "killed"))
     assert sa["best_step"] == sb["best_step"] and sa["test_loss"] == sb["test_loss"]
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path, digits_csv, capsys):
+    out = tmp_path / "run"
+    args = ["train", str(digits_csv), "--label", "digit", "--out", str(out), "--epochs", "40", "--patience", "1",
+            "--eval-every", "20"]
+    assert main([*args, "--quiet"]) == 0
+    first = json.loads((out / "summary.json").read_text())
+    weights = (out / "model" / "model.safetensors").read_bytes()
+    assert first["stopped_early"] and first["steps"] < 40 * 23
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    assert "training had already finished" in capsys.readouterr().out
+    again = json.loads((out / "summary.json").read_text())
+    assert (again["steps"], again["best_step"], again["stop_reason"]) == (first["steps"], first["best_step"], "early_stop")
+    assert (out / "model" / "model.safetensors").read_bytes() == weights

@@ -167,6 +167,10 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         best_weights = ckpt.load_best(stopper.best_step)
         if metrics is not None:
             truncate_metrics(metrics, step)
+        if not cfg.quiet and dist.is_main:
+            done = step >= total or stopper.should_stop
+            print(f"resuming from the checkpoint at step {step} of {total}"
+                  + (" (training had already finished: only the evaluation runs again)" if done else ""), flush=True)
     elif metrics is not None and metrics.exists():
         metrics.unlink()
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
@@ -191,7 +195,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     run_loss, run_n = torch.tensor(running["loss"], device=device), running["n"]
     t_last, seen_last = time.perf_counter(), 0
     try:
-        while step < total:
+        while step < total and not stopper.should_stop:  # (a resumed run may have stopped early already)
             lr = lr_at(step, cfg.lr, warmup, total, min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -235,6 +239,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
             if stopper.should_stop:
                 reason = "early_stop"
                 break
+        if stopper.should_stop:
+            reason = "early_stop"
     except KeyboardInterrupt:
         reason = "interrupted"
         progress.say("interrupted: stopping and restoring the best weights seen so far")
