@@ -113,6 +113,9 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     from glassbox.report import write_report
 
     report = write_report(run_dir)
+    lap("report")  # recorded after the page is written: the summary has it, the page cannot
+    summary["stage_seconds"], summary["wall_seconds"] = lap.seconds, time.perf_counter() - t_start
+    write_json(run_dir / "summary.json", summary)
     say(cfg, f"sample: {samples[0][:200]!r}")
     say(cfg, f"run folder: {run_dir}\n  model artifact: {artifact}\n  summary: {run_dir / 'summary.json'}\n"
              f"  memorisation: {run_dir / 'memorization.json'}\n  report: {report}\n  generate: glassbox generate {artifact} --prompt 'ROMEO:'")

@@ -327,6 +327,9 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     from glassbox.report import write_report
 
     write_report(run_dir)
+    lap("report")  # recorded after the page is written: the summary has it, the page cannot
+    summary["stage_seconds"], summary["wall_seconds"] = lap.seconds, time.perf_counter() - t_start
+    write_json(run_dir / "summary.json", summary)
     say(cfg, closing_words(summary, run_dir))
     return summary
 

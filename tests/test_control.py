@@ -18,7 +18,7 @@ def test_shuffled_labels_memorise_noise_but_stay_at_chance(tmp_path, digits_csv)
     assert c["leak_suspected"] is False and c["memorised_noise"] is True and "memorise noise" in c["sentence"]
     assert c["steps"] >= 2 * s["steps"] and c["main_run_steps"] == s["steps"]  # twice the planned steps, no early stop
     stages = s["stage_seconds"]  # every stage timed, and together they are the whole run
-    assert list(stages) == ["data", "audit", "training", "evaluation", "control", "export"]
+    assert list(stages) == ["data", "audit", "training", "evaluation", "control", "export", "report"]
     assert sum(stages.values()) == pytest.approx(s["wall_seconds"], rel=0.01) and stages["control"] > 0
 
 
