@@ -133,12 +133,23 @@ def cmd_predict(args) -> None:
             print(f"{out['label']}\t{out['probability']:.4f}\t{text}")
 
 
+MAX_NEW_TOKENS = 100_000  # a longer run is almost surely a typo (and would run for hours)
+
+
 def cmd_generate(args) -> None:
     import torch
 
     from glassbox.data.corpus import tokenizer_from_dict
     from glassbox.export.artifact import load_artifact, read_manifest
 
+    import math
+
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError(f"--top-k must be at least 1 (it samples among the k likeliest tokens). Got {args.top_k}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise UserError(f"--temperature must be a number of at least 0 (0 = always the likeliest token). Got {args.temperature}")
+    if not 1 <= args.max_new_tokens <= MAX_NEW_TOKENS:
+        raise UserError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS:,}. Got {args.max_new_tokens:,}")
     manifest = read_manifest(args.artifact)
     if manifest["task"] != "lm":
         raise UserError(f"{args.artifact} is a {manifest['task']} model, not a language model; use 'glassbox predict'")
@@ -172,6 +183,9 @@ def cmd_audit(args) -> int:
     settings = settings_from(args)
     for key in ("json", "no_label_errors", "folds"):
         settings.pop(key, None)
+    if not args.no_label_errors and args.folds < 2:
+        raise UserError(f"--folds must be at least 2 (each example is scored by a model trained on the other folds). "
+                        f"Got {args.folds}")
     report = audit_data(label_errors=not args.no_label_errors, folds=args.folds, show=not args.json, **settings)
     if args.json:
         print(json.dumps(report.to_dict(), indent=1))
@@ -303,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (glassbox predict ... | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # the file system said no: a path too long, a full disk, no permission
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"glassbox: error: {e.strerror or e}{where}; check the path, the free space and the permissions",
+              file=sys.stderr)
+        return 2
     return code or 0
 
 

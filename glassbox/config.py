@@ -96,7 +96,62 @@ CHOICES = {"task": ("auto", "classify", "lm"), "model": ("auto", "mlp", "cnn", "
            "optimizer": ("adamw", "sgd"), "tokenizer": ("char", "bpe"), "control": (None, "shuffled-labels")}
 
 
+# Ranges beyond "a number" (inclusive bounds; None: open): what a setting can mean at all.
+RANGES = {"dropout": (0.0, 0.99), "label_smoothing": (0.0, 0.99), "seed": (0, 2**32 - 1), "weight_decay": (0.0, None),
+          "grad_clip": (0.0, None), "warmup_steps": (0, None), "min_delta": (0.0, None), "patience": (0, None),
+          "min_lr": (0.0, None), "n_layer": (1, 96), "n_head": (1, 256), "n_embd": (1, 16384), "block_size": (1, 65536),
+          "vocab_size": (2, 65535), "image_size": (4, 1024), "price_per_kwh": (0.0, None)}
+
+
+def _types(values: dict) -> None:
+    """Each setting has the type its field declares: a config file's "ten", "0.1" or [income] is refused
+    here, in one line, not deep in training."""
+    import math
+
+    declared = {f.name: str(f.type) for f in fields(TrainConfig)}
+    for key, v in values.items():
+        t = declared.get(key, "")
+        if v is None or key == "data":
+            continue
+        if t.startswith("bool"):
+            ok = isinstance(v, bool)
+            want = "true or false"
+        elif t.startswith("int"):
+            ok = isinstance(v, int) and not isinstance(v, bool)
+            want = "a whole number"
+        elif t.startswith("float"):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            want = "a number" + (" (YAML reads 1e-3 as text: write 0.001)" if isinstance(v, str) else "")
+        elif t.startswith("list"):
+            ok = isinstance(v, list) and all(isinstance(x, str) for x in v)
+            want = "a list of names"
+        elif t.startswith("str"):
+            ok = isinstance(v, str)
+            want = "a name or path (text)"
+        else:
+            continue
+        if not ok:
+            raise UserError(f"The '{key}' setting must be {want}. Got {v!r} instead.")
+
+
 def _check(values: dict) -> None:
+    if isinstance(values.get("group"), str):  # one group column given as a plain string
+        values["group"] = [values["group"]]
+    if isinstance(values.get("columns"), str):
+        values["columns"] = [c.strip() for c in values["columns"].split(",")]
+    _types(values)
+    for key, (lo, hi) in RANGES.items():
+        v = values.get(key)
+        if v is not None and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+            bounds = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
+            raise UserError(f"The '{key}' setting must be {bounds}. Got {v!r} instead.")
+    if values.get("min_lr") is not None and values["min_lr"] > values.get("lr", 3e-3):
+        raise UserError(f"min_lr ({values['min_lr']:g}) is above lr ({values.get('lr', 3e-3):g}): the learning rate "
+                        f"decays from lr down to min_lr; give a min_lr between 0 and lr")
+    n_embd, n_head = values.get("n_embd", 128), values.get("n_head", 4)
+    if isinstance(n_embd, int) and isinstance(n_head, int) and n_head > 0 and n_embd % n_head:
+        raise UserError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head}): each head takes an equal share "
+                        f"of the width")
     positive = ("batch_size", "grad_accum", "max_steps", "epochs", "lr", "eval_every", "checkpoint_every",
                 "power_watts")
     for key in positive:

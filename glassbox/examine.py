@@ -3,6 +3,8 @@
 Both load data exactly as `glassbox train` does (the loaders in pipeline.py)."""
 from __future__ import annotations
 
+import numpy as np
+
 from glassbox.config import make_config
 from glassbox.errors import UserError
 from glassbox.pipeline import align_test, check_labels, kind_of, load_examples, out_of_fold
@@ -41,8 +43,6 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
 def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: str | None = None,
                       columns=None, group=(), label_from_name: str | None = None, seed: int = 0) -> dict:
     """`glassbox eval`: score a frozen artifact on a labelled file, overall, per class and per group."""
-    import numpy as np
-
     from glassbox.evaluate.calibration import accuracy, brier, ece, mce, nll
     from glassbox.export.artifact import hash_keys, load_seen
     from glassbox.evaluate.classification import per_class_report
@@ -72,9 +72,15 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
         seen = np.isin(hash_keys(ex.keys), seen_hashes)
         rows = np.flatnonzero(seen)
         out["seen"] = {"count": int(seen.sum()), "share": float(seen.mean()) if len(seen) else 0.0,
-                       "lines": [int(ex.lines[i]) if ex.lines else int(i) + 1 for i in rows]}  # every one, to remove them
+                       # every one, to remove them: the file line, or for images the file itself
+                       "lines": [_plain(ex.lines[i]) if ex.lines else int(i) + 1 for i in rows]}
         if 0 < seen.sum() < len(seen):
             fresh = ~seen
             out["unseen"] = {"n": int(fresh.sum()), "accuracy": accuracy(probs[fresh], y[fresh]),
                              "nll": nll(probs[fresh], y[fresh]), "ece": ece(probs[fresh], y[fresh])}
     return out
+
+
+def _plain(x):
+    """A line number as an int, a file name as a str (JSON-safe either way)."""
+    return int(x) if isinstance(x, (int, np.integer)) else str(x)

@@ -18,6 +18,7 @@ import torch
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 from glassbox.data.text import HashedNgramEncoder
+from glassbox.errors import UserError
 from glassbox.models.fasttext import FastText, FastTextConfig
 from glassbox.train.loop import fit, predict_logits
 
@@ -71,6 +72,9 @@ def out_of_fold_probs(examples: Examples, k: int = 5, seed: int = 0, config: Tra
 def _out_of_fold(examples, k, seed, config, model, encoder) -> np.ndarray:
     cfg = replace(config or OOF_TRAIN, seed=seed)
     folds = duplicate_aware_folds(examples.keys, examples.labels, k, seed)
+    if np.bincount(folds, minlength=k).min() < 2:
+        raise UserError(f"--folds {k} leaves a fold (nearly) empty with {len(examples):,} examples; use fewer folds "
+                        f"(the default is 5)")
     labels = torch.from_numpy(examples.labels)
     probs = np.zeros((len(examples), len(examples.classes)))
     # One vocabulary for all folds: which n-grams occur is read from the texts alone, never the labels,

@@ -175,7 +175,11 @@ def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
     run_dir = check_run_dir(cfg, data)
     distributed.barrier()
     if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create the run folder {run_dir} ({e.strerror or type(e).__name__}); "
+                            f"choose another --out") from None
     return run_dir
 
 
@@ -187,6 +191,8 @@ def check_run_dir(cfg: TrainConfig, data: str) -> Path:
         if not (run_dir / "config.json").exists():
             raise UserError(f"nothing to resume in {run_dir}: it holds no glassbox run; drop --resume or give the run's --out")
         return run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file, not a folder; choose another --out")
     if run_dir.exists() and any(run_dir.iterdir()):
         if {p.name for p in run_dir.iterdir()} <= NEVER_TRAINED:
             return run_dir  # a run that stopped before training (bad input, audit errors): start it afresh

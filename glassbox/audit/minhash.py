@@ -90,6 +90,8 @@ def near_duplicate_groups(texts: list[str], threshold: float = THRESHOLD, bands:
         return groups, similarity
     sig = minhash_signatures(texts, num_hashes)
     usable = np.flatnonzero(np.fromiter((len(t) >= SHINGLE for t in texts), dtype=bool, count=n))
+    if len(usable) < 2:  # no two texts long enough to share a shingle
+        return groups, similarity
     sig_u = sig if len(usable) == n else sig[usable]
     rows = num_hashes // bands
     src, dst = [], []

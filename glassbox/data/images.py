@@ -91,6 +91,12 @@ def load_images(path, label_from_name: str | None = None, size: int | None = Non
         labels_raw = _labels_for(files, root, label_from_name)
         if size is None:
             size = _common_size(files[:200])
+            if size < 4:
+                raise UserError(f"the images in {root} are {size}x{size} pixels: too small to learn from; pass "
+                                f"--image-size 8 (or larger) to scale them up")
+            if size > 1024:
+                raise UserError(f"the images in {root} are {size}x{size} pixels; pass --image-size 256 (or another size "
+                                f"up to 1024) to train on smaller copies")
         if mode is None:
             mode = "RGB"
         with ThreadPoolExecutor(max_workers=4) as pool:

@@ -76,6 +76,18 @@ def make_app(artifact: str | Path):
 
 
 def serve(artifact: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import socket
+
     import uvicorn
 
-    uvicorn.run(make_app(artifact), host=host, port=port, log_level="info")
+    if not 0 < port < 65536:
+        raise UserError(f"--port must be between 1 and 65535. Got {port}")
+    app = make_app(artifact)  # a bad artifact fails here, before the port is taken
+    try:  # find out now, in one line, if the address cannot be used
+        with socket.create_server((host, port)):
+            pass
+    except (OSError, UnicodeError) as e:
+        raise UserError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
+                        f"choose another --port or --host") from None
+
+    uvicorn.run(app, host=host, port=port, log_level="info")
