@@ -103,7 +103,11 @@ def read_inputs(args) -> list[str]:
         p = Path(args.file)
         if not p.is_file():
             raise UserError(f"input file not found: {p}; check the path given to --file")
-        return [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        try:
+            return [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        except UnicodeDecodeError as e:
+            raise UserError(f"{p} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                            f"convert it to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
     if not args.inputs:
         raise UserError("give inputs to predict: glassbox predict ARTIFACT INPUT... (or --file F)")
     return args.inputs

@@ -47,8 +47,10 @@ def load_tabular(path, label: str, columns: list[str] | None = None, groups=()) 
 
 
 def _as_float(col: pd.Series) -> pd.Series:
+    """Numbers; missing markers, text and infinities become NaN (missing)."""
     stripped = col.str.strip()
-    return pd.to_numeric(stripped.where(~stripped.str.lower().isin(MISSING)), errors="coerce")
+    values = pd.to_numeric(stripped.where(~stripped.str.lower().isin(MISSING)), errors="coerce")
+    return values.where(np.isfinite(values))
 
 
 class TabularEncoder:
@@ -115,7 +117,18 @@ class TabularEncoder:
                     f"{', '.join(self.columns)} (in that order, comma-separated)"
                 )
             parsed.append(rec)
-        return pd.DataFrame(parsed, columns=self.columns, dtype=str)
+        return self._check_numbers(pd.DataFrame(parsed, columns=self.columns, dtype=str))
+
+    def _check_numbers(self, df: pd.DataFrame) -> pd.DataFrame:
+        """A value to predict from must be a finite number (or a missing marker) where the model reads numbers:
+        training quietly counted text there as missing, but a prediction should not guess what was meant."""
+        for name in self.numeric:
+            col = df[name].astype(str).str.strip()
+            bad = ~col.str.lower().isin(MISSING) & _as_float(col).isna()
+            if bad.any():
+                raise UserError(f"column '{name}' takes numbers, but an input has {col[bad].iloc[0]!r}; give a finite "
+                                f"number, or leave it empty for missing")
+        return df
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
         """The training feature columns of a table that has a header (extra columns are ignored)."""
@@ -123,7 +136,7 @@ class TabularEncoder:
         if missing:
             raise UserError(f"the input file lacks feature column(s) {', '.join(missing)}; "
                             f"the model takes: {', '.join(self.columns)}")
-        return df[self.columns].astype(str)
+        return self._check_numbers(df[self.columns].astype(str))
 
     def to_dict(self) -> dict:
         return {"type": "tabular", "columns": self.columns, "numeric": self.numeric, "categorical": self.categorical}

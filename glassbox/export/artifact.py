@@ -104,7 +104,7 @@ def read_manifest(folder: str | Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path} is not valid JSON: the artifact is damaged; export it again from its run") from None
-    if manifest.get("format") != "glassbox-artifact":
+    if not isinstance(manifest, dict) or manifest.get("format") != "glassbox-artifact":
         raise UserError(f"{path} is not a glassbox manifest; give the RUN/model folder of a finished run")
     return manifest
 
@@ -118,14 +118,17 @@ def load_artifact(folder: str | Path) -> tuple[dict, torch.nn.Module]:
 
     folder = Path(folder)
     manifest = read_manifest(folder)
-    weights = folder / manifest["weights_file"]
+    weights = folder / str(manifest.get("weights_file", "model.safetensors"))
     if not weights.is_file():
         raise UserError(f"{weights} is missing: the artifact is incomplete; export it again from its run")
     actual = sha256_file(weights)
     if actual != manifest["weights_sha256"]:
         raise UserError(f"{weights} has sha256 {actual[:12]}… but the manifest records {manifest['weights_sha256'][:12]}…: "
                         f"the weights were changed after export; refusing to load them. Re-export from the run folder")
-    model = build_model(manifest["architecture"], manifest["model_config"])
+    try:
+        model = build_model(manifest["architecture"], manifest["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{folder}/manifest.json is damaged ({type(e).__name__}: {e}); export it again from its run") from None
     try:
         load_model(model, str(weights), strict=True)
     except (SafetensorError, RuntimeError) as e:

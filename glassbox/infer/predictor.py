@@ -1,6 +1,7 @@
 """Inference from a frozen artifact: read-only, eval mode, no gradients, nothing can change a weight."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -18,9 +19,22 @@ class Predictor:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.model.eval()
-        self.encoder = encoder_from_dict(self.manifest["preprocessing"])
-        self.classes = self.manifest["classes"]
-        self.temperature = float(self.manifest.get("temperature", 1.0))
+        if self.manifest.get("task") != "classify":
+            what = "a language model" if self.manifest.get("task") == "lm" else f"a {self.manifest.get('task')!r} model"
+            raise UserError(f"{artifact} is {what}, not a classifier; use 'glassbox generate'")
+        try:
+            self.encoder = encoder_from_dict(self.manifest["preprocessing"])
+            self.classes = [str(c) for c in self.manifest["classes"]]
+            self.temperature = float(self.manifest.get("temperature", 1.0))
+            n_out = int(self.manifest["model_config"]["n_classes"])
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+            raise UserError(f"{artifact}/manifest.json is damaged ({type(e).__name__}: {e}); export it again from its run") from None
+        if len(self.classes) != n_out:
+            raise UserError(f"{artifact}/manifest.json names {len(self.classes)} classes but the model has {n_out} outputs: "
+                            f"the manifest was changed; export it again from its run")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise UserError(f"{artifact}/manifest.json holds temperature {self.temperature}; it must be a positive number: "
+                            f"the manifest was changed; export it again from its run")
 
     @property
     def calibrated(self) -> bool:
