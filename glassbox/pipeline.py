@@ -204,8 +204,31 @@ def check_run_dir(cfg: TrainConfig, data: str) -> Path:
 NEVER_TRAINED = {"config.json", "split.json", "audit.json"}
 
 
+# What a resumed run may set anew: how it talks and what the cost ledger assumes, never what it learns from.
+RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh")
+
+
+def check_resume_settings(given: dict, saved: dict, run_dir: Path) -> None:
+    """--resume continues a run exactly as it started: refuse flags that would change what it trains."""
+    changed = []
+    for key, value in given.items():
+        if key in (*RESUME_MAY_CHANGE, "resume", "out"):
+            continue
+        if key == "data":
+            same = Path(str(value)).resolve() == Path(str(saved.get("data"))).resolve() or str(value) == saved.get("data")
+        else:
+            same = saved.get(key) == value or (isinstance(value, str) and key == "columns"
+                                                and saved.get(key) == [c.strip() for c in value.split(",")])
+        if not same:
+            changed.append(f"{key.replace('_', '-')} ({saved.get(key)!r} there, {value!r} now)")
+    if changed:
+        raise UserError(f"--resume continues {run_dir} exactly as it started, but these settings differ: "
+                        f"{'; '.join(changed)}; drop them, or choose a new --out for a new run")
+
+
 def run(data: str | None = None, **settings) -> dict:
     """Train on `data` end to end; returns the summary that is also written to RUN/summary.json."""
+    given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
     settings = with_defaults({**settings, "data": str(data) if data is not None else settings.get("data")})
     cfg = make_config(settings)
     # Under torchrun: one process per device joins the group here. Every process loads, splits and encodes
@@ -222,7 +245,9 @@ def run(data: str | None = None, **settings) -> dict:
     run_dir = prepare_run_dir(cfg, str(cfg.data))
     if cfg.resume:  # continue exactly as configured when the run started
         saved = json.loads((run_dir / "config.json").read_text())
-        cfg = make_config({**saved, "resume": True, "quiet": cfg.quiet, "out": str(run_dir)})
+        check_resume_settings(given, saved, run_dir)
+        cfg = make_config({**saved, "resume": True, "out": str(run_dir), "quiet": cfg.quiet,
+                           **{k: v for k, v in make_config(given).to_dict().items() if k in RESUME_MAY_CHANGE and k in given}})
     elif dist.is_main:
         write_json(run_dir / "config.json", cfg.to_dict())
     if not dist.is_main:

@@ -158,10 +158,12 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     metrics = run_dir / "metrics.jsonl" if run_dir is not None and dist.is_main else None
     history: list[dict] = []
     step, best_weights, chance, running = 0, None, None, {"loss": 0.0, "n": 0}
+    before = {"seconds": 0.0, "seen": 0}  # training time and examples of earlier sessions of a resumed run
     if cfg.resume and ckpt is not None and ckpt.latest() is not None:
         state = ckpt.load(model, optimizer, device)
         step, history, chance = state["step"], state["history"], state["chance"]
         running = state.get("running", running)  # the training loss summed since the last evaluation
+        before = state.get("before", before)
         train.load_state_dict(state["batches"])
         stopper.load_state_dict(state["early_stopping"])
         best_weights = ckpt.load_best(stopper.best_step)
@@ -234,6 +236,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
             if writes and (step % ckpt_every == 0 or step == total):
                 ckpt.save(step, model, optimizer, {"history": history, "chance": chance, "batches": train.state_dict(),
                                                    "running": {"loss": run_loss.item(), "n": run_n},
+                                                   "before": {"seconds": before["seconds"] + time.perf_counter() - t0,
+                                                              "seen": before["seen"] + seen},
                                                    "early_stopping": stopper.state_dict(), "best_step": stopper.best_step,
                                                    "config": cfg.to_dict()})
             if stopper.should_stop:
@@ -245,7 +249,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         reason = "interrupted"
         progress.say("interrupted: stopping and restoring the best weights seen so far")
     progress.close()
-    train_seconds = time.perf_counter() - t0
+    train_seconds = before["seconds"] + time.perf_counter() - t0  # across every session of a resumed run
+    seen += before["seen"]
 
     evals = [h for h in history if h["step"] > 0]
     if best_weights is not None and restore_best:               # back to the sweet spot
