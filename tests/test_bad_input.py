@@ -177,3 +177,13 @@ def test_a_file_without_a_header_row_says_so(capsys, tmp_path):
 
     assert_one_line_error(*run_cli(capsys, "train", str(shared("uci_adult", "adult.data")), "--label", "income",
                                    "--out", str(tmp_path / "r")), "seems to have no header row", "--columns")
+
+
+def test_resume_refuses_flags_that_would_change_the_run(capsys, tmp_path, digits_csv):
+    out = str(tmp_path / "r")
+    assert main(["train", str(digits_csv), "--label", "digit", "--out", out, "--max-steps", "5", "--quiet"]) == 0
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", out, "--max-steps", "10",
+                                   "--resume"), "these settings differ: max-steps (5 there, 10 now)")
+    # how it talks and what the ledger assumes may change
+    assert main(["train", str(digits_csv), "--label", "digit", "--out", out, "--max-steps", "5", "--resume",
+                 "--quiet", "--power-watts", "100"]) == 0
