@@ -275,6 +275,9 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     t_start = time.perf_counter()
     lap = Laps()  # wall time of each stage, for the summary: what the honesty costs next to training
     kind = kind_of(data, cfg)
+    if cfg.label and cfg.label in cfg.group:
+        raise UserError(f"--group {cfg.label} is the label itself: per-group scores of the label are trivially perfect "
+                        f"or zero; group by another column")
     ex = load_examples(data, cfg, kind)
     check_labels(ex)
     check_model_fits(ex.kind, cfg)
@@ -282,8 +285,13 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
 
     test = None
     if cfg.test:
+        if kind == "builtin":
+            raise UserError(f"'{data}' is built in and carves its own test split; drop --test")
+        if not Path(cfg.test).exists():
+            raise UserError(f"--test {cfg.test} not found; give your own held-out test file or folder, or drop --test "
+                            f"to carve a test split from the data")
         size = ex.inputs.shape[-1] if ex.kind == "image" else None
-        test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg) if kind != "builtin" else kind,
+        test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg),
                                         classes=ex.classes if ex.kind == "image" else None, size=size), ex.classes)
 
     # split: identical examples stay together; with --test the user's file is the test split

@@ -65,6 +65,10 @@ def load_run(run_dir) -> Run:
     if not path.is_dir():
         raise UserError(f"run folder not found: {path}; give the --out folder of a finished glassbox train")
     summary = _json(path / "summary.json")
+    if summary is None and (path / "manifest.json").exists():
+        raise UserError(f"{path} is a model artifact; give its run folder ({path.parent}) to glassbox report")
+    if not isinstance(summary, dict) and (path / "summary.json").exists():
+        raise UserError(f"{path / 'summary.json'} is damaged; run the training again (or --resume it) to rewrite it")
     if summary is None:
         raise UserError(f"{path} holds no summary.json: the run has not finished; "
                         f"finish it (glassbox train --out {path} --resume) and make the report again")
