@@ -187,3 +187,26 @@ def test_resume_refuses_flags_that_would_change_the_run(capsys, tmp_path, digits
     # how it talks and what the ledger assumes may change
     assert main(["train", str(digits_csv), "--label", "digit", "--out", out, "--max-steps", "5", "--resume",
                  "--quiet", "--power-watts", "100"]) == 0
+
+
+@pytest.mark.parametrize("extra, needle", [(["--test", "nope.csv"], "--test nope.csv not found"),
+                                           (["--group", "digit"], "--group digit is the label itself")])
+def test_test_file_and_group_mistakes(capsys, tmp_path, digits_csv, extra, needle):
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r"),
+                                   *extra), needle)
+
+
+def test_builtin_data_takes_no_test_file(capsys, tmp_path, digits_csv):
+    assert_one_line_error(*run_cli(capsys, "train", "digits", "--test", str(digits_csv), "--out", str(tmp_path / "r")),
+                          "carves its own test split")
+
+
+def test_tiny_images_ask_for_a_larger_size(capsys, tmp_path):
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "img" / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (1, 1), (i * 20, 0, 0)).save(tmp_path / "img" / cls / f"{i}.png")
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "img"), "--out", str(tmp_path / "r")),
+                          "1x1 pixels", "--image-size 8")

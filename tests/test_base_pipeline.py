@@ -52,6 +52,8 @@ def test_tabular_train_and_predict_rows(tmp_path, digits_csv, capsys):
     assert len(lines) == 1797
     t = json.loads((out / "model" / "manifest.json").read_text())["temperature"]
     assert f"calibrated by temperature scaling (T = {t:.3g}" in captured.err  # it says what the numbers are
+    assert main(["predict", str(out / "model"), ",".join(["abc"] + features[0].split(",")[1:])]) == 2  # not a pixel value
+    assert "takes numbers, but an input has 'abc'" in capsys.readouterr().err
     # eval on the training file itself: it knows which rows it trained or was tuned on
     assert main(["eval", str(out / "model"), str(digits_csv), "--label", "digit", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
