@@ -110,6 +110,17 @@ def make_encoder(ex: Examples, cfg: TrainConfig):
 MODELS_FOR = {"tabular": ("mlp",), "image": ("cnn",), "text": ("fasttext", "transformer")}
 
 
+def free_text_columns(frame) -> list[str]:
+    """Columns whose values are mostly distinct and long (20+ characters on average): texts, not categories."""
+    out = []
+    for name in frame.columns:
+        values = frame[name].astype(str)
+        if len(values) >= 20 and values.nunique() > 0.5 * len(values) and values.str.len().mean() >= 20 \
+                and not values.str.strip().str.match(r"^-?[\d.,eE+-]+$").mean() > 0.5:
+            out.append(str(name))
+    return out
+
+
 def check_model_fits(kind: str, cfg: TrainConfig) -> None:
     """Refuse, before any work, a --model that cannot read this kind of data."""
     fits = MODELS_FOR.get(kind, ())
@@ -282,6 +293,11 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     check_labels(ex)
     check_model_fits(ex.kind, cfg)
     say(cfg, f"data: {len(ex)} {ex.kind} examples, {len(ex.classes)} classes ({', '.join(ex.classes[:10])}) from {ex.source}")
+    if ex.kind == "tabular":
+        for column in free_text_columns(ex.inputs):
+            say(cfg, f"note: column '{column}' looks like free text (most values distinct, long); as a tabular feature "
+                     f"each distinct text is one category and nothing carries over to new texts. To learn from its "
+                     f"words, train a text model: --text {column}")
 
     test = None
     if cfg.test:
