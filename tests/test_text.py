@@ -198,3 +198,14 @@ def test_text_transformer_ignores_padding_and_learns(one_thread):
         loss.backward()
         opt.step()
     assert loss.item() < 0.1, loss.item()
+
+
+def test_free_text_in_a_table_is_recognised(sms):
+    import pandas as pd
+
+    from glassbox.pipeline import free_text_columns
+
+    n = 500
+    frame = pd.DataFrame({"message": sms.inputs[:n], "kind": ["a", "b"] * (n // 2),
+                          "amount": [str(1000.5 + i) for i in range(n)]})
+    assert free_text_columns(frame) == ["message"]   # not the category, not the long distinct numbers
