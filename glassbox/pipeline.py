@@ -219,6 +219,37 @@ NEVER_TRAINED = {"config.json", "split.json", "audit.json"}
 RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh")
 
 
+# Which kinds of run each data-specific setting means something for; given anywhere else it would be
+# silently ignored, so it is refused. (Transformer settings on text apply only with --model transformer.)
+APPLIES_TO = {"tokenizer": {"lm"}, "block_size": {"lm"}, "vocab_size": {"lm", "transformer"},
+              "n_layer": {"lm", "transformer"}, "n_head": {"lm", "transformer"}, "n_embd": {"lm", "transformer"},
+              "image_size": {"image"}, "label_from_name": {"image"}, "label": {"tabular", "text", "transformer"},
+              "columns": {"tabular", "text", "transformer"}, "group": {"tabular", "text", "transformer"},
+              "control": {"tabular", "text", "transformer", "image"}, "test": {"tabular", "text", "transformer", "image"},
+              "test_fraction": {"tabular", "text", "transformer", "image"}}
+KIND_WORDS = {"lm": "a language model (--task lm)", "image": "image data", "tabular": "tabular data",
+              "text": "a fastText text model", "transformer": "a Transformer text model"}
+
+
+def check_settings_apply(given: dict, cfg: TrainConfig) -> None:
+    """Refuse a data-specific setting the run would ignore (a --tokenizer on a table, --label on photos)."""
+    from glassbox.data.builtin import BUILTIN
+
+    data = str(cfg.data or "")
+    if cfg.task == "lm":
+        kind = "lm"
+    elif data in BUILTIN or Path(data).is_dir():
+        kind = "image"
+    elif cfg.text:
+        kind = "transformer" if cfg.model == "transformer" else "text"
+    else:
+        kind = "tabular"
+    for key in given:
+        if key in APPLIES_TO and kind not in APPLIES_TO[key]:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"{flag} does not apply to {KIND_WORDS[kind]} and would be ignored; drop it")
+
+
 def check_resume_settings(given: dict, saved: dict, run_dir: Path) -> None:
     """--resume continues a run exactly as it started: refuse flags that would change what it trains."""
     changed = []
@@ -253,6 +284,8 @@ def run(data: str | None = None, **settings) -> dict:
             if wrong:
                 raise UserError(f"{why} applies to classifiers; a language model (--task lm) is a GPT, with no groups "
                                 f"or label control: drop {why.split()[0]}")
+    if not cfg.resume:
+        check_settings_apply(given, cfg)
     run_dir = prepare_run_dir(cfg, str(cfg.data))
     if cfg.resume:  # continue exactly as configured when the run started
         saved = json.loads((run_dir / "config.json").read_text())

@@ -210,3 +210,11 @@ def test_tiny_images_ask_for_a_larger_size(capsys, tmp_path):
             Image.new("RGB", (1, 1), (i * 20, 0, 0)).save(tmp_path / "img" / cls / f"{i}.png")
     assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "img"), "--out", str(tmp_path / "r")),
                           "1x1 pixels", "--image-size 8")
+
+
+@pytest.mark.parametrize("args, needle", [(["--label", "digit", "--tokenizer", "bpe"], "--tokenizer does not apply to tabular data"),
+                                          (["--label", "digit", "--image-size", "16"], "--image-size does not apply to tabular"),
+                                          (["--task", "lm", "--test", "x.csv"], "--test does not apply to a language model")])
+def test_settings_that_would_be_ignored_are_refused(capsys, tmp_path, digits_csv, args, needle):
+    assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), *args, "--out", str(tmp_path / "r")), needle)
+    assert not (tmp_path / "r").exists()
