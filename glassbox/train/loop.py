@@ -144,6 +144,9 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     n_train = n_train or _size(train_data, cfg.batch_size)
     total = cfg.steps_for(n_train)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, total // 50)
+    if warmup >= total > 1 and not cfg.quiet and distributed.current().is_main:  # allowed (speed checks do it), but said
+        print(f"note: --warmup-steps {warmup} is not below the run's {total} steps: the learning rate never reaches "
+              f"--lr ({cfg.lr:g}); use fewer warm-up steps for a full run (default 2% of the steps)", flush=True)
     min_lr = cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10
     # about 20 evaluations a run, but sparse enough that evaluating costs well under the training itself
     eval_every = cfg.eval_every or max(1, total // 20, math.ceil(len(val[1]) / cfg.batch_size))
