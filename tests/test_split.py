@@ -25,3 +25,12 @@ def test_split_is_seeded():
     a, b, c = (split_indices(keys, labels, seed=s) for s in (7, 7, 8))
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["test"], c["test"])
+
+
+def test_examples_that_are_all_the_same_say_why_they_cannot_be_split():
+    import pytest
+
+    from glassbox.errors import UserError
+
+    with pytest.raises(UserError, match="hold only 1 distinct input"):
+        split_indices(["same"] * 60, np.array([0, 1] * 30), (0.8, 0.1, 0.1), seed=0)

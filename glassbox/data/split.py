@@ -36,6 +36,10 @@ def split_indices(keys: list[str], labels: np.ndarray, fractions=(0.8, 0.1, 0.1)
     out = {name: np.flatnonzero(assign == i) for i, name in enumerate(names)}
     for name in names[:2]:
         if len(out[name]) == 0:
+            if n_groups < 10:  # identical examples stay together, so few distinct ones cannot be split
+                raise UserError(f"the {len(labels)} examples hold only {n_groups} distinct input(s) (identical ones "
+                                f"stay in one split), too few for a {name} split; check that the feature or text "
+                                f"columns are filled in and are not the label itself")
             raise UserError(
                 f"too few examples for a {name} split ({len(labels)} in all); add examples or change the split fractions"
             )
