@@ -80,8 +80,6 @@ def settings_from(args: argparse.Namespace) -> dict:
         if key in ("command", "config", "func") or (key == "data" and value is None):
             continue
         settings[key] = value
-    if isinstance(settings.get("columns"), str):
-        settings["columns"] = [c.strip() for c in settings["columns"].split(",")]
     return settings
 
 

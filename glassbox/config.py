@@ -81,7 +81,7 @@ def known_keys() -> list[str]:
 
 def make_config(values: dict) -> TrainConfig:
     """Build a config from a dict, failing clearly on keys it does not know."""
-    values = {k.replace("-", "_"): v for k, v in values.items()}
+    values = normalise(values)
     unknown = sorted(set(values) - set(known_keys()))
     if unknown:
         raise UserError(
@@ -134,11 +134,18 @@ def _types(values: dict) -> None:
             raise UserError(f"The '{key}' setting must be {want}. Got {v!r} instead.")
 
 
-def _check(values: dict) -> None:
-    if isinstance(values.get("group"), str):  # one group column given as a plain string
+def normalise(values: dict) -> dict:
+    """Settings in their one stored form: dashes as underscores, one group column as a list, and
+    --columns "a,b" as ["a", "b"]."""
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    if isinstance(values.get("group"), str):
         values["group"] = [values["group"]]
     if isinstance(values.get("columns"), str):
         values["columns"] = [c.strip() for c in values["columns"].split(",")]
+    return values
+
+
+def _check(values: dict) -> None:
     _types(values)
     for key, (lo, hi) in RANGES.items():
         v = values.get(key)

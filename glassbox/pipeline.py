@@ -3,7 +3,6 @@
 This module sits on top of every layer and only calls in; `glassbox train` and `glassbox.train()` land here."""
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import shutil
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glassbox.config import TrainConfig, make_config
+from glassbox.config import TrainConfig, make_config, normalise
 from glassbox.data.examples import Examples
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
@@ -21,6 +20,8 @@ from glassbox.models.fasttext import TRAIN_DEFAULTS as FASTTEXT_DEFAULTS
 from glassbox.train import distributed
 from glassbox.train.loop import evaluate, fit, predict_logits
 from glassbox.train.progress import Laps
+from glassbox.run_setup import (MODELS_FOR, RESUME_MAY_CHANGE, check_model_fits, check_resume_settings,
+                                check_settings_apply, free_text_columns, prepare_run_dir)
 
 
 def say(cfg: TrainConfig, text: str) -> None:
@@ -106,34 +107,10 @@ def make_encoder(ex: Examples, cfg: TrainConfig):
     return HashedNgramEncoder().fit(ex.inputs)
 
 
-# The models each kind of data can train (the first is the default).
-MODELS_FOR = {"tabular": ("mlp",), "image": ("cnn",), "text": ("fasttext", "transformer")}
-
-
-def free_text_columns(frame) -> list[str]:
-    """Columns whose values are mostly distinct and long (20+ characters on average): texts, not categories."""
-    out = []
-    for name in frame.columns:
-        values = frame[name].astype(str)
-        if len(values) >= 20 and values.nunique() > 0.5 * len(values) and values.str.len().mean() >= 20 \
-                and not values.str.strip().str.match(r"^-?[\d.,eE+-]+$").mean() > 0.5:
-            out.append(str(name))
-    return out
-
-
-def check_model_fits(kind: str, cfg: TrainConfig) -> None:
-    """Refuse, before any work, a --model that cannot read this kind of data."""
-    fits = MODELS_FOR.get(kind, ())
-    if cfg.model != "auto" and fits and cfg.model not in fits:
-        hint = " (gpt trains on a text corpus: --task lm)" if cfg.model == "gpt" else ""
-        raise UserError(f"--model {cfg.model} cannot read {kind} data; for {kind} data use --model "
-                        f"{' or '.join(fits)}{hint}")
-
-
 def make_model(ex: Examples, encoder, cfg: TrainConfig) -> tuple[str, dict]:
     """Pick the architecture for the data and size it."""
     k = len(ex.classes)
-    arch = cfg.model if cfg.model != "auto" else {"tabular": "mlp", "image": "cnn", "text": "fasttext"}[ex.kind]
+    arch = cfg.model if cfg.model != "auto" else MODELS_FOR[ex.kind][0]
     if ex.kind == "tabular":
         return arch, {"n_numeric": encoder.n_numeric, "n_classes": k, "cardinalities": encoder.cardinalities,
                       "dropout": cfg.dropout or 0.1}
@@ -171,106 +148,9 @@ def with_defaults(settings: dict) -> dict:
     return {**ARCH_DEFAULTS.get(arch_for(settings), {}), **settings}
 
 
-def default_run_dir(data: str) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{Path(str(data)).stem or 'data'}"
-
-
-def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
-    """Check the run folder, then (rank 0 only, once every process has checked) create it.
-
-    Under torchrun every process checks before any writes, so they all reach the same verdict."""
-    dist = distributed.current()
-    if dist.enabled and not cfg.out:
-        raise UserError("under torchrun give --out DIR: every process must use the same run folder")
-    run_dir = check_run_dir(cfg, data)
-    distributed.barrier()
-    if dist.is_main:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"cannot create the run folder {run_dir} ({e.strerror or type(e).__name__}); "
-                            f"choose another --out") from None
-    return run_dir
-
-
-def check_run_dir(cfg: TrainConfig, data: str) -> Path:
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(data)
-    if cfg.resume:
-        if not cfg.out:
-            raise UserError("--resume needs --out RUN naming the run folder to continue")
-        if not (run_dir / "config.json").exists():
-            raise UserError(f"nothing to resume in {run_dir}: it holds no glassbox run; drop --resume or give the run's --out")
-        return run_dir
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {run_dir} is a file, not a folder; choose another --out")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if {p.name for p in run_dir.iterdir()} <= NEVER_TRAINED:
-            return run_dir  # a run that stopped before training (bad input, audit errors): start it afresh
-        raise UserError(f"run folder {run_dir} already holds files; pass --resume to continue that run, or choose another --out")
-    return run_dir
-
-
-# What a run folder holds when the run stopped before its first training step; such a folder is reused.
-NEVER_TRAINED = {"config.json", "split.json", "audit.json"}
-
-
-# What a resumed run may set anew: how it talks and what the cost ledger assumes, never what it learns from.
-RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh")
-
-
-# Which kinds of run each data-specific setting means something for; given anywhere else it would be
-# silently ignored, so it is refused. (Transformer settings on text apply only with --model transformer.)
-APPLIES_TO = {"tokenizer": {"lm"}, "block_size": {"lm"}, "vocab_size": {"lm", "transformer"},
-              "n_layer": {"lm", "transformer"}, "n_head": {"lm", "transformer"}, "n_embd": {"lm", "transformer"},
-              "image_size": {"image"}, "label_from_name": {"image"}, "label": {"tabular", "text", "transformer"},
-              "columns": {"tabular", "text", "transformer"}, "group": {"tabular", "text", "transformer"},
-              "control": {"tabular", "text", "transformer", "image"}, "test": {"tabular", "text", "transformer", "image"},
-              "test_fraction": {"tabular", "text", "transformer", "image"}}
-KIND_WORDS = {"lm": "a language model (--task lm)", "image": "image data", "tabular": "tabular data",
-              "text": "a fastText text model", "transformer": "a Transformer text model"}
-
-
-def check_settings_apply(given: dict, cfg: TrainConfig) -> None:
-    """Refuse a data-specific setting the run would ignore (a --tokenizer on a table, --label on photos)."""
-    from glassbox.data.builtin import BUILTIN
-
-    data = str(cfg.data or "")
-    if cfg.task == "lm":
-        kind = "lm"
-    elif data in BUILTIN or Path(data).is_dir():
-        kind = "image"
-    elif cfg.text:
-        kind = "transformer" if cfg.model == "transformer" else "text"
-    else:
-        kind = "tabular"
-    for key in given:
-        if key in APPLIES_TO and kind not in APPLIES_TO[key]:
-            flag = "--" + key.replace("_", "-")
-            raise UserError(f"{flag} does not apply to {KIND_WORDS[kind]} and would be ignored; drop it")
-
-
-def check_resume_settings(given: dict, saved: dict, run_dir: Path) -> None:
-    """--resume continues a run exactly as it started: refuse flags that would change what it trains."""
-    changed = []
-    for key, value in given.items():
-        if key in (*RESUME_MAY_CHANGE, "resume", "out"):
-            continue
-        if key == "data":
-            same = Path(str(value)).resolve() == Path(str(saved.get("data"))).resolve() or str(value) == saved.get("data")
-        else:
-            same = saved.get(key) == value or (isinstance(value, str) and key == "columns"
-                                                and saved.get(key) == [c.strip() for c in value.split(",")])
-        if not same:
-            changed.append(f"{key.replace('_', '-')} ({saved.get(key)!r} there, {value!r} now)")
-    if changed:
-        raise UserError(f"--resume continues {run_dir} exactly as it started, but these settings differ: "
-                        f"{'; '.join(changed)}; drop them, or choose a new --out for a new run")
-
-
 def run(data: str | None = None, **settings) -> dict:
     """Train on `data` end to end; returns the summary that is also written to RUN/summary.json."""
-    given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
+    given = normalise({k: v for k, v in {**settings, "data": data}.items() if v is not None})  # what the user set
     settings = with_defaults({**settings, "data": str(data) if data is not None else settings.get("data")})
     cfg = make_config(settings)
     # Under torchrun: one process per device joins the group here. Every process loads, splits and encodes
@@ -285,13 +165,13 @@ def run(data: str | None = None, **settings) -> dict:
                 raise UserError(f"{why} applies to classifiers; a language model (--task lm) is a GPT, with no groups "
                                 f"or label control: drop {why.split()[0]}")
     if not cfg.resume:
-        check_settings_apply(given, cfg)
+        check_settings_apply(given, kind_of(str(cfg.data), cfg), cfg)
     run_dir = prepare_run_dir(cfg, str(cfg.data))
     if cfg.resume:  # continue exactly as configured when the run started
         saved = json.loads((run_dir / "config.json").read_text())
         check_resume_settings(given, saved, run_dir)
         cfg = make_config({**saved, "resume": True, "out": str(run_dir), "quiet": cfg.quiet,
-                           **{k: v for k, v in make_config(given).to_dict().items() if k in RESUME_MAY_CHANGE and k in given}})
+                           **{k: given[k] for k in RESUME_MAY_CHANGE if k in given}})
     elif dist.is_main:
         write_json(run_dir / "config.json", cfg.to_dict())
     if not dist.is_main:

@@ -217,9 +217,12 @@ def validation_in_training(files, lines: Lines) -> Finding:
     tkeys, tfirst = np.unique(lines.key[train], return_index=True)
     val = np.flatnonzero(lines.val)
     vk = lines.key[val]
-    pos = np.clip(np.searchsorted(tkeys, vk), 0, max(0, len(tkeys) - 1))
-    hit = (vk != 0) & (len(tkeys) > 0) & (tkeys[pos] == vk) if len(tkeys) else np.zeros(len(val), dtype=bool)
-    flagged, where = val[hit], train[tfirst[pos[hit]]] if len(tkeys) else val[hit]
+    if len(tkeys):
+        pos = np.minimum(np.searchsorted(tkeys, vk), len(tkeys) - 1)
+        hit = (vk != 0) & (tkeys[pos] == vk)
+        flagged, where = val[hit], train[tfirst[pos[hit]]]
+    else:  # no training line long enough to count
+        flagged = where = val[:0]
     share = float(lines.size[flagged].sum()) / max(1, int(lines.size[val].sum()))
     severity = "warning" if share >= LEAK_WARN else "info"
     shown, at = flagged[:MAX_FLAGGED], where[:MAX_FLAGGED]
