@@ -87,6 +87,7 @@ def _out_of_fold(examples, k, seed, config, model, encoder) -> np.ndarray:
         # Early stopping needs data the fold model does not train on: a tenth of the other folds.
         sub = duplicate_aware_folds([examples.keys[i] for i in rest], examples.labels[rest], 10, seed + fold + 1)
         train, val = rest[sub != 0], rest[sub == 0]
+        torch.manual_seed(seed + fold)  # the initial weights follow the seed too, not whatever ran before
         net = FastText(FastTextConfig(enc.vocab_size, len(examples.classes),
                                       **{"word_vocab": enc.word_vocab_, **(model or OOF_MODEL)}))
         epochs = cfg.epochs if cfg.max_steps is not None else max(cfg.epochs or 1, MIN_STEPS * cfg.batch_size / len(train))

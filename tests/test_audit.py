@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from rich.console import Console
 
@@ -114,6 +115,16 @@ def test_planted_flipped_labels_are_found_out_of_fold(sms):
     assert precision >= 0.9 and recall >= 0.85, (precision, recall)
     top = found.flagged.iloc[0]
     assert top["predicted"] != top["label"] and top["confidence"] > 0.9
+
+
+def test_out_of_fold_probabilities_follow_the_seed_alone(sms):
+    # The same data and seed flag the same examples, whatever ran before in the process.
+    ex = sms.subset(np.arange(800))
+    torch.manual_seed(123)
+    first = out_of_fold_probs(ex, k=3, seed=0)
+    torch.rand(1000)
+    assert np.array_equal(first, out_of_fold_probs(ex, k=3, seed=0))
+    assert not np.allclose(first, out_of_fold_probs(ex, k=3, seed=1))
 
 
 def test_folds_are_stratified_and_keep_copies_together(sms):
