@@ -39,7 +39,7 @@ def measure_cost(model, X: dict, result, cfg) -> dict:
     yb = torch.zeros(len(xb), dtype=torch.long, device=device)
     loss_fn = torch.nn.functional.cross_entropy
     step_flops = (count_train_step_flops(model, xb, yb, loss_fn) * cfg.grad_accum
-                  + optimizer_step_flops(model, optimizer_flops_per_param(cfg.optimizer, cfg.weight_decay)))
+                  + optimizer_step_flops(model, optimizer_flops_per_param(cfg.optimizer, cfg.weight_decay, cfg.momentum)))
     one = X["test"][:1].to(device)
     infer_flops = count_inference_flops(model, one)
     n_evals = sum(1 for h in result.history if h.get("val_loss") is not None)

@@ -25,6 +25,7 @@ TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
     ("--batch-size", int, "examples per update"),
     ("--grad-accum", int, "micro-batches per update"),
     ("--optimizer", str, "adamw | sgd"),
+    ("--momentum", float, "SGD momentum (0: plain SGD)"),
     ("--lr", float, "peak learning rate"),
     ("--min-lr", float, "learning rate at the end of the cosine decay"),
     ("--warmup-steps", int, "linear warm-up steps"),

@@ -38,7 +38,8 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer updates; overrides epochs
     batch_size: int = 64          # examples per update (per process under DDP)
     grad_accum: int = 1           # micro-batches accumulated into one update
-    optimizer: str = "adamw"      # adamw | sgd (with momentum 0.9, nesterov)
+    optimizer: str = "adamw"      # adamw | sgd
+    momentum: float = 0.9         # SGD only: momentum (nesterov); 0 is plain SGD, as fastText trains
     lr: float = 3e-3              # peak learning rate
     min_lr: float | None = None   # learning rate at the end of the cosine decay (default lr/10)
     warmup_steps: int | None = None  # linear warm-up steps (default 2% of the steps, at least 1)
@@ -100,7 +101,7 @@ CHOICES = {"task": ("auto", "classify", "lm"), "model": ("auto", "mlp", "cnn", "
 RANGES = {"dropout": (0.0, 0.99), "label_smoothing": (0.0, 0.99), "seed": (0, 2**32 - 1), "weight_decay": (0.0, None),
           "grad_clip": (0.0, None), "warmup_steps": (0, None), "min_delta": (0.0, None), "patience": (0, None),
           "min_lr": (0.0, None), "n_layer": (1, 96), "n_head": (1, 256), "n_embd": (1, 16384), "block_size": (1, 65536),
-          "vocab_size": (2, 65535), "image_size": (4, 1024), "price_per_kwh": (0.0, None)}
+          "vocab_size": (2, 65535), "image_size": (4, 1024), "price_per_kwh": (0.0, None), "momentum": (0.0, 0.999)}
 
 
 def _types(values: dict) -> None:

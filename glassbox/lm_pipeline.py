@@ -145,7 +145,7 @@ def lm_cost(model, batches, result, cfg, val) -> dict:
     x, y = batches.next()
     batches.load_state_dict(state)
     step_flops = (count_train_step_flops(model, x.to(device), y.to(device), cross_entropy) * cfg.grad_accum
-                  + optimizer_step_flops(model, optimizer_flops_per_param(cfg.optimizer, cfg.weight_decay)))
+                  + optimizer_step_flops(model, optimizer_flops_per_param(cfg.optimizer, cfg.weight_decay, cfg.momentum)))
     one = val[0][:1].to(device)
     infer_flops = count_inference_flops(model, one)
     model.eval()

@@ -22,10 +22,12 @@ from glassbox.errors import UserError
 from glassbox.models.fasttext import FastText, FastTextConfig
 from glassbox.train.loop import fit, predict_logits
 
-# How each fold's model trains: a few quick epochs of SGD in large batches (five folds must cost less
-# than one careful training run); early stopping on a tenth of the training folds.
-OOF_TRAIN = TrainConfig(optimizer="sgd", lr=0.3, epochs=5, batch_size=128, weight_decay=0.0, patience=3,
-                        quiet=True, device="cpu")
+# How each fold's model trains: a few quick epochs of plain SGD in large batches (five folds must cost
+# less than one careful training run); early stopping on a tenth of the training folds. Plain SGD at
+# lr 3 finds label errors as well as momentum 0.9 at lr 0.3 (5 flip seeds: precision 0.963 vs 0.962,
+# recall 0.897 vs 0.901) in 15% less time.
+OOF_TRAIN = TrainConfig(optimizer="sgd", lr=3.0, momentum=0.0, epochs=5, batch_size=128, weight_decay=0.0,
+                        patience=3, quiet=True, device="cpu")
 OOF_MODEL: dict = {}  # FastTextConfig fields for the fold models (defaults: FastTextConfig's)
 MIN_STEPS = 300  # small data sets get more epochs, so that each fold model still makes this many updates
 

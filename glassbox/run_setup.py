@@ -99,6 +99,9 @@ def check_settings_apply(given: dict, kind: str, cfg: TrainConfig) -> None:
     """Refuse a data-specific setting the run would ignore (a --tokenizer on a table, --label on photos).
     kind: what kind_of() says of the data."""
     kind = {"builtin": "image", "text": "transformer" if cfg.model == "transformer" else "text"}.get(kind, kind)
+    if "momentum" in given and cfg.optimizer != "sgd":
+        raise UserError(f"--momentum applies to --optimizer sgd, and this run uses {cfg.optimizer} (which keeps its "
+                        f"own running averages); drop --momentum or add --optimizer sgd")
     for key in given:
         if key in APPLIES_TO and kind not in APPLIES_TO[key]:
             flag = "--" + key.replace("_", "-")

@@ -158,7 +158,9 @@ def test_impossible_settings_are_refused(capsys, tmp_path, digits_csv, flags, ne
                                            (["--control", "shuffled"], "choose one of: shuffled-labels"),
                                            (["--device", "tpu"], "unknown device 'tpu'"),
                                            (["--model", "fasttext"], "--model fasttext cannot read tabular data"),
-                                           (["--model", "gpt"], "gpt trains on a text corpus: --task lm")])
+                                           (["--model", "gpt"], "gpt trains on a text corpus: --task lm"),
+                                           (["--momentum", "0.5"], "--momentum applies to --optimizer sgd, and this run uses adamw"),
+                                           (["--optimizer", "sgd", "--momentum", "1"], "'momentum' setting")])
 def test_settings_that_cannot_work_are_refused_before_any_work(capsys, tmp_path, digits_csv, flags, needle):
     assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r"),
                                    *flags), needle)

@@ -174,6 +174,7 @@ def test_default_power_and_optimizer_flops():
     assert cost.default_power_watts("cpu", world_size=4) == cost.DEFAULT_POWER_WATTS  # one machine's CPUs
     assert cost.optimizer_flops_per_param("adamw") == 14
     assert cost.optimizer_flops_per_param("sgd") == 6 and cost.optimizer_flops_per_param("sgd", 0.01) == 8
+    assert cost.optimizer_flops_per_param("sgd", momentum=0.0) == 2 and cost.optimizer_flops_per_param("sgd", 0.01, 0.0) == 4
 
 
 def test_a_peak_measured_on_a_busy_machine_does_not_stick(tmp_path, monkeypatch):

@@ -56,6 +56,24 @@ def test_custom_loss_and_sgd():
     assert len(calls) >= 400 and res.best_val_accuracy > 0.85
 
 
+def test_plain_sgd_steps_by_minus_lr_times_the_gradient():
+    from glassbox.config import TrainConfig
+    from glassbox.train.loop import make_optimizer
+
+    x, y = digits_tensors()
+    for momentum in (0.0, 0.9):
+        torch.manual_seed(0)
+        model = nn.Linear(64, 10)
+        opt = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.5, momentum=momentum, weight_decay=0.0))
+        assert opt.param_groups[0]["momentum"] == momentum and opt.param_groups[0]["nesterov"] == (momentum > 0)
+        before = model.weight.detach().clone()
+        nn.functional.cross_entropy(model(x[:64]), y[:64]).backward()
+        grad = model.weight.grad.clone()
+        opt.step()
+        # the first step: plain SGD moves by lr * g; nesterov momentum by lr * (1 + m) * g
+        assert torch.allclose(model.weight.detach(), before - 0.5 * (1 + momentum) * grad, atol=1e-6)
+
+
 def test_training_is_deterministic_on_cpu():
     x, y = digits_tensors()
     outs = []

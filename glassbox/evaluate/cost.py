@@ -26,8 +26,9 @@ from torch.utils.flop_counter import FlopCounterMode
 # denom = sqrt(v)/bias_correction+eps 3, p += -step*m/denom 3.
 ADAMW_FLOPS_PER_PARAM = 14
 # SGD with nesterov momentum (torch's single-tensor SGD): buf = m*buf + g 2, g += m*buf 2, p -= lr*g 2;
-# weight decay adds g += wd*p 2.
+# plain SGD (momentum 0) is p -= lr*g alone; weight decay adds g += wd*p 2.
 SGD_FLOPS_PER_PARAM = 6
+PLAIN_SGD_FLOPS_PER_PARAM = 2
 DEFAULT_POWER_WATTS = 65.0     # wall power of a small 2-core CPU machine under load; pass your own
 GPU_FALLBACK_WATTS = 300.0     # a GPU whose power limit nvidia-smi cannot tell us
 DEFAULT_PRICE_PER_KWH = 0.30   # electricity price, in whatever currency you pay in
@@ -102,10 +103,10 @@ def optimizer_step_flops(model: torch.nn.Module, flops_per_param: int = ADAMW_FL
     return flops_per_param * sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def optimizer_flops_per_param(optimizer: str, weight_decay: float = 0.0) -> int:
+def optimizer_flops_per_param(optimizer: str, weight_decay: float = 0.0, momentum: float = 0.9) -> int:
     """Elementwise FLOPs per weight of one step of glassbox's optimizers ('adamw' or 'sgd')."""
     if optimizer == "sgd":
-        return SGD_FLOPS_PER_PARAM + (2 if weight_decay else 0)
+        return (SGD_FLOPS_PER_PARAM if momentum else PLAIN_SGD_FLOPS_PER_PARAM) + (2 if weight_decay else 0)
     return ADAMW_FLOPS_PER_PARAM
 
 

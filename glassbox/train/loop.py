@@ -115,7 +115,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
-        kind, settings = torch.optim.SGD, {"lr": cfg.lr, "momentum": 0.9, "nesterov": True}
+        kind, settings = torch.optim.SGD, {"lr": cfg.lr, "momentum": cfg.momentum, "nesterov": cfg.momentum > 0}
     else:
         kind, settings = torch.optim.AdamW, {"lr": cfg.lr, "betas": (0.9, 0.99) if cfg.task == "lm" else (0.9, 0.999)}
     try:  # the fused kernel updates every weight in one pass: 13% faster GPT steps on CPU (docs/benchmarks.md)
