@@ -56,11 +56,12 @@ def measure_cost(model, X: dict, result, cfg) -> dict:
     # MFU against the peak of the precision the model computes in (bfloat16 where it uses native bf16).
     # Under torchrun every rank ran the same steps on its own device: count them all, against all their peaks.
     dtype = model.compute_dtype(device) if hasattr(model, "compute_dtype") else torch.float32
+    cpu = result.threads if device.type == "cpu" else None  # the peak on the threads training ran on
     world = distributed.current().world_size
     ledger = cost_ledger(world * (result.steps * step_flops + eval_flops), max(result.train_seconds, 1e-9), infer_flops,
-                         max(infer_seconds, 1e-9), world * measure_matmul_peak(device, dtype),
+                         max(infer_seconds, 1e-9), world * measure_matmul_peak(device, dtype, threads=cpu),
                          power_watts=cfg.power_watts or default_power_watts(device, world),
-                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."))
+                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."), peak_threads=cpu)
     ledger["train"]["flops_per_step"] = step_flops
     ledger["train"]["steps"] = result.steps
     ledger["train"]["eval_flops"] = eval_flops

@@ -35,6 +35,7 @@ TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
     ("--label-smoothing", float, "cross-entropy label smoothing"),
     ("--seed", int, "one seed for split, init, batches and augmentation"),
     ("--device", str, "auto | cpu | cuda | cuda:N"),
+    ("--threads", int, "CPU threads for training (default: 1 for a small model, where more only add waiting)"),
     ("--eval-every", int, "evaluate on validation every N steps"),
     ("--patience", int, "evaluations without improvement before stopping"),
     ("--min-delta", float, "smallest validation-loss drop that counts as improvement"),

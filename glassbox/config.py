@@ -48,6 +48,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     seed: int = 0                 # one seed for split, init, batches and augmentation
     device: str = "auto"          # auto (CUDA if available, else CPU) | cpu | cuda | cuda:N
+    threads: int | None = None    # CPU threads for training (default: 1 for a small model, else torch's count)
     compile: bool = False         # torch.compile the training forward pass (first steps slower, later ones faster)
     # --- evaluation, early stopping, checkpoints ---
     eval_every: int | None = None  # evaluate on validation every N steps (default ~20 per run)
@@ -101,7 +102,7 @@ CHOICES = {"task": ("auto", "classify", "lm"), "model": ("auto", "mlp", "cnn", "
 RANGES = {"dropout": (0.0, 0.99), "label_smoothing": (0.0, 0.99), "seed": (0, 2**32 - 1), "weight_decay": (0.0, None),
           "grad_clip": (0.0, None), "warmup_steps": (0, None), "min_delta": (0.0, None), "patience": (0, None),
           "min_lr": (0.0, None), "n_layer": (1, 96), "n_head": (1, 256), "n_embd": (1, 16384), "block_size": (1, 65536),
-          "vocab_size": (2, 65535), "image_size": (4, 1024), "price_per_kwh": (0.0, None), "momentum": (0.0, 0.999)}
+          "vocab_size": (2, 65535), "image_size": (4, 1024), "price_per_kwh": (0.0, None), "momentum": (0.0, 0.999), "threads": (1, 4096)}
 
 
 def _types(values: dict) -> None:

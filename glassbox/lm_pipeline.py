@@ -156,11 +156,12 @@ def lm_cost(model, batches, result, cfg, val) -> dict:
             model(one)
             times.append(time.perf_counter() - t)
     dtype = model.compute_dtype(device)  # MFU against the peak of the precision the model computes in
+    cpu = result.threads if device.type == "cpu" else None  # the peak on the threads training ran on
     world = distributed.current().world_size  # under torchrun every rank ran the same steps on its own device
     ledger = cost_ledger(world * result.steps * step_flops, max(result.train_seconds, 1e-9), infer_flops,
-                         max(statistics.median(times), 1e-9), world * measure_matmul_peak(device, dtype),
+                         max(statistics.median(times), 1e-9), world * measure_matmul_peak(device, dtype, threads=cpu),
                          power_watts=cfg.power_watts or default_power_watts(device, world),
-                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."))
+                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."), peak_threads=cpu)
     ledger["train"]["flops_per_step"] = step_flops
     ledger["train"]["flops_per_token"] = step_flops / (cfg.batch_size * cfg.grad_accum * cfg.block_size)
     ledger["inference"]["unit"] = f"one forward pass over {cfg.block_size} tokens of context"

@@ -147,7 +147,8 @@ def test_a_bad_command_line_is_one_line_too(capsys):
 
 @pytest.mark.parametrize("flags, needle", [(["--val-fraction", "1.5"], "'val_fraction' setting must be a share"),
                                            (["--val-fraction", "0.5", "--test-fraction", "0.45"], "at least 10%"),
-                                           (["--price-per-kwh", "-1"], "'price_per_kwh' setting")])
+                                           (["--price-per-kwh", "-1"], "'price_per_kwh' setting"),
+                                           (["--threads", "0"], "'threads' setting")])
 def test_impossible_settings_are_refused(capsys, tmp_path, digits_csv, flags, needle):
     assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--out", str(tmp_path / "r"),
                                    *flags), needle)

@@ -152,6 +152,9 @@ def test_ledger_arithmetic():
     json.dumps(ledger)
     defaults = cost.cost_ledger(1e12, 100.0, 1e6, 1e-3, 1e11)
     assert (defaults["power_watts"], defaults["price_per_kwh"]) == (65.0, 0.30)
+    one = cost.cost_ledger(1e12, 100.0, 1e6, 1e-3, 1e11, peak_threads=1)  # the peak on the threads training used
+    assert "float32 matmul peak on 1 thread, as training ran (100 GFLOP/s)" in one["sentence"]
+    assert cost.reprice(one, power_watts=100.0)["peak_threads"] == 1
 
 
 def test_ledger_refuses_impossible_inputs():

@@ -99,3 +99,24 @@ def test_no_early_stop_before_the_model_beats_its_untrained_loss():
     for step, val in [(25, 0.60), (30, 0.62), (35, 0.65)]:  # learns, then memorises
         stopper.update(step, val, 0.5)
     assert stopper.should_stop and stopper.best_step == 25
+
+
+def test_small_models_train_on_one_thread_and_the_count_is_restored():
+    from glassbox.train.threads import SMALL_FORWARD_FLOPS, forward_flops, training_threads
+
+    x, y = digits_tensors()
+    small = nn.Linear(64, 10)
+    assert forward_flops(small, x[:32]) == 2 * 32 * 64 * 10  # the counter sees the real matmul
+    big = nn.Sequential(nn.Linear(64, 4096), nn.ReLU(), nn.Linear(4096, 4096))
+    assert forward_flops(big, x[:64]) > SMALL_FORWARD_FLOPS
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert training_threads(small, x[:32]) == 1
+        assert training_threads(big, x[:64]) == 2
+        assert training_threads(small, x[:32], requested=3) == 3  # --threads wins
+        res = glassbox.fit(small, (x[:1400], y[:1400]), (x[1400:], y[1400:]),
+                           config={"max_steps": 20, "batch_size": 32, "quiet": True, "device": "cpu"})
+        assert res.threads == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

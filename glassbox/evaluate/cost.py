@@ -21,6 +21,8 @@ import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
+from glassbox.train.threads import cpu_threads
+
 # AdamW's update is elementwise, so FlopCounterMode never sees it; we count it by hand from
 # torch's single-tensor AdamW: weight decay p*=(1-lr*wd) 1, m.lerp_(g) 3, v*=b2 then v+=(1-b2)*g*g 4,
 # denom = sqrt(v)/bias_correction+eps 3, p += -step*m/denom 3.
@@ -178,7 +180,7 @@ def _time_matmuls(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, count: in
     return time.perf_counter() - start
 
 
-def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False) -> float:
+def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False, threads: int | None = None) -> float:
     """FLOP/s of a large square matmul on this device: the practical peak MFU is measured against.
 
     The size doubles until one product takes 50 ms (or reaches PEAK_MAX_N); each of PEAK_REPEATS
@@ -187,8 +189,12 @@ def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False
     cache_dir()/matmul_peak.json, keyed by device name, dtype, torch version and CPU/thread count,
     and measured again when older than PEAK_MAX_AGE_SECONDS or with refresh=True; the cache keeps
     the highest value measured, so one measurement on a busy machine cannot stick.
+    threads: on a CPU, measure with this many threads (the count training ran on); None: torch's count.
     """
     device = torch.device(device)
+    if threads and device.type == "cpu" and threads != torch.get_num_threads():
+        with cpu_threads(threads):
+            return measure_matmul_peak(device, dtype, refresh)
     key = (f"{_device_name(device)} | {dtype} | torch {torch.__version__} | "
            f"{os.cpu_count()} cpus | {torch.get_num_threads()} threads")
     path = cache_dir() / "matmul_peak.json"
@@ -256,11 +262,13 @@ def _count(x: float) -> str:
 
 def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops: float,
                 inference_seconds: float, peak_flops: float, power_watts: float = DEFAULT_POWER_WATTS,
-                price_per_kwh: float = DEFAULT_PRICE_PER_KWH, peak_dtype: str = "float32") -> dict:
+                price_per_kwh: float = DEFAULT_PRICE_PER_KWH, peak_dtype: str = "float32",
+                peak_threads: int | None = None) -> dict:
     """What training cost, what one prediction costs, and how many predictions equal one training run.
 
     inference_flops and inference_seconds are for one prediction. MFU (model FLOPs utilisation)
-    = achieved FLOP/s / peak_flops, the matmul peak in the precision the model computes in (peak_dtype). Energy = power_watts x seconds (a constant draw: an estimate,
+    = achieved FLOP/s / peak_flops, the matmul peak in the precision the model computes in (peak_dtype),
+    on the CPU threads training ran on (peak_threads; None on a GPU). Energy = power_watts x seconds (a constant draw: an estimate,
     not a meter reading); money = energy x price_per_kwh. JSON-safe dict:
       {"peak_flops", "peak_dtype", "power_watts", "price_per_kwh",
        "train": {"flops", "seconds", "flops_per_second", "mfu", "energy_kwh", "cost"},
@@ -290,7 +298,8 @@ def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops:
              "energy_kwh_per_1000": kwh(1000 * inference_seconds),
              "cost_per_1000": kwh(1000 * inference_seconds) * price_per_kwh}
     ledger = {
-        "peak_flops": float(peak_flops), "peak_dtype": peak_dtype, "power_watts": float(power_watts),
+        "peak_flops": float(peak_flops), "peak_dtype": peak_dtype, "peak_threads": peak_threads,
+        "power_watts": float(power_watts),
         "price_per_kwh": float(price_per_kwh), "train": train, "inference": infer,
         "training_equals_predictions": {
             "by_flops": train_flops_total / inference_flops if inference_flops > 0 else None,
@@ -306,7 +315,7 @@ def reprice(ledger: dict, power_watts: float | None = None, price_per_kwh: float
     new = cost_ledger(t["flops"], t["seconds"], i["flops"], i["seconds"], ledger["peak_flops"],
                       power_watts=ledger["power_watts"] if power_watts is None else power_watts,
                       price_per_kwh=ledger["price_per_kwh"] if price_per_kwh is None else price_per_kwh,
-                      peak_dtype=ledger.get("peak_dtype", "float32"))
+                      peak_dtype=ledger.get("peak_dtype", "float32"), peak_threads=ledger.get("peak_threads"))
     for part in ("train", "inference"):
         new[part] = {**ledger[part], **new[part]}  # keep what the ledger knew besides (steps, FLOPs per step)
     return {**ledger, **new}
@@ -316,9 +325,11 @@ def _sentence(c: dict) -> str:
     t, i, ratio = c["train"], c["inference"], c["training_equals_predictions"]
     by_flops = f"{_count(ratio['by_flops'])} predictions by FLOPs, or " if ratio["by_flops"] else ""
     idle = (": one example at a time keeps the machine mostly idle" if i["mfu"] < t["mfu"] / 2 else "")
+    n = c.get("peak_threads")
+    threads = f" on {n} thread{'s' if n != 1 else ''}, as training ran" if n else ""
     return (f"Training cost as much as {by_flops}{_count(ratio['by_time'])} by time. "
             f"Training used {_flops(t['flops'])} in {_sig(t['seconds'], 3)} s, {t['mfu']:.1%} of this "
-            f"machine's measured {c.get('peak_dtype', 'float32')} matmul peak ({_flops(c['peak_flops'])}/s); one prediction takes "
+            f"machine's measured {c.get('peak_dtype', 'float32')} matmul peak{threads} ({_flops(c['peak_flops'])}/s); one prediction takes "
             f"{_flops(i['flops'])} and {_sig(i['seconds'] * 1e3, 2)} ms ({i['mfu']:.2%} of peak{idle}). "
             f"At {c['power_watts']:g} W and {c['price_per_kwh']:.2f} per kWh (assumed, not metered), "
             f"training used {_sig(t['energy_kwh'])} kWh costing {_sig(t['cost'])}, and 1,000 "

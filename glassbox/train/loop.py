@@ -23,6 +23,7 @@ from glassbox.train.checkpoint import Checkpointer
 from glassbox.train.early_stopping import EarlyStopping, explain
 from glassbox.train.progress import Progress, truncate_metrics
 from glassbox.train.schedule import lr_at
+from glassbox.train.threads import training_threads
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -46,6 +47,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # one record per evaluation
     train_seconds: float = 0.0
     examples_seen: int = 0
+    threads: int = 1            # CPU threads the training steps ran on (train/threads.py)
 
 
 @torch.no_grad()
@@ -196,6 +198,10 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
 
     model.train()
     on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
+    # On a CPU a small model trains faster on one thread (train/threads.py); the count is restored after.
+    threads = training_threads(model, val[0][:cfg.batch_size], cfg.threads) if not on_gpu else torch.get_num_threads()
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     reason, t0, seen = "max_steps", time.perf_counter(), 0
     run_loss, run_n = torch.tensor(running["loss"], device=device), running["n"]
     t_last, seen_last = time.perf_counter(), 0
@@ -251,6 +257,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     except KeyboardInterrupt:
         reason = "interrupted"
         progress.say("interrupted: stopping and restoring the best weights seen so far")
+    finally:
+        torch.set_num_threads(threads_before)
     progress.close()
     train_seconds = before["seconds"] + time.perf_counter() - t0  # across every session of a resumed run
     seen += before["seen"]
@@ -265,4 +273,4 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         torch.distributed.barrier()
     return FitResult(model=model, best_step=best["step"], best_val_loss=best["val_loss"], best_val_accuracy=best["val_accuracy"],
                      steps=step, stopped_early=reason == "early_stop", stop_reason=reason, verdict=verdict, chance=chance,
-                     history=history, train_seconds=train_seconds, examples_seen=seen * dist.world_size)
+                     history=history, train_seconds=train_seconds, examples_seen=seen * dist.world_size, threads=threads)
