@@ -112,9 +112,9 @@ def test_small_models_train_on_one_thread_and_the_count_is_restored():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert training_threads(small, x[:32]) == 1
-        assert training_threads(big, x[:64]) == 2
-        assert training_threads(small, x[:32], requested=3) == 3  # --threads wins
+        assert training_threads(small, x, 32) == 1
+        assert training_threads(big, x, 64) == 2
+        assert training_threads(small, x, 32, requested=3) == 3  # --threads wins
         res = glassbox.fit(small, (x[:1400], y[:1400]), (x[1400:], y[1400:]),
                            config={"max_steps": 20, "batch_size": 32, "quiet": True, "device": "cpu"})
         assert res.threads == 1 and torch.get_num_threads() == 2

@@ -199,7 +199,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     model.train()
     on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
     # On a CPU a small model trains faster on one thread (train/threads.py); the count is restored after.
-    threads = training_threads(model, val[0][:cfg.batch_size], cfg.threads) if not on_gpu else torch.get_num_threads()
+    threads = training_threads(model, val[0], cfg.batch_size, cfg.threads) if not on_gpu else torch.get_num_threads()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     reason, t0, seen = "max_steps", time.perf_counter(), 0

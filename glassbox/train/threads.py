@@ -9,7 +9,7 @@ model 5.7 s vs 2.3 s, the Adult MLP 8.2 s vs 3.1 s, the digits CNN 6.6 s vs 3.2 
 forward pass is below SMALL_FORWARD_FLOPS trains on one thread, and anything larger keeps torch's
 thread count. docs/benchmarks.md has the table.
 
-    n = training_threads(model, x_batch, requested=None)   # requested: the user's --threads, or None
+    n = training_threads(model, x_val, batch_size=64, requested=None)   # requested: the user's --threads
     with cpu_threads(n):
         ...  # train
 """
@@ -37,14 +37,15 @@ def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
         model.train(was_training)
 
 
-def training_threads(model: nn.Module, x_batch: torch.Tensor | None, requested: int | None = None) -> int:
-    """Threads to train with on a CPU: `requested` if given, else 1 for a small step, else torch's count."""
+def training_threads(model: nn.Module, x, batch_size: int, requested: int | None = None) -> int:
+    """Threads to train with on a CPU: `requested` if given, else 1 when a forward pass over batch_size
+    examples of x (inputs, e.g. the validation set's) is small, else torch's count."""
     if requested:
         return int(requested)
     available = torch.get_num_threads()
-    if available == 1 or x_batch is None or not torch.is_tensor(x_batch) or len(x_batch) == 0:
+    if available == 1 or not torch.is_tensor(x) or len(x) == 0:  # inputs it cannot slice: leave torch's count
         return available
-    return 1 if forward_flops(model, x_batch) < SMALL_FORWARD_FLOPS else available
+    return 1 if forward_flops(model, x[:batch_size]) < SMALL_FORWARD_FLOPS else available
 
 
 @contextlib.contextmanager
