@@ -102,7 +102,7 @@ def test_no_early_stop_before_the_model_beats_its_untrained_loss():
 
 
 def test_small_models_train_on_one_thread_and_the_count_is_restored():
-    from glassbox.train.threads import SMALL_FORWARD_FLOPS, forward_flops, training_threads
+    from glassbox.train.threads import SMALL_FORWARD_FLOPS, forward_flops, threads_for
 
     x, y = digits_tensors()
     small = nn.Linear(64, 10)
@@ -112,9 +112,9 @@ def test_small_models_train_on_one_thread_and_the_count_is_restored():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert training_threads(small, x, 32) == 1
-        assert training_threads(big, x, 64) == 2
-        assert training_threads(small, x, 32, requested=3) == 3  # --threads wins
+        assert threads_for(small, x, 32) == 1
+        assert threads_for(big, x, 64) == 2
+        assert threads_for(small, x, 32, requested=3) == 3  # --threads wins
         res = glassbox.fit(small, (x[:1400], y[:1400]), (x[1400:], y[1400:]),
                            config={"max_steps": 20, "batch_size": 32, "quiet": True, "device": "cpu"})
         assert res.threads == 1 and torch.get_num_threads() == 2

@@ -9,6 +9,7 @@ import torch
 from glassbox.data.encoders import encoder_from_dict
 from glassbox.errors import UserError
 from glassbox.export.artifact import load_artifact
+from glassbox.train.threads import cpu_threads, threads_for
 
 
 class Predictor:
@@ -19,6 +20,7 @@ class Predictor:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.model.eval()
+        self.threads = None  # CPU threads for predictions, chosen on the first batch (train/threads.py)
         if self.manifest.get("task") != "classify":
             what = "a language model" if self.manifest.get("task") == "lm" else f"a {self.manifest.get('task')!r} model"
             raise UserError(f"{artifact} is {what}, not a classifier; use 'glassbox generate'")
@@ -48,7 +50,11 @@ class Predictor:
     @torch.inference_mode()
     def predict_proba(self, inputs, batch_size: int = 256) -> torch.Tensor:
         x = self.encoder.encode(inputs)
-        out = [torch.softmax(self.model(x[i:i + batch_size]) / self.temperature, dim=-1) for i in range(0, len(x), batch_size)]
+        if self.threads is None and len(x):  # a small model answers faster on one thread (0.35 vs 0.89 ms for SMS)
+            self.threads = threads_for(self.model, x, batch_size)
+        with cpu_threads(self.threads or torch.get_num_threads()):
+            out = [torch.softmax(self.model(x[i:i + batch_size]) / self.temperature, dim=-1)
+                   for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, len(self.classes))
 
     def predict(self, inputs) -> list[dict]:

@@ -23,7 +23,7 @@ from glassbox.train.checkpoint import Checkpointer
 from glassbox.train.early_stopping import EarlyStopping, explain
 from glassbox.train.progress import Progress, truncate_metrics
 from glassbox.train.schedule import lr_at
-from glassbox.train.threads import training_threads
+from glassbox.train.threads import threads_for
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -199,7 +199,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     model.train()
     on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
     # On a CPU a small model trains faster on one thread (train/threads.py); the count is restored after.
-    threads = training_threads(model, val[0], cfg.batch_size, cfg.threads) if not on_gpu else torch.get_num_threads()
+    threads = threads_for(model, val[0], cfg.batch_size, cfg.threads) if not on_gpu else torch.get_num_threads()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     reason, t0, seen = "max_steps", time.perf_counter(), 0

@@ -1,4 +1,4 @@
-"""How many CPU threads a training run uses.
+"""How many CPU threads training (and inference) use.
 
 A small model's step is hundreds of small operations; splitting each across threads costs more in
 waking and joining them than it saves, the more so because the CLI lets idle threads sleep
@@ -9,7 +9,7 @@ model 5.7 s vs 2.3 s, the Adult MLP 8.2 s vs 3.1 s, the digits CNN 6.6 s vs 3.2 
 forward pass is below SMALL_FORWARD_FLOPS trains on one thread, and anything larger keeps torch's
 thread count. docs/benchmarks.md has the table.
 
-    n = training_threads(model, x_val, batch_size=64, requested=None)   # requested: the user's --threads
+    n = threads_for(model, x_val, batch_size=64, requested=None)   # requested: the user's --threads
     with cpu_threads(n):
         ...  # train
 """
@@ -37,8 +37,8 @@ def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
         model.train(was_training)
 
 
-def training_threads(model: nn.Module, x, batch_size: int, requested: int | None = None) -> int:
-    """Threads to train with on a CPU: `requested` if given, else 1 when a forward pass over batch_size
+def threads_for(model: nn.Module, x, batch_size: int, requested: int | None = None) -> int:
+    """Threads to run `model` with on a CPU: `requested` if given, else 1 when a forward pass over batch_size
     examples of x (inputs, e.g. the validation set's) is small, else torch's count."""
     if requested:
         return int(requested)
