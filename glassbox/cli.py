@@ -145,6 +145,7 @@ def cmd_generate(args) -> None:
 
     from glassbox.data.corpus import tokenizer_from_dict
     from glassbox.export.artifact import load_artifact, read_manifest
+    from glassbox.train.threads import cpu_threads, generation_threads
 
     import math
 
@@ -177,7 +178,9 @@ def cmd_generate(args) -> None:
     if not ids:
         raise UserError("the prompt is empty after tokenising; give at least one character")
     gen = torch.Generator().manual_seed(args.seed)
-    out = model.generate(torch.tensor([ids]), args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, generator=gen)
+    with cpu_threads(generation_threads(model, manifest.get("inference_flops"))):
+        out = model.generate(torch.tensor([ids]), args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                             generator=gen)
     print(tok.decode(out[0].tolist()))
 
 

@@ -104,7 +104,8 @@ def run_lm(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     artifact = save_artifact(run_dir / "model", model, "gpt", asdict(gpt_config), task="lm", classes=None,
                              encoder=tok.to_dict(), data_fingerprint=corpus["sha256"],
                              extra={"knowledge_cutoff": {"corpus_sha256": corpus["sha256"], "corpus_source": str(data),
-                                                         "corpus_tokens": corpus["tokens"], "trained_on": corpus["trained_on"]}})
+                                                         "corpus_tokens": corpus["tokens"], "trained_on": corpus["trained_on"]},
+                                    "inference_flops": cost["inference"]["flops"]})
     summary["artifact"] = str(artifact)
     lap("evaluation")  # samples, cost ledger and export
     summary["wall_seconds"] = time.perf_counter() - t_start

@@ -286,7 +286,9 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     artifact = save_artifact(run_dir / "model", model, arch, model_config, task="classify", classes=ex.classes,
                              seen_keys=train_ex.keys + val_ex.keys,
                              encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
-                             extra={"temperature": summary["temperature"]} if "temperature" in summary else None)
+                             extra={**({"temperature": summary["temperature"]} if "temperature" in summary else {}),
+                                    **({"inference_flops": summary["cost"]["inference"]["flops"]} if "cost" in summary else {})}
+                             or None)
     summary["artifact"] = str(artifact)
     lap("export")
     summary["wall_seconds"] = time.perf_counter() - t_start

@@ -9,7 +9,7 @@ import torch
 from glassbox.data.encoders import encoder_from_dict
 from glassbox.errors import UserError
 from glassbox.export.artifact import load_artifact
-from glassbox.train.threads import cpu_threads, threads_for
+from glassbox.train.threads import cpu_threads, forward_flops, threads_for_flops
 
 
 class Predictor:
@@ -20,7 +20,8 @@ class Predictor:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.model.eval()
-        self.threads = None  # CPU threads for predictions, chosen on the first batch (train/threads.py)
+        self.threads = None  # CPU threads of the last predictions
+        self.flops_per_example = self.manifest.get("inference_flops")  # one prediction's FLOPs, counted at export
         if self.manifest.get("task") != "classify":
             what = "a language model" if self.manifest.get("task") == "lm" else f"a {self.manifest.get('task')!r} model"
             raise UserError(f"{artifact} is {what}, not a classifier; use 'glassbox generate'")
@@ -50,8 +51,12 @@ class Predictor:
     @torch.inference_mode()
     def predict_proba(self, inputs, batch_size: int = 256) -> torch.Tensor:
         x = self.encoder.encode(inputs)
-        if self.threads is None and len(x):  # a small model answers faster on one thread (0.35 vs 0.89 ms for SMS)
-            self.threads = threads_for(self.model, x, batch_size)
+        # A small model answers faster on one CPU thread (one SMS message: 0.37 vs 0.89 ms); train/threads.py.
+        if isinstance(self.flops_per_example, (int, float)) and self.flops_per_example > 0:
+            self.threads = threads_for_flops(self.flops_per_example * min(len(x), batch_size))
+        elif len(x):  # an artifact from before the count was saved: count once, on this batch
+            self.flops_per_example = forward_flops(self.model, x[:1])
+            self.threads = threads_for_flops(self.flops_per_example * min(len(x), batch_size))
         with cpu_threads(self.threads or torch.get_num_threads()):
             out = [torch.softmax(self.model(x[i:i + batch_size]) / self.temperature, dim=-1)
                    for i in range(0, len(x), batch_size)]

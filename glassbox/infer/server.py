@@ -40,11 +40,13 @@ def make_app(artifact: str | Path):
 
         from glassbox.data.corpus import tokenizer_from_dict
         from glassbox.export.artifact import load_artifact
+        from glassbox.train.threads import cpu_threads, generation_threads
 
         _, model = load_artifact(artifact)
         for p in model.parameters():
             p.requires_grad_(False)
         tok = tokenizer_from_dict(manifest["preprocessing"])
+        threads = generation_threads(model, manifest.get("inference_flops"))
 
         @app.post("/generate")
         def generate(req: GenerateRequest):
@@ -54,8 +56,9 @@ def make_app(artifact: str | Path):
                 raise HTTPException(status_code=422, detail=str(e)) from None
             if not ids:
                 raise HTTPException(status_code=422, detail="the prompt is empty")
-            out = model.generate(torch.tensor([ids]), req.max_new_tokens, temperature=req.temperature,
-                                 top_k=req.top_k, generator=torch.Generator().manual_seed(req.seed))
+            with cpu_threads(threads):
+                out = model.generate(torch.tensor([ids]), req.max_new_tokens, temperature=req.temperature,
+                                     top_k=req.top_k, generator=torch.Generator().manual_seed(req.seed))
             return {"text": tok.decode(out[0].tolist())}
     else:
         from glassbox.infer.predictor import Predictor
