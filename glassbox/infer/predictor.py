@@ -21,7 +21,8 @@ class Predictor:
             p.requires_grad_(False)
         self.model.eval()
         self.threads = None  # CPU threads of the last predictions
-        self.flops_per_example = self.manifest.get("inference_flops")  # one prediction's FLOPs, counted at export
+        flops = self.manifest.get("inference_flops")  # one prediction's FLOPs, counted at export
+        self.flops_per_example = float(flops) if isinstance(flops, (int, float)) and flops > 0 else None
         if self.manifest.get("task") != "classify":
             what = "a language model" if self.manifest.get("task") == "lm" else f"a {self.manifest.get('task')!r} model"
             raise UserError(f"{artifact} is {what}, not a classifier; use 'glassbox generate'")
@@ -52,12 +53,10 @@ class Predictor:
     def predict_proba(self, inputs, batch_size: int = 256) -> torch.Tensor:
         x = self.encoder.encode(inputs)
         # A small model answers faster on one CPU thread (one SMS message: 0.37 vs 0.89 ms); train/threads.py.
-        if isinstance(self.flops_per_example, (int, float)) and self.flops_per_example > 0:
-            self.threads = threads_for_flops(self.flops_per_example * min(len(x), batch_size))
-        elif len(x):  # an artifact from before the count was saved: count once, on this batch
+        if self.flops_per_example is None and len(x):  # an artifact from before the count was saved: count once
             self.flops_per_example = forward_flops(self.model, x[:1])
-            self.threads = threads_for_flops(self.flops_per_example * min(len(x), batch_size))
-        with cpu_threads(self.threads or torch.get_num_threads()):
+        self.threads = threads_for_flops((self.flops_per_example or 0) * min(len(x), batch_size))
+        with cpu_threads(self.threads):
             out = [torch.softmax(self.model(x[i:i + batch_size]) / self.temperature, dim=-1)
                    for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, len(self.classes))
