@@ -3,6 +3,8 @@
 Both load data exactly as `glassbox train` does (the loaders in pipeline.py)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from glassbox.config import make_config
@@ -33,8 +35,12 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
         size = ex.inputs.shape[-1] if ex.kind == "image" else None
         test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg), classes=ex.classes if ex.kind == "image" else None,
                                         size=size), ex.classes)
-    probs = out_of_fold(ex, folds, cfg.seed) if label_errors else None
-    report = run_audit(ex, test=test, pred_probs=probs)
+    if label_errors and show and ex.kind == "image":
+        print(f"training {folds} small CNNs on the {len(ex):,} images, each scoring the ones it did not see, for the "
+              f"likely-label-errors check (--no-label-errors skips it)", file=sys.stderr, flush=True)
+    probs, _ = out_of_fold(ex, folds, cfg.seed, cfg.device) if label_errors else (None, None)
+    report = run_audit(ex, test=test, pred_probs=probs,
+                       label_errors_note=None if label_errors else "not checked (--no-label-errors).")
     if show:
         report.render()
     return report

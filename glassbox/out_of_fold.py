@@ -1,10 +1,14 @@
-"""Out-of-fold predicted probabilities: every example scored by a fast text model that never saw it.
+"""Out-of-fold predicted probabilities: every example scored by a quick model that never saw it.
 
 cleanlab's label-error finding needs these: a model scored on its own training data agrees with
-every label it was given, right or wrong. Folds are stratified and duplicate-aware (identical texts
-share a fold), so a copy of an example cannot vouch for its label from the training side.
+every label it was given, right or wrong. Folds are stratified and duplicate-aware (identical inputs
+share a fold), so a copy of an example cannot vouch for its label from the training side. Each kind of
+data gets a quick version of the model glassbox trains on it: fastText-style for text, the MLP for
+tables, a narrow CNN for images.
 
-    probs = out_of_fold_probs(examples, k=5)           # (N, n_classes), rows sum to 1
+    folds = FoldModels(examples, k=5)     # encodes the inputs once; folds.flops: what training them costs
+    probs = folds.probabilities()         # (N, n_classes), rows sum to 1
+    probs = out_of_fold_probs(examples)   # the same in one call
     report = run_audit(examples, pred_probs=probs)
 """
 from __future__ import annotations
@@ -14,22 +18,30 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn as nn
 
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
-from glassbox.data.text import HashedNgramEncoder
 from glassbox.errors import UserError
-from glassbox.models.fasttext import FastText, FastTextConfig
 from glassbox.train.loop import fit, predict_logits
+from glassbox.train.threads import forward_flops, threads_for
 
-# How each fold's model trains: a few quick epochs of plain SGD in large batches (five folds must cost
-# less than one careful training run); early stopping on a tenth of the training folds. Plain SGD at
-# lr 3 finds label errors as well as momentum 0.9 at lr 0.3 (5 flip seeds: precision 0.963 vs 0.962,
-# recall 0.897 vs 0.901) in 15% less time.
-OOF_TRAIN = TrainConfig(optimizer="sgd", lr=3.0, momentum=0.0, epochs=5, batch_size=128, weight_decay=0.0,
-                        patience=3, quiet=True, device="cpu")
-OOF_MODEL: dict = {}  # FastTextConfig fields for the fold models (defaults: FastTextConfig's)
-MIN_STEPS = 300  # small data sets get more epochs, so that each fold model still makes this many updates
+# How each kind's fold models train: a few quick epochs (k folds must cost less than one careful training
+# run), early stopping on a tenth of the training folds. Text: plain SGD at lr 3 finds label errors as well
+# as momentum 0.9 at lr 0.3 (5 flip seeds: precision 0.963 vs 0.962, recall 0.897 vs 0.901) in 15% less
+# time. Tables and images: AdamW, as their full training runs. Text and table models are far below the size
+# where a second CPU thread helps (glassbox/train/threads.py), so they train on one without counting FLOPs
+# first; image models follow the rule. docs/benchmarks.md has the measurements.
+FOLD_TRAIN = {
+    "text": TrainConfig(optimizer="sgd", lr=3.0, momentum=0.0, epochs=5, batch_size=128, weight_decay=0.0,
+                        patience=3, quiet=True, device="cpu", threads=1),
+    "tabular": TrainConfig(optimizer="adamw", lr=3e-3, epochs=3, batch_size=256, weight_decay=0.01,
+                           patience=3, quiet=True, device="cpu", threads=1),
+    "image": TrainConfig(optimizer="adamw", lr=3e-3, epochs=3, batch_size=64, weight_decay=0.01,
+                         patience=3, quiet=True, device="auto"),
+}
+# Small data sets get more epochs, so that each fold model still makes this many updates.
+MIN_STEPS = {"text": 300, "tabular": 300, "image": 150}
 
 
 def duplicate_aware_folds(keys: list[str], labels: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -52,48 +64,96 @@ def duplicate_aware_folds(keys: list[str], labels: np.ndarray, k: int = 5, seed:
     return fold_of_group[codes]
 
 
+class FoldModels:
+    """k quick models of the data's kind, each trained without one fold and scoring that fold.
+
+    config:  TrainConfig for each fold (default FOLD_TRAIN[kind]); model: the fold model's config fields
+             (FastTextConfig, MLPConfig or CNNConfig); encoder: HashedNgramEncoder arguments (text).
+    threads: torch CPU threads while training (default: the config's, else as `glassbox train` picks).
+    device:  where the fold models train (default: the config's; image models: a GPU if there is one).
+
+    Every encoder is fitted on all the examples: which n-grams occur, a column's mean and spread, an image
+    channel's mean are read from the inputs alone, never the labels, so sharing them leaks nothing about a
+    held-out label, and the inputs are encoded once instead of k times."""
+
+    def __init__(self, examples: Examples, k: int = 5, seed: int = 0, config: TrainConfig | None = None,
+                 model: dict | None = None, encoder: dict | None = None, threads: int | None = None,
+                 device: str | None = None):
+        if examples.kind not in FOLD_TRAIN:
+            raise ValueError(f"no fold model for {examples.kind!r} examples; known kinds: {', '.join(FOLD_TRAIN)}")
+        self.examples, self.k, self.seed, self.threads = examples, k, seed, threads
+        self.folds = duplicate_aware_folds(examples.keys, examples.labels, k, seed)
+        if np.bincount(self.folds, minlength=k).min() < 2:
+            raise UserError(f"--folds {k} leaves a fold (nearly) empty with {len(examples):,} examples; use fewer "
+                            f"folds (the default is 5)")
+        self.config = replace(config or FOLD_TRAIN[examples.kind], seed=seed)
+        if device is not None:
+            self.config = replace(self.config, device=device)
+        self.x, self._make = _encode_and_model(examples, model or {}, encoder or {})
+
+    def make_model(self) -> nn.Module:
+        return self._make()
+
+    def epochs(self, n_train: int) -> float:
+        cfg = self.config
+        return max(cfg.epochs or 1, MIN_STEPS[self.examples.kind] * cfg.batch_size / max(1, n_train))
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of training all k fold models (forward and backward, 3x the forward pass) if none stops early."""
+        n = len(self.examples)
+        n_train = 0.9 * n * (self.k - 1) / self.k
+        bs = self.config.batch_size
+        per_example = forward_flops(self.make_model(), self.x[:bs]) / min(bs, n)
+        return 3.0 * per_example * self.k * self.epochs(int(n_train)) * n_train
+
+    def probabilities(self) -> np.ndarray:
+        """(N, n_classes) probabilities, each row from the fold model that did not train on that example."""
+        ex, x = self.examples, self.x
+        labels = torch.tensor(ex.labels, dtype=torch.long)  # a copy: tabular labels may be read-only
+        probs = np.zeros((len(ex), len(ex.classes)))
+        threads = self.threads or self.config.threads or threads_for(self.make_model(), x, self.config.batch_size)
+        for fold in range(self.k):
+            held = np.flatnonzero(self.folds == fold)
+            rest = np.flatnonzero(self.folds != fold)
+            # Early stopping needs data the fold model does not train on: a tenth of the other folds.
+            sub = duplicate_aware_folds([ex.keys[i] for i in rest], ex.labels[rest], 10, self.seed + fold + 1)
+            train, val = rest[sub != 0], rest[sub == 0]
+            torch.manual_seed(self.seed + fold)  # the initial weights follow the seed too, not whatever ran before
+            net = self.make_model()
+            fold_cfg = replace(self.config, seed=self.seed + fold, threads=threads, epochs=self.epochs(len(train)))
+            result = fit(net, (x[train], labels[train]), (x[val], labels[val]), config=fold_cfg)
+            device = next(result.model.parameters()).device
+            probs[held] = torch.softmax(predict_logits(result.model, x[held], device=device), dim=-1).numpy()
+        return probs
+
+
 def out_of_fold_probs(examples: Examples, k: int = 5, seed: int = 0, config: TrainConfig | None = None,
-                      model: dict | None = None, encoder: dict | None = None, threads: int | None = 1) -> np.ndarray:
-    """(N, n_classes) probabilities, each row from the fold model that did not train on that example.
-
-    config:  TrainConfig for each fold (default OOF_TRAIN); model: FastTextConfig fields (default OOF_MODEL);
-    encoder: HashedNgramEncoder arguments.
-    threads: torch CPU threads while training (restored after). One is as fast for these small models,
-             and many times faster when other processes share the cores; None leaves torch's setting."""
-    if examples.kind != "text":
-        raise ValueError(f"out_of_fold_probs trains a text model; got {examples.kind!r} examples")
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return _out_of_fold(examples, k, seed, config, model, encoder)
-    finally:
-        torch.set_num_threads(before)
+                      model: dict | None = None, encoder: dict | None = None, threads: int | None = None) -> np.ndarray:
+    """(N, n_classes) out-of-fold probabilities from k quick models of the examples' kind (see FoldModels)."""
+    return FoldModels(examples, k, seed, config, model, encoder, threads).probabilities()
 
 
-def _out_of_fold(examples, k, seed, config, model, encoder) -> np.ndarray:
-    cfg = replace(config or OOF_TRAIN, seed=seed)
-    folds = duplicate_aware_folds(examples.keys, examples.labels, k, seed)
-    if np.bincount(folds, minlength=k).min() < 2:
-        raise UserError(f"--folds {k} leaves a fold (nearly) empty with {len(examples):,} examples; use fewer folds "
-                        f"(the default is 5)")
-    labels = torch.from_numpy(examples.labels)
-    probs = np.zeros((len(examples), len(examples.classes)))
-    # One vocabulary for all folds: which n-grams occur is read from the texts alone, never the labels,
-    # so sharing it leaks nothing about a held-out label, and the texts are hashed once instead of k times.
-    enc = HashedNgramEncoder(**(encoder or {})).fit(examples.inputs)
-    x = enc.encode(examples.inputs)
-    for fold in range(k):
-        held = np.flatnonzero(folds == fold)
-        rest = np.flatnonzero(folds != fold)
-        # Early stopping needs data the fold model does not train on: a tenth of the other folds.
-        sub = duplicate_aware_folds([examples.keys[i] for i in rest], examples.labels[rest], 10, seed + fold + 1)
-        train, val = rest[sub != 0], rest[sub == 0]
-        torch.manual_seed(seed + fold)  # the initial weights follow the seed too, not whatever ran before
-        net = FastText(FastTextConfig(enc.vocab_size, len(examples.classes),
-                                      **{"word_vocab": enc.word_vocab_, **(model or OOF_MODEL)}))
-        epochs = cfg.epochs if cfg.max_steps is not None else max(cfg.epochs or 1, MIN_STEPS * cfg.batch_size / len(train))
-        fold_cfg = replace(cfg, seed=seed + fold, epochs=epochs)
-        result = fit(net, (x[train], labels[train]), (x[val], labels[val]), config=fold_cfg)
-        probs[held] = torch.softmax(predict_logits(result.model, x[held]), dim=-1).numpy()
-    return probs
+def _encode_and_model(ex: Examples, model: dict, encoder: dict):
+    """(every input encoded, a function that builds a fresh fold model)."""
+    k = len(ex.classes)
+    if ex.kind == "text":
+        from glassbox.data.text import HashedNgramEncoder
+        from glassbox.models.fasttext import FastText, FastTextConfig
+
+        enc = HashedNgramEncoder(**encoder).fit(ex.inputs)
+        settings = {"word_vocab": enc.word_vocab_, **model}
+        return enc.encode(ex.inputs), lambda: FastText(FastTextConfig(enc.vocab_size, k, **settings))
+    if ex.kind == "tabular":
+        from glassbox.data.tabular import TabularEncoder
+        from glassbox.models.mlp import MLP, MLPConfig
+
+        enc = TabularEncoder().fit(ex)
+        return enc.encode(ex.inputs), lambda: MLP(MLPConfig(enc.n_numeric, k, enc.cardinalities, **model))
+    from glassbox.data.images import ImageEncoder
+    from glassbox.models.cnn import CNN, CNNConfig
+
+    enc = ImageEncoder().fit(ex)
+    # 16 channels: on the 8x8 digits 8 or 16 find flipped labels alike; on photos a quarter of the 32-wide model's FLOPs.
+    settings = {"width": 16, "stages": 2 if enc.size <= 16 else 3, "bf16": enc.size > 16, **model}
+    return enc.encode(ex.inputs), lambda: CNN(CNNConfig(enc.channels, k, image_size=enc.size, **settings))

@@ -127,6 +127,53 @@ def test_out_of_fold_probabilities_follow_the_seed_alone(sms):
     assert not np.allclose(first, out_of_fold_probs(ex, k=3, seed=1))
 
 
+def flip_labels(ex: Examples, share: float, seed: int) -> np.ndarray:
+    """Change `share` of ex's labels to another class at random; returns the changed rows."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(ex), int(share * len(ex)), replace=False)
+    ex.labels = ex.labels.copy()
+    ex.labels[rows] = (ex.labels[rows] + rng.integers(1, len(ex.classes), len(rows))) % len(ex.classes)
+    return rows
+
+
+def found_share(ex: Examples, flipped: np.ndarray) -> tuple[float, float]:
+    """(precision, recall) of the likely-label-errors finding against the flipped rows."""
+    found = run_audit(ex, pred_probs=out_of_fold_probs(ex, k=5, seed=0), near=False).finding("label_errors")
+    hits = np.isin(found.flagged["row"], flipped).sum()
+    return hits / max(1, found.count), hits / len(flipped)
+
+
+def test_flipped_labels_in_a_table_are_found_by_mlp_folds(digits_csv):
+    # The 1,797 real digits as a table of 64 pixel columns; the fold models are MLPs.
+    ex = load_tabular(digits_csv, label="digit")
+    flipped = flip_labels(ex, 0.05, seed=0)
+    precision, recall = found_share(ex, flipped)
+    assert precision >= 0.8 and recall >= 0.85, (precision, recall)
+
+
+def test_flipped_labels_in_images_are_found_by_cnn_folds():
+    from glassbox.data.builtin import load_builtin
+
+    ex = load_builtin("digits")
+    flipped = flip_labels(ex, 0.05, seed=0)
+    precision, recall = found_share(ex, flipped)
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+
+
+def test_train_skips_costly_image_folds_and_says_so():
+    from glassbox.data.builtin import load_builtin
+    from glassbox.pipeline import TRAIN_FOLD_FLOPS, out_of_fold
+
+    ex = load_builtin("digits")
+    probs, note = out_of_fold(ex, 5, seed=0, device="cpu", max_flops={"cpu": 1e9})  # 0.1 TFLOP is over this budget
+    assert probs is None and note.startswith("not checked during training") and "glassbox audit" in note
+    finding = run_audit(ex, pred_probs=probs, label_errors_note=note).finding("label_errors")
+    assert finding.severity == "info" and finding.count == 0 and finding.message == note
+    from glassbox.out_of_fold import FoldModels
+
+    assert FoldModels(ex).flops < TRAIN_FOLD_FLOPS["cpu"]  # the demo's digits are checked during training
+
+
 def test_folds_are_stratified_and_keep_copies_together(sms):
     folds = duplicate_aware_folds(sms.keys, sms.labels, k=5, seed=0)
     by_key = {}

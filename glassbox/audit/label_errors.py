@@ -14,6 +14,8 @@ import numpy as np
 from glassbox.audit.report import Finding, flagged_rows
 from glassbox.data.examples import Examples
 
+MANY = 0.05  # flagging more than this share of the examples gets a word on what that usually means
+
 
 def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "calibrated_count") -> Finding:
     """Flag the examples the model believes least, most suspicious first.
@@ -52,4 +54,8 @@ def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "calibra
     msg = (f"{len(rows):,} examples ({len(rows) / len(ex):.1%}) look mislabelled: a model trained without them "
            f"predicts another label with confidence, beyond the mistakes it makes elsewhere. Check them, most "
            f"suspicious first, and fix the labels that are wrong; the rest are hard cases worth keeping.")
+    if len(rows) > MANY * len(ex):
+        msg += (f" So many (over {MANY:.0%}) often means the inputs do not settle the label (a noisy task, such as "
+                f"predicting income from a census record) more than that the labels are wrong: expect most of "
+                f"them to be hard cases, and the clear mistakes near the top.")
     return Finding("label_errors", "Likely label errors", "warning", len(rows), msg, flagged, stats)

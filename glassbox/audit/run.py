@@ -6,19 +6,20 @@ import numpy as np
 from glassbox.audit import checks, duplicates
 from glassbox.audit.label_errors import label_errors
 from glassbox.audit.minhash import THRESHOLD
-from glassbox.audit.report import AuditReport
+from glassbox.audit.report import AuditReport, Finding
 from glassbox.data.examples import Examples
 
 
 def run_audit(examples: Examples, test: Examples | None = None, pred_probs: np.ndarray | None = None,
               groups: dict[str, list] | None = None, split: dict[str, np.ndarray] | None = None,
-              near_threshold: float = THRESHOLD, near: bool = True) -> AuditReport:
+              near_threshold: float = THRESHOLD, near: bool = True, label_errors_note: str | None = None) -> AuditReport:
     """Audit `examples` (and the user's own `test` file, for leakage).
 
     pred_probs: (N, K) out-of-fold probabilities, for the likely-label-errors check (skipped without them).
     groups:     group column -> value per example (default: examples.groups).
     split:      split name -> row indices (as split_indices returns), to check leakage between the splits.
-    near:       False skips the near-duplicate checks (the most expensive ones)."""
+    near:       False skips the near-duplicate checks (the most expensive ones).
+    label_errors_note: without pred_probs, why the likely-label-errors check did not run (shown as an info finding)."""
     if test is not None and test.kind != examples.kind:
         raise ValueError(f"test examples are {test.kind!r} but the training examples are {examples.kind!r}")
     c = duplicates.contents(examples, split, test, near_threshold, near)
@@ -35,4 +36,6 @@ def run_audit(examples: Examples, test: Examples | None = None, pred_probs: np.n
         findings.append(coverage)
     if pred_probs is not None:
         findings.append(label_errors(examples, pred_probs))
+    elif label_errors_note:
+        findings.append(Finding("label_errors", "Likely label errors", "info", 0, label_errors_note))
     return AuditReport(findings=findings, n_examples=len(examples), kind=examples.kind)
