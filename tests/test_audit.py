@@ -174,6 +174,48 @@ def test_train_skips_costly_image_folds_and_says_so():
     assert FoldModels(ex).flops < TRAIN_FOLD_FLOPS["cpu"]  # the demo's digits are checked during training
 
 
+def reencoded(image: np.ndarray, quality: int = 60, brighter: int = 12) -> np.ndarray:
+    """The same photo saved again as a lower-quality JPEG and a little brighter: a near copy, not an exact one."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(image.transpose(1, 2, 0).astype(int) + brighter, 0, 255).astype(np.uint8)).save(
+        buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB")).transpose(2, 0, 1)
+
+
+def test_near_duplicate_photos_and_near_leakage_are_found(cats_dogs_64):
+    from glassbox.data.images import load_images
+
+    photos = load_images(cats_dogs_64 / "1000", "cat|dog")
+    assert run_audit(photos).finding("near_duplicates").count == 0  # these 1,000 photos hold no copies
+    copy = reencoded(photos.inputs[7])
+    assert not np.array_equal(copy, photos.inputs[7])
+    ex = Examples(kind="image", inputs=np.concatenate([photos.inputs, copy[None]]), labels=np.r_[photos.labels, photos.labels[7]],
+                  classes=photos.classes, keys=photos.keys + ["planted copy"], lines=photos.lines + ["planted.jpg"])
+    near = run_audit(ex).finding("near_duplicates")
+    assert near.severity == "warning" and near.count == 1
+    row = near.flagged.iloc[0]
+    assert row["line"] == "planted.jpg" and row["near_row"] == 7 and row["correlation"] >= 0.98
+    # The original in train and its near copy in test: near leakage, though no exact copy crosses.
+    rest = np.setdiff1d(np.arange(len(photos)), [7])
+    report = run_audit(ex, split={"train": np.r_[7, rest[:800]], "test": np.r_[rest[800:], len(photos)]})
+    assert report.finding("leakage").count == 0
+    leak = report.finding("near_leakage")
+    assert leak.count == 1 and leak.flagged.iloc[0]["line"] == "planted.jpg" and leak.flagged.iloc[0]["other_row"] == 7
+
+
+def test_different_handwritten_digits_are_not_near_duplicates():
+    # Different people's digits can share a perceptual hash; the pixel correlation keeps them apart.
+    from glassbox.audit.image_hash import candidate_pairs, perceptual_hashes
+    from glassbox.data.builtin import load_builtin
+
+    digits = load_builtin("digits")
+    candidates = len(candidate_pairs(perceptual_hashes(digits.inputs))[0])
+    near = run_audit(digits).finding("near_duplicates")
+    assert candidates > 20 and near.count <= 2, (candidates, near.count)
+
+
 def test_folds_are_stratified_and_keep_copies_together(sms):
     folds = duplicate_aware_folds(sms.keys, sms.labels, k=5, seed=0)
     by_key = {}

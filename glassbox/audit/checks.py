@@ -61,7 +61,8 @@ def missing_values(ex: Examples) -> Finding:
                f"common label for them. Fill them in or remove those rows.")
         return Finding("missing_values", "Empty texts", "warning", len(empty), msg, flagged_rows(ex, empty), stats)
     if ex.kind != "tabular":
-        return Finding("missing_values", "Missing values", "info", 0, "not checked for images.")
+        return Finding("missing_values", "Missing values", "info", 0,
+                       "an image has no missing values: a file that cannot be read stops loading with an error naming it.")
     missing = ex.inputs.apply(lambda col: col.astype(str).str.strip().str.lower().isin(MISSING))
     per_col = missing.sum().sort_values(ascending=False)
     per_col = per_col[per_col > 0]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from glassbox.audit.image_hash import MAX_BITS, MIN_CORRELATION, near_duplicate_images
 from glassbox.audit.minhash import SHINGLE, THRESHOLD, near_duplicate_groups
 from glassbox.audit.report import Finding, flagged_rows
 from glassbox.data.examples import Examples
@@ -51,6 +52,12 @@ def contents(examples: Examples, split: dict | None = None, test: Examples | Non
     elif near and examples.kind == "tabular":
         frame = pd.concat([ex.inputs.iloc[rows] for _, ex, rows in parts], ignore_index=True).iloc[first]
         near_ids = _group_ids(_tabular_near_hash(frame))
+    elif near and examples.kind == "image" and len({ex.inputs.shape[1:] for _, ex, _ in parts}) == 1:
+        images = np.empty((n_codes, *examples.inputs.shape[1:]), dtype=examples.inputs.dtype)
+        for p_idx, (_, ex, _) in enumerate(parts):  # each distinct image once, from the part it first appears in
+            sel = part[first] == p_idx
+            images[sel] = ex.inputs[row[first][sel]]
+        near_ids, similarity = near_duplicate_images(images)
     return Contents(parts, codes, part, row, first, near_ids, similarity)
 
 
@@ -98,7 +105,7 @@ def exact_duplicates(ex: Examples, c: Contents) -> Finding:
                            copies=sizes[inverse[repeat]])
     stats = {"examples": n, "distinct": distinct, "repeats": n - distinct,
              "groups_with_copies": int((sizes >= 2).sum()), "largest_group": int(sizes.max(initial=0))}
-    how = "once whitespace and case are ignored" if ex.kind == "text" else "with identical values"
+    how = {"text": "once whitespace and case are ignored", "image": "pixel for pixel"}.get(ex.kind, "with identical values")
     if ex.kind == "text":
         stats["distinct_as_read"] = len(set(ex.inputs))
         how += f" ({stats['distinct_as_read']:,} distinct exactly as read)"
@@ -113,7 +120,8 @@ def exact_duplicates(ex: Examples, c: Contents) -> Finding:
 
 
 def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> Finding:
-    """Distinct training contents that are near copies of another (MinHash for text, rounding for rows)."""
+    """Distinct training contents that are near copies of another (MinHash for text, rounding for rows,
+    perceptual hashes and pixel correlation for images)."""
     in_train = np.zeros(len(c.first), dtype=bool)
     in_train[c.codes[c.part < _n_own_parts(c)]] = True
     group = np.where(in_train, c.near, -1)
@@ -125,18 +133,20 @@ def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> 
     sizes = np.bincount(group[codes])
     extra = extra[np.lexsort((extra, -_nan0(c.similarity[extra]), -sizes[group[extra]]))]
     rows, head_rows = c.row[c.first[extra]], c.row[c.first[head[np.searchsorted(codes, extra)]]]
-    method = (f"sharing at least {threshold:.0%} of their {SHINGLE}-character pieces, by MinHash estimate"
-              if ex.kind == "text" else
-              f"identical after standardising numbers and rounding to {ROUND} decimals")
+    method = {"text": f"sharing at least {threshold:.0%} of their {SHINGLE}-character pieces, by MinHash estimate",
+              "image": f"the same picture re-encoded, resized or lightly edited: perceptual hashes at most {MAX_BITS} "
+                       f"of 63 bits apart and pixels correlating at {MIN_CORRELATION} or more"
+              }.get(ex.kind, f"identical after standardising numbers and rounding to {ROUND} decimals")
     extras = {"near_row": head_rows, "near_line": [ex.lines[i] for i in head_rows] if ex.lines else head_rows + 1}
     if ex.kind == "text":
         extras["similarity"] = c.similarity[extra]
         extras["near_input"] = [ex.inputs[i] for i in head_rows]
+    if ex.kind == "image":
+        extras["correlation"] = c.similarity[extra]
     flagged = flagged_rows(ex, rows, **extras)
     n_groups = len(head_pos)
-    stats = {"groups": n_groups, "near_copies": len(extra), "threshold": threshold if ex.kind == "text" else None}
-    if ex.kind == "image":
-        return Finding("near_duplicates", "Near duplicates", "info", 0, "not checked for images.", flagged, stats)
+    stats = {"groups": n_groups, "near_copies": len(extra),
+             "threshold": {"text": threshold, "image": MIN_CORRELATION}.get(ex.kind)}
     if not len(extra):
         return Finding("near_duplicates", "Near duplicates", "info", 0,
                        f"no {_what(ex)} are near copies of another ({method}).", flagged, stats)

@@ -30,12 +30,17 @@ class Finding:
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}. Got {self.severity!r} instead.")
 
+    @property
+    def checked(self) -> bool:
+        """False for a check that did not run (its message starts "not checked" and says why)."""
+        return not self.message.startswith("not checked")
+
     def worst(self, n: int = 5) -> list[dict]:
         return _records(self.flagged.head(n))
 
     def to_dict(self, worst: int = 5) -> dict:
         return {"name": self.name, "title": self.title, "severity": self.severity, "count": int(self.count),
-                "message": self.message, "stats": _json_safe(self.stats), "worst": self.worst(worst),
+                "checked": self.checked, "message": self.message, "stats": _json_safe(self.stats), "worst": self.worst(worst),
                 "flagged": _records(self.flagged)}
 
 
@@ -121,11 +126,11 @@ def render_audit(report: AuditReport, console=None, examples: int = 3) -> None:
     table.add_column("check", no_wrap=True)
     table.add_column("count", justify="right")
     for f in report.findings:
-        mark = {"error": "ERROR", "warning": "warn"}.get(f.severity, "ok")
+        mark = {"error": "ERROR", "warning": "warn"}.get(f.severity, "ok" if f.checked else "skip")
         table.add_row(f"[{_STYLE[f.severity]}]{mark}[/]", f.title, f"{f.count:,}")
     console.print(table)
     for f in report.findings:
-        if f.severity == "info" and not f.count:
+        if f.severity == "info" and not f.count and f.checked:
             continue
         console.print(f"[{_STYLE[f.severity]}]{f.title}[/]: {escape(f.message)}")
         for rec in f.flagged.head(examples if f.severity != "info" else 0).to_dict("records"):
@@ -133,7 +138,11 @@ def render_audit(report: AuditReport, console=None, examples: int = 3) -> None:
             where += f"{rec.pop('file')} " if "file" in rec else ""
             rec.pop("row", None)
             label = f"[{rec.pop('label')}] " if "label" in rec else ""
-            head = f"  {where}line {rec.pop('line')} {label}{_short(rec.pop('input'), 70)}"
+            line, shown = rec.pop("line"), rec.pop("input")
+            if shown is None:  # an image: its file name is where it is and what it is
+                head = f"  {where}{line} {label}".rstrip()
+            else:
+                head = f"  {where}line {line} {label}{_short(shown, 70)}"
             rest = ", ".join(f"{k}={_short(v, 40)}" for k, v in rec.items())
             console.print(escape(head + (f"  ({rest})" if rest else "")), highlight=False)
 
