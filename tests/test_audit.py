@@ -197,6 +197,12 @@ def test_near_duplicate_photos_and_near_leakage_are_found(cats_dogs_64):
     assert near.severity == "warning" and near.count == 1
     row = near.flagged.iloc[0]
     assert row["line"] == "planted.jpg" and row["near_row"] == 7 and row["correlation"] >= 0.98
+    assert near.stats["labels_differ"] == 0 and row["near_label"] == row["label"]
+    ex.labels = ex.labels.copy()
+    ex.labels[-1] = 1 - ex.labels[-1]  # the copy labelled as the other class: one of the two is wrong
+    near = run_audit(ex).finding("near_duplicates")
+    assert near.stats["labels_differ"] == 1 and "likely mislabelled" in near.message
+    ex.labels[-1] = 1 - ex.labels[-1]
     # The original in train and its near copy in test: near leakage, though no exact copy crosses.
     rest = np.setdiff1d(np.arange(len(photos)), [7])
     report = run_audit(ex, split={"train": np.r_[7, rest[:800]], "test": np.r_[rest[800:], len(photos)]})

@@ -143,9 +143,11 @@ def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> 
         extras["near_input"] = [ex.inputs[i] for i in head_rows]
     if ex.kind == "image":
         extras["correlation"] = c.similarity[extra]
+    differ = ex.labels[rows] != ex.labels[head_rows]
+    extras["near_label"] = np.asarray(ex.classes, dtype=object)[ex.labels[head_rows]]
     flagged = flagged_rows(ex, rows, **extras)
     n_groups = len(head_pos)
-    stats = {"groups": n_groups, "near_copies": len(extra),
+    stats = {"groups": n_groups, "near_copies": len(extra), "labels_differ": int(differ.sum()),
              "threshold": {"text": threshold, "image": MIN_CORRELATION}.get(ex.kind)}
     if not len(extra):
         return Finding("near_duplicates", "Near duplicates", "info", 0,
@@ -153,6 +155,9 @@ def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> 
     msg = (f"{len(extra):,} {_what(ex)} are near copies of another, in {n_groups:,} groups, {method}: they differ "
            f"only by small edits. The split keeps only exact copies together, so near copies can sit in train and "
            f"test and flatter the score; merge or remove those that are the same example.")
+    if differ.any():
+        msg += (f" {int(differ.sum()):,} of them carry another label than the {_what(ex)[:-1]} they copy: one of each "
+                f"such pair is likely mislabelled.")
     return Finding("near_duplicates", "Near duplicates", "warning", len(extra), msg, flagged, stats)
 
 
