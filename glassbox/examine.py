@@ -38,9 +38,8 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
     if label_errors and show and ex.kind == "image":
         print(f"training {folds} small CNNs on the {len(ex):,} images, each scoring the ones it did not see, for the "
               f"likely-label-errors check (--no-label-errors skips it)", file=sys.stderr, flush=True)
-    probs, _ = out_of_fold(ex, folds, cfg.seed, cfg.device) if label_errors else (None, None)
-    report = run_audit(ex, test=test, pred_probs=probs,
-                       label_errors_note=None if label_errors else "not checked (--no-label-errors).")
+    probs, note = out_of_fold(ex, folds, cfg.seed, cfg.device) if label_errors else (None, "not checked (--no-label-errors).")
+    report = run_audit(ex, test=test, pred_probs=probs, label_errors_note=note)
     if show:
         report.render()
     return report

@@ -83,6 +83,9 @@ class FoldModels:
             raise ValueError(f"no fold model for {examples.kind!r} examples; known kinds: {', '.join(FOLD_TRAIN)}")
         self.examples, self.k, self.seed, self.threads = examples, k, seed, threads
         self.folds = duplicate_aware_folds(examples.keys, examples.labels, k, seed)
+        few = too_few(examples, k)
+        if few:
+            raise UserError(few)
         if np.bincount(self.folds, minlength=k).min() < 2:
             raise UserError(f"--folds {k} leaves a fold (nearly) empty with {len(examples):,} examples; use fewer "
                             f"folds (the default is 5)")
@@ -119,6 +122,8 @@ class FoldModels:
             # Early stopping needs data the fold model does not train on: a tenth of the other folds.
             sub = duplicate_aware_folds([ex.keys[i] for i in rest], ex.labels[rest], 10, self.seed + fold + 1)
             train, val = rest[sub != 0], rest[sub == 0]
+            if not len(val):  # copies crowded into a few folds: no held-out part is left to stop on
+                val = train
             torch.manual_seed(self.seed + fold)  # the initial weights follow the seed too, not whatever ran before
             net = self.make_model()
             fold_cfg = replace(self.config, seed=self.seed + fold, threads=threads, epochs=self.epochs(len(train)))
@@ -126,6 +131,17 @@ class FoldModels:
             device = next(result.model.parameters()).device
             probs[held] = torch.softmax(predict_logits(result.model, x[held], device=device), dim=-1).numpy()
         return probs
+
+
+MIN_PER_FOLD = 10  # fewer examples per fold and the fold models learn too little to doubt a label
+
+
+def too_few(examples: Examples, k: int) -> str | None:
+    """Why k-fold checking cannot work on these examples (too few of them), or None."""
+    if len(examples) < MIN_PER_FOLD * k:
+        return (f"not checked: {len(examples):,} examples are too few for {k}-fold checking (it needs at least "
+                f"{MIN_PER_FOLD * k}, {MIN_PER_FOLD} per fold)")
+    return None
 
 
 def out_of_fold_probs(examples: Examples, k: int = 5, seed: int = 0, config: TrainConfig | None = None,

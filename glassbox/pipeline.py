@@ -229,6 +229,12 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         parts = split_indices(ex.keys, ex.labels, fractions, cfg.seed)
     else:
         parts = split_indices(ex.keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
+    empty = [name for name, idx in parts.items() if not len(idx)]
+    if empty:
+        hint = "add examples" + (", or pass your own --test FILE" if test is None else "")
+        raise UserError(f"{len(ex):,} examples are too few to split: the {' and '.join(empty)} split would be empty "
+                        f"(validation {cfg.val_fraction:.0%}{'' if test is not None else f', test {cfg.test_fraction:.0%}'}, "
+                        f"copies kept together); {hint}")
     if distributed.current().is_main:
         write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
     lap("data")
@@ -313,8 +319,10 @@ TRAIN_FOLD_FLOPS = {"cpu": 1e12, "cuda": 1e14}
 
 def out_of_fold(ex: Examples, folds: int, seed: int, device: str = "auto", max_flops: dict | None = None) -> tuple:
     """(out-of-fold probabilities for the label-error check, None) or (None, why it was not run)."""
-    from glassbox.out_of_fold import FoldModels
+    from glassbox.out_of_fold import FoldModels, too_few
 
+    if too_few(ex, folds):
+        return None, too_few(ex, folds)
     plan = FoldModels(ex, k=folds, seed=seed, device=device if ex.kind == "image" else None)
     if max_flops is not None and ex.kind == "image":
         flops, budget = plan.flops, max_flops[distributed.pick_device(plan.config.device).type]

@@ -51,6 +51,19 @@ def test_single_class(capsys, tmp_path):
                           "single class")
 
 
+def test_too_few_examples_to_split(capsys, tmp_path):
+    rows = "".join(f"{i},{i % 3},{'PQ'[i % 2]}\n" for i in range(15))  # 15 rows: 10% rounds to no test example
+    (tmp_path / "few.csv").write_text("a,b,y\n" + rows)
+    assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "few.csv"), "--label", "y", "--out", str(tmp_path / "r")),
+                          "15 examples are too few to split", "test split would be empty", "--test FILE")
+    # the audit still runs; the label-error check says why it did not
+    assert main(["audit", str(tmp_path / "few.csv"), "--label", "y", "--json"]) == 0
+    import json
+
+    found = {f["name"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert not found["label_errors"]["checked"] and "too few for 5-fold checking" in found["label_errors"]["message"]
+
+
 def test_ragged_rows_name_the_line(capsys, tmp_path):
     (tmp_path / "r.csv").write_text("a,b,y\n1,2,x\n3,4,y\n5,y\n6,7,x\n")
     assert_one_line_error(*run_cli(capsys, "train", str(tmp_path / "r.csv"), "--label", "y", "--out", str(tmp_path / "r")),

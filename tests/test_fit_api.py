@@ -120,3 +120,9 @@ def test_small_models_train_on_one_thread_and_the_count_is_restored():
         assert res.threads == 1 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_fit_without_validation_examples_says_so():
+    x, y = digits_tensors()
+    with pytest.raises(ValueError, match="at least one validation example"):
+        glassbox.fit(nn.Linear(64, 10), (x[:100], y[:100]), (x[:0], y[:0]), config={"max_steps": 5, "quiet": True})

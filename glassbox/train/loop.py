@@ -143,6 +143,9 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     model.to(device)
     train = as_batches(train_data, cfg, dist, augment)
     val = as_tensors(val_data)
+    if len(val[1]) == 0:
+        raise ValueError("fit needs at least one validation example: validation data picks the sweet spot and "
+                         "is never trained on")
     n_train = n_train or _size(train_data, cfg.batch_size)
     total = cfg.steps_for(n_train)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, total // 50)
