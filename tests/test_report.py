@@ -207,3 +207,17 @@ def test_report_works_energy_and_money_out_again_for_another_power_and_price(dig
     assert json.loads((run / "summary.json").read_text())["cost"] == before  # the run's own files stay as they were
     with pytest.raises(UserError, match="power_watts"):
         write_report(run, power_watts=0.0)
+
+
+def test_a_check_that_did_not_run_is_shown_as_skipped_with_its_reason(tmp_path):
+    from glassbox.audit import run_audit
+    from glassbox.data.builtin import load_builtin
+    from glassbox.report.load import Run
+    from glassbox.report.sections import audit
+
+    note = "not checked during training: the 5 fold models would cost 3 TFLOP; run `glassbox audit` to check"
+    report = run_audit(load_builtin("digits"), label_errors_note=note).to_dict()
+    html = audit(Run(path=tmp_path, summary={"task": "classify"}, audit=report))
+    row = next(r for r in html.split("<tr>") if "Likely label errors" in r)
+    assert ">skipped<" in row and "run `glassbox audit` to check" in row.replace("&#x60;", "`")
+    assert ">skipped<" not in next(r for r in html.split("<tr>") if "Exact duplicates" in r)

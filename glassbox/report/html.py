@@ -140,9 +140,9 @@ class Raw:
         self.html = html_text
 
 
-def severity(level: str) -> Raw:
+def severity(level: str, checked: bool = True) -> Raw:
     level = level if level in ("info", "warning", "error") else "info"
-    return Raw(f'<span class="sev sev-{level}">{level}</span>')
+    return Raw(f'<span class="sev sev-{level}">{level if checked else "skipped"}</span>')
 
 
 def image(png_base64: str | None, alt: str) -> str:

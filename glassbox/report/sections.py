@@ -70,12 +70,12 @@ def audit(run: Run) -> str:
     intro = (f"Before any weight moved, the audit checked the {count(a.get('n_examples'))} "
              f"{a.get('unit') or str(a.get('kind', '')) + ' examples'}: "
              f"{a.get('errors', 0)} error(s) and {a.get('warnings', 0)} warning(s). An error means the scores could "
-             f"be wrong; a warning means look at it; info means nothing to fix.")
+             f"be wrong; a warning means look at it; info means nothing to fix; skipped says why a check did not run.")
     findings = a.get("findings") or []
     order = {"error": 0, "warning": 1, "info": 2}
     findings = sorted(findings, key=lambda f: (order.get(f.get("severity"), 3), "leak" not in str(f.get("name")),
                                                -(f.get("count") or 0)))
-    rows = [[severity(f.get("severity", "info")), f.get("title", f.get("name")), count(f.get("count")),
+    rows = [[severity(f.get("severity", "info"), f.get("checked", True)), f.get("title", f.get("name")), count(f.get("count")),
              capital(f.get("message", ""))] for f in findings]
     html = para(intro) + table(["severity", "check", "count", "what it means"], rows, {2}, wide=True)
     for f in findings:
