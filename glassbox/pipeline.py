@@ -328,7 +328,8 @@ def out_of_fold(ex: Examples, folds: int, seed: int, device: str = "auto", max_f
         flops, budget = plan.flops, max_flops[distributed.pick_device(plan.config.device).type]
         if flops > budget:
             return None, (f"not checked during training: the {folds} fold models it trains on {len(ex):,} images would "
-                          f"cost {flops / 1e12:.0f} TFLOP; run `glassbox audit` on the same data to check")
+                          f"cost {flops / 1e12:.{1 if flops < 1e13 else 0}f} TFLOP, over the {budget / 1e12:g} TFLOP "
+                          f"a training run spends on it; run `glassbox audit` on the same data to check")
     return plan.probabilities(), None
 
 
