@@ -9,6 +9,7 @@ import numpy as np
 
 from glassbox.config import make_config
 from glassbox.errors import UserError
+from glassbox.out_of_fold import too_few
 from glassbox.pipeline import align_test, check_labels, kind_of, load_examples, out_of_fold
 
 
@@ -35,7 +36,7 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
         size = ex.inputs.shape[-1] if ex.kind == "image" else None
         test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg), classes=ex.classes if ex.kind == "image" else None,
                                         size=size), ex.classes)
-    if label_errors and show and ex.kind == "image":
+    if label_errors and show and ex.kind == "image" and not too_few(ex, folds):
         print(f"training {folds} small CNNs on the {len(ex):,} images, each scoring the ones it did not see, for the "
               f"likely-label-errors check (--no-label-errors skips it)", file=sys.stderr, flush=True)
     probs, note = out_of_fold(ex, folds, cfg.seed, cfg.device) if label_errors else (None, "not checked (--no-label-errors).")
