@@ -59,9 +59,10 @@ def ours(ex, split, seed: int, model: str):
         net = FastText(FastTextConfig(enc.vocab_size, len(ex.classes), word_vocab=enc.word_vocab_))
         cfg = TrainConfig(**TRAIN_DEFAULTS, quiet=True, device="cpu", seed=seed)
     else:
-        enc = BPEEncoder(vocab_size=4000, max_len=96).fit(train_texts)
-        net = TextTransformer(TextTransformerConfig(enc.vocab_size, len(ex.classes), max_len=96))
-        cfg = TrainConfig(epochs=10, batch_size=32, lr=1e-3, weight_decay=0.01, quiet=True, device="cpu", seed=seed)
+        # As `glassbox train --model transformer` sets it up: BPE vocabulary 8,000, 128 tokens, 2 layers, AdamW at 3e-3.
+        enc = BPEEncoder(vocab_size=8000, max_len=128).fit(train_texts)
+        net = TextTransformer(TextTransformerConfig(enc.vocab_size, len(ex.classes), max_len=128))
+        cfg = TrainConfig(epochs=10, batch_size=32, lr=3e-3, weight_decay=0.01, quiet=True, device="cpu", seed=seed)
     x = enc.encode(texts)
     tr, va, te = (torch.from_numpy(split[k]) for k in ("train", "val", "test"))
     result = fit(net, (x[tr], y[tr]), (x[va], y[va]), config=cfg)
