@@ -23,6 +23,7 @@ import torch.nn as nn
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 from glassbox.errors import UserError
+from glassbox.train import distributed
 from glassbox.train.loop import fit, predict_logits
 from glassbox.train.threads import forward_flops, threads_for
 
@@ -127,7 +128,8 @@ class FoldModels:
             torch.manual_seed(self.seed + fold)  # the initial weights follow the seed too, not whatever ran before
             net = self.make_model()
             fold_cfg = replace(self.config, seed=self.seed + fold, threads=threads, epochs=self.epochs(len(train)))
-            result = fit(net, (x[train], labels[train]), (x[val], labels[val]), config=fold_cfg)
+            with distributed.local():  # under torchrun every rank trains the same fold models on its own
+                result = fit(net, (x[train], labels[train]), (x[val], labels[val]), config=fold_cfg)
             device = next(result.model.parameters()).device
             probs[held] = torch.softmax(predict_logits(result.model, x[held], device=device), dim=-1).numpy()
         return probs

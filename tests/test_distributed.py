@@ -78,3 +78,15 @@ def test_sigkill_then_resume_under_torchrun_is_bit_identical(tmp_path, digits_cs
     a = load_file(tmp_path / "full" / "model" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"weights differ after resuming from step {step}"
+
+
+def test_local_block_trains_as_one_process_under_torchrun(monkeypatch):
+    # The audit's fold models train inside distributed.local(): each rank alone, no process group joined.
+    from glassbox.train import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert distributed.current().world_size == 2 and distributed.current().rank == 1
+    with distributed.local():
+        assert not distributed.current().enabled and distributed.setup(torch.device("cpu")).world_size == 1
+    assert distributed.current().world_size == 2
