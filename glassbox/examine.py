@@ -9,8 +9,8 @@ import numpy as np
 
 from glassbox.config import make_config
 from glassbox.errors import UserError
-from glassbox.out_of_fold import too_few
-from glassbox.pipeline import align_test, check_labels, kind_of, load_examples, out_of_fold
+from glassbox.out_of_fold import label_check, too_few
+from glassbox.pipeline import align_test, check_labels, kind_of, load_examples
 
 
 def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 5, show: bool = True, **settings):
@@ -39,7 +39,7 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
     if label_errors and show and ex.kind == "image" and not too_few(ex, folds):
         print(f"training {folds} small CNNs on the {len(ex):,} images, each scoring the ones it did not see, for the "
               f"likely-label-errors check (--no-label-errors skips it)", file=sys.stderr, flush=True)
-    probs, note = out_of_fold(ex, folds, cfg.seed, cfg.device) if label_errors else (None, "not checked (--no-label-errors).")
+    probs, note = label_check(ex, folds, cfg.seed, cfg.device) if label_errors else (None, "not checked (--no-label-errors).")
     report = run_audit(ex, test=test, pred_probs=probs, label_errors_note=note)
     if show:
         report.render()

@@ -310,34 +310,12 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     return summary
 
 
-# Inside `glassbox train`, the label-error check's k fold models train on images only when that costs at
-# most this many FLOPs on the device they train on (the 1,797 8x8 digits: 0.1 TFLOP, 3 s on a 2-core CPU;
-# 1,000 32x32 photos: 2.2 TFLOP; 23,000: 11 TFLOP, a minute). Text and table fold models are always cheap
-# next to the training run, and `glassbox audit` always checks.
-TRAIN_FOLD_FLOPS = {"cpu": 1e12, "cuda": 1e14}
-
-
-def out_of_fold(ex: Examples, folds: int, seed: int, device: str = "auto", max_flops: dict | None = None) -> tuple:
-    """(out-of-fold probabilities for the label-error check, None) or (None, why it was not run)."""
-    from glassbox.out_of_fold import FoldModels, too_few
-
-    if too_few(ex, folds):
-        return None, too_few(ex, folds)
-    plan = FoldModels(ex, k=folds, seed=seed, device=device if ex.kind == "image" else None)
-    if max_flops is not None and ex.kind == "image":
-        flops, budget = plan.flops, max_flops[distributed.pick_device(plan.config.device).type]
-        if flops > budget:
-            return None, (f"not checked during training: the {folds} fold models it trains on {len(ex):,} images would "
-                          f"cost {flops / 1e12:.{1 if flops < 1e13 else 0}f} TFLOP, over the {budget / 1e12:g} TFLOP "
-                          f"a training run spends on it; run `glassbox audit` on the same data to check")
-    return plan.probabilities(), None
-
-
 def run_audit_step(ex, test, parts, cfg, run_dir) -> dict:
     """The data audit before any weight moves (written to RUN/audit.json)."""
     from glassbox.audit import run_audit
+    from glassbox.out_of_fold import TRAIN_FOLD_FLOPS, label_check
 
-    probs, not_checked = out_of_fold(ex, 5, cfg.seed, cfg.device, max_flops=TRAIN_FOLD_FLOPS)
+    probs, not_checked = label_check(ex, 5, cfg.seed, cfg.device, max_flops=TRAIN_FOLD_FLOPS)
     report = run_audit(ex, test=test, split=parts if test is None else None, pred_probs=probs,
                        label_errors_note=not_checked)
     if distributed.current().is_main:

@@ -162,10 +162,10 @@ def test_flipped_labels_in_images_are_found_by_cnn_folds():
 
 def test_train_skips_costly_image_folds_and_says_so():
     from glassbox.data.builtin import load_builtin
-    from glassbox.pipeline import TRAIN_FOLD_FLOPS, out_of_fold
+    from glassbox.out_of_fold import TRAIN_FOLD_FLOPS, label_check
 
     ex = load_builtin("digits")
-    probs, note = out_of_fold(ex, 5, seed=0, device="cpu", max_flops={"cpu": 1e9})  # 0.1 TFLOP is over this budget
+    probs, note = label_check(ex, 5, seed=0, device="cpu", max_flops={"cpu": 1e9})  # 0.1 TFLOP is over this budget
     assert probs is None and note.startswith("not checked during training") and "glassbox audit" in note
     finding = run_audit(ex, pred_probs=probs, label_errors_note=note).finding("label_errors")
     assert finding.severity == "info" and finding.count == 0 and finding.message == note

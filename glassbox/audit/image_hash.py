@@ -95,14 +95,14 @@ def _correlation(flat: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 50
     for lo in range(0, len(i), chunk):
         a = flat[i[lo:lo + chunk]].astype(np.float32)
         b = flat[j[lo:lo + chunk]].astype(np.float32)
-        a -= a.mean(axis=1, keepdims=True)
-        b -= b.mean(axis=1, keepdims=True)
+        mean_a, mean_b = a.mean(axis=1, keepdims=True), b.mean(axis=1, keepdims=True)
+        a -= mean_a
+        b -= mean_b
         norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
         corr = (a * b).sum(axis=1) / np.maximum(norm_a * norm_b, 1e-12)
         # A flat image correlates with nothing; two flat images of the same shade are the same picture.
-        flat_pair = (norm_a == 0) & (norm_b == 0)
-        same_shade = np.abs(flat[i[lo:lo + chunk]].astype(np.float32).mean(1) - flat[j[lo:lo + chunk]].astype(np.float32).mean(1)) < 1
-        out[lo:lo + chunk] = np.where(flat_pair, same_shade.astype(float), corr)
+        same_shade = np.abs(mean_a - mean_b)[:, 0] < 1
+        out[lo:lo + chunk] = np.where((norm_a == 0) & (norm_b == 0), same_shade.astype(float), corr)
     return out
 
 
