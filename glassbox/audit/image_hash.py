@@ -11,8 +11,8 @@ pixels also correlate at MIN_CORRELATION or more: on 8x8 digits and 28x28 MNIST,
     groups, similarity = near_duplicate_images(images)   # images (N, C, H, W) uint8 of one size
     # groups[i] = -1 or the id of i's group; similarity[i] = i's highest correlation within its group
 
-On the 23,000 32x32 cats-vs-dogs photos: 30 pairs, all visibly the same photo (one of them a single
-picture labelled cat once and dog three times); on the 1,797 digits 2 pairs, on MNIST's 10,000 4.
+On the 23,000 32x32 cats-vs-dogs photos: 30 pairs, all visibly the same photo; on the 1,797 digits
+2 pairs, on MNIST's 10,000 4 (docs/benchmarks.md, "Near-duplicate images").
 """
 from __future__ import annotations
 
