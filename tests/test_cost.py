@@ -88,6 +88,21 @@ def test_cpu_attention_is_counted():
     assert counter.get_total_flops() == 4 * 4 * 64 * 64 * 16    # QK^T and AV, 2 FLOPs per multiply-add
 
 
+def test_transformer_inference_is_counted_despite_the_fused_fast_path():
+    """In eval mode nn.TransformerEncoderLayer runs fused kernels that torch's registry counts as 0."""
+    from glassbox.models.text_transformer import TextTransformer, TextTransformerConfig
+
+    torch.manual_seed(0)
+    model = TextTransformer(TextTransformerConfig(vocab_size=500, n_classes=2, max_len=32))
+    ids = torch.randint(1, 500, (1, 20))
+    with cost._counter() as counter:          # training mode: the plain, countable path
+        model.train()(ids)
+    d, layers = model.config.n_embd, model.config.n_layer
+    assert counter.get_total_flops() > layers * 2 * 20 * (4 * d * d + 2 * d * 4 * d)
+    assert cost.count_inference_flops(model, ids) == counter.get_total_flops()
+    assert model.training and torch.backends.mha.get_fastpath_enabled()   # both restored
+
+
 def test_counting_leaves_the_model_exactly_as_it_was():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 12), nn.BatchNorm1d(12), nn.Dropout(0.5), nn.Linear(12, 3)).eval()
