@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 TARBALLS = ROOT.parent / "shared" / "data" / "cats_dogs"
 
 from glassbox.data.images import ImageEncoder, load_images  # noqa: E402
+from glassbox.audit.duplicates import split_keys  # noqa: E402
 from glassbox.data.split import split_indices  # noqa: E402
 from glassbox.pipeline import run  # noqa: E402
 
@@ -96,7 +97,7 @@ def run_baseline(train_dir: Path, test_dir: Path, epochs: int, batch_size: int, 
     t0 = time.perf_counter()
     train = load_images(train_dir, "cat|dog")
     test = load_images(test_dir, "cat|dog", size=32, classes=train.classes)
-    parts = split_indices(train.keys, train.labels, (0.9, 0.1), seed, names=("train", "val"))
+    parts = split_indices(split_keys(train), train.labels, (0.9, 0.1), seed, names=("train", "val"))
     train = train.subset(parts["train"])
     encoder = ImageEncoder().fit(train)
     x_train, y_train = encoder.encode(train.inputs), torch.from_numpy(train.labels)

@@ -232,8 +232,14 @@ def cmd_eval(args) -> None:
     for col, g in r.get("groups", {}).get("columns", {}).items():
         for row in g["groups"]:
             flag = " (too small to judge)" if row["too_small"] else ""
-            pos = f", positive rate {row['positive_rate']:.3f}" if row.get("positive_rate") is not None else ""
-            print(f"  {col}={row['value']}: n={row['size']}, accuracy {row['accuracy']:.3f}{pos}{flag}")
+            ci = lambda key: (f" [{row[key + '_ci'][0]:.3f}, {row[key + '_ci'][1]:.3f}]"  # noqa: E731
+                              if row.get(key + "_ci") else "")
+            pos = (f", positive rate {row['positive_rate']:.3f}{ci('positive_rate')}"
+                   if row.get("positive_rate") is not None else "")
+            print(f"  {col}={row['value']}: n={row['size']}, accuracy {row['accuracy']:.3f}{ci('accuracy')}, "
+                  f"NLL {row['nll']:.3f}, ECE {row['ece']:.3f}{pos}{flag}")
+    if r.get("groups"):
+        print("  (in brackets: 95% bootstrap intervals)")
 
 
 def cmd_report(args) -> None:
@@ -312,7 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     # Idle OpenMP threads sleep instead of spinning: on a CPU shared with other work, spinning
     # threads fight for the cores and slow training up to tenfold. Set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # inputs after an option (`glassbox predict RUN --json "a text"`) are still inputs
+        if args.command != "predict" or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.inputs = [*args.inputs, *extra]
     try:
         code = args.func(args)
     except UserError as e:

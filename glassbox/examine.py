@@ -8,6 +8,8 @@ import sys
 import numpy as np
 
 from glassbox.config import make_config
+from glassbox.audit.duplicates import split_keys
+from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 from glassbox.out_of_fold import label_check, too_few
 from glassbox.pipeline import align_test, check_labels, kind_of, load_examples
@@ -40,7 +42,12 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
         print(f"training {folds} small CNNs on the {len(ex):,} images, each scoring the ones it did not see, for the "
               f"likely-label-errors check (--no-label-errors skips it)", file=sys.stderr, flush=True)
     probs, note = label_check(ex, folds, cfg.seed, cfg.device) if label_errors else (None, "not checked (--no-label-errors).")
-    report = run_audit(ex, test=test, pred_probs=probs, label_errors_note=note)
+    split = None
+    if test is None:  # leakage across the split `glassbox train` would make (same seed and fractions)
+        split = split_indices(split_keys(ex), ex.labels, (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction,
+                                                          cfg.test_fraction), cfg.seed)
+        split = split if all(len(idx) for idx in split.values()) else None
+    report = run_audit(ex, test=test, split=split, pred_probs=probs, label_errors_note=note)
     if show:
         report.render()
     return report
@@ -59,8 +66,10 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
     if predictor.manifest["task"] != "classify":
         raise UserError("glassbox eval scores classifiers; for a language model see its run's summary and report")
     kind = {"tabular": "tabular", "image": "image"}.get(predictor.manifest["preprocessing"]["type"], "text")
-    cfg = make_config({"label": label, "text": text, "columns": columns, "group": list(group or []),
-                       "label_from_name": label_from_name, "seed": seed})
+    given = {"label": label, "text": text, "columns": columns, "label_from_name": label_from_name}
+    trained = predictor.manifest.get("data_format") or {}  # flags not given: read the file as training read its data
+    cfg = make_config({**{k: v if v is not None else trained.get(k) for k, v in given.items()},
+                       "group": list(group or []), "seed": seed})
     ex = load_examples(data, cfg, kind, classes=predictor.classes if kind == "image" else None,
                        size=predictor.encoder.size if kind == "image" else None)
     ex = align_test(ex, predictor.classes)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glassbox.audit.duplicates import split_keys
 from glassbox.config import TrainConfig, make_config, normalise
 from glassbox.data.examples import Examples
 from glassbox.data.split import split_indices
@@ -66,6 +67,12 @@ def load_examples(data: str, cfg: TrainConfig, kind: str, classes=None, size=Non
     if not cfg.label:
         raise UserError("tabular data needs --label COL naming the column to predict")
     return load_tabular(data, cfg.label, columns=cfg.columns, groups=cfg.group)
+
+
+def data_format(cfg: TrainConfig) -> dict:
+    """How the training file was read (the artifact keeps it, so `glassbox eval` reads a file of the same format
+    without the flags being given again)."""
+    return {"label": cfg.label, "text": cfg.text, "columns": cfg.columns, "label_from_name": cfg.label_from_name}
 
 
 def check_labels(ex: Examples) -> None:
@@ -223,12 +230,13 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
         test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg),
                                         classes=ex.classes if ex.kind == "image" else None, size=size), ex.classes)
 
-    # split: identical examples stay together; with --test the user's file is the test split
+    # split: identical examples and near copies stay together; with --test the user's file is the test split
+    keys = split_keys(ex)
     if test is None:
         fractions = (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
-        parts = split_indices(ex.keys, ex.labels, fractions, cfg.seed)
+        parts = split_indices(keys, ex.labels, fractions, cfg.seed)
     else:
-        parts = split_indices(ex.keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
+        parts = split_indices(keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
     empty = [name for name, idx in parts.items() if not len(idx)]
     if empty:
         hint = "add examples" + (", or pass your own --test FILE" if test is None else "")
@@ -292,9 +300,9 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     artifact = save_artifact(run_dir / "model", model, arch, model_config, task="classify", classes=ex.classes,
                              seen_keys=train_ex.keys + val_ex.keys,
                              encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
-                             extra={**({"temperature": summary["temperature"]} if "temperature" in summary else {}),
-                                    **({"inference_flops": summary["cost"]["inference"]["flops"]} if "cost" in summary else {})}
-                             or None)
+                             extra={"data_format": data_format(cfg),
+                                    **({"temperature": summary["temperature"]} if "temperature" in summary else {}),
+                                    **({"inference_flops": summary["cost"]["inference"]["flops"]} if "cost" in summary else {})})
     summary["artifact"] = str(artifact)
     lap("export")
     summary["wall_seconds"] = time.perf_counter() - t_start

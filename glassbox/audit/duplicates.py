@@ -61,6 +61,14 @@ def contents(examples: Examples, split: dict | None = None, test: Examples | Non
     return Contents(parts, codes, part, row, first, near_ids, similarity)
 
 
+def split_keys(examples: Examples, threshold: float = THRESHOLD) -> list[str]:
+    """Each example's content key, except that near copies (the near-duplicate groups below) share one key:
+    split on these and a near copy never lands in another split than the example it copies."""
+    c = contents(examples, threshold=threshold)
+    group = c.near[c.codes]  # one part holding every row in order: position i is row i
+    return [key if g < 0 else f"\x00near copies {g}" for key, g in zip(examples.keys, group.tolist())]
+
+
 def _tabular_near_hash(frame: pd.DataFrame) -> np.ndarray:
     """One hash per row of its features after standardising numbers and rounding them to ROUND decimals."""
     cols = {}
