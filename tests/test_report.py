@@ -14,7 +14,6 @@ import pytest
 
 from glassbox.errors import UserError
 from glassbox.evaluate import cost
-from glassbox.evaluate.memorization import novelty
 from glassbox.pipeline import run as train
 from glassbox.report import build_report, load_run, write_report
 from glassbox.report.worries import top_worries
@@ -56,33 +55,26 @@ def tabular_run(tmp_path_factory) -> Path:
     return out
 
 
+EVIL_LINE = "<script>alert('x')</script> & so say all of us"  # markup in the corpus: audit rows and samples
+
+
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory) -> Path:
-    """A language-model run folder in the shapes glassbox/lm_pipeline.py writes (training a GPT here would
-    take minutes); the novelty figures come from the real check on real text."""
-    out = tmp_path_factory.mktemp("report_lm")
-    train_text = "the cat sat on the mat. the dog sat on the log. " * 20
-    samples = ["the cat sat on the log <script>x</script>", "a dog & a cat"]
-    metrics = [{"step": s, "epoch": 0, "train_loss": None if s == 0 else 3.5 - s / 50, "val_loss": 3.6 - s / 60,
-                "val_accuracy": 0.05 + s / 500, "lr": 1e-3, "best": True} for s in range(0, 101, 20)]
-    summary = {"task": "lm", "data": "corpus.txt", "model": "gpt", "n_params": 108352, "tokenizer": "char",
-               "vocab_size": 30, "corpus": {"sha256": "ab" * 32, "tokens": {"train": 900, "val": 100}},
-               "steps": 100, "best_step": 100, "stopped_early": False, "stop_reason": "max_steps",
-               "verdict": "training reached its last step with validation loss still at its lowest",
-               "chance_loss": math.log(30), "chance": {"majority_accuracy": 0.2, "untrained_loss": 3.45},
-               "train_loss": 1.6, "val_loss": 1.93, "val_accuracy": 0.25, "perplexity": math.exp(1.93),
-               "train_perplexity": math.exp(1.6), "generalisation_gap": 0.33, "tokens_per_second": 1900.0,
-               "train_seconds": 12.0, "samples": samples, "data_fingerprint": "ab" * 32}
-    memo = {"novelty": novelty(samples, train_text), "novelty_of_held_out_text": novelty(["the cow"], train_text),
-            "extraction": {"prefix_len": 32, "suffix_len": 32, "train": {"rate": 0.3, "n": 200, "stderr": 0.03,
-                           "token_match": 0.5}, "val": {"rate": 0.0, "n": 200, "stderr": 0.0, "token_match": 0.1},
-                           "difference": 0.3, "difference_stderr": 0.03,
-                           "examples": [{"split": "train", "prefix": "the <cat>", "continuation": " sat on"}]},
-            "summary": "the model reproduces training text it was shown the start of"}
-    (out / "summary.json").write_text(json.dumps(summary))
-    (out / "memorization.json").write_text(json.dumps(memo))
-    (out / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in metrics) + "\n")
-    write_report(out)
+    """A real tiny GPT run (about 2 s of training) on 60,000 characters of tinyshakespeare with markup planted
+    twice: a 45-character line repeated 40 times in the training text (the audit flags it and the report lists
+    it) and the same line opening the validation text, whose first 8 characters prompt the samples."""
+    from tests.conftest import shared
+
+    folder = tmp_path_factory.mktemp("report_lm")
+    text = shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
+    repeated = (EVIL_LINE + "\n") * 40
+    train_part = repeated + text[: 54_000 - len(repeated) - 1] + "\n"
+    val_part = EVIL_LINE + "\n" + text[60_000: 60_000 + 6_000 - len(EVIL_LINE) - 1]
+    corpus = folder / "corpus.txt"
+    corpus.write_text(train_part + val_part, encoding="utf-8")  # 54,000 + 6,000: validation is the last 10%
+    out = folder / "run"
+    train(str(corpus), task="lm", n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=16, max_steps=30,
+          out=str(out), quiet=True)
     return out
 
 
@@ -130,14 +122,39 @@ def test_user_text_is_escaped_and_groups_and_control_are_shown(tabular_run):
     assert html.count("data:image/png;base64,") == 5  # + group accuracy, + control learning curves
 
 
+LM_HEADINGS = ["Summary", "Data audit", "Learning curves", "Perplexity and samples", "Memorisation", "Cost ledger",
+               "Model card"]
+
+
 def test_language_model_report(lm_run):
     html = html_of(lm_run)
-    assert headings(html) == ["Summary", "Learning curves", "Perplexity and samples", "Memorisation", "Model card"]
+    summary = json.loads((lm_run / "summary.json").read_text())
+    memo = json.loads((lm_run / "memorization.json").read_text())
+    audit = json.loads((lm_run / "audit.json").read_text())
+    assert headings(html) == LM_HEADINGS
     assert_self_contained(html)
-    assert "&lt;script&gt;x&lt;/script&gt;" in html and "a dog &amp; a cat" in html
-    assert "the &lt;cat&gt;" in html                                       # a recited training prefix
-    assert f"{math.exp(1.93):.2f}" in html                                 # perplexity
-    assert "reproduces its training text" in html                          # the top worry
+    assert html.count("data:image/png;base64,") == 1                      # the learning curves
+    # the planted line: flagged by the audit as a repeat and shown there as text, never as markup
+    repeats = next(f for f in audit["findings"] if f["name"] == "exact_duplicates")
+    assert repeats["severity"] == "warning" and sum(r["input"] == EVIL_LINE for r in repeats["flagged"]) == 39
+    escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; so say all of us"
+    assert escaped in html[html.index('id="audit"'):html.index('id="curves"')]
+    # every sample starts from the validation text's first 8 characters, "<script>", shown escaped
+    assert len(summary["samples"]) == 3 and all(t.startswith("<script>") for t in summary["samples"])
+    samples = html[html.index('id="samples"'):html.index('id="memorisation"')]
+    assert samples.count("<pre>&lt;script&gt;") == 3
+    assert f"Perplexity {summary['perplexity']:.2f} on validation text" in samples
+    assert summary["perplexity"] == pytest.approx(math.exp(summary["val_loss"]))
+    # 30 steps from random weights: validation loss is still above 90% of ln V, and the summary says so first
+    assert summary["val_loss"] > 0.9 * summary["chance_loss"] == pytest.approx(0.9 * math.log(summary["vocab_size"]))
+    worries = html[html.index('class="worries"'):html.index("Scores at a glance")]
+    assert worries.count("<li>") == 3 and worries.index("has learned little") < worries.index("Repeated lines")
+    memorisation = html[html.index('id="memorisation"'):html.index('id="cost"')]
+    for row in memo["novelty"]["by_n"]:                                   # the real novelty figures, per length
+        assert f"<td>{row['n']} characters</td><td class=\"num\">{100 * row['share']:.1f}%</td>" in memorisation
+    ext = memo["extraction"]
+    assert f"<td>training text</td><td class=\"num\">{100 * ext['train']['rate']:.1f}%</td>" in memorisation
+    assert summary["data_fingerprint"] in html[html.index('id="card"'):]  # model card: the corpus sha256
 
 
 def test_worries_put_a_suspected_leak_first(digits_run):
