@@ -135,13 +135,40 @@ def test_optimizer_flops_are_per_trainable_parameter():
     assert cost.optimizer_step_flops(model) == cost.ADAMW_FLOPS_PER_PARAM * 50 == 700
 
 
+class FakeMatmulClock:
+    """Stands in for cost._time_matmuls: an n x n product takes 0.2 s * (n / 1024)**3 * factor, and the
+    timed repeats (count > 1) are stretched by `jitter` in turn, as other work on a machine stretches them."""
+
+    def __init__(self, factor=1.0, jitter=(1.0,)):
+        self.factor, self.jitter, self.calls = factor, list(jitter), []
+
+    def __call__(self, a, b, out, count):
+        n = a.shape[0]
+        assert a.shape == b.shape == out.shape == (n, n)
+        self.calls.append((n, count))
+        seconds = count * 0.2 * (n / 1024) ** 3 * self.factor
+        if count > 1:
+            seconds *= self.jitter[(len([c for c in self.calls if c[1] > 1]) - 1) % len(self.jitter)]
+        return seconds
+
+
+RATE = 2 * 1024**3 / 0.2  # the FLOP/s FakeMatmulClock's products run at with factor 1
+
+
 def test_matmul_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("GLASSBOX_CACHE_DIR", str(tmp_path))
+    clock = FakeMatmulClock(jitter=(1.3, 1.0, 1.1, 1.2, 1.5))
+    monkeypatch.setattr(cost, "_time_matmuls", clock)
     peak = cost.measure_matmul_peak()
-    assert math.isfinite(peak) and 1e8 < peak < 1e15
+    # the size doubles from 256 (a warm-up and a timed product each) until one product takes >= 50 ms:
+    # 256: 3.1 ms, 512: 25 ms, 1024: 200 ms; then ceil(0.25 s / 0.2 s) = 2 products per repeat, 5 repeats
+    assert clock.calls == [(256, 1)] * 2 + [(512, 1)] * 2 + [(1024, 1)] * 2 + [(1024, 2)] * cost.PEAK_REPEATS
+    assert peak == pytest.approx(RATE, rel=1e-12)             # the fastest repeat (jitter 1.0) counts
     (entry,) = json.loads((tmp_path / "matmul_peak.json").read_text()).values()
-    assert entry["flops_per_second"] == peak and entry["repeats"] == cost.PEAK_REPEATS
-    assert entry["median_seconds"] > 0.1                     # timed long enough to mean something
+    assert entry["flops_per_second"] == peak == entry["last_measured_flops_per_second"]
+    assert entry["n"] == 1024 and entry["products_per_repeat"] == 2 and entry["repeats"] == cost.PEAK_REPEATS
+    assert entry["fastest_seconds"] == pytest.approx(2 * 0.2 * 1.0, rel=1e-12)
+    assert entry["median_seconds"] == pytest.approx(2 * 0.2 * 1.2, rel=1e-12)   # median of the five jitters
 
     def no_timing(*args, **kwargs):
         raise AssertionError("measured again instead of reading the cache")
@@ -197,24 +224,29 @@ def test_default_power_and_optimizer_flops():
 
 def test_a_peak_measured_on_a_busy_machine_does_not_stick(tmp_path, monkeypatch):
     monkeypatch.setenv("GLASSBOX_CACHE_DIR", str(tmp_path))
-    slow_down = {"factor": 4.0}
-    real = cost._time_matmuls
-
-    def timed(a, b, out, count):  # the first measurement runs while other work holds the cores
-        return real(a, b, out, count) * slow_down["factor"]
-
-    monkeypatch.setattr(cost, "_time_matmuls", timed)
+    clock = FakeMatmulClock(factor=4.0)  # the first measurement runs while other work holds the cores
+    monkeypatch.setattr(cost, "_time_matmuls", clock)
     busy = cost.measure_matmul_peak()
+    assert busy == pytest.approx(RATE / 4, rel=1e-12)
     path = tmp_path / "matmul_peak.json"
     (key, entry), = json.loads(path.read_text()).items()
+    # four times slower, a 512 product already takes 100 ms: the search stops there, 3 products per repeat
+    assert (entry["n"], entry["products_per_repeat"]) == (512, 3)
+
+    clock.factor, clock.calls = 1.0, []
+    assert cost.measure_matmul_peak() == busy and clock.calls == []  # fresh in the cache: not measured again
     entry["measured_unix"] -= cost.PEAK_MAX_AGE_SECONDS + 1  # a day later it is measured again...
     path.write_text(json.dumps({key: entry}))
-    slow_down["factor"] = 1.0
     quiet = cost.measure_matmul_peak()
-    assert quiet > 2 * busy                                   # ...on a quiet machine, and the higher value is kept
-    slow_down["factor"] = 8.0
+    assert clock.calls and quiet == pytest.approx(RATE, rel=1e-12)   # ...on a quiet machine, and the higher value is kept
+    assert json.loads(path.read_text())[key]["n"] == 1024
+
+    clock.factor, clock.calls = 8.0, []
     assert cost.measure_matmul_peak(refresh=True) == quiet    # a later busy measurement cannot lower it
-    assert json.loads(path.read_text())[key]["last_measured_flops_per_second"] < quiet
+    assert clock.calls                                        # refresh measured although the cache was fresh
+    after = json.loads(path.read_text())[key]
+    assert after["flops_per_second"] == quiet
+    assert after["last_measured_flops_per_second"] == pytest.approx(RATE / 8, rel=1e-12)
 
 
 def test_fasttext_bag_sums_are_counted():
