@@ -1,15 +1,39 @@
-"""The HTTP server answers from the frozen artifact and cannot change it."""
+"""The HTTP server answers from the frozen artifact and cannot change it; a language model's artifact
+generates over HTTP as `glassbox generate` does, and each command refuses the other kind of artifact."""
+import json
+
+import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from glassbox.cli import main
 from glassbox.infer.server import make_app
 from glassbox.pipeline import run
+from tests.conftest import shared
 
 
-def test_predict_over_http(tmp_path, digits_csv):
-    run(str(digits_csv), label="digit", out=str(tmp_path / "r"), max_steps=40, quiet=True)
-    before = (tmp_path / "r" / "model" / "model.safetensors").read_bytes()
-    client = TestClient(make_app(tmp_path / "r" / "model"))
+@pytest.fixture(scope="module")
+def digits_run(digits_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("server_digits") / "r"
+    run(str(digits_csv), label="digit", out=str(out), max_steps=40, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    """A tiny real GPT (about 2 s of training) on 60,000 characters of tinyshakespeare."""
+    folder = tmp_path_factory.mktemp("server_lm")
+    corpus = folder / "shakespeare_60k.txt"
+    corpus.write_text(shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    out = folder / "r"
+    run(str(corpus), task="lm", n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=16, max_steps=30,
+        out=str(out), quiet=True)
+    return out
+
+
+def test_predict_over_http(digits_run, digits_csv):
+    before = (digits_run / "model" / "model.safetensors").read_bytes()
+    client = TestClient(make_app(digits_run / "model"))
     assert client.get("/health").json()["status"] == "ok"
     info = client.get("/info").json()
     assert info["classes"] == [str(i) for i in range(10)]
@@ -20,21 +44,78 @@ def test_predict_over_http(tmp_path, digits_csv):
     assert sum(p["label"] == y for p, y in zip(out["predictions"], labels)) >= 14
     bad = client.post("/predict", json={"inputs": ["1,2,3"]})
     assert bad.status_code == 422 and "64" in bad.json()["detail"]
-    assert (tmp_path / "r" / "model" / "model.safetensors").read_bytes() == before
+    assert client.post("/generate", json={"prompt": "1,2"}).status_code == 404  # a classifier does not generate
+    assert (digits_run / "model" / "model.safetensors").read_bytes() == before
 
 
-def test_a_small_model_predicts_on_one_thread_and_leaves_the_count_alone(tmp_path, digits_csv):
+def test_a_small_model_predicts_on_one_thread_and_leaves_the_count_alone(digits_run, digits_csv):
     from glassbox.infer.predictor import Predictor
 
-    run(str(digits_csv), label="digit", out=str(tmp_path / "r"), max_steps=10, quiet=True)
     rows = [r.rsplit(",", 1)[0] for r in digits_csv.read_text().splitlines()[1:6]]
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        p = Predictor(tmp_path / "r" / "model")
+        p = Predictor(digits_run / "model")
         first = p.predict_proba(p.parse(rows))
         assert p.threads == 1 and torch.get_num_threads() == 2
         torch.set_num_threads(1)  # the same answers whatever the count
         assert torch.allclose(first, p.predict_proba(p.parse(rows)), atol=1e-6)
     finally:
         torch.set_num_threads(before)
+
+
+def test_generate_over_http_is_what_the_cli_writes(lm_run, capsys):
+    model = lm_run / "model"
+    before = (model / "model.safetensors").read_bytes()
+    manifest = json.loads((model / "manifest.json").read_text())
+    client = TestClient(make_app(model))
+    assert client.get("/health").json() == {"status": "ok", "weights_sha256": manifest["weights_sha256"]}
+    info = client.get("/info").json()
+    assert info["task"] == "lm" and info["architecture"] == "gpt" and info["classes"] is None
+    assert info["knowledge_cutoff"]["corpus_sha256"] == json.loads((lm_run / "summary.json").read_text())["data_fingerprint"]
+    body = {"prompt": "ROMEO:", "max_new_tokens": 40, "temperature": 0.8, "top_k": 10, "seed": 3}
+    texts = [client.post("/generate", json=body).json()["text"] for _ in range(2)]
+    other = client.post("/generate", json={**body, "seed": 4}).json()["text"]
+    assert texts[0] == texts[1] != other                       # the seed decides the sample
+    assert texts[0].startswith("ROMEO:") and len(texts[0]) == len("ROMEO:") + 40  # one character per token
+    assert main(["generate", str(model), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--temperature", "0.8",
+                 "--top-k", "10", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == texts[0] + "\n"          # the same text as the command line
+    greedy = [client.post("/generate", json={"prompt": "ROMEO:", "max_new_tokens": 20, "temperature": 0, "seed": s})
+              .json()["text"] for s in (1, 2)]
+    assert greedy[0] == greedy[1]                              # temperature 0: the likeliest token, whatever the seed
+    for bad, needle in [({"prompt": "ROMEO§"}, "'§'"), ({"prompt": ""}, "empty"),
+                        ({"prompt": "a", "max_new_tokens": 0}, "max_new_tokens"), ({"prompt": "a", "top_k": 0}, "top_k"),
+                        ({"prompt": "a", "temperature": -1}, "temperature")]:
+        answer = client.post("/generate", json=bad)
+        assert answer.status_code == 422 and needle in answer.text, (bad, answer.text)
+    assert client.post("/predict", json={"inputs": ["x"]}).status_code == 404  # a language model does not classify
+    assert (model / "model.safetensors").read_bytes() == before
+
+
+def one_line_error(capsys, *needles) -> None:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("glassbox: error:"), lines
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("flags, needle", [(["--top-k", "0"], "--top-k must be at least 1"),
+                                           (["--temperature", "-1"], "--temperature must be a number of at least 0"),
+                                           (["--temperature", "nan"], "--temperature must be a number of at least 0"),
+                                           (["--temperature", "inf"], "--temperature must be a number of at least 0"),
+                                           (["--max-new-tokens", "0"], "--max-new-tokens must be between 1 and"),
+                                           (["--max-new-tokens", "100001"], "--max-new-tokens must be between 1 and")])
+def test_generate_refuses_settings_that_cannot_work(lm_run, capsys, flags, needle):
+    assert main(["generate", str(lm_run / "model"), "--prompt", "ROMEO:", *flags]) == 2
+    one_line_error(capsys, needle)
+
+
+def test_each_command_refuses_the_other_kind_of_artifact(lm_run, digits_run, digits_csv, capsys):
+    classifier, lm = str(digits_run / "model"), str(lm_run / "model")
+    assert main(["generate", classifier, "--prompt", "1,2"]) == 2
+    one_line_error(capsys, "is a classify model, not a language model", "glassbox predict")
+    assert main(["predict", lm, "ROMEO:"]) == 2
+    one_line_error(capsys, "is a language model, not a classifier", "glassbox generate")
+    assert main(["eval", lm, str(digits_csv), "--label", "digit"]) == 2
+    one_line_error(capsys, "is a language model, not a classifier")
