@@ -89,11 +89,21 @@ def chance_level(model: nn.Module, val, loss_fn, batch_size: int, device) -> dic
             "untrained_loss": loss, "untrained_accuracy": acc}
 
 
+BATCH_SOURCE = ("next", "epoch", "state_dict", "load_state_dict")
+
+
 def as_batches(data, cfg: TrainConfig, dist, augment=None):
-    if hasattr(data, "next") and hasattr(data, "state_dict"):
-        return data
     if isinstance(data, (tuple, list)):
         return TensorBatches(data[0], data[1], cfg.batch_size, cfg.seed, augment, dist.rank, dist.world_size)
+    if any(hasattr(data, name) for name in ("next", "__next__")):
+        missing = [name for name in BATCH_SOURCE if not hasattr(data, name)]
+        if missing:
+            raise TypeError(f"a batch source needs {', '.join(BATCH_SOURCE)} (see glassbox/train/batches.py); "
+                            f"{type(data).__name__} lacks {', '.join(missing)}")
+        return data
+    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+        raise TypeError(f"train_data must be (X, y) tensors, a map-style Dataset (__len__ and __getitem__) or a batch "
+                        f"source ({', '.join(BATCH_SOURCE)}); got {type(data).__name__}")
     return LoaderBatches(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
 
 
