@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from glassbox.config import RANGES
 from glassbox.errors import UserError
 
 TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
@@ -101,13 +102,18 @@ def cmd_demo(args) -> None:
 def read_inputs(args) -> list[str]:
     if args.file:
         p = Path(args.file)
-        if not p.is_file():
+        if p.is_dir():
+            raise UserError(f"--file {p} is a folder; give a file with one input per line")
+        if not p.exists():
             raise UserError(f"input file not found: {p}; check the path given to --file")
-        try:
-            return [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        except UnicodeDecodeError as e:
-            raise UserError(f"{p} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
-                            f"convert it to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+        if not p.is_file():
+            raise UserError(f"--file {p} is not a regular file (a device or a pipe); give a file with one input per line")
+        from glassbox.data.table import decode_text
+
+        lines = [ln for ln in decode_text(p.read_bytes(), p).splitlines() if ln.strip()]
+        if not lines:
+            raise UserError(f"--file {p} holds no inputs (it is empty or blank); give one input per line")
+        return lines
     if not args.inputs:
         raise UserError("give inputs to predict: glassbox predict ARTIFACT INPUT... (or --file F)")
     return args.inputs
@@ -153,6 +159,9 @@ def cmd_generate(args) -> None:
         raise UserError(f"--top-k must be at least 1 (it samples among the k likeliest tokens). Got {args.top_k}")
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise UserError(f"--temperature must be a number of at least 0 (0 = always the likeliest token). Got {args.temperature}")
+    low, high = RANGES["seed"]
+    if not low <= args.seed <= high:
+        raise UserError(f"--seed must be between {low} and {high:,}. Got {args.seed}")
     if not 1 <= args.max_new_tokens <= MAX_NEW_TOKENS:
         raise UserError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS:,}. Got {args.max_new_tokens:,}")
     manifest = read_manifest(args.artifact)

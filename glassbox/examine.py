@@ -12,7 +12,7 @@ from glassbox.audit.duplicates import split_keys
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 from glassbox.out_of_fold import label_check, too_few
-from glassbox.pipeline import align_test, check_labels, kind_of, load_examples
+from glassbox.pipeline import align_test, check_labels, kind_of, load_examples, load_test
 
 
 def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 5, show: bool = True, **settings):
@@ -26,18 +26,23 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
         from glassbox.audit.corpus import audit_corpus
         from glassbox.data.corpus import corpus_files
 
-        report = audit_corpus(corpus_files(cfg.data), cfg.val_fraction)
+        files = corpus_files(cfg.data)
+        if not any(text.strip() for _, text in files):
+            raise UserError(f"the corpus {cfg.data} is empty; give a text file with some text in it")
+        report = audit_corpus(files, cfg.val_fraction)
         if show:
             report.render()
         return report
     kind = kind_of(cfg.data, cfg)
     ex = load_examples(cfg.data, cfg, kind)
     check_labels(ex)
+    if ex.kind == "tabular":  # the column checks training makes (a numeric column with a stray 'inf' or word)
+        from glassbox.data.tabular import TabularEncoder
+
+        TabularEncoder().fit(ex)
     test = None
     if cfg.test:
-        size = ex.inputs.shape[-1] if ex.kind == "image" else None
-        test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg), classes=ex.classes if ex.kind == "image" else None,
-                                        size=size), ex.classes)
+        test = load_test(cfg, ex)
     if label_errors and show and ex.kind == "image" and not too_few(ex, folds):
         print(f"training {folds} small CNNs on the {len(ex):,} images, each scoring the ones it did not see, for the "
               f"likely-label-errors check (--no-label-errors skips it)", file=sys.stderr, flush=True)

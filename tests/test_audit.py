@@ -71,6 +71,17 @@ def test_no_leakage_across_a_duplicate_aware_split_but_a_planted_copy_is_caught(
     assert leak.flagged["row"].tolist() == [3, 7] and leak.flagged["other_row"].tolist() == [0, 1]
 
 
+def test_split_keeps_near_copy_groups_together_unless_they_are_huge(sms):
+    keys = split_keys(sms)
+    merged = [k for k in keys if k.startswith("\x00near copies")]
+    assert len(merged) == 227 and len(set(merged)) == 86          # SMS: 86 groups of 2 to 8 near copies
+    # Templated texts chain into one group of 100; kept together it would fill a split on its own.
+    texts = [f"see you at {i} pm" for i in range(100)] + [f"unrelated message number {i * 7919 % 1000:03d}!" for i in range(20)]
+    ex = Examples(kind="text", inputs=texts, labels=np.arange(120) % 2, classes=["a", "b"],
+                  keys=[normalise_text(t) for t in texts])
+    assert not any(k.startswith("\x00near copies") for k in split_keys(ex)[:100])
+
+
 def test_planted_conflicting_labels_are_found(sms):
     assert run_audit(sms, near=False).finding("conflicting_labels").count == 0  # none in the real file
     text = sms.inputs[10]

@@ -61,12 +61,22 @@ def contents(examples: Examples, split: dict | None = None, test: Examples | Non
     return Contents(parts, codes, part, row, first, near_ids, similarity)
 
 
+SPLIT_GROUP_MAX = (20, 0.01)  # a near-copy group is kept in one split up to max(20 examples, 1% of them)
+
+
 def split_keys(examples: Examples, threshold: float = THRESHOLD) -> list[str]:
     """Each example's content key, except that near copies (the near-duplicate groups below) share one key:
-    split on these and a near copy never lands in another split than the example it copies."""
+    split on these and a near copy never lands in another split than the example it copies.
+
+    A group larger than SPLIT_GROUP_MAX (templated texts such as "see you at 3", "see you at 4", ... chain
+    into one) is not kept together: it would unbalance or empty a split. Its near copies may then cross
+    splits, and the audit's near-leakage check says so."""
     c = contents(examples, threshold=threshold)
     group = c.near[c.codes]  # one part holding every row in order: position i is row i
-    return [key if g < 0 else f"\x00near copies {g}" for key, g in zip(examples.keys, group.tolist())]
+    sizes = np.bincount(group[group >= 0], minlength=1)
+    limit = max(SPLIT_GROUP_MAX[0], SPLIT_GROUP_MAX[1] * len(examples))
+    return [key if g < 0 or sizes[g] > limit else f"\x00near copies {g}"
+            for key, g in zip(examples.keys, group.tolist())]
 
 
 def _tabular_near_hash(frame: pd.DataFrame) -> np.ndarray:
@@ -161,8 +171,8 @@ def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> 
         return Finding("near_duplicates", "Near duplicates", "info", 0,
                        f"no {_what(ex)} are near copies of another ({method}).", flagged, stats)
     msg = (f"{len(extra):,} {_what(ex)} are near copies of another, in {n_groups:,} groups, {method}: they differ "
-           f"only by small edits. The split keeps only exact copies together, so near copies can sit in train and "
-           f"test and flatter the score; merge or remove those that are the same example.")
+           f"only by small edits. glassbox's split keeps each group in one split, so they cannot flatter the test "
+           f"score, but each group weighs as many examples in training; merge or remove those that are the same example.")
     if differ.any():
         msg += (f" {int(differ.sum()):,} of them carry another label than the {_what(ex)[:-1]} they copy: one of each "
                 f"such pair is likely mislabelled.")

@@ -54,17 +54,14 @@ def corpus_files(path) -> list[tuple[str, str]]:
 
 
 def _read_text_file(path: Path) -> str:
+    from glassbox.data.table import decode_text
+
+    if not path.is_file():  # a device or a pipe: reading it could block or never end
+        raise UserError(f"{path} is not a regular file (a device or a pipe); the corpus must be UTF-8 text files")
     data = path.read_bytes()
-    if b"\x00" in data:
+    if b"\x00" in data[65536:]:
         raise UserError(f"{path} is a binary file (it holds NUL bytes); the corpus must be UTF-8 text")
-    try:
-        text = data.decode("utf-8-sig")  # utf-8-sig also drops a byte-order mark
-    except UnicodeDecodeError as e:
-        raise UserError(
-            f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8"
-        ) from None
-    return text.replace("\r\n", "\n")
+    return decode_text(data, path, "the corpus must be UTF-8 text").replace("\r\n", "\n")
 
 
 def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:

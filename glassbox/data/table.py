@@ -22,19 +22,34 @@ def read_text_file(path: str | Path) -> str:
         raise UserError(f"file not found: {p}; check the path")
     if p.is_dir():
         raise UserError(f"{p} is a folder, not a data file; give a CSV, TSV or JSONL file")
+    if not p.is_file():  # a device or a pipe: reading it could block or never end
+        raise UserError(f"{p} is not a regular file (a device or a pipe); give a CSV, TSV or JSONL file")
     raw = p.read_bytes()
     if not raw.strip():
         raise UserError(f"{p} is empty; give a file with a header row and at least two examples")
-    if b"\x00" in raw[:65536]:
-        raise UserError(f"{p} is not a text file (it holds NUL bytes); give a CSV, TSV or JSONL text file")
+    return decode_text(raw, p, "give a CSV, TSV or JSONL text file")
+
+
+UTF16_32 = [(b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")]
+
+
+def decode_text(raw: bytes, p, binary_hint: str = "give a text file") -> str:
+    """UTF-8 text (a BOM allowed), or a UserError naming what the bytes are instead."""
+    for bom, name in UTF16_32:
+        if raw.startswith(bom):
+            raise UserError(f"{p} is {name} text; re-save it as UTF-8 (e.g. iconv -f {name} -t UTF-8)")
+    head = raw[:65536]
+    if b"\x00" in head:
+        # UTF-16 without a byte-order mark: ASCII characters leave a NUL in every other byte
+        if len(head) >= 4 and (head[1::2].count(0) > 0.4 * len(head[1::2]) or head[0::2].count(0) > 0.4 * len(head[0::2])):
+            raise UserError(f"{p} looks like UTF-16 text; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
+        raise UserError(f"{p} is not a text file (it holds NUL bytes); {binary_hint}")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise UserError(
-            f"{p} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); re-save it as UTF-8"
-        ) from None
-    return text
+        raise UserError(f"{p} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); re-save it as UTF-8 "
+                        f"(e.g. iconv -f latin1 -t UTF-8)") from None
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> tuple[pd.DataFrame, list[int]]:
@@ -97,6 +112,9 @@ def _read_delimited(p: Path, text: str, columns) -> tuple[pd.DataFrame, list[int
             if header is None:
                 header = [h.strip() for h in rec]
                 continue
+            if len(rec) != len(header) and columns:
+                raise UserError(f"{p} line {line} has {len(rec)} fields but --columns names {len(header)} "
+                                f"({','.join(header)}); name every field of a row, in order")
             if len(rec) != len(header):
                 raise UserError(
                     f"{p} line {line} has {len(rec)} fields but the header has {len(header)}; "

@@ -3,17 +3,29 @@ can train, and the weights never change while it runs."""
 
 from pathlib import Path
 
+from glassbox.config import RANGES
 from glassbox.errors import UserError
+
+MAX_SEED = RANGES["seed"][1]  # the seeds `glassbox train` and `generate` accept
 
 
 def make_app(artifact: str | Path):
     from fastapi import FastAPI, HTTPException
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
     from pydantic import BaseModel, Field
 
     from glassbox.export.artifact import read_manifest
 
     manifest = read_manifest(artifact)
     app = FastAPI(title="glassbox", description=f"{manifest['architecture']} model, read-only")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc):
+        # FastAPI's own answer echoes the input back, and an input such as NaN cannot be written as JSON
+        return JSONResponse(status_code=422, content={"detail": [
+            {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()]})
     info = {k: manifest.get(k) for k in ("task", "architecture", "classes", "weights_sha256", "created",
                                           "training_data_fingerprint", "temperature", "knowledge_cutoff")}
 
@@ -23,9 +35,9 @@ def make_app(artifact: str | Path):
     class GenerateRequest(BaseModel):
         prompt: str
         max_new_tokens: int = Field(100, ge=1, le=2000)
-        temperature: float = Field(0.8, ge=0)
+        temperature: float = Field(0.8, ge=0, allow_inf_nan=False)
         top_k: int | None = Field(None, ge=1)
-        seed: int = 0
+        seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @app.get("/health")
     def health():

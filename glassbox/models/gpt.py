@@ -192,10 +192,11 @@ class GPT(nn.Module):
         for _ in range(max_new_tokens):
             idx_cond = idx[:, -self.config.block_size :]  # the model only sees block_size tokens
             logits = self(idx_cond)[:, -1, :]  # (B, V): scores for the next token
-            if temperature == 0:
+            if torch.tensor(temperature, dtype=logits.dtype) == 0:  # 0, or too small to tell from 0: greedy
                 idx_next = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
             else:
-                logits = logits / temperature
+                # best score first set to 0, so a tiny temperature sends the others to -inf, not inf - inf
+                logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
                 if top_k is not None:
                     v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                     logits[logits < v[:, [-1]]] = -float("inf")
