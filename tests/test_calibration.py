@@ -166,7 +166,24 @@ def test_calibration_report_is_json_safe_and_says_over_confident(digits_logits):
     assert rep["after"]["nll"] < rep["before"]["nll"] and rep["val_nll_after"] < rep["val_nll_before"]
     assert sum(b["count"] for b in rep["reliability_after"]) == rep["n_test"] == len(labels) - half
     assert "over-confident" in rep["sentence"] and f"T = {rep['temperature']:.2f}" in rep["sentence"]
-    assert rep["sentence"].startswith("When this model says 99.8%, it is right 98% of the time")
+    # the sentence speaks of the confidence band holding the most test examples (the higher band on a tie),
+    # as a percentage with one decimal where a whole number would read as 0% or 100%
+    def pct(x):
+        return f"{x:.1%}" if 0 < x < 1 and round(100 * x) in (0, 100) else f"{x:.0%}"
+
+    top = {}
+    for when in ("before", "after"):
+        bins = rep[f"reliability_{when}"]
+        most = max(b["count"] for b in bins)
+        top[when] = [b for b in bins if b["count"] == most][-1]
+        conf = sum(b["mean_confidence"] * b["count"] for b in bins if b["count"]) / rep["n_test"]
+        assert conf == pytest.approx(rep[when]["mean_confidence"])       # the bins hold every test example
+    busy = top["before"]
+    assert busy["upper"] == 1.0 and busy["mean_confidence"] > busy["accuracy"]  # sure of itself, wrong more often
+    assert rep["sentence"].startswith(f"When this model says {pct(busy['mean_confidence'])}, it is right "
+                                      f"{pct(busy['accuracy'])} of the time (over-confident")
+    assert (f"when it says {pct(top['after']['mean_confidence'])} it is right {pct(top['after']['accuracy'])} of the time"
+            in rep["sentence"])
 
 
 def test_under_confident_model_gets_t_below_one(digits_logits):
