@@ -14,18 +14,57 @@ def layer_of(module: str) -> str | None:
     return parts[1]
 
 
+def imported_modules(node: ast.AST, rel: Path) -> list[str]:
+    """Absolute names of what an import statement in glassbox/<rel>.py imports; relative imports
+    (`from ..infer import predictor`) are resolved against the file's package, and for `from M import n`
+    both M and M.n count (`from glassbox import infer` imports the infer layer)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    if node.level == 0:
+        base = node.module or ""
+    else:
+        package = ["glassbox", *rel.parts[:-1]]  # a module's package; an __init__'s package is its own folder
+        up = node.level - 1
+        if up >= len(package):
+            return []  # beyond the top of glassbox: Python refuses it too
+        base = ".".join(package[:len(package) - up] + ([node.module] if node.module else []))
+    return [base, *(f"{base}.{a.name}" for a in node.names if a.name != "*")]
+
+
+def downstream_imports(rel: Path, source: str) -> list[str]:
+    own = rel.parts[0]
+    if own in TOP or own not in ORDER:
+        return []
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        for name in imported_modules(node, rel):
+            target = layer_of(name)
+            if target in ORDER and ORDER.index(target) > ORDER.index(own):
+                bad.append(f"{rel}: imports {name}")
+    return bad
+
+
 def test_no_module_imports_downstream():
     bad = []
     for path in PKG.rglob("*.py"):
-        rel = path.relative_to(PKG).with_suffix("")
-        own = rel.parts[0]
-        if own in TOP or own not in ORDER:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
-                [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            for name in names:
-                target = layer_of(name)
-                if target in ORDER and ORDER.index(target) > ORDER.index(own):
-                    bad.append(f"{rel}: imports {name}")
+        bad += downstream_imports(path.relative_to(PKG).with_suffix(""), path.read_text())
     assert not bad, bad
+
+
+def test_relative_and_package_imports_are_checked_too():
+    loop = Path("train/loop")
+    assert downstream_imports(loop, "from ..infer import predictor") == [
+        "train/loop: imports glassbox.infer", "train/loop: imports glassbox.infer.predictor"]
+    assert downstream_imports(loop, "from ..infer.predictor import Predictor")[0] == "train/loop: imports glassbox.infer.predictor"
+    assert downstream_imports(Path("train/__init__"), "from ..export import artifact") != []
+    assert downstream_imports(loop, "from glassbox import evaluate") == ["train/loop: imports glassbox.evaluate"]
+    assert downstream_imports(loop, "import glassbox.export.artifact") == ["train/loop: imports glassbox.export.artifact"]
+    # upstream and same-layer imports are fine, relative or not
+    for ok in ("from . import batches", "from .batches import TensorBatches", "from ..data import encoders",
+               "from ..errors import UserError", "from glassbox.models.registry import build_model"):
+        assert downstream_imports(loop, ok) == [], ok
+    # `from . import x` in a package's __init__ imports from the package itself
+    assert downstream_imports(Path("models/__init__"), "from . import registry") == []
+    assert downstream_imports(Path("models/gpt"), "from ...glassbox import x") == []  # beyond the top: not a glassbox import
