@@ -82,6 +82,27 @@ def test_split_keeps_near_copy_groups_together_unless_they_are_huge(sms):
     assert not any(k.startswith("\x00near copies") for k in split_keys(ex)[:100])
 
 
+def test_fold_models_that_learned_too_little_doubt_no_label():
+    """Out-of-fold accuracy 0.55 on a balanced pair of classes (as for 250 cat and dog photos): cleanlab would
+    flag 40% of the labels; the check says it cannot judge instead."""
+    from glassbox.audit.label_errors import label_errors
+
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 2
+    p_true = np.where(rng.permutation(400) < 220, 0.6, 0.4)        # right on 220 of 400 (55%), never sure
+    probs = np.stack([np.where(y == 0, p_true, 1 - p_true), np.where(y == 1, p_true, 1 - p_true)], axis=1)
+    ex = Examples(kind="text", inputs=[str(i) for i in range(400)], labels=y, classes=["a", "b"],
+                  keys=[str(i) for i in range(400)])
+    weak = label_errors(ex, probs)
+    assert not weak.checked and weak.count == 0 and "learned too little" in weak.message
+    assert weak.stats["out_of_fold_accuracy"] == 0.55 and abs(weak.stats["skill"] - 0.1) < 1e-9
+    # The same labels with fold models right 90% of the time: checked, and it flags what they doubt.
+    p_true = np.where(rng.permutation(400) < 360, 0.95, 0.05)      # right on 90%
+    probs = np.stack([np.where(y == 0, p_true, 1 - p_true), np.where(y == 1, p_true, 1 - p_true)], axis=1)
+    strong = label_errors(ex, probs)
+    assert strong.checked and strong.severity == "warning" and strong.count > 0
+
+
 def test_planted_conflicting_labels_are_found(sms):
     assert run_audit(sms, near=False).finding("conflicting_labels").count == 0  # none in the real file
     text = sms.inputs[10]

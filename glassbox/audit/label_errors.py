@@ -15,6 +15,7 @@ from glassbox.audit.report import Finding, flagged_rows
 from glassbox.data.examples import Examples
 
 MANY = 0.05  # flagging more than this share of the examples gets a word on what that usually means
+MIN_SKILL = 0.25  # fold models that close less of the gap from the majority class to perfect know too little to doubt a label
 
 
 def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "calibrated_count") -> Finding:
@@ -34,6 +35,17 @@ def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "calibra
     present = np.bincount(ex.labels, minlength=len(ex.classes)) > 0
     if present.sum() < 2:
         return Finding("label_errors", "Likely label errors", "info", 0, "not checked: only one class is present.")
+    accuracy = float((probs.argmax(axis=1) == ex.labels).mean())
+    majority = float(np.bincount(ex.labels).max() / len(ex))
+    skill = (accuracy - majority) / (1 - majority) if majority < 1 else 0.0
+    if skill < MIN_SKILL:
+        # On 250 photos of cats and dogs the fold models score 0.55 against 0.50 and doubt 45% of the labels:
+        # their doubts are about what they failed to learn, not about the labels.
+        return Finding("label_errors", "Likely label errors", "info", 0,
+                       f"not checked: the fold models learned too little to doubt a label (out-of-fold accuracy "
+                       f"{accuracy:.2f}, against {majority:.2f} from always answering the commonest class); with more "
+                       f"examples per class the check becomes meaningful.",
+                       stats={"out_of_fold_accuracy": accuracy, "majority_share": majority, "skill": skill})
     if filter_by == "calibrated_count":
         n = num_label_issues(ex.labels, probs, estimation_method="off_diagonal_calibrated")
         scores = get_label_quality_scores(ex.labels, probs, method="self_confidence")
@@ -46,7 +58,8 @@ def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "calibra
     flagged = flagged_rows(ex, rows, predicted=names[predicted], confidence=probs[rows, predicted],
                            given_label_prob=probs[rows, ex.labels[rows]])
     stats = {"method": f"cleanlab, {filter_by}, on out-of-fold probabilities",
-             "flagged_share": len(rows) / max(1, len(ex))}
+             "flagged_share": len(rows) / max(1, len(ex)), "out_of_fold_accuracy": accuracy,
+             "majority_share": majority, "skill": skill}
     if not len(rows):
         return Finding("label_errors", "Likely label errors", "info", 0,
                        "no label stands out as likely wrong: models trained without each example agree with "
