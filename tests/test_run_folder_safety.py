@@ -1,0 +1,162 @@
+"""Run folders under damage and misuse: damaged checkpoints, config.json and summary.json, data changed under
+--resume, two runs started in the same second, report and artifact files that point where they must not, and
+settings that would be ignored. Each ends in one line and exit code 2 (or, where an intact checkpoint is left,
+in a resume from it), never a traceback."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from glassbox.cli import main
+from glassbox.config import make_config
+from glassbox.errors import UserError
+from glassbox.train.checkpoint import Checkpointer
+from tests.conftest import shared
+
+TEXT_ARGS = ["--columns", "label,text", "--text", "text", "--label", "label"]
+# 3 steps with a checkpoint after each: step-0000002 and step-0000003 are kept. 48 messages are below the
+# label-error check's 50, so a run takes about a second.
+SMALL = ["--max-steps", "3", "--checkpoint-every", "1", "--quiet"]
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("glassbox: error: "), err
+    assert not any("Traceback" in line for line in err), err
+    return err[-1]
+
+
+@pytest.fixture(scope="module")
+def sms48(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sms") / "sms48.tsv"
+    lines = shared("sms_spam_collection", "SMSSpamCollection").read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:48]), encoding="utf-8")  # 38 ham, 10 spam
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, sms48) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "sms"
+    assert main(["train", str(sms48), *TEXT_ARGS, *SMALL, "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-0000002", "step-0000003"]
+    return out
+
+
+@pytest.fixture
+def run_copy(tmp_path, finished_run) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    return out
+
+
+# --- 1. damaged checkpoints -------------------------------------------------------------------------------
+
+def tiny_checkpoints(run_dir: Path, steps=(1, 2)) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    ckpt = Checkpointer(run_dir)
+    for step in steps:
+        model(torch.randn(8, 4)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        ckpt.save_best(model.state_dict(), step)
+        ckpt.save(step, model, opt, {"history": [], "chance": {}, "batches": {}, "best_step": step,
+                                     "early_stopping": {"best_step": step}})
+    return model, opt
+
+
+def fresh():
+    model = torch.nn.Linear(4, 3)
+    return model, torch.optim.AdamW(model.parameters(), lr=0.1)
+
+
+def flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "random bytes in model.safetensors": ("step-0000002/model.safetensors", lambda p: p.write_bytes(os.urandom(300))),
+    "a flipped byte in model.safetensors": ("step-0000002/model.safetensors", flip_last_byte),
+    "truncated optimizer.safetensors": ("step-0000002/optimizer.safetensors",
+                                        lambda p: p.write_bytes(p.read_bytes()[:-5])),
+    "non-UTF-8 state.json": ("step-0000002/state.json", lambda p: p.write_bytes(b"\xff\xfe{\x00")),
+    "state.json without its entries": ("step-0000002/state.json", lambda p: p.write_text("{}")),
+    "missing state.json": ("step-0000002/state.json", lambda p: p.unlink()),
+    "a damaged sweet-spot file": ("best-0000002.safetensors", lambda p: p.write_bytes(os.urandom(64))),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_newest_checkpoint_is_passed_over_for_the_previous_one(tmp_path, capsys, damage):
+    model, _ = tiny_checkpoints(tmp_path)
+    where, spoil = DAMAGE[damage]
+    spoil(tmp_path / "checkpoints" / where)
+    ckpt = Checkpointer(tmp_path)
+    m, opt = fresh()
+    state = ckpt.load(m, opt, "cpu")
+    assert state["step"] == 1
+    note = capsys.readouterr().err
+    assert note.startswith("note: ") and where.split("/")[-1] in note and "step-0000001" in note
+    assert ckpt.load_best(1) is not None
+
+
+def test_a_damaged_latest_json_falls_back_to_the_newest_complete_checkpoint(tmp_path, capsys):
+    model, _ = tiny_checkpoints(tmp_path)
+    (tmp_path / "checkpoints" / "latest.json").write_bytes(b"\xff\xfe\x00garbage")
+    m, opt = fresh()
+    state = Checkpointer(tmp_path).load(m, opt, "cpu")
+    assert state["step"] == 2 and torch.equal(m.weight, model.weight)
+    assert "latest.json is damaged" in capsys.readouterr().err
+
+
+def test_latest_json_may_not_name_a_folder_outside_the_checkpoints(tmp_path, capsys):
+    tiny_checkpoints(tmp_path)
+    (tmp_path / "checkpoints" / "latest.json").write_text(json.dumps({"step": 9, "folder": "../../elsewhere"}))
+    m, opt = fresh()
+    assert Checkpointer(tmp_path).load(m, opt, "cpu")["step"] == 2
+    assert "names no step-NNNNNNN" in capsys.readouterr().err
+
+
+def test_no_intact_checkpoint_left_is_one_line_naming_the_file(tmp_path):
+    tiny_checkpoints(tmp_path)
+    for step in (1, 2):
+        (tmp_path / "checkpoints" / f"step-{step:07d}" / "model.safetensors").write_bytes(os.urandom(300))
+    m, opt = fresh()
+    with pytest.raises(UserError) as e:
+        Checkpointer(tmp_path).load(m, opt, "cpu")
+    msg = str(e.value)
+    assert "\n" not in msg and "step-0000002/model.safetensors is damaged" in msg and "new --out" in msg
+
+
+def test_a_checkpoint_of_another_model_is_refused_as_such(tmp_path):
+    tiny_checkpoints(tmp_path)
+    other = torch.nn.Linear(4, 5)
+    with pytest.raises(UserError, match="different model than this run builds .weight is 3x4 there, 5x4 here"):
+        Checkpointer(tmp_path).load(other, torch.optim.AdamW(other.parameters()), "cpu")
+
+
+def test_resume_with_a_damaged_newest_checkpoint_ends_as_the_run_did(run_copy, finished_run, capsys):
+    (run_copy / "checkpoints" / "step-0000003" / "model.safetensors").write_bytes(os.urandom(300))
+    (run_copy / "summary.json").unlink()
+    assert main(["train", "--out", str(run_copy), "--resume", "--quiet"]) == 0
+    assert "resuming from step-0000002" in capsys.readouterr().err
+    a = (finished_run / "model" / "model.safetensors").read_bytes()
+    assert (run_copy / "model" / "model.safetensors").read_bytes() == a  # step 3 trained again, to the same weights
+
+
+@pytest.mark.parametrize("file", ["step-0000003/model.safetensors", "step-0000003/state.json"])
+def test_resume_with_every_checkpoint_damaged_is_one_line(run_copy, capsys, file):
+    for step in ("step-0000002", "step-0000003"):
+        (run_copy / "checkpoints" / file.replace("step-0000003", step)).write_bytes(b"\xff\xfe" + os.urandom(200))
+    assert main(["train", "--out", str(run_copy), "--resume", "--quiet"]) == 2
+    line = one_error_line(capsys)
+    assert f"{file} is damaged" in line and "new --out" in line
