@@ -22,7 +22,8 @@ from glassbox.train import distributed
 from glassbox.train.loop import evaluate, fit, predict_logits
 from glassbox.train.progress import Laps
 from glassbox.run_setup import (MODELS_FOR, RESUME_MAY_CHANGE, check_model_fits, check_resume_settings,
-                                check_settings_apply, free_text_columns, prepare_run_dir)
+                                check_settings_apply, check_source_unchanged, config_to_save, free_text_columns,
+                                prepare_run_dir, read_saved_config)
 
 
 def say(cfg: TrainConfig, text: str) -> None:
@@ -174,13 +175,19 @@ def run(data: str | None = None, **settings) -> dict:
     if not cfg.resume:
         check_settings_apply(given, kind_of(str(cfg.data), cfg), cfg)
     run_dir = prepare_run_dir(cfg, str(cfg.data))
-    if cfg.resume:  # continue exactly as configured when the run started
-        saved = json.loads((run_dir / "config.json").read_text())
+    if cfg.resume:  # continue exactly as configured when the run started, on the same data
+        saved, source = read_saved_config(run_dir)
         check_resume_settings(given, saved, run_dir)
+        try:
+            make_config({**saved, "resume": True, "out": str(run_dir)})
+        except UserError as e:
+            raise UserError(f"{run_dir / 'config.json'} is damaged ({e}); it records how the run started, so the run "
+                            f"cannot be resumed: start afresh with a new --out") from None
         cfg = make_config({**saved, "resume": True, "out": str(run_dir), "quiet": cfg.quiet,
                            **{k: given[k] for k in RESUME_MAY_CHANGE if k in given}})
+        check_source_unchanged(run_dir, source, str(cfg.data))
     elif dist.is_main:
-        write_json(run_dir / "config.json", cfg.to_dict())
+        write_json(run_dir / "config.json", config_to_save(cfg))  # the settings, and a sha256 of the data files
     if not dist.is_main:
         cfg.quiet = True
     try:

@@ -3,6 +3,8 @@ for this data (or would be ignored), and what --resume may change. pipeline.py c
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 from pathlib import Path
 
 from glassbox.config import TrainConfig
@@ -73,6 +75,98 @@ def check_run_dir(cfg: TrainConfig, data: str) -> Path:
             return run_dir  # a run that stopped before training (bad input, audit errors): start it afresh
         raise UserError(f"run folder {run_dir} already holds files; pass --resume to continue that run, or choose another --out")
     return run_dir
+
+
+def read_saved_config(run_dir: Path) -> tuple[dict, dict | None]:
+    """RUN/config.json, for --resume: the settings the run started with, and the record of its data files
+    (None for runs from before glassbox kept one). A damaged file is a UserError."""
+    path = Path(run_dir) / "config.json"
+    fix = "it records how the run started, so the run cannot be resumed; start afresh with a new --out"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"{path} is damaged (not valid UTF-8 JSON): {fix}") from None
+    except OSError as e:
+        raise UserError(f"{path} cannot be read ({e.strerror or type(e).__name__}): {fix}") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path} is damaged (not a JSON object of settings): {fix}")
+    if not isinstance(saved.get("data"), str) or not saved["data"]:
+        raise UserError(f"{path} is damaged (it names no data): {fix}")
+    source = saved.pop(SOURCE_KEY, None)
+    if source is not None and not (isinstance(source, dict) and isinstance(source.get("sha256"), str)):
+        raise UserError(f"{path} is damaged (its {SOURCE_KEY} entry is malformed): {fix}")
+    return saved, source
+
+
+# config.json also records the training data's files as they were when the run started (their count, size
+# and sha256), under this key beside the settings, so that --resume refuses data that changed since: the
+# model's inputs, vocabulary or classes could differ from those its checkpoints were trained on.
+SOURCE_KEY = "data_source"
+
+
+def config_to_save(cfg: TrainConfig) -> dict:
+    """What a new run writes to RUN/config.json: every setting, and the record of its data files."""
+    record = source_record(str(cfg.data)) if cfg.data else None
+    return {**cfg.to_dict(), **({SOURCE_KEY: record} if record else {})}
+
+
+def data_files(data: str) -> list[tuple[str, Path]] | None:
+    """(name, path) of each file the training data is read from, in a fixed order; None when there is
+    nothing to fingerprint (built-in data, a path that is missing or not a regular file or folder)."""
+    from glassbox.data.builtin import BUILTIN
+    from glassbox.data.images import IMAGE_SUFFIXES, is_image_source
+
+    root = Path(str(data))
+    if str(data) in BUILTIN:
+        return None
+    if root.is_file():
+        return [(root.name, root)]
+    if not root.is_dir():
+        return None
+    if is_image_source(root):  # the images and IDX files the loader reads; notes and other files may change
+        files = [f for f in root.rglob("*") if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES or
+                                                                "-idx" in f.name)]
+    else:  # a corpus folder: every file but hidden ones, as the corpus reader takes them
+        files = [f for f in root.rglob("*")
+                 if f.is_file() and not any(s.startswith(".") for s in f.relative_to(root).parts)]
+    return [(f.relative_to(root).as_posix(), f) for f in sorted(files)]
+
+
+def source_record(data: str) -> dict | None:
+    """The record of the data's files that config.json keeps: path, file count, size and sha256 (None: see
+    data_files)."""
+    try:
+        files = data_files(data)
+        if files is None:
+            return None
+        h, size = hashlib.sha256(), 0
+        for name, path in files:
+            h.update(name.encode("utf-8", "surrogatepass") + b"\x00")
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+                    size += len(chunk)
+            h.update(b"\x01")
+    except OSError:
+        return None  # unreadable data: the loader says what is wrong with it
+    return {"data": str(data), "files": len(files), "bytes": size, "sha256": h.hexdigest()}
+
+
+def check_source_unchanged(run_dir: Path, source: dict | None, data: str) -> None:
+    """--resume: refuse data whose files differ from those the run started with (source: what config.json
+    recorded of them; None for runs from before glassbox kept a record, which are not checked)."""
+    now = source_record(data) if source is not None else None
+    if now is None or now["sha256"] == source["sha256"]:
+        return  # the same data (or nothing to compare: the loader says what is wrong with a missing path)
+    then_bytes, then_files = source.get("bytes"), source.get("files")
+    if then_files != now["files"] and isinstance(then_files, int):
+        what = f"{then_files:,} files then, {now['files']:,} now"
+    elif then_bytes != now["bytes"] and isinstance(then_bytes, int):
+        what = f"{then_bytes:,} bytes then, {now['bytes']:,} now"
+    else:
+        what = "same size, different content"
+    raise UserError(f"the data {data} changed since the run in {run_dir} started ({what}); --resume continues training "
+                    f"on the same data: put the data back as it was, or train afresh with a new --out")
 
 
 # What a run folder holds when the run stopped before its first training step; such a folder is reused.

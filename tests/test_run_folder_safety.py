@@ -160,3 +160,61 @@ def test_resume_with_every_checkpoint_damaged_is_one_line(run_copy, capsys, file
     assert main(["train", "--out", str(run_copy), "--resume", "--quiet"]) == 2
     line = one_error_line(capsys)
     assert f"{file} is damaged" in line and "new --out" in line
+
+
+# --- 2. damaged config.json --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [b"{bad\n", b"\xff\xfe{}", b"[1, 2]", b'{"epochs": 2}', b'{"data": "x", "epochs": "ten"}',
+                                  b'{"data": "x", "data_source": "abc"}'])
+def test_resume_with_a_damaged_config_json_is_one_line(run_copy, capsys, text):
+    (run_copy / "config.json").write_bytes(text)
+    assert main(["train", "--out", str(run_copy), "--resume", "--quiet"]) == 2
+    line = one_error_line(capsys)
+    assert "config.json is damaged" in line and "new --out" in line
+
+
+def test_a_bad_flag_on_resume_is_blamed_on_the_flag_not_on_config_json(run_copy, capsys):
+    assert main(["train", "--out", str(run_copy), "--resume", "--quiet", "--power-watts", "-5"]) == 2
+    line = one_error_line(capsys)
+    assert "power_watts" in line and "config.json" not in line
+
+
+# --- 3. data changed under --resume ------------------------------------------------------------------------
+
+def test_resume_refuses_data_changed_since_the_run_started(tmp_path, sms48, capsys):
+    data = tmp_path / "sms.tsv"
+    shutil.copy(sms48, data)
+    out = tmp_path / "run"
+    assert main(["train", str(data), *TEXT_ARGS, *SMALL, "--out", str(out)]) == 0
+    record = json.loads((out / "config.json").read_text())["data_source"]
+    assert record["files"] == 1 and record["bytes"] == data.stat().st_size
+    split = (out / "split.json").read_bytes()
+    with open(data, "a", encoding="utf-8") as f:
+        f.writelines(f"ham\tzebra quokka platypus {i} wombat\n" for i in range(30))
+    assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 2
+    line = one_error_line(capsys)
+    assert "changed since the run" in line and "bytes then" in line
+    assert (out / "split.json").read_bytes() == split  # refused before anything was rewritten
+    shutil.copy(sms48, data)  # the data as it was: the run resumes
+    assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
+
+
+def test_a_run_without_a_record_of_its_data_still_resumes(run_copy):
+    config = json.loads((run_copy / "config.json").read_text())
+    del config["data_source"]  # runs made before glassbox recorded the data
+    (run_copy / "config.json").write_text(json.dumps(config))
+    assert main(["train", "--out", str(run_copy), "--resume", "--quiet"]) == 0
+
+
+def test_an_image_folder_fingerprint_ignores_files_the_loader_skips(tmp_path):
+    from glassbox.run_setup import source_record
+
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "dog").mkdir()
+    for name in ("cat/a.png", "dog/b.png"):
+        (tmp_path / name).write_bytes(b"\x89PNG fake")
+    before = source_record(str(tmp_path))
+    (tmp_path / "README.txt").write_text("notes")
+    assert source_record(str(tmp_path)) == before
+    (tmp_path / "dog" / "c.png").write_bytes(b"\x89PNG more")
+    assert source_record(str(tmp_path))["files"] == 3
