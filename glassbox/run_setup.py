@@ -42,10 +42,30 @@ def default_run_dir(data: str) -> Path:
     return Path("runs") / f"{stamp}-{Path(str(data)).stem or 'data'}"
 
 
+def make_new_folder(base: Path) -> Path:
+    """Create base, or base-2, base-3, ... whichever is free, atomically: two runs started in the same
+    second never share a folder."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 10_000):
+        folder = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
+        for _ in range(3):
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                break
+            except FileNotFoundError:  # another run removed an empty runs/ just now: make it again
+                base.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            raise UserError(f"cannot create a run folder in {base.parent} (it keeps disappearing); give --out DIR")
+    raise UserError(f"{base.parent} already holds {base.name} and 9,999 numbered copies of it; give --out DIR")
+
+
 def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
     """Check the run folder, then (rank 0 only, once every process has checked) create it.
 
-    Under torchrun every process checks before any writes, so they all reach the same verdict."""
+    Under torchrun every process checks before any writes, so they all reach the same verdict.
+    Without --out, a new folder runs/<date>-<time>-<data> is made (with -2, -3, ... when taken)."""
     dist = distributed.current()
     if dist.enabled and not cfg.out:
         raise UserError("under torchrun give --out DIR: every process must use the same run folder")
@@ -53,7 +73,10 @@ def prepare_run_dir(cfg: TrainConfig, data: str) -> Path:
     distributed.barrier()
     if dist.is_main:
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            if cfg.out:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                run_dir = make_new_folder(run_dir)
         except OSError as e:
             raise UserError(f"cannot create the run folder {run_dir} ({e.strerror or type(e).__name__}); "
                             f"choose another --out") from None
@@ -68,12 +91,19 @@ def check_run_dir(cfg: TrainConfig, data: str) -> Path:
         if not (run_dir / "config.json").exists():
             raise UserError(f"nothing to resume in {run_dir}: it holds no glassbox run; drop --resume or give the run's --out")
         return run_dir
+    if not cfg.out:
+        return run_dir  # a new folder of its own, made by prepare_run_dir
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir} is a file, not a folder; choose another --out")
     if run_dir.exists() and any(run_dir.iterdir()):
-        if {p.name for p in run_dir.iterdir()} <= NEVER_TRAINED:
+        held = {p.name for p in run_dir.iterdir()}
+        if held <= NEVER_TRAINED:
             return run_dir  # a run that stopped before training (bad input, audit errors): start it afresh
-        raise UserError(f"run folder {run_dir} already holds files; pass --resume to continue that run, or choose another --out")
+        if "config.json" in held:
+            raise UserError(f"run folder {run_dir} already holds files of a glassbox run; choose another --out for a new "
+                            f"run, or continue that one with: glassbox train --out {run_dir} --resume")
+        raise UserError(f"--out {run_dir} already holds files, and no glassbox run to --resume; choose another --out "
+                        f"(a new or empty folder)")
     return run_dir
 
 

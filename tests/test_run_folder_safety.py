@@ -218,3 +218,54 @@ def test_an_image_folder_fingerprint_ignores_files_the_loader_skips(tmp_path):
     assert source_record(str(tmp_path)) == before
     (tmp_path / "dog" / "c.png").write_bytes(b"\x89PNG more")
     assert source_record(str(tmp_path))["files"] == 3
+
+
+# --- 4. default run folders of runs started in the same second ---------------------------------------------
+
+def test_default_run_folders_never_collide(tmp_path, monkeypatch):
+    from glassbox import run_setup
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(run_setup, "default_run_dir", lambda data: Path("runs") / "20250101-120000-sms")
+    cfg = make_config({"data": "sms.tsv"})
+    made: list[Path] = []
+    threads = [threading.Thread(target=lambda: made.append(run_setup.prepare_run_dir(cfg, "sms.tsv")))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    names = sorted(p.name for p in made)
+    assert len(set(names)) == 8
+    assert set(names) == {"20250101-120000-sms", *(f"20250101-120000-sms-{i}" for i in range(2, 9))}
+
+
+def test_two_runs_in_the_same_second_each_get_their_own_folder(tmp_path, monkeypatch, sms48):
+    from glassbox import run_setup
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(run_setup, "default_run_dir", lambda data: Path("runs") / "20250101-120000-sms48")
+    for _ in range(2):
+        assert main(["train", str(sms48), *TEXT_ARGS, *SMALL]) == 0
+    for name in ("20250101-120000-sms48", "20250101-120000-sms48-2"):
+        assert (tmp_path / "runs" / name / "summary.json").exists()
+        assert (tmp_path / "runs" / name / "model" / "manifest.json").exists()
+
+
+def test_an_explicit_out_that_holds_a_run_is_still_refused(finished_run, sms48, capsys):
+    assert main(["train", str(sms48), *TEXT_ARGS, *SMALL, "--out", str(finished_run)]) == 2
+    assert "already holds files of a glassbox run" in one_error_line(capsys)
+
+
+# --- 5. demo into an existing folder ----------------------------------------------------------------------
+
+def test_demo_into_a_used_folder_suggests_what_demo_can_do(finished_run, tmp_path, capsys):
+    assert main(["demo", "--out", str(finished_run)]) == 2
+    line = one_error_line(capsys)
+    assert "pass --resume" not in line
+    assert "choose another --out" in line and f"glassbox train --out {finished_run} --resume" in line
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    line = one_error_line(capsys)
+    assert "no glassbox run to --resume" in line and "choose another --out" in line
+    assert (tmp_path / "notes.txt").read_text() == "mine"
