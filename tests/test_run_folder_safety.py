@@ -269,3 +269,42 @@ def test_demo_into_a_used_folder_suggests_what_demo_can_do(finished_run, tmp_pat
     line = one_error_line(capsys)
     assert "no glassbox run to --resume" in line and "choose another --out" in line
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# --- 6. glassbox report ------------------------------------------------------------------------------------
+
+def test_report_on_a_folder_that_is_no_run(tmp_path, capsys):
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+    assert main(["report", str(tmp_path)]) == 2
+    line = one_error_line(capsys)
+    assert "not a glassbox run folder" in line and "--resume" not in line
+
+
+def test_report_of_an_unfinished_run_still_says_finish_it(run_copy, capsys):
+    (run_copy / "summary.json").unlink()
+    assert main(["report", str(run_copy)]) == 2
+    assert "has not finished" in one_error_line(capsys)
+
+
+def test_report_html_that_is_a_folder_fails_cleanly(run_copy, capsys):
+    (run_copy / "report.html").unlink()
+    (run_copy / "report.html").mkdir()
+    before = sorted(p.name for p in run_copy.iterdir())
+    assert main(["report", str(run_copy)]) == 2
+    line = one_error_line(capsys)
+    assert "report.html is a folder" in line and ".tmp" not in line
+    assert sorted(p.name for p in run_copy.iterdir()) == before  # no temporary file left behind
+
+
+@pytest.mark.parametrize("summary", [{}, {"task": "classify"}, {"task": "lm", "steps": 3}, [1, 2]])
+def test_report_refuses_a_summary_that_is_not_a_finished_runs(run_copy, capsys, summary):
+    (run_copy / "summary.json").write_text(json.dumps(summary))
+    (run_copy / "report.html").unlink()
+    assert main(["report", str(run_copy)]) == 2
+    assert "summary.json" in one_error_line(capsys)
+    assert not (run_copy / "report.html").exists()
+
+
+def test_report_of_a_finished_run_still_works(run_copy, capsys):
+    assert main(["report", str(run_copy)]) == 0
+    assert [p.name for p in run_copy.glob(".report.html*")] == []

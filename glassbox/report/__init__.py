@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import secrets
 from pathlib import Path
 
+from glassbox.errors import UserError
 from glassbox.report import lm, sections
 from glassbox.report.card import model_card
 from glassbox.report.html import page
@@ -43,7 +45,15 @@ LM_SECTIONS = [
 def build_report(run: Run) -> str:
     """The report's HTML for a loaded run."""
     chosen = LM_SECTIONS if run.is_lm else CLASSIFIER_SECTIONS
-    parts = [(anchor, title, fn(run)) for anchor, title, fn in chosen]
+    parts = []
+    for anchor, title, fn in chosen:
+        try:
+            parts.append((anchor, title, fn(run)))
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError, ZeroDivisionError) as e:
+            reason = (str(e).splitlines() or [""])[0][:120]
+            raise UserError(f"the report's {title!r} section cannot be drawn from the JSON files in {run.path} "
+                            f"({type(e).__name__}: {reason}); they hold something a finished run does not write: "
+                            f"train again (or --resume the run) to rewrite them") from None
     s = run.summary
     name = Path(str(s.get("data", run.path.name))).name or run.path.name
     what = "language model" if run.is_lm else "classifier"
@@ -67,10 +77,19 @@ def write_report(run_dir, power_watts: float | None = None, price_per_kwh: float
         run.summary["cost"] = reprice(run.summary["cost"], power_watts, price_per_kwh)
     text = build_report(run)
     out = run.path / "report.html"
-    # write then rename, so a reader never sees half a page
-    tmp = run.path / ".report.html.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    if out.exists() and not out.is_file():
+        raise UserError(f"{out} is a folder (or another thing that is not a file); move it away, then make the report "
+                        f"again")
+    # write then rename, so a reader never sees half a page; a temporary name of its own, removed on failure
+    tmp = run.path / f".report.html.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out} ({e.strerror or type(e).__name__}); check the free space and the "
+                        f"permissions of {run.path}") from None
     return out
 
 

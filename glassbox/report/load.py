@@ -60,6 +60,17 @@ def _jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def missing_fields(summary: dict) -> list[str]:
+    """What every finished run's summary.json says and this one lacks: the kind of run and its data (the
+    report leaves out the sections whose figures a summary lacks, but not these)."""
+    lacking = []
+    if not isinstance(summary.get("task"), str) or summary["task"] not in ("classify", "lm"):
+        lacking.append("task: classify or lm")
+    if not isinstance(summary.get("data"), str) or not summary["data"]:
+        lacking.append("data: what it trained on")
+    return lacking
+
+
 def load_run(run_dir) -> Run:
     path = Path(run_dir)
     if not path.is_dir():
@@ -69,9 +80,16 @@ def load_run(run_dir) -> Run:
         raise UserError(f"{path} is a model artifact; give its run folder ({path.parent}) to glassbox report")
     if not isinstance(summary, dict) and (path / "summary.json").exists():
         raise UserError(f"{path / 'summary.json'} is damaged; run the training again (or --resume it) to rewrite it")
+    if summary is None and not (path / "config.json").exists():
+        raise UserError(f"{path} is not a glassbox run folder: it holds no summary.json and no config.json; give the "
+                        f"--out folder of a glassbox train run")
     if summary is None:
         raise UserError(f"{path} holds no summary.json: the run has not finished; "
                         f"finish it (glassbox train --out {path} --resume) and make the report again")
+    lacking = missing_fields(summary)
+    if lacking:
+        raise UserError(f"{path / 'summary.json'} lacks what a finished run records ({', '.join(lacking)}); it is not "
+                        f"the summary of a finished glassbox run: train again (or --resume the run) to rewrite it")
     return Run(path=path, summary=summary, metrics=_jsonl(path / "metrics.jsonl"),
                audit=_json(path / "audit.json"), manifest=_json(path / "model" / "manifest.json"),
                memorization=_json(path / "memorization.json"),
