@@ -308,3 +308,42 @@ def test_report_refuses_a_summary_that_is_not_a_finished_runs(run_copy, capsys, 
 def test_report_of_a_finished_run_still_works(run_copy, capsys):
     assert main(["report", str(run_copy)]) == 0
     assert [p.name for p in run_copy.glob(".report.html*")] == []
+
+
+# --- 7. artifacts ------------------------------------------------------------------------------------------
+
+def edit_manifest(artifact: Path, **changes) -> None:
+    path = artifact / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+def test_an_artifact_from_a_newer_glassbox_is_refused(run_copy, capsys):
+    edit_manifest(run_copy / "model", manifest_version=99)
+    assert main(["predict", str(run_copy / "model"), "free prize now"]) == 2
+    line = one_error_line(capsys)
+    assert "newer glassbox" in line and "upgrade" in line
+
+
+@pytest.mark.parametrize("version", ["1", None, 0, True])
+def test_an_artifact_with_no_valid_manifest_version_is_refused(run_copy, capsys, version):
+    edit_manifest(run_copy / "model", manifest_version=version)
+    assert main(["predict", str(run_copy / "model"), "free prize now"]) == 2
+    assert "manifest_version" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("key,value", [("weights_file", "../../run/model/model.safetensors"),
+                                       ("weights_file", "/etc/passwd"), ("weights_file", ".."),
+                                       ("seen_file", "../seen.safetensors")])
+def test_artifact_files_must_lie_inside_the_artifact_folder(tmp_path, finished_run, capsys, key, value):
+    artifact = tmp_path / "copy" / "model"
+    shutil.copytree(finished_run / "model", artifact)
+    edit_manifest(artifact, **{key: value})
+    assert main(["predict", str(artifact), "free prize now"]) == 2
+    line = one_error_line(capsys)
+    assert key in line and "inside the artifact folder" in line
+
+
+def test_an_intact_artifact_still_predicts(finished_run):
+    assert main(["predict", str(finished_run / "model"), "free prize now"]) == 0

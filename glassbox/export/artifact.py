@@ -106,7 +106,24 @@ def read_manifest(folder: str | Path) -> dict:
         raise UserError(f"{path} is not valid JSON: the artifact is damaged; export it again from its run") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "glassbox-artifact":
         raise UserError(f"{path} is not a glassbox manifest; give the RUN/model folder of a finished run")
+    version = manifest.get("manifest_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UserError(f"{path} is damaged (its manifest_version is {version!r}, not a version number); "
+                        f"export it again from its run")
+    if version > MANIFEST_VERSION:
+        raise UserError(f"{folder} was made by a newer glassbox (manifest version {version}; this glassbox reads up to "
+                        f"{MANIFEST_VERSION}); upgrade glassbox to use it")
+    for key in ("weights_file", "seen_file"):
+        if manifest.get(key) is not None and not plain_file_name(manifest[key]):
+            raise UserError(f"{path} is damaged: its {key} {manifest[key]!r} is not the name of a file inside the "
+                            f"artifact folder; export the artifact again from its run")
     return manifest
+
+
+def plain_file_name(name) -> bool:
+    """A file name with no folder part: it can only name a file inside the artifact folder."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\x00" not in name and not (len(name) >= 2 and name[1] == ":"))
 
 
 def load_artifact(folder: str | Path) -> tuple[dict, torch.nn.Module]:
@@ -121,6 +138,8 @@ def load_artifact(folder: str | Path) -> tuple[dict, torch.nn.Module]:
     weights = folder / str(manifest.get("weights_file", "model.safetensors"))
     if not weights.is_file():
         raise UserError(f"{weights} is missing: the artifact is incomplete; export it again from its run")
+    if not isinstance(manifest.get("weights_sha256"), str):
+        raise UserError(f"{folder}/manifest.json is damaged (it records no weights_sha256); export it again from its run")
     actual = sha256_file(weights)
     if actual != manifest["weights_sha256"]:
         raise UserError(f"{weights} has sha256 {actual[:12]}… but the manifest records {manifest['weights_sha256'][:12]}…: "
