@@ -212,6 +212,7 @@ RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh")
 APPLIES_TO = {"tokenizer": {"lm"}, "block_size": {"lm"}, "vocab_size": {"lm", "transformer"},
               "n_layer": {"lm", "transformer"}, "n_head": {"lm", "transformer"}, "n_embd": {"lm", "transformer"},
               "image_size": {"image"}, "label_from_name": {"image"}, "label": {"tabular", "text", "transformer"},
+              "text": {"text", "transformer"},
               "columns": {"tabular", "text", "transformer"}, "group": {"tabular", "text", "transformer"},
               "control": {"tabular", "text", "transformer", "image"}, "test": {"tabular", "text", "transformer", "image"},
               "test_fraction": {"tabular", "text", "transformer", "image"}}
@@ -230,6 +231,9 @@ def check_settings_apply(given: dict, kind: str, cfg: TrainConfig) -> None:
         if key in APPLIES_TO and kind not in APPLIES_TO[key]:
             flag = "--" + key.replace("_", "-")
             raise UserError(f"{flag} does not apply to {KIND_WORDS[kind]} and would be ignored; drop it")
+    if cfg.label and cfg.label in cfg.group:
+        raise UserError(f"--group {cfg.label} is the label itself: per-group scores of the label are trivially perfect "
+                        f"or zero; group by another column")
 
 
 def check_resume_settings(given: dict, saved: dict, run_dir: Path) -> None:

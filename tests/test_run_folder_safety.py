@@ -347,3 +347,23 @@ def test_artifact_files_must_lie_inside_the_artifact_folder(tmp_path, finished_r
 
 def test_an_intact_artifact_still_predicts(finished_run):
     assert main(["predict", str(finished_run / "model"), "free prize now"]) == 0
+
+
+# --- 8. settings that would be ignored ---------------------------------------------------------------------
+
+def test_text_on_an_image_folder_is_refused_before_any_folder_is_made(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(shared("mnist_test10k")), "--text", "x", "--max-steps", "2", "--out", str(out)]) == 2
+    assert "--text does not apply to image data" in one_error_line(capsys)
+    assert not out.exists()
+    assert main(["train", "digits", "--text", "x", "--out", str(out)]) == 2
+    assert "--text does not apply" in one_error_line(capsys)
+
+
+def test_group_equal_to_label_is_refused_before_any_folder_is_made(tmp_path, capsys):
+    data = tmp_path / "t.csv"
+    data.write_text("x,y,income\n" + "".join(f"{i},{i % 3},{'hi' if i % 2 else 'lo'}\n" for i in range(60)))
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--label", "income", "--group", "income", "--out", str(out)]) == 2
+    assert "--group income is the label itself" in one_error_line(capsys)
+    assert not out.exists()
