@@ -44,7 +44,10 @@ def test_tabular_train_and_predict_rows(tmp_path, digits_csv, capsys):
     assert main(["predict", str(out / "model"), *features, "--json"]) == 0
     outs = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert [o["label"] for o in outs] == labels
-    assert all(0 < o["probability"] <= 1 for o in outs)
+    for o in outs:  # the probability is that of the predicted label, the largest of a distribution
+        assert o["probability"] == o["probabilities"][o["label"]] == max(o["probabilities"].values())
+        assert sorted(o["probabilities"]) == [str(i) for i in range(10)]
+        assert sum(o["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     # --file takes a CSV with a header (the label column is ignored)
     assert main(["predict", str(out / "model"), "--file", str(digits_csv)]) == 0
     captured = capsys.readouterr()
@@ -66,17 +69,30 @@ def test_tabular_train_and_predict_rows(tmp_path, digits_csv, capsys):
 
 
 def test_image_folder_from_file_names_and_predict_paths(tmp_path, cats_dogs_64, capsys):
+    import re
+
     out = tmp_path / "cd"
+    # --patience 0: all 200 steps (early stopping on the 100 validation photos stopped some seeds after 30);
+    # --threads 1: the result does not depend on the machine's core count, and a busy second core cannot slow it
     assert main(["train", str(cats_dogs_64 / "1000"), "--label-from-name", "cat|dog", "--test", str(cats_dogs_64 / "test"),
-                 "--image-size", "32", "--out", str(out), "--max-steps", "100", "--batch-size", "32", "--quiet"]) == 0
+                 "--image-size", "32", "--out", str(out), "--max-steps", "200", "--batch-size", "32", "--patience", "0",
+                 "--threads", "1", "--quiet"]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["n_examples"]["test"] == 1000 and s["classes"] == ["cat", "dog"]
-    assert s["test_accuracy"] > 0.6  # 100 steps on 900 photos: above chance, far from done
-    photos = sorted((cats_dogs_64 / "test").glob("*.jpg"))[:3] + sorted((cats_dogs_64 / "test").glob("dog*.jpg"))[:3]
+    n = s["n_examples"]["test"]
+    assert n == 1000 and s["classes"] == ["cat", "dog"]
+    # 200 steps on 900 photos: above chance (0.5) by three binomial standard errors, far from done.
+    # Seeds 0-4 reach 0.661-0.720; the bound is 0.547.
+    above_chance = 0.5 + 3 * np.sqrt(0.25 / n)
+    assert s["test_accuracy"] > above_chance
+    photos = sorted((cats_dogs_64 / "test").glob("*.jpg"))
     capsys.readouterr()
     assert main(["predict", str(out / "model"), *map(str, photos), "--json"]) == 0
     outs = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
-    assert len(outs) == 6 and {o["label"] for o in outs} <= {"cat", "dog"}
+    assert [o["input"] for o in outs] == [str(p) for p in photos]
+    truth = [re.search("cat|dog", p.name).group() for p in photos]
+    agree = np.mean([o["label"] == t for o, t in zip(outs, truth)])
+    # predicting the photos by path labels them as the run's own test evaluation did
+    assert agree == pytest.approx(s["test_accuracy"], abs=1e-9) and agree > above_chance
 
 
 def test_mnist_idx_files_train(tmp_path):
@@ -88,16 +104,34 @@ def test_mnist_idx_files_train(tmp_path):
 
 
 def test_predictor_cannot_change_weights(tmp_path, digits_csv):
+    import copy
+
     import glassbox
 
     run(str(digits_csv), label="digit", out=str(tmp_path / "r"), max_steps=20, quiet=True)
     p = glassbox.load(tmp_path / "r" / "model")
     before = {k: v.clone() for k, v in p.model.state_dict().items()}
-    assert not any(q.requires_grad for q in p.model.parameters()) and not p.model.training
-    rows = p.parse([",".join(["0"] * 64)] * 4)
-    p.predict(rows)
-    with pytest.raises(RuntimeError):  # inference tensors cannot be used to learn
-        with torch.inference_mode():
-            out = p.model(p.encoder.encode(rows))
-        out.sum().backward()
+    lines = digits_csv.read_text().splitlines()[1:9]
+    rows = p.parse([l.rsplit(",", 1)[0] for l in lines])
+    target = torch.tensor([int(l.rsplit(",", 1)[1]) for l in lines])
+    probs = p.predict_proba(rows)
+    assert probs.shape == (8, 10) and not probs.requires_grad and probs.grad_fn is None
+    with pytest.raises(RuntimeError):  # what the Predictor returns carries no graph to learn through
+        torch.nn.functional.nll_loss(probs.log(), target).backward()
+    # outside inference mode, a training step on the Predictor's own model changes nothing
+    assert not p.model.training
+    opt = torch.optim.SGD(p.model.parameters(), lr=1.0)
+    loss = torch.nn.functional.cross_entropy(p.model(p.encoder.encode(rows)), target)
+    assert not loss.requires_grad  # frozen weights: the forward builds no graph
+    with pytest.raises(RuntimeError):
+        loss.backward()
+    opt.step()
+    assert all(q.grad is None for q in p.model.parameters())
     assert all(torch.equal(before[k], v) for k, v in p.model.state_dict().items())
+    # control: the same step on an unfrozen copy of the model does move its weights
+    free = copy.deepcopy(p.model).requires_grad_(True)
+    opt = torch.optim.SGD(free.parameters(), lr=1.0)
+    torch.nn.functional.cross_entropy(free(p.encoder.encode(rows)), target).backward()
+    opt.step()
+    assert not all(torch.equal(before[k], v) for k, v in free.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in p.model.state_dict().items())  # the copy shares nothing
