@@ -44,6 +44,11 @@ def kind_of(data: str, cfg: TrainConfig) -> str:
     if Path(data).is_dir():
         if is_image_source(data):
             return "image"
+        p = Path(data)
+        for have, need in (("images-idx3-ubyte", "labels-idx1-ubyte"), ("labels-idx1-ubyte", "images-idx3-ubyte")):
+            if any(p.glob(f"*{have}*")):
+                raise UserError(f"{data} holds an IDX {have.split('-')[0]} file but no *{need}* file next to it; "
+                                f"put both IDX files of the set in the folder")
         raise UserError(f"{data} is a folder with no images or IDX files; give a data file or an image folder")
     return "text" if cfg.text else "tabular"
 
@@ -62,6 +67,11 @@ def load_examples(data: str, cfg: TrainConfig, kind: str, classes=None, size=Non
 
         if not cfg.label:
             raise UserError("text data needs --label COL naming the label column")
+        if not cfg.text:
+            raise UserError("text data needs --text COL naming the column that holds the text")
+        if cfg.label == cfg.text:
+            raise UserError(f"--text and --label both name the column {cfg.text!r}; the text and the label it should "
+                            f"predict must be two different columns")
         return load_text(data, cfg.text, cfg.label, columns=cfg.columns, group_cols=cfg.group)
     from glassbox.data.tabular import load_tabular
 
@@ -82,7 +92,39 @@ def check_labels(ex: Examples) -> None:
         raise UserError(f"{ex.source} has a single class ({ex.classes[0]!r}); a classifier needs at least two labels")
     if (counts < 2).any():
         rare = [c for c, n in zip(ex.classes, counts) if n < 2]
-        raise UserError(f"class(es) {', '.join(rare[:5])} have fewer than 2 examples; add examples or remove them")
+        numeric = sum(_is_number(c) for c in ex.classes)
+        if len(rare) > 10 and numeric > 0.9 * len(ex.classes):
+            raise UserError(f"the label looks continuous: {len(ex.classes):,} distinct numbers ({', '.join(ex.classes[:3])}, "
+                            f"...), {len(rare):,} of them on a single example; glassbox trains classifiers: bin the "
+                            f"values into a few classes, or pick a label column with a few distinct values")
+        if len(rare) > 10 and len(ex.classes) > 0.5 * len(ex):
+            raise UserError(f"the label has {len(ex.classes):,} distinct values among {len(ex):,} examples, most of them "
+                            f"once: is the label column the right one? A classifier needs several examples of each label")
+        shown = ", ".join(repr(c if len(c) <= 30 else c[:27] + "...") for c in rare[:5])
+        raise UserError(f"{len(rare):,} class(es) have fewer than 2 examples ({shown}{', ...' if len(rare) > 5 else ''}); "
+                        f"add examples of them or remove them")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return np.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def load_test(cfg: TrainConfig, ex: Examples) -> Examples:
+    """The user's own test file (--test), read like the training data, its labels mapped onto the training classes."""
+    if not Path(cfg.test).exists():
+        raise UserError(f"--test {cfg.test} not found; give your own held-out test file or folder, or drop --test "
+                        f"to carve a test split from the data")
+    kind = kind_of(cfg.test, cfg)
+    if kind != ex.kind:
+        what = {"image": "images", "text": "texts", "tabular": "table rows"}
+        raise UserError(f"--test {cfg.test} holds {what.get(kind, kind)} but the training data holds "
+                        f"{what.get(ex.kind, ex.kind)}; give a test file of the same kind and format")
+    size = ex.inputs.shape[-1] if ex.kind == "image" else None
+    return align_test(load_examples(cfg.test, cfg, kind, classes=ex.classes if ex.kind == "image" else None, size=size),
+                      ex.classes)
 
 
 def align_test(test: Examples, classes: list[str]) -> Examples:
@@ -230,12 +272,7 @@ def run_classifier(data: str, cfg: TrainConfig, run_dir: Path) -> dict:
     if cfg.test:
         if kind == "builtin":
             raise UserError(f"'{data}' is built in and carves its own test split; drop --test")
-        if not Path(cfg.test).exists():
-            raise UserError(f"--test {cfg.test} not found; give your own held-out test file or folder, or drop --test "
-                            f"to carve a test split from the data")
-        size = ex.inputs.shape[-1] if ex.kind == "image" else None
-        test = align_test(load_examples(cfg.test, cfg, kind_of(cfg.test, cfg),
-                                        classes=ex.classes if ex.kind == "image" else None, size=size), ex.classes)
+        test = load_test(cfg, ex)
 
     # split: identical examples and near copies stay together; with --test the user's file is the test split
     keys = split_keys(ex)
