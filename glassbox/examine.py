@@ -12,7 +12,7 @@ from glassbox.audit.duplicates import split_keys
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 from glassbox.out_of_fold import label_check, too_few
-from glassbox.pipeline import align_test, check_labels, kind_of, load_examples, load_test
+from glassbox.load_data import align_test, check_labels, kind_of, load_examples, load_test
 
 
 def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 5, show: bool = True, **settings):

@@ -3,7 +3,6 @@
 This module sits on top of every layer and only calls in; `glassbox train` and `glassbox.train()` land here."""
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from glassbox.config import TrainConfig, make_config, normalise
 from glassbox.data.examples import Examples
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
+from glassbox.load_data import check_labels, data_format, kind_of, load_examples, load_test
 from glassbox.export.artifact import save_artifact, write_json
 from glassbox.models.fasttext import TRAIN_DEFAULTS as FASTTEXT_DEFAULTS
 from glassbox.train import distributed
@@ -29,116 +29,6 @@ from glassbox.run_setup import (MODELS_FOR, RESUME_MAY_CHANGE, check_model_fits,
 def say(cfg: TrainConfig, text: str) -> None:
     if not cfg.quiet:
         print(text, flush=True)
-
-
-def kind_of(data: str, cfg: TrainConfig) -> str:
-    from glassbox.data.builtin import BUILTIN
-    from glassbox.data.images import is_image_source
-
-    if cfg.task == "lm":
-        return "lm"
-    if data in BUILTIN:
-        return "builtin"
-    if not Path(data).exists():
-        raise UserError(f"data not found: {data}; give a CSV/TSV/JSONL file, an image folder, or 'digits'")
-    if Path(data).is_dir():
-        if is_image_source(data):
-            return "image"
-        p = Path(data)
-        for have, need in (("images-idx3-ubyte", "labels-idx1-ubyte"), ("labels-idx1-ubyte", "images-idx3-ubyte")):
-            if any(p.glob(f"*{have}*")):
-                raise UserError(f"{data} holds an IDX {have.split('-')[0]} file but no *{need}* file next to it; "
-                                f"put both IDX files of the set in the folder")
-        raise UserError(f"{data} is a folder with no images or IDX files; give a data file or an image folder")
-    return "text" if cfg.text else "tabular"
-
-
-def load_examples(data: str, cfg: TrainConfig, kind: str, classes=None, size=None) -> Examples:
-    if kind == "builtin":
-        from glassbox.data.builtin import load_builtin
-
-        return load_builtin(data)
-    if kind == "image":
-        from glassbox.data.images import load_images
-
-        return load_images(data, cfg.label_from_name, size or cfg.image_size, classes=classes)
-    if kind == "text":
-        from glassbox.data.text import load_text
-
-        if not cfg.label:
-            raise UserError("text data needs --label COL naming the label column")
-        if not cfg.text:
-            raise UserError("text data needs --text COL naming the column that holds the text")
-        if cfg.label == cfg.text:
-            raise UserError(f"--text and --label both name the column {cfg.text!r}; the text and the label it should "
-                            f"predict must be two different columns")
-        return load_text(data, cfg.text, cfg.label, columns=cfg.columns, group_cols=cfg.group)
-    from glassbox.data.tabular import load_tabular
-
-    if not cfg.label:
-        raise UserError("tabular data needs --label COL naming the column to predict")
-    return load_tabular(data, cfg.label, columns=cfg.columns, groups=cfg.group)
-
-
-def data_format(cfg: TrainConfig) -> dict:
-    """How the training file was read (the artifact keeps it, so `glassbox eval` reads a file of the same format
-    without the flags being given again)."""
-    return {"label": cfg.label, "text": cfg.text, "columns": cfg.columns, "label_from_name": cfg.label_from_name}
-
-
-def check_labels(ex: Examples) -> None:
-    counts = np.bincount(ex.labels, minlength=len(ex.classes))
-    if len(ex.classes) < 2:
-        raise UserError(f"{ex.source} has a single class ({ex.classes[0]!r}); a classifier needs at least two labels")
-    if (counts < 2).any():
-        rare = [c for c, n in zip(ex.classes, counts) if n < 2]
-        numeric = sum(_is_number(c) for c in ex.classes)
-        if len(rare) > 10 and numeric > 0.9 * len(ex.classes):
-            raise UserError(f"the label looks continuous: {len(ex.classes):,} distinct numbers ({', '.join(ex.classes[:3])}, "
-                            f"...), {len(rare):,} of them on a single example; glassbox trains classifiers: bin the "
-                            f"values into a few classes, or pick a label column with a few distinct values")
-        if len(rare) > 10 and len(ex.classes) > 0.5 * len(ex):
-            raise UserError(f"the label has {len(ex.classes):,} distinct values among {len(ex):,} examples, most of them "
-                            f"once: is the label column the right one? A classifier needs several examples of each label")
-        shown = ", ".join(repr(c if len(c) <= 30 else c[:27] + "...") for c in rare[:5])
-        raise UserError(f"{len(rare):,} class(es) have fewer than 2 examples ({shown}{', ...' if len(rare) > 5 else ''}); "
-                        f"add examples of them or remove them")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        return np.isfinite(float(text))
-    except ValueError:
-        return False
-
-
-def load_test(cfg: TrainConfig, ex: Examples) -> Examples:
-    """The user's own test file (--test), read like the training data, its labels mapped onto the training classes."""
-    if not Path(cfg.test).exists():
-        raise UserError(f"--test {cfg.test} not found; give your own held-out test file or folder, or drop --test "
-                        f"to carve a test split from the data")
-    kind = kind_of(cfg.test, cfg)
-    if kind != ex.kind:
-        what = {"image": "images", "text": "texts", "tabular": "table rows"}
-        raise UserError(f"--test {cfg.test} holds {what.get(kind, kind)} but the training data holds "
-                        f"{what.get(ex.kind, ex.kind)}; give a test file of the same kind and format")
-    size = ex.inputs.shape[-1] if ex.kind == "image" else None
-    return align_test(load_examples(cfg.test, cfg, kind, classes=ex.classes if ex.kind == "image" else None, size=size),
-                      ex.classes)
-
-
-def align_test(test: Examples, classes: list[str]) -> Examples:
-    """Map a user test file's labels onto the training classes ('>50K.' -> '>50K' where needed)."""
-    index = {c: i for i, c in enumerate(classes)}
-    names = [test.classes[i] for i in test.labels]
-    fixed = [n if n in index else n.rstrip(".") for n in names]
-    unknown = sorted({n for n in fixed if n not in index})
-    if unknown:
-        raise UserError(f"the test file has labels never seen in training: {', '.join(unknown[:5])}; "
-                        f"training labels are: {', '.join(classes)}")
-    test.labels = np.array([index[n] for n in fixed], dtype=np.int64)
-    test.classes = classes
-    return test
 
 
 def make_encoder(ex: Examples, cfg: TrainConfig):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "glassbox"
 ORDER = ["errors", "config", "data", "audit", "models", "train", "evaluate", "export", "infer"]  # upstream first
-TOP = {"pipeline", "run_setup", "lm_pipeline", "examine", "cli", "report", "__init__", "__main__", "out_of_fold", "serve"}
+TOP = {"pipeline", "load_data", "run_setup", "lm_pipeline", "examine", "cli", "report", "__init__", "__main__", "out_of_fold", "serve"}
 
 
 def layer_of(module: str) -> str | None:
