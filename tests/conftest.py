@@ -21,6 +21,28 @@ def shared(*parts) -> Path:
     return p
 
 
+@pytest.fixture(scope="session", autouse=True)
+def glassbox_cache_dir(tmp_path_factory) -> Path:
+    """Every run measures this machine's matmul peak into cache_dir(); the tests keep that cache in a
+    temp dir, not the user's ~/.cache/glassbox. Set in os.environ, so processes the tests start inherit it."""
+    path = tmp_path_factory.mktemp("glassbox_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GLASSBOX_CACHE_DIR", str(path))
+        yield path
+
+
+def subprocess_env(**extra: str) -> dict:
+    """The environment for a glassbox process a test starts: this one's (the cache dir included), with this
+    checkout importable from any working directory."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def one_thread_env() -> dict:
+    """subprocess_env on one thread: two training processes share the 2 cores, or their thread pools thrash."""
+    return subprocess_env(OMP_NUM_THREADS="1")
+
+
 @pytest.fixture(scope="session")
 def digits_csv(tmp_path_factory) -> Path:
     """The 1,797 real handwritten digits as a tabular CSV: 64 pixel columns and a label."""

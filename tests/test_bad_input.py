@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from glassbox.cli import main
+from tests.conftest import subprocess_env
 
 
 def run_cli(capsys, *args):
@@ -146,8 +147,9 @@ def test_tampered_artifact_is_refused(capsys, tmp_path, digits_csv):
 
 def test_error_in_a_real_process_has_no_traceback(tmp_path):
     p = subprocess.run([sys.executable, "-m", "glassbox", "train", str(tmp_path / "missing.csv"), "--label", "y"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path, env=subprocess_env())
     assert p.returncode == 2
+    assert not (tmp_path / "runs").exists()  # no default run folder for a run that never started
     assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
 
 

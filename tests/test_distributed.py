@@ -1,6 +1,7 @@
 """`glassbox train` under torchrun: two CPU processes (gloo) train one model data-parallel; rank 0 writes the run."""
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,11 +10,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import one_thread_env
 from tests.killing import kill_at_checkpoint
 
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-if Path("/sys/class/net/lo").exists():  # gloo talks over loopback: no need for the host name to resolve
-    ONE_THREAD.setdefault("GLOO_SOCKET_IFNAME", "lo")
+
+def one_thread() -> dict:
+    env = one_thread_env()
+    if Path("/sys/class/net/lo").exists():  # gloo talks over loopback: no need for the host name to resolve
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    return env
 
 
 PROBE = "import torch.distributed as d; d.init_process_group('gloo'); d.barrier(); d.destroy_process_group()"
@@ -26,7 +31,7 @@ def process_group_works():
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("this torch build has no gloo backend")
     probe = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                            "--no-python", sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, env=ONE_THREAD)
+                            "--no-python", sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, env=one_thread())
     if probe.returncode != 0:
         pytest.skip(f"two processes cannot form a gloo group here: {probe.stderr.strip().splitlines()[-1:]}")
 
@@ -35,8 +40,9 @@ def torchrun_cmd(*args, nproc=2):
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "glassbox", *args]
 
 
-def torchrun(*args, nproc=2):
-    return subprocess.run(torchrun_cmd(*args, nproc=nproc), capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+def torchrun(*args, nproc=2, cwd=None):
+    return subprocess.run(torchrun_cmd(*args, nproc=nproc), capture_output=True, text=True, timeout=600, env=one_thread(),
+                          cwd=cwd)
 
 
 def test_two_processes_train_one_model_and_rank_zero_writes_the_run(tmp_path, digits_csv):
@@ -45,7 +51,7 @@ def test_two_processes_train_one_model_and_rank_zero_writes_the_run(tmp_path, di
     r = torchrun(*args, "--out", str(tmp_path / "ddp"))
     assert r.returncode == 0, r.stderr[-3000:]
     single = subprocess.run([sys.executable, "-m", "glassbox", *args, "--out", str(tmp_path / "one")],
-                            capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+                            capture_output=True, text=True, timeout=600, env=one_thread())
     assert single.returncode == 0, single.stderr
 
     s = json.loads((tmp_path / "ddp" / "summary.json").read_text())
@@ -60,8 +66,9 @@ def test_two_processes_train_one_model_and_rank_zero_writes_the_run(tmp_path, di
 
 
 def test_torchrun_without_out_is_refused(tmp_path, digits_csv):
-    r = torchrun("train", str(digits_csv), "--label", "digit", "--max-steps", "10")
+    r = torchrun("train", str(digits_csv), "--label", "digit", "--max-steps", "10", cwd=tmp_path)
     assert r.returncode != 0 and "under torchrun give --out DIR" in r.stderr
+    assert not (tmp_path / "runs").exists()  # refused before any default run folder was made
 
 
 def test_sigkill_then_resume_under_torchrun_is_bit_identical(tmp_path, digits_csv):
@@ -70,8 +77,15 @@ def test_sigkill_then_resume_under_torchrun_is_bit_identical(tmp_path, digits_cs
     full = torchrun(*args, "--out", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr[-3000:]
     killed = subprocess.Popen(torchrun_cmd(*args, "--out", str(tmp_path / "killed")), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=ONE_THREAD, start_new_session=True)
-    step = kill_at_checkpoint(killed, tmp_path / "killed", lambda s: 40 <= s < 300 and s % 20 != 0, group=True)
+                              stderr=subprocess.DEVNULL, env=one_thread(), start_new_session=True)
+    try:
+        step = kill_at_checkpoint(killed, tmp_path / "killed", lambda s: 40 <= s < 300 and s % 20 != 0, group=True)
+    finally:  # a failed assertion must not leave torchrun or its training processes running
+        try:
+            os.killpg(killed.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the whole session is gone already
+        killed.wait()
     assert not (tmp_path / "killed" / "summary.json").exists()
     resumed = torchrun("train", "--out", str(tmp_path / "killed"), "--resume", "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

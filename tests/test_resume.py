@@ -1,17 +1,14 @@
 """A run killed with SIGKILL mid-epoch and resumed ends with weights bit-identical to an uninterrupted run."""
 import json
-import os
 import subprocess
 import sys
 
 import torch
+from tests.conftest import one_thread_env
 from tests.killing import kill_at_checkpoint
 from safetensors.torch import load_file
 
 from glassbox.cli import main
-
-# two training processes share the 2 cores: one thread each, or their thread pools thrash
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 MAX_STEPS = 400
 ARGS = ["--label", "digit", "--max-steps", str(MAX_STEPS), "--batch-size", "32", "--eval-every", "20",
@@ -20,22 +17,28 @@ ARGS = ["--label", "digit", "--max-steps", str(MAX_STEPS), "--batch-size", "32",
 
 def train(data, out, *extra):
     return subprocess.Popen([sys.executable, "-m", "glassbox", "train", str(data), *ARGS, "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=one_thread_env())
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, digits_csv):
     full = train(digits_csv, tmp_path / "full")
     killed = train(digits_csv, tmp_path / "killed")
-    split = tmp_path / "killed" / "split.json"  # written before training starts
-    per_epoch = lambda: len(json.loads(split.read_text())["train"]) // 32  # noqa: E731
-    # resume from a checkpoint past the first epoch and mid-epoch
-    kill_at_checkpoint(killed, tmp_path / "killed", lambda step: 50 <= step < MAX_STEPS and step % per_epoch() != 0)
-    assert not (tmp_path / "killed" / "summary.json").exists()
+    try:
+        split = tmp_path / "killed" / "split.json"  # written before training starts
+        per_epoch = lambda: len(json.loads(split.read_text())["train"]) // 32  # noqa: E731
+        # resume from a checkpoint past the first epoch and mid-epoch
+        kill_at_checkpoint(killed, tmp_path / "killed", lambda step: 50 <= step < MAX_STEPS and step % per_epoch() != 0)
+        assert not (tmp_path / "killed" / "summary.json").exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "glassbox", "train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
-                             capture_output=True, text=True, timeout=300, env=ONE_THREAD)
-    assert resumed.returncode == 0, resumed.stderr
-    assert full.wait(timeout=300) == 0, full.stderr.read()
+        resumed = subprocess.run([sys.executable, "-m", "glassbox", "train", "--out", str(tmp_path / "killed"), "--resume",
+                                  "--quiet"], capture_output=True, text=True, timeout=300, env=one_thread_env())
+        assert resumed.returncode == 0, resumed.stderr
+        assert full.wait(timeout=300) == 0, full.stderr.read()
+    finally:  # a failed assertion must not leave a training process running
+        for proc in (full, killed):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     a = load_file(tmp_path / "full" / "model" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
