@@ -2,19 +2,16 @@
 from the artifact alone, reports its knowledge cutoff, and resumes exactly after SIGKILL."""
 import json
 import math
-import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-# two training processes share the 2 cores: one thread each, or their thread pools thrash
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-
 from glassbox.cli import main
-from tests.conftest import shared
+from tests.conftest import one_thread_env, shared
 from tests.killing import kill_at_checkpoint
 
 TINY = ["--task", "lm", "--n-layer", "2", "--n-head", "2", "--n-embd", "64", "--block-size", "32",
@@ -36,15 +33,39 @@ def lm_run(corpus, tmp_path_factory):
     return out
 
 
-def test_small_gpt_learns_and_reports(lm_run):
+def test_small_gpt_learns_and_reports(lm_run, corpus):
     s = json.loads((lm_run / "summary.json").read_text())
     assert s["task"] == "lm" and s["vocab_size"] > 40
     assert s["chance_loss"] == pytest.approx(math.log(s["vocab_size"]))
     assert s["val_loss"] < 0.7 * s["chance_loss"]  # clearly below knowing nothing
     assert s["perplexity"] == pytest.approx(math.exp(s["val_loss"]))
-    assert s["tokens_per_second"] > 0 and len(s["samples"]) == 3
+    assert len(s["samples"]) == 3
+    # tokens/s is the tokens trained on (steps x 16 windows x 32 tokens) over the training time
+    assert s["tokens_per_second"] * s["train_seconds"] == pytest.approx(s["steps"] * 16 * 32, rel=1e-9)
     memo = json.loads((lm_run / "memorization.json").read_text())
-    assert {"novelty", "extraction", "summary"} <= set(memo)
+    assert memo["summary"] == s["memorization"]
+    # novelty: 8 samples of 400 characters (a char tokenizer: one token, one character), n-grams at 8, 13, 32 characters
+    for part in ("novelty", "novelty_of_held_out_text"):
+        by_n = memo[part]["by_n"]
+        assert [b["n"] for b in by_n] == [8, 13, 32]
+        assert [b["ngrams"] for b in by_n] == [8 * (400 - n + 1) for n in (8, 13, 32)]
+        assert all(b["share"] == b["copied"] / b["ngrams"] for b in by_n)
+    # the held-out baseline, recomputed over the whole validation text: Shakespeare shares 31% of its
+    # 8-character stretches and 4% of its 13-character ones with the 180,000 training characters
+    text = corpus.read_text(encoding="utf-8")
+    train_text, val_text = text[:s["corpus"]["characters"]["train"]], text[s["corpus"]["characters"]["train"]:]
+    for b in memo["novelty_of_held_out_text"]["by_n"][:2]:
+        seen = {train_text[i:i + b["n"]] for i in range(len(train_text) - b["n"] + 1)}
+        share = np.mean([val_text[i:i + b["n"]] in seen for i in range(len(val_text) - b["n"] + 1)])
+        assert b["share"] == pytest.approx(share, abs=0.05)
+    # 300 steps of a 2-layer model: its text copies far fewer 8-character stretches than real text shares
+    assert memo["novelty"]["by_n"][0]["share"] < 0.5 * memo["novelty_of_held_out_text"]["by_n"][0]["share"]
+    for example in memo["novelty"]["examples"]:  # any copied stretch it reports is in the training text
+        assert len(example) == 32 and example in train_text
+    ex = memo["extraction"]
+    assert ex["train"]["n"] == ex["val"]["n"] == 200
+    assert ex["difference"] == pytest.approx(ex["train"]["rate"] - ex["val"]["rate"])
+    assert all(0 <= ex[split]["token_match"] <= 1 for split in ("train", "val"))
     assert (lm_run / "data" / "train.bin").stat().st_size == 2 * s["corpus"]["tokens"]["train"]  # uint16 on disk
 
 
@@ -71,13 +92,19 @@ def test_prompt_with_unknown_characters_is_refused(lm_run, capsys):
 def test_lm_resume_after_sigkill_is_bit_identical(corpus, tmp_path):
     args = [*TINY, "--max-steps", "200", "--eval-every", "25", "--checkpoint-every", "10", "--dropout", "0.1"]
     cmd = lambda out: [sys.executable, "-m", "glassbox", "train", str(corpus), *args, "--out", str(out)]  # noqa: E731
-    full = subprocess.Popen(cmd(tmp_path / "full"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
-    killed = subprocess.Popen(cmd(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
-    kill_at_checkpoint(killed, tmp_path / "killed", lambda step: 40 <= step < 200)
-    r = subprocess.run([sys.executable, "-m", "glassbox", "train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
-                       capture_output=True, text=True, timeout=600, env=ONE_THREAD)
-    assert r.returncode == 0, r.stderr
-    assert full.wait(timeout=600) == 0
+    full = subprocess.Popen(cmd(tmp_path / "full"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=one_thread_env())
+    killed = subprocess.Popen(cmd(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=one_thread_env())
+    try:
+        kill_at_checkpoint(killed, tmp_path / "killed", lambda step: 40 <= step < 200)
+        r = subprocess.run([sys.executable, "-m", "glassbox", "train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
+                           capture_output=True, text=True, timeout=600, env=one_thread_env())
+        assert r.returncode == 0, r.stderr
+        assert full.wait(timeout=600) == 0, full.stderr.read()
+    finally:  # a failed assertion must not leave a training process running
+        for proc in (full, killed):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     a = load_file(tmp_path / "full" / "model" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
