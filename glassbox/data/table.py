@@ -43,7 +43,7 @@ def decode_text(raw: bytes, p, binary_hint: str = "give a text file") -> str:
         # UTF-16 without a byte-order mark: ASCII characters leave a NUL in every other byte
         if len(head) >= 4 and (head[1::2].count(0) > 0.4 * len(head[1::2]) or head[0::2].count(0) > 0.4 * len(head[0::2])):
             raise UserError(f"{p} looks like UTF-16 text; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
-        raise UserError(f"{p} is not a text file (it holds NUL bytes); {binary_hint}")
+        raise UserError(f"{p} is a binary file, not a text file (it holds NUL bytes); {binary_hint}")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
