@@ -145,3 +145,14 @@ def test_eval_refuses_labels_the_model_never_learned(jsonl_text_run, sms_rows, t
     path = write_formats(tmp_path, ["text", "label"], rows, "with_promo")["csv"]
     assert main(["eval", str(out / "model"), str(path)]) == 2
     one_line_error(capsys, "labels never seen in training: promo", "training labels are: ham, spam")
+
+
+def test_jsonl_numbers_and_booleans_read_as_a_csv_would_hold_them(tmp_path):
+    """1 and 1.0 are one label, as they would be in a CSV; true is 'true'; a list stays JSON."""
+    from glassbox.data.table import read_table
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"x": 1.5, "y": 1}\n{"x": 2, "y": 1.0}\n{"x": null, "y": true}\n{"x": [1, 2], "y": "ok"}\n')
+    df, lines = read_table(path)
+    assert df["y"].tolist() == ["1", "1", "true", "ok"]
+    assert df["x"].tolist() == ["1.5", "2", "", "[1, 2]"] and lines == [1, 2, 3, 4]

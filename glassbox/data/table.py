@@ -74,12 +74,25 @@ def _read_jsonl(p: Path, text: str, columns) -> tuple[pd.DataFrame, list[int]]:
             raise UserError(f"{p} line {i} is not valid JSON; each line of a JSONL file must be one JSON object") from None
         if not isinstance(obj, dict):
             raise UserError(f"{p} line {i} is not a JSON object; each line must look like {{\"col\": value, ...}}")
-        rows.append({k: "" if v is None else str(v) for k, v in obj.items()})
+        rows.append({k: _json_field(v) for k, v in obj.items()})
         lines.append(i)
     df = pd.DataFrame(rows).fillna("")
     if columns:
         df.columns = columns[: len(df.columns)]
     return df, lines
+
+
+def _json_field(v) -> str:
+    """A JSON value as the text a CSV would hold: 1 and 1.0 alike ("1"), true as "true", lists and objects as JSON."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return str(int(v))
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
 
 
 def _sniff_delimiter(p: Path, sample: str) -> str:
