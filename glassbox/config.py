@@ -185,6 +185,9 @@ def _check(values: dict) -> None:
         raise UserError(f"The 'price_per_kwh' setting must be a number of at least 0. Got {price!r} instead.")
 
 
+RUN_RECORD_KEY = "data_source"  # the key RUN/config.json keeps the training data's sha256 under
+
+
 def load_config_file(path: str | Path) -> dict:
     """Read a YAML or JSON config file into a dict of settings."""
     import yaml
@@ -201,4 +204,6 @@ def load_config_file(path: str | Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"config file {p} must hold key: value pairs, not a {type(data).__name__}")
+    # A run's own config.json also records what data it trained on (not a setting): it may be reused as a config.
+    data.pop(RUN_RECORD_KEY, None)
     return data

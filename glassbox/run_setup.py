@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from glassbox.config import TrainConfig
+from glassbox.config import RUN_RECORD_KEY, TrainConfig
 from glassbox.errors import UserError
 from glassbox.train import distributed
 
@@ -131,7 +131,7 @@ def read_saved_config(run_dir: Path) -> tuple[dict, dict | None]:
 # config.json also records the training data's files as they were when the run started (their count, size
 # and sha256), under this key beside the settings, so that --resume refuses data that changed since: the
 # model's inputs, vocabulary or classes could differ from those its checkpoints were trained on.
-SOURCE_KEY = "data_source"
+SOURCE_KEY = RUN_RECORD_KEY
 
 
 def config_to_save(cfg: TrainConfig) -> dict:
@@ -227,8 +227,9 @@ def check_settings_apply(given: dict, kind: str, cfg: TrainConfig) -> None:
     if "momentum" in given and cfg.optimizer != "sgd":
         raise UserError(f"--momentum applies to --optimizer sgd, and this run uses {cfg.optimizer} (which keeps its "
                         f"own running averages); drop --momentum or add --optimizer sgd")
-    for key in given:
-        if key in APPLIES_TO and kind not in APPLIES_TO[key]:
+    defaults = TrainConfig()
+    for key in given:  # a setting left at its default changes nothing (a run's own config.json lists them all)
+        if key in APPLIES_TO and kind not in APPLIES_TO[key] and given[key] != getattr(defaults, key, None):
             flag = "--" + key.replace("_", "-")
             raise UserError(f"{flag} does not apply to {KIND_WORDS[kind]} and would be ignored; drop it")
     if cfg.label and cfg.label in cfg.group:

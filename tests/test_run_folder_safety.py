@@ -367,3 +367,22 @@ def test_group_equal_to_label_is_refused_before_any_folder_is_made(tmp_path, cap
     assert main(["train", str(data), "--label", "income", "--group", "income", "--out", str(out)]) == 2
     assert "--group income is the label itself" in one_error_line(capsys)
     assert not out.exists()
+
+
+def test_a_runs_config_json_can_be_reused_as_a_config_file(tmp_path, capsys):
+    """config.json records the data's sha256 next to the settings; as a --config file that record is not a setting."""
+    import json as _json
+
+    from glassbox.cli import main as cli_main
+
+    rows = "".join(f"{'spam' if i % 4 == 0 else 'ham'}\tmessage {i} {'win cash now' if i % 4 == 0 else 'see you'}\n"
+                   for i in range(80))
+    (tmp_path / "d.tsv").write_text(rows)
+    first = tmp_path / "first"
+    assert cli_main(["train", str(tmp_path / "d.tsv"), "--columns", "label,text", "--text", "text", "--label", "label",
+                     "--max-steps", "5", "--quiet", "--out", str(first)]) == 0
+    saved = _json.loads((first / "config.json").read_text())
+    assert "data_source" in saved
+    again = tmp_path / "again"
+    assert cli_main(["train", "--config", str(first / "config.json"), "--out", str(again), "--quiet"]) == 0
+    assert _json.loads((again / "config.json").read_text())["max_steps"] == 5
