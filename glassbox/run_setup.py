@@ -122,22 +122,18 @@ def read_saved_config(run_dir: Path) -> tuple[dict, dict | None]:
         raise UserError(f"{path} is damaged (not a JSON object of settings): {fix}")
     if not isinstance(saved.get("data"), str) or not saved["data"]:
         raise UserError(f"{path} is damaged (it names no data): {fix}")
-    source = saved.pop(SOURCE_KEY, None)
+    source = saved.pop(RUN_RECORD_KEY, None)
     if source is not None and not (isinstance(source, dict) and isinstance(source.get("sha256"), str)):
-        raise UserError(f"{path} is damaged (its {SOURCE_KEY} entry is malformed): {fix}")
+        raise UserError(f"{path} is damaged (its {RUN_RECORD_KEY} entry is malformed): {fix}")
     return saved, source
 
 
-# config.json also records the training data's files as they were when the run started (their count, size
-# and sha256), under this key beside the settings, so that --resume refuses data that changed since: the
-# model's inputs, vocabulary or classes could differ from those its checkpoints were trained on.
-SOURCE_KEY = RUN_RECORD_KEY
-
-
 def config_to_save(cfg: TrainConfig) -> dict:
-    """What a new run writes to RUN/config.json: every setting, and the record of its data files."""
+    """What a new run writes to RUN/config.json: every setting, and (under RUN_RECORD_KEY) the record of its data
+    files as they were when the run started (count, size, sha256), so that --resume refuses data that changed
+    since: the model's inputs, vocabulary or classes could differ from those its checkpoints were trained on."""
     record = source_record(str(cfg.data)) if cfg.data else None
-    return {**cfg.to_dict(), **({SOURCE_KEY: record} if record else {})}
+    return {**cfg.to_dict(), **({RUN_RECORD_KEY: record} if record else {})}
 
 
 def data_files(data: str) -> list[tuple[str, Path]] | None:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -36,3 +37,15 @@ def kill_at_checkpoint(proc: subprocess.Popen, run_dir: Path, wanted: Callable[[
         time.sleep(0.002)
     proc.kill()
     raise AssertionError(f"no wanted checkpoint within {timeout} s")
+
+
+@contextmanager
+def stopped_on_exit(*procs: subprocess.Popen):
+    """Kill whichever of `procs` still runs when the block ends: a failed assertion leaves no training behind."""
+    try:
+        yield
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

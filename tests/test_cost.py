@@ -1,6 +1,5 @@
 """FLOP counts against analytic counts, the matmul peak and its cache, and the ledger's arithmetic."""
 import json
-import math
 
 import pytest
 import torch

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from glassbox.cli import main
 from tests.conftest import one_thread_env, shared
-from tests.killing import kill_at_checkpoint
+from tests.killing import kill_at_checkpoint, stopped_on_exit
 
 TINY = ["--task", "lm", "--n-layer", "2", "--n-head", "2", "--n-embd", "64", "--block-size", "32",
         "--batch-size", "16", "--lr", "3e-3", "--quiet"]
@@ -94,17 +94,12 @@ def test_lm_resume_after_sigkill_is_bit_identical(corpus, tmp_path):
     cmd = lambda out: [sys.executable, "-m", "glassbox", "train", str(corpus), *args, "--out", str(out)]  # noqa: E731
     full = subprocess.Popen(cmd(tmp_path / "full"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=one_thread_env())
     killed = subprocess.Popen(cmd(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=one_thread_env())
-    try:
+    with stopped_on_exit(full, killed):
         kill_at_checkpoint(killed, tmp_path / "killed", lambda step: 40 <= step < 200)
         r = subprocess.run([sys.executable, "-m", "glassbox", "train", "--out", str(tmp_path / "killed"), "--resume", "--quiet"],
                            capture_output=True, text=True, timeout=600, env=one_thread_env())
         assert r.returncode == 0, r.stderr
         assert full.wait(timeout=600) == 0, full.stderr.read()
-    finally:  # a failed assertion must not leave a training process running
-        for proc in (full, killed):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     a = load_file(tmp_path / "full" / "model" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -5,7 +5,7 @@ import sys
 
 import torch
 from tests.conftest import one_thread_env
-from tests.killing import kill_at_checkpoint
+from tests.killing import kill_at_checkpoint, stopped_on_exit
 from safetensors.torch import load_file
 
 from glassbox.cli import main
@@ -23,7 +23,7 @@ def train(data, out, *extra):
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, digits_csv):
     full = train(digits_csv, tmp_path / "full")
     killed = train(digits_csv, tmp_path / "killed")
-    try:
+    with stopped_on_exit(full, killed):
         split = tmp_path / "killed" / "split.json"  # written before training starts
         per_epoch = lambda: len(json.loads(split.read_text())["train"]) // 32  # noqa: E731
         # resume from a checkpoint past the first epoch and mid-epoch
@@ -34,11 +34,6 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, digits_csv):
                                   "--quiet"], capture_output=True, text=True, timeout=300, env=one_thread_env())
         assert resumed.returncode == 0, resumed.stderr
         assert full.wait(timeout=300) == 0, full.stderr.read()
-    finally:  # a failed assertion must not leave a training process running
-        for proc in (full, killed):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
     a = load_file(tmp_path / "full" / "model" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "model" / "model.safetensors")

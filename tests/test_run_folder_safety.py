@@ -102,7 +102,7 @@ def test_a_damaged_newest_checkpoint_is_passed_over_for_the_previous_one(tmp_pat
     spoil(tmp_path / "checkpoints" / where)
     ckpt = Checkpointer(tmp_path)
     m, opt = fresh()
-    state = ckpt.load(m, opt, "cpu")
+    state = ckpt.load(m, opt)
     assert state["step"] == 1
     note = capsys.readouterr().err
     assert note.startswith("note: ") and where.split("/")[-1] in note and "step-0000001" in note
@@ -113,7 +113,7 @@ def test_a_damaged_latest_json_falls_back_to_the_newest_complete_checkpoint(tmp_
     model, _ = tiny_checkpoints(tmp_path)
     (tmp_path / "checkpoints" / "latest.json").write_bytes(b"\xff\xfe\x00garbage")
     m, opt = fresh()
-    state = Checkpointer(tmp_path).load(m, opt, "cpu")
+    state = Checkpointer(tmp_path).load(m, opt)
     assert state["step"] == 2 and torch.equal(m.weight, model.weight)
     assert "latest.json is damaged" in capsys.readouterr().err
 
@@ -122,7 +122,7 @@ def test_latest_json_may_not_name_a_folder_outside_the_checkpoints(tmp_path, cap
     tiny_checkpoints(tmp_path)
     (tmp_path / "checkpoints" / "latest.json").write_text(json.dumps({"step": 9, "folder": "../../elsewhere"}))
     m, opt = fresh()
-    assert Checkpointer(tmp_path).load(m, opt, "cpu")["step"] == 2
+    assert Checkpointer(tmp_path).load(m, opt)["step"] == 2
     assert "names no step-NNNNNNN" in capsys.readouterr().err
 
 
@@ -132,7 +132,7 @@ def test_no_intact_checkpoint_left_is_one_line_naming_the_file(tmp_path):
         (tmp_path / "checkpoints" / f"step-{step:07d}" / "model.safetensors").write_bytes(os.urandom(300))
     m, opt = fresh()
     with pytest.raises(UserError) as e:
-        Checkpointer(tmp_path).load(m, opt, "cpu")
+        Checkpointer(tmp_path).load(m, opt)
     msg = str(e.value)
     assert "\n" not in msg and "step-0000002/model.safetensors is damaged" in msg and "new --out" in msg
 
@@ -141,7 +141,7 @@ def test_a_checkpoint_of_another_model_is_refused_as_such(tmp_path):
     tiny_checkpoints(tmp_path)
     other = torch.nn.Linear(4, 5)
     with pytest.raises(UserError, match="different model than this run builds .weight is 3x4 there, 5x4 here"):
-        Checkpointer(tmp_path).load(other, torch.optim.AdamW(other.parameters()), "cpu")
+        Checkpointer(tmp_path).load(other, torch.optim.AdamW(other.parameters()))
 
 
 def test_resume_with_a_damaged_newest_checkpoint_ends_as_the_run_did(run_copy, finished_run, capsys):

@@ -257,11 +257,11 @@ class Checkpointer:
                 check_fits(path, best, want)
         return state, weights, opt_tensors, best
 
-    def load(self, model: torch.nn.Module, opt: torch.optim.Optimizer, device) -> dict:
+    def load(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
         """Restore model, optimizer and random state from the newest intact checkpoint; returns its state.
         A damaged newest checkpoint is passed over (with a note) for the previous one; when none is
         intact, a UserError names the damaged file and what to do. Tensors are read on the CPU and
-        copied onto the model's and optimizer's own device (device is accepted for the callers)."""
+        copied onto the model's and optimizer's own device."""
         found, problem = self.candidates()
         problems = [problem] if problem else []
         for folder in found:

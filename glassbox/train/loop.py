@@ -178,7 +178,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     step, best_weights, chance, running = 0, None, None, {"loss": 0.0, "n": 0}
     before = {"seconds": 0.0, "seen": 0}  # training time and examples of earlier sessions of a resumed run
     if cfg.resume and ckpt is not None and ckpt.latest() is not None:
-        state = ckpt.load(model, optimizer, device)
+        state = ckpt.load(model, optimizer)
         step, history, chance = state["step"], state["history"], state["chance"]
         running = state.get("running", running)  # the training loss summed since the last evaluation
         before = state.get("before", before)
