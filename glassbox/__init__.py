@@ -1,6 +1,6 @@
 """glassbox: train models from examples and see, on your own run, what really happens."""
 
-__version__ = "0.1.0"
+from glassbox.runtime.version import __version__  # noqa: F401
 
 
 def fit(model, train_data, val_data, loss_fn=None, config=None, **kwargs):

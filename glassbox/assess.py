@@ -14,7 +14,7 @@ from glassbox.evaluate.classification import per_class_report
 from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger, default_power_watts,
                                     measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops)
 from glassbox.evaluate.groups import groups_report
-from glassbox.train import distributed
+from glassbox.runtime import distributed
 
 
 def assess(model, logits: dict, Y: dict, X: dict, test_groups: dict, classes: list[str], result, cfg) -> dict:

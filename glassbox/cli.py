@@ -151,7 +151,7 @@ def cmd_generate(args) -> None:
 
     from glassbox.data.corpus import tokenizer_from_dict
     from glassbox.export.artifact import load_artifact, read_manifest
-    from glassbox.train.threads import cpu_threads, generation_threads
+    from glassbox.runtime.threads import cpu_threads, generation_threads
 
     import math
 

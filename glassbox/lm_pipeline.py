@@ -17,9 +17,10 @@ from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flop
                                     measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops)
 from glassbox.evaluate.memorization import memorization_report
 from glassbox.errors import UserError
-from glassbox.export.artifact import save_artifact, write_json
+from glassbox.export.artifact import save_artifact
+from glassbox.runtime.files import write_json
 from glassbox.models.gpt import GPT, GPTConfig
-from glassbox.train import distributed
+from glassbox.runtime import distributed
 from glassbox.train.loop import cross_entropy, evaluate, fit
 from glassbox.train.progress import Laps
 

@@ -24,9 +24,10 @@ import torch.nn as nn
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 from glassbox.errors import UserError
-from glassbox.train import distributed
+from glassbox.runtime import distributed
+from glassbox.runtime.device import pick_device
 from glassbox.train.loop import fit, predict_logits
-from glassbox.train.threads import forward_flops, threads_for_flops
+from glassbox.runtime.threads import forward_flops, threads_for_flops
 
 # How each kind's fold models train: a few quick epochs (k folds must cost less than one careful training
 # run), early stopping on a tenth of the training folds. Text: plain SGD at lr 3 finds label errors as well
@@ -167,7 +168,7 @@ def label_check(ex: Examples, folds: int, seed: int, device: str = "auto", max_f
         return None, few
     plan = FoldModels(ex, k=folds, seed=seed, device=device if ex.kind == "image" else None)
     if max_flops is not None and ex.kind == "image":
-        flops, budget = plan.flops, max_flops[distributed.pick_device(plan.config.device).type]
+        flops, budget = plan.flops, max_flops[pick_device(plan.config.device).type]
         if flops > budget:
             return None, (f"not checked during training: the {folds} fold models it trains on {len(ex):,} images would "
                           f"cost {flops / 1e12:.{1 if flops < 1e13 else 0}f} TFLOP, over the {budget / 1e12:g} TFLOP "

@@ -16,9 +16,11 @@ from glassbox.data.examples import Examples
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 from glassbox.load_data import check_labels, data_format, kind_of, load_examples, load_test
-from glassbox.export.artifact import save_artifact, write_json
+from glassbox.export.artifact import save_artifact
+from glassbox.runtime.files import write_json
 from glassbox.models.fasttext import TRAIN_DEFAULTS as FASTTEXT_DEFAULTS
-from glassbox.train import distributed
+from glassbox.runtime import distributed
+from glassbox.runtime.device import pick_device
 from glassbox.train.loop import evaluate, fit, predict_logits
 from glassbox.train.progress import Laps
 from glassbox.run_setup import (MODELS_FOR, RESUME_MAY_CHANGE, check_model_fits, check_resume_settings,
@@ -95,7 +97,7 @@ def run(data: str | None = None, **settings) -> dict:
     cfg = make_config(settings)
     # Under torchrun: one process per device joins the group here. Every process loads, splits and encodes
     # the same data (all seeded) and trains its shard; rank 0 alone writes and finishes the run.
-    dist = distributed.setup(distributed.pick_device(cfg.device))
+    dist = distributed.setup(pick_device(cfg.device))
     if not cfg.resume and not cfg.data:
         raise UserError("give the data to train on: glassbox train DATA --label COL")
     if cfg.task == "lm":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from glassbox.config import RUN_RECORD_KEY, TrainConfig
 from glassbox.errors import UserError
-from glassbox.train import distributed
+from glassbox.runtime import distributed
 
 
 # The models each kind of data can train (the first is the default).

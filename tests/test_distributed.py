@@ -96,7 +96,7 @@ def test_sigkill_then_resume_under_torchrun_is_bit_identical(tmp_path, digits_cs
 
 def test_local_block_trains_as_one_process_under_torchrun(monkeypatch):
     # The audit's fold models train inside distributed.local(): each rank alone, no process group joined.
-    from glassbox.train import distributed
+    from glassbox.runtime import distributed
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

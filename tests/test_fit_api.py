@@ -106,7 +106,7 @@ def test_no_early_stop_before_the_model_beats_its_untrained_loss():
 
 
 def test_small_models_train_on_one_thread_and_the_count_is_restored():
-    from glassbox.train.threads import SMALL_FORWARD_FLOPS, forward_flops, threads_for
+    from glassbox.runtime.threads import SMALL_FORWARD_FLOPS, forward_flops, threads_for
 
     x, y = digits_tensors()
     small = nn.Linear(64, 10)

@@ -3,7 +3,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "glassbox"
-ORDER = ["errors", "config", "data", "audit", "models", "train", "evaluate", "export", "infer"]  # upstream first
+ORDER = ["errors", "runtime", "config", "data", "audit", "models", "train", "evaluate", "export", "infer"]  # upstream first
 TOP = {"pipeline", "load_data", "run_setup", "lm_pipeline", "examine", "cli", "report", "__init__", "__main__", "out_of_fold", "serve"}
 
 

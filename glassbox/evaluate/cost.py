@@ -22,7 +22,7 @@ import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-from glassbox.train.threads import cpu_threads
+from glassbox.runtime.threads import cpu_threads
 
 # AdamW's update is elementwise, so FlopCounterMode never sees it; we count it by hand from
 # torch's single-tensor AdamW: weight decay p*=(1-lr*wd) 1, m.lerp_(g) 3, v*=b2 then v+=(1-b2)*g*g 4,

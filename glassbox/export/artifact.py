@@ -17,17 +17,10 @@ import numpy as np
 import torch
 
 from glassbox.errors import UserError
-from glassbox.train.checkpoint import atomic_json, atomic_write
+from glassbox.runtime.files import sha256_file, write_json
+from glassbox.runtime.version import versions
 
 MANIFEST_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_artifact(folder: str | Path, model: torch.nn.Module, arch: str, model_config: dict, *,
@@ -36,8 +29,6 @@ def save_artifact(folder: str | Path, model: torch.nn.Module, arch: str, model_c
     """Write RUN/model/: weights (deduplicated tied tensors), the manifest that describes them and,
     given seen_keys (the content keys of the examples the model trained or was tuned on), their hashes."""
     from safetensors.torch import save_file, save_model
-
-    from glassbox import __version__
 
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
@@ -52,7 +43,7 @@ def save_artifact(folder: str | Path, model: torch.nn.Module, arch: str, model_c
         "weights_sha256": sha256_file(tmp / "model.safetensors"),
         "n_params": sum(p.numel() for p in model.parameters()),
         "training_data_fingerprint": data_fingerprint,
-        "glassbox_version": __version__, "torch_version": torch.__version__,
+        **versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     }
@@ -60,7 +51,7 @@ def save_artifact(folder: str | Path, model: torch.nn.Module, arch: str, model_c
         save_file({"content_hashes": torch.from_numpy(content_hashes(seen_keys))}, str(tmp / SEEN_FILE))
         manifest.update({"seen_file": SEEN_FILE, "seen_sha256": sha256_file(tmp / SEEN_FILE),
                          "seen_examples": len(seen_keys)})
-    atomic_json(tmp / "manifest.json", manifest)
+    write_json(tmp / "manifest.json", manifest)
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
@@ -153,7 +144,3 @@ def load_artifact(folder: str | Path) -> tuple[dict, torch.nn.Module]:
     except (SafetensorError, RuntimeError) as e:
         raise UserError(f"{weights} does not fit the architecture in the manifest ({str(e).splitlines()[0]})") from None
     return manifest, model.eval()
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(Path(path), (json.dumps(obj, indent=1) + "\n").encode())

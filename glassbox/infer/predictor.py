@@ -9,7 +9,7 @@ import torch
 from glassbox.data.encoders import encoder_from_dict
 from glassbox.errors import UserError
 from glassbox.export.artifact import load_artifact
-from glassbox.train.threads import cpu_threads, forward_flops, threads_for_flops
+from glassbox.runtime.threads import cpu_threads, forward_flops, threads_for_flops
 
 
 class Predictor:

@@ -52,7 +52,7 @@ def make_app(artifact: str | Path):
 
         from glassbox.data.corpus import tokenizer_from_dict
         from glassbox.export.artifact import load_artifact
-        from glassbox.train.threads import cpu_threads, generation_threads
+        from glassbox.runtime.threads import cpu_threads, generation_threads
 
         _, model = load_artifact(artifact)
         for p in model.parameters():

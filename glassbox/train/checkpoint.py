@@ -22,25 +22,7 @@ import numpy as np
 import torch
 
 from glassbox.errors import UserError
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_json(path: Path, obj) -> None:
-    atomic_write(path, (json.dumps(obj, indent=1) + "\n").encode())
+from glassbox.runtime.files import atomic_write, write_json
 
 
 # The metadata key of a tensor file's own checksum (files written before it existed have none).
@@ -191,8 +173,8 @@ class Checkpointer:
         save_tensors(folder / "model.safetensors", model.state_dict())
         tensors, opt_meta = optimizer_tensors(opt)
         save_tensors(folder / "optimizer.safetensors", tensors)
-        atomic_json(folder / "state.json", {**state, "step": step, "rng": rng_state(), "optimizer": opt_meta})
-        atomic_json(self.dir / "latest.json", {"step": step, "folder": folder.name})
+        write_json(folder / "state.json", {**state, "step": step, "rng": rng_state(), "optimizer": opt_meta})
+        write_json(self.dir / "latest.json", {"step": step, "folder": folder.name})
         for old in self.step_folders()[self.keep:]:
             shutil.rmtree(old, ignore_errors=True)
         # keep the sweet-spot weights that any kept checkpoint refers to, and any newer
@@ -279,7 +261,7 @@ class Checkpointer:
                 continue
             self._best = (state.get("best_step", state["early_stopping"].get("best_step")), best) if best else None
             if problems:
-                from glassbox.train import distributed
+                from glassbox.runtime import distributed
 
                 if distributed.current().is_main:
                     print(f"note: {problems[0]}; resuming from {folder.name}, the newest intact checkpoint, instead",

@@ -17,13 +17,14 @@ import torch.nn.functional as F
 import torch.distributed
 
 from glassbox.config import TrainConfig
-from glassbox.train import distributed
+from glassbox.runtime import distributed
+from glassbox.runtime.device import pick_device
 from glassbox.train.batches import LoaderBatches, TensorBatches
 from glassbox.train.checkpoint import Checkpointer
 from glassbox.train.early_stopping import EarlyStopping, explain
 from glassbox.train.progress import Progress, truncate_metrics
 from glassbox.train.schedule import lr_at
-from glassbox.train.threads import threads_for
+from glassbox.runtime.threads import threads_for
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -147,7 +148,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     if loss_fn is None:
         loss_fn = cross_entropy if not cfg.label_smoothing else (
             lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), label_smoothing=cfg.label_smoothing))
-    device = distributed.pick_device(cfg.device)
+    device = pick_device(cfg.device)
     dist = distributed.setup(device)
     torch.manual_seed(cfg.seed)
     model.to(device)

@@ -1,0 +1,37 @@
+"""Files that are whole or absent: written to a temporary name, fsynced, renamed over the old one.
+A kill at any moment leaves the previous version intact. The one writer for run folders, checkpoints
+and artifacts."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_json(path: str | Path, obj) -> None:
+    """`obj` as indented JSON, atomically."""
+    atomic_write(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
