@@ -1,5 +1,5 @@
-"""Serve a frozen artifact over HTTP (FastAPI). The server holds a read-only Predictor: no route
-can train, and the weights never change while it runs."""
+"""Serve a frozen artifact over HTTP (FastAPI). The server holds a read-only Predictor (a classifier) or
+Generator (a language model): no route can train, and the weights never change while it runs."""
 
 from pathlib import Path
 
@@ -48,30 +48,18 @@ def make_app(artifact: str | Path):
         return info
 
     if manifest["task"] == "lm":
-        import torch
+        from glassbox.infer.generator import Generator
 
-        from glassbox.data.corpus import tokenizer_from_dict
-        from glassbox.export.artifact import load_artifact
-        from glassbox.runtime.threads import cpu_threads, generation_threads
-
-        _, model = load_artifact(artifact)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        tok = tokenizer_from_dict(manifest["preprocessing"])
-        threads = generation_threads(model, manifest.get("inference_flops"))
+        generator = Generator(artifact)
 
         @app.post("/generate")
         def generate(req: GenerateRequest):
             try:
-                ids = tok.encode(req.prompt)
-            except UserError as e:
+                text = generator.generate(req.prompt, req.max_new_tokens, temperature=req.temperature,
+                                          top_k=req.top_k, seed=req.seed)
+            except UserError as e:  # a prompt the tokenizer cannot take, or an empty one
                 raise HTTPException(status_code=422, detail=str(e)) from None
-            if not ids:
-                raise HTTPException(status_code=422, detail="the prompt is empty")
-            with cpu_threads(threads):
-                out = model.generate(torch.tensor([ids]), req.max_new_tokens, temperature=req.temperature,
-                                     top_k=req.top_k, generator=torch.Generator().manual_seed(req.seed))
-            return {"text": tok.decode(out[0].tolist())}
+            return {"text": text}
     else:
         from glassbox.infer.predictor import Predictor
 

@@ -1,0 +1,152 @@
+"""The Generator is the one place text comes from: its text is the model's own sampling for the seed, the
+CLI and a real server process write the same text, the weights never change, a classifier is refused,
+and a Generator over the model a run just trained redraws that run's report samples exactly."""
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+
+from glassbox.cli import main
+from glassbox.data.corpus import load_prepared, tokenizer_from_dict
+from glassbox.errors import UserError
+from glassbox.export.artifact import load_artifact
+from glassbox.infer.generator import MAX_NEW_TOKENS, Generator
+from tests.conftest import shared, subprocess_env
+from tests.killing import stopped_on_exit
+
+SEED = 5  # the tiny run's seed, so its report samples can be redrawn
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    """A tiny real GPT (a few seconds) on 60,000 characters of tinyshakespeare."""
+    folder = tmp_path_factory.mktemp("generator_lm")
+    corpus = folder / "shakespeare_60k.txt"
+    corpus.write_text(shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    out = folder / "r"
+    assert main(["train", str(corpus), "--task", "lm", "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
+                 "--block-size", "32", "--batch-size", "16", "--max-steps", "30", "--seed", str(SEED),
+                 "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode() + t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_text_is_the_models_own_sampling_and_the_weights_never_change(lm_run):
+    g = Generator(lm_run / "model")
+    before = weights_hash(g.model)
+    threads = torch.get_num_threads()
+    text = g.generate("ROMEO:", max_new_tokens=40, temperature=0.8, top_k=10, seed=3)
+
+    manifest, model = load_artifact(lm_run / "model")  # the same sampling, written out here
+    tok = tokenizer_from_dict(manifest["preprocessing"])
+    ids = model.generate(torch.tensor([tok.encode("ROMEO:")]), 40, temperature=0.8, top_k=10,
+                         generator=torch.Generator().manual_seed(3))
+    assert text == tok.decode(ids[0].tolist())
+    assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 40  # a char tokenizer: one token, one character
+    assert g.generate("ROMEO:", max_new_tokens=40, temperature=0.8, top_k=10, seed=3) == text
+    assert g.generate("ROMEO:", max_new_tokens=40, temperature=0.8, top_k=10, seed=4) != text
+    assert weights_hash(g.model) == before == weights_hash(model)
+    assert not any(p.requires_grad for p in g.model.parameters())
+    assert g.threads == 1 and torch.get_num_threads() == threads  # a tiny model: one thread, and the count comes back
+
+
+def test_a_generator_over_the_trained_model_redraws_the_runs_samples(lm_run):
+    summary = json.loads((lm_run / "summary.json").read_text())
+    tok, _, val_ids, _ = load_prepared(lm_run / "data")
+    _, model = load_artifact(lm_run / "model")
+    model.train()  # as the run leaves it after training; the weights stay trainable
+    before = weights_hash(model)
+    g = Generator.from_model(model, tok)
+    samples = g.samples(tok.decode(val_ids[:8].tolist()), 3, 200, temperature=0.8, top_k=50, seed=SEED)
+    assert samples == summary["samples"] and len(set(samples)) == 3  # three draws from one seeded stream
+    assert samples[0] == g.generate(tok.decode(val_ids[:8].tolist()), 200, temperature=0.8, top_k=50, seed=SEED)
+    assert weights_hash(model) == before and all(p.requires_grad for p in model.parameters())
+    assert g.info is None  # no artifact, no knowledge cutoff to tell
+
+
+@pytest.mark.parametrize("settings, needle", [
+    ({"top_k": 0}, "--top-k must be at least 1"),
+    ({"temperature": -0.1}, "--temperature must be a number of at least 0"),
+    ({"temperature": float("nan")}, "--temperature must be a number of at least 0"),
+    ({"temperature": float("inf")}, "--temperature must be a number of at least 0"),
+    ({"seed": -1}, "--seed must be between 0 and 4,294,967,295"),
+    ({"seed": 2**32}, "--seed must be between 0 and 4,294,967,295"),
+    ({"max_new_tokens": 0}, "--max-new-tokens must be between 1 and 100,000. Got 0"),
+    ({"max_new_tokens": MAX_NEW_TOKENS + 1}, "Got 100,001"),
+    ({"max_new_tokens": 2.5}, "Got 2.5"),
+    ({"prompt": ""}, "the prompt is empty after tokenising"),
+    ({"prompt": "ROMEO§"}, "'§'"),
+])
+def test_bad_settings_are_refused_in_one_line(lm_run, settings, needle):
+    g = Generator(lm_run / "model")
+    kwargs = {"prompt": "ROMEO:", "max_new_tokens": 5, **settings}
+    with pytest.raises(UserError) as e:
+        g.generate(**kwargs)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_classifier_artifact_is_refused(digits_csv, tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert main(["train", str(digits_csv), "--label", "digit", "--max-steps", "5", "--quiet", "--out", str(out)]) == 0
+    with pytest.raises(UserError, match="is a classify model, not a language model; use 'glassbox predict'"):
+        Generator(out / "model")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_a_real_server_and_the_cli_write_the_same_text(lm_run, capsys):
+    model = lm_run / "model"
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "glassbox", "serve", str(model), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=subprocess_env())
+    with stopped_on_exit(server):
+        deadline = time.time() + 60
+        while True:  # wait until it answers
+            assert server.poll() is None, f"the server exited with {server.returncode}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.time() < deadline, "the server did not answer within 60 s"
+                time.sleep(0.2)
+        body = {"prompt": "ROMEO:", "max_new_tokens": 60, "temperature": 0.9, "top_k": 20, "seed": 11}
+        text = post(f"http://127.0.0.1:{port}/generate", body)["text"]
+    assert main(["generate", str(model), "--prompt", "ROMEO:", "--max-new-tokens", "60", "--temperature", "0.9",
+                 "--top-k", "20", "--seed", "11"]) == 0
+    assert capsys.readouterr().out == text + "\n"
+    assert text == Generator(model).generate("ROMEO:", 60, temperature=0.9, top_k=20, seed=11)
+
+
+def test_info_tells_the_knowledge_cutoff_and_refuses_a_prompt(lm_run, capsys):
+    model = lm_run / "model"
+    assert main(["generate", str(model), "--info"]) == 0
+    info = capsys.readouterr().out
+    assert info == Generator(model).info + "\n"
+    corpus = json.loads((lm_run / "summary.json").read_text())["corpus"]
+    assert f"trained on {corpus['tokens']['train']:,} tokens" in info and corpus["sha256"][:16] in info
+    assert main(["generate", str(model), "--info", "--prompt", "ROMEO:"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["glassbox: error: --info describes the model and generates nothing; give --info or --prompt, not both"]
