@@ -64,7 +64,7 @@ def worker(n: int) -> dict:
     from glassbox.audit import run_audit
     from glassbox.data.examples import Examples
     from glassbox.data.text import normalise_text
-    from glassbox.out_of_fold import duplicate_aware_folds
+    from glassbox.run.out_of_fold import duplicate_aware_folds
 
     torch.set_num_threads(2)
     texts, labels, classes = perturbed_sms(n)

@@ -39,7 +39,7 @@ TARBALLS = ROOT.parent / "shared" / "data" / "cats_dogs"
 from glassbox.data.images import ImageEncoder, load_images  # noqa: E402
 from glassbox.audit.duplicates import split_keys  # noqa: E402
 from glassbox.data.split import split_indices  # noqa: E402
-from glassbox.pipeline import run  # noqa: E402
+from glassbox.run.start import train as run  # noqa: E402
 
 # `glassbox train DATA --label-from-name 'cat|dog' --test TEST` plus these flags
 SETTINGS = {

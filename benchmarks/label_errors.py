@@ -29,7 +29,7 @@ SMS = ROOT.parent / "shared" / "data" / "sms_spam_collection" / "SMSSpamCollecti
 from glassbox.audit import run_audit  # noqa: E402
 from glassbox.audit.label_errors import label_errors  # noqa: E402
 from glassbox.data.text import load_text  # noqa: E402
-from glassbox.out_of_fold import out_of_fold_probs  # noqa: E402
+from glassbox.run.out_of_fold import out_of_fold_probs  # noqa: E402
 
 
 def baseline_probs(texts: list[str], labels: np.ndarray, seed: int) -> np.ndarray:

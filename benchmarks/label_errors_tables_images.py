@@ -38,7 +38,7 @@ ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "ma
                  "income"]
 
 from glassbox.audit.label_errors import label_errors  # noqa: E402
-from glassbox.out_of_fold import FoldModels  # noqa: E402
+from glassbox.run.out_of_fold import FoldModels  # noqa: E402
 
 
 def load(name: str):

@@ -19,9 +19,9 @@ def train(data, **settings):
     """The whole pipeline: load, audit, split, train, evaluate, export. Returns the run summary.
 
     `settings` are TrainConfig keys (label=..., epochs=..., out=...)."""
-    from glassbox.pipeline import run
+    from glassbox.run.start import train as _train
 
-    return run(data, **settings)
+    return _train(data, **settings)
 
 
 def load(artifact):

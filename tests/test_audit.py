@@ -16,7 +16,7 @@ from glassbox.data.examples import Examples
 from glassbox.data.split import split_indices
 from glassbox.data.tabular import load_tabular
 from glassbox.data.text import load_text, normalise_text
-from glassbox.out_of_fold import duplicate_aware_folds, out_of_fold_probs
+from glassbox.run.out_of_fold import duplicate_aware_folds, out_of_fold_probs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SMS = DATA / "sms_spam_collection" / "SMSSpamCollection"
@@ -200,14 +200,14 @@ def test_flipped_labels_in_images_are_found_by_cnn_folds():
 
 def test_train_skips_costly_image_folds_and_says_so():
     from glassbox.data.builtin import load_builtin
-    from glassbox.out_of_fold import TRAIN_FOLD_FLOPS, label_check
+    from glassbox.run.out_of_fold import TRAIN_FOLD_FLOPS, label_check
 
     ex = load_builtin("digits")
     probs, note = label_check(ex, 5, seed=0, device="cpu", max_flops={"cpu": 1e9})  # 0.1 TFLOP is over this budget
     assert probs is None and note.startswith("not checked during training") and "glassbox audit" in note
     finding = run_audit(ex, pred_probs=probs, label_errors_note=note).finding("label_errors")
     assert finding.severity == "info" and finding.count == 0 and finding.message == note
-    from glassbox.out_of_fold import FoldModels
+    from glassbox.run.out_of_fold import FoldModels
 
     assert FoldModels(ex).flops < TRAIN_FOLD_FLOPS["cpu"]  # the demo's digits are checked during training
 

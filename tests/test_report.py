@@ -14,7 +14,7 @@ import pytest
 
 from glassbox.errors import UserError
 from glassbox.evaluate import cost
-from glassbox.pipeline import run as train
+from glassbox.run.start import train
 from glassbox.report import build_report, load_run, write_report
 from glassbox.report.worries import top_worries
 

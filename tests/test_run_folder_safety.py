@@ -207,7 +207,7 @@ def test_a_run_without_a_record_of_its_data_still_resumes(run_copy):
 
 
 def test_an_image_folder_fingerprint_ignores_files_the_loader_skips(tmp_path):
-    from glassbox.run_setup import source_record
+    from glassbox.run.folder import source_record
 
     (tmp_path / "cat").mkdir()
     (tmp_path / "dog").mkdir()
@@ -223,7 +223,7 @@ def test_an_image_folder_fingerprint_ignores_files_the_loader_skips(tmp_path):
 # --- 4. default run folders of runs started in the same second ---------------------------------------------
 
 def test_default_run_folders_never_collide(tmp_path, monkeypatch):
-    from glassbox import run_setup
+    from glassbox.run import folder as run_setup
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(run_setup, "default_run_dir", lambda data: Path("runs") / "20250101-120000-sms")
@@ -241,7 +241,7 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
 
 
 def test_two_runs_in_the_same_second_each_get_their_own_folder(tmp_path, monkeypatch, sms48):
-    from glassbox import run_setup
+    from glassbox.run import folder as run_setup
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(run_setup, "default_run_dir", lambda data: Path("runs") / "20250101-120000-sms48")

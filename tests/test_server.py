@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from glassbox.cli import main
 from glassbox.infer.server import make_app
-from glassbox.pipeline import run
+from glassbox.run.start import train as run
 from tests.conftest import shared
 
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed
 
-from glassbox.config import TrainConfig
+from glassbox.config import TrainConfig, schedule
 from glassbox.runtime import distributed
 from glassbox.runtime.device import pick_device
 from glassbox.train.batches import LoaderBatches, TensorBatches
@@ -157,16 +157,12 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     if len(val[1]) == 0:
         raise ValueError("fit needs at least one validation example: validation data picks the sweet spot and "
                          "is never trained on")
-    n_train = n_train or _size(train_data, cfg.batch_size)
-    total = cfg.steps_for(n_train)
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, total // 50)
+    plan = schedule(cfg, n_train or _size(train_data, cfg.batch_size), len(val[1]))  # config.py: DERIVED
+    total, warmup, min_lr = plan["steps"], plan["warmup_steps"], plan["min_lr"]
+    eval_every, ckpt_every = plan["eval_every"], plan["checkpoint_every"]
     if warmup >= total > 1 and not cfg.quiet and distributed.current().is_main:  # allowed (speed checks do it), but said
         print(f"note: --warmup-steps {warmup} is not below the run's {total} steps: the learning rate never reaches "
               f"--lr ({cfg.lr:g}); use fewer warm-up steps for a full run (default 2% of the steps)", flush=True)
-    min_lr = cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10
-    # about 20 evaluations a run, but sparse enough that evaluating costs well under the training itself
-    eval_every = cfg.eval_every or max(1, total // 20, math.ceil(len(val[1]) / cfg.batch_size))
-    ckpt_every = cfg.checkpoint_every or eval_every
     optimizer = make_optimizer(model, cfg)
     stopper = EarlyStopping(cfg.patience, cfg.min_delta)
     run_dir = Path(run_dir) if run_dir else None

@@ -13,12 +13,17 @@ class Laps:
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
+        self.start = self._last = time.perf_counter()
 
     def __call__(self, name: str) -> None:
         now = time.perf_counter()
         self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
         self._last = now
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the first stage began."""
+        return time.perf_counter() - self.start
 
 
 class Progress:

@@ -28,6 +28,8 @@ from glassbox.runtime import distributed
 from glassbox.runtime.device import pick_device
 from glassbox.train.loop import fit, predict_logits
 from glassbox.runtime.threads import forward_flops, threads_for_flops
+from glassbox.models.registry import build_model
+from glassbox.run.model_for_data import make_encoder, model_config
 
 # How each kind's fold models train: a few quick epochs (k folds must cost less than one careful training
 # run), early stopping on a tenth of the training folds. Text: plain SGD at lr 3 finds label errors as well
@@ -38,11 +40,15 @@ from glassbox.runtime.threads import forward_flops, threads_for_flops
 FOLD_TRAIN = {
     "text": TrainConfig(optimizer="sgd", lr=3.0, momentum=0.0, epochs=5, batch_size=128, weight_decay=0.0,
                         patience=3, quiet=True, device="cpu", threads=1),
-    "tabular": TrainConfig(optimizer="adamw", lr=3e-3, epochs=3, batch_size=256, weight_decay=0.01,
+    "tabular": TrainConfig(optimizer="adamw", lr=3e-3, epochs=3, batch_size=256, weight_decay=0.01, dropout=0.1,
                            patience=3, quiet=True, device="cpu", threads=1),
     "image": TrainConfig(optimizer="adamw", lr=3e-3, epochs=3, batch_size=64, weight_decay=0.01,
                          patience=3, quiet=True, device="auto"),
 }
+# The fold models are the training run's models (model_for_data.py) but for these: image fold models are 16
+# channels wide (on the 8x8 digits 8 or 16 find flipped labels alike; on photos a quarter of the 32-wide model's
+# FLOPs) and score each image once, not also its mirror image.
+FOLD_MODEL = {"text": {}, "tabular": {}, "image": {"width": 16, "flip_tta": False}}
 # Small data sets get more epochs, so that each fold model still makes this many updates.
 MIN_STEPS = {"text": 300, "tabular": 300, "image": 150}
 
@@ -95,10 +101,12 @@ class FoldModels:
         self.config = replace(config or FOLD_TRAIN[examples.kind], seed=seed)
         if device is not None:
             self.config = replace(self.config, device=device)
-        self.x, self._make = _encode_and_model(examples, model or {}, encoder or {})
+        enc = make_encoder(examples, self.config, **(encoder or {}))
+        self.x = enc.encode(examples.inputs)
+        self.arch, self.model_config = model_config(examples, enc, self.config, **{**FOLD_MODEL[examples.kind], **(model or {})})
 
     def make_model(self) -> nn.Module:
-        return self._make()
+        return build_model(self.arch, self.model_config)
 
     def epochs(self, n_train: int) -> float:
         cfg = self.config
@@ -180,28 +188,3 @@ def out_of_fold_probs(examples: Examples, k: int = 5, seed: int = 0, config: Tra
                       model: dict | None = None, encoder: dict | None = None, threads: int | None = None) -> np.ndarray:
     """(N, n_classes) out-of-fold probabilities from k quick models of the examples' kind (see FoldModels)."""
     return FoldModels(examples, k, seed, config, model, encoder, threads).probabilities()
-
-
-def _encode_and_model(ex: Examples, model: dict, encoder: dict):
-    """(every input encoded, a function that builds a fresh fold model)."""
-    k = len(ex.classes)
-    if ex.kind == "text":
-        from glassbox.data.text import HashedNgramEncoder
-        from glassbox.models.fasttext import FastText, FastTextConfig
-
-        enc = HashedNgramEncoder(**encoder).fit(ex.inputs)
-        settings = {"word_vocab": enc.word_vocab_, **model}
-        return enc.encode(ex.inputs), lambda: FastText(FastTextConfig(enc.vocab_size, k, **settings))
-    if ex.kind == "tabular":
-        from glassbox.data.tabular import TabularEncoder
-        from glassbox.models.mlp import MLP, MLPConfig
-
-        enc = TabularEncoder().fit(ex)
-        return enc.encode(ex.inputs), lambda: MLP(MLPConfig(enc.n_numeric, k, enc.cardinalities, **model))
-    from glassbox.data.images import ImageEncoder
-    from glassbox.models.cnn import CNN, CNNConfig
-
-    enc = ImageEncoder().fit(ex)
-    # 16 channels: on the 8x8 digits 8 or 16 find flipped labels alike; on photos a quarter of the 32-wide model's FLOPs.
-    settings = {"width": 16, "stages": 2 if enc.size <= 16 else 3, "bf16": enc.size > 16, **model}
-    return enc.encode(ex.inputs), lambda: CNN(CNNConfig(enc.channels, k, image_size=enc.size, **settings))

@@ -1,4 +1,5 @@
-"""Read the user's data as every command does: what kind it is, its examples, its labels checked, its test file.
+"""Read the user's data as every command does: what kind it is, its examples, its labels checked, its test file,
+and the split training makes.
 
 `glassbox train`, `audit` and `eval` all read data through here, so they accept and refuse the same files."""
 from __future__ import annotations
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from glassbox.audit.duplicates import split_keys
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
+from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 
 
@@ -120,3 +123,24 @@ def align_test(test: Examples, classes: list[str]) -> Examples:
     test.labels = np.array([index[n] for n in fixed], dtype=np.int64)
     test.classes = classes
     return test
+
+
+def split_for(ex: Examples, cfg: TrainConfig, has_test: bool) -> dict[str, np.ndarray]:
+    """The split `glassbox train` makes (and `glassbox audit` checks for leakage): seeded and stratified; identical
+    examples and near copies stay in one split. With the user's own --test file: train and validation only."""
+    keys = split_keys(ex)
+    if has_test:
+        return split_indices(keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
+    fractions = (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
+    return split_indices(keys, ex.labels, fractions, cfg.seed)
+
+
+def free_text_columns(frame) -> list[str]:
+    """Columns whose values are mostly distinct and long (20+ characters on average): texts, not categories."""
+    out = []
+    for name in frame.columns:
+        values = frame[name].astype(str)
+        if len(values) >= 20 and values.nunique() > 0.5 * len(values) and values.str.len().mean() >= 20 \
+                and not values.str.strip().str.match(r"^-?[\d.,eE+-]+$").mean() > 0.5:
+            out.append(str(name))
+    return out

@@ -1,61 +1,12 @@
-"""Look at data, or at a frozen model, without training: `glassbox audit` and `glassbox eval`.
-
-Both load data exactly as `glassbox train` does (the loaders in pipeline.py)."""
+"""`glassbox eval`: score a frozen classifier on a labelled file, read exactly as `glassbox train` reads data
+(run/data.py): overall, per class, per group, and apart on the examples the model already saw."""
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 
 from glassbox.config import make_config
-from glassbox.audit.duplicates import split_keys
-from glassbox.data.split import split_indices
 from glassbox.errors import UserError
-from glassbox.out_of_fold import label_check, too_few
-from glassbox.load_data import align_test, check_labels, kind_of, load_examples, load_test
-
-
-def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 5, show: bool = True, **settings):
-    """`glassbox audit`: load the data as `train` would and run every check; returns the AuditReport."""
-    from glassbox.audit import run_audit
-
-    cfg = make_config({**settings, "data": data or settings.get("data")})
-    if not cfg.data:
-        raise UserError("give the data to audit: glassbox audit DATA --label COL (or CORPUS --task lm)")
-    if cfg.task == "lm":  # a language-model corpus: repeated lines, near-copied passages, validation in training
-        from glassbox.audit.corpus import audit_corpus
-        from glassbox.data.corpus import corpus_files
-
-        files = corpus_files(cfg.data)
-        if not any(text.strip() for _, text in files):
-            raise UserError(f"the corpus {cfg.data} is empty; give a text file with some text in it")
-        report = audit_corpus(files, cfg.val_fraction)
-        if show:
-            report.render()
-        return report
-    kind = kind_of(cfg.data, cfg)
-    ex = load_examples(cfg.data, cfg, kind)
-    check_labels(ex)
-    if ex.kind == "tabular":  # the column checks training makes (a numeric column with a stray 'inf' or word)
-        from glassbox.data.tabular import TabularEncoder
-
-        TabularEncoder().fit(ex)
-    test = None
-    if cfg.test:
-        test = load_test(cfg, ex)
-    if label_errors and show and ex.kind == "image" and not too_few(ex, folds):
-        print(f"training {folds} small CNNs on the {len(ex):,} images, each scoring the ones it did not see, for the "
-              f"likely-label-errors check (--no-label-errors skips it)", file=sys.stderr, flush=True)
-    probs, note = label_check(ex, folds, cfg.seed, cfg.device) if label_errors else (None, "not checked (--no-label-errors).")
-    split = None
-    if test is None:  # leakage across the split `glassbox train` would make (same seed and fractions)
-        split = split_indices(split_keys(ex), ex.labels, (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction,
-                                                          cfg.test_fraction), cfg.seed)
-        split = split if all(len(idx) for idx in split.values()) else None
-    report = run_audit(ex, test=test, split=split, pred_probs=probs, label_errors_note=note)
-    if show:
-        report.render()
-    return report
+from glassbox.run.data import align_test, load_examples
 
 
 def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: str | None = None,

@@ -1,24 +1,25 @@
-"""After training, the truth about a classifier: calibration, per-class and per-group figures,
-the cost ledger, and the shuffled-label memorisation control. Called by the pipeline."""
+"""After training, the truth about a classifier: calibration, per-class and per-group figures, and the
+shuffled-label memorisation control (the same model trained again on noise)."""
 from __future__ import annotations
 
 import math
-import statistics
-import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from glassbox.config import TrainConfig
 from glassbox.evaluate.calibration import calibration_report, softmax
 from glassbox.evaluate.classification import per_class_report
-from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger, default_power_watts,
-                                    measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops)
 from glassbox.evaluate.groups import groups_report
-from glassbox.runtime import distributed
+from glassbox.models.registry import build_model
+from glassbox.train.loop import evaluate, fit
 
 
-def assess(model, logits: dict, Y: dict, X: dict, test_groups: dict, classes: list[str], result, cfg) -> dict:
-    """Every post-training figure for the summary (JSON-safe)."""
+def classifier_figures(logits: dict, Y: dict, test_groups: dict, classes: list[str], seed: int) -> dict:
+    """Calibration (a temperature fitted on validation, judged on test), per-class and per-group figures on the test
+    split (JSON-safe)."""
     val_logits, test_logits = logits["val"].numpy(), logits["test"].numpy()
     y_val, y_test = Y["val"].numpy(), Y["test"].numpy()
     calib = calibration_report(val_logits, y_val, test_logits, y_test)
@@ -27,45 +28,26 @@ def assess(model, logits: dict, Y: dict, X: dict, test_groups: dict, classes: li
            "per_class": per_class_report(y_test, probs.argmax(1), classes)}
     if test_groups:
         positive = 1 if len(classes) == 2 else None
-        out["groups"] = groups_report(probs, y_test, test_groups, positive_class=positive, seed=cfg.seed)
-    out["cost"] = measure_cost(model, X, result, cfg)
+        out["groups"] = groups_report(probs, y_test, test_groups, positive_class=positive, seed=seed)
     return out
 
 
-def measure_cost(model, X: dict, result, cfg) -> dict:
-    """FLOPs counted on the real model and batch shapes; time measured on this machine."""
+def run_control(X: dict, Y: dict, arch: str, model_config: dict, cfg: TrainConfig, run_dir: Path, result) -> dict:
+    """The same model and steps, trained on shuffled labels: what memorising noise looks like."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(arch, model_config)
+    y_shuffled = shuffled(Y["train"], cfg.seed)
+    ctl_cfg = replace(cfg, patience=0, resume=False, quiet=True, max_steps=2 * cfg.steps_for(len(y_shuffled)))
+    res = fit(model, (X["train"], y_shuffled), (X["val"], Y["val"]), config=ctl_cfg, run_dir=run_dir / "control",
+              restore_best=False)  # keep the last weights: they show how much noise was memorised
     device = next(model.parameters()).device
-    xb = X["train"][:cfg.batch_size].to(device)
-    yb = torch.zeros(len(xb), dtype=torch.long, device=device)
-    loss_fn = torch.nn.functional.cross_entropy
-    step_flops = (count_train_step_flops(model, xb, yb, loss_fn) * cfg.grad_accum
-                  + optimizer_step_flops(model, optimizer_flops_per_param(cfg.optimizer, cfg.weight_decay, cfg.momentum)))
-    one = X["test"][:1].to(device)
-    infer_flops = count_inference_flops(model, one)
-    n_evals = sum(1 for h in result.history if h.get("val_loss") is not None)
-    eval_flops = n_evals * len(X["val"]) * infer_flops
-    model.eval()
-    with torch.inference_mode():
-        model(one)  # warm up
-        times = []
-        for _ in range(20):
-            t = time.perf_counter()
-            model(one)
-            times.append(time.perf_counter() - t)
-    infer_seconds = statistics.median(times)
-    # MFU against the peak of the precision the model computes in (bfloat16 where it uses native bf16).
-    # Under torchrun every rank ran the same steps on its own device: count them all, against all their peaks.
-    dtype = model.compute_dtype(device) if hasattr(model, "compute_dtype") else torch.float32
-    cpu = result.threads if device.type == "cpu" else None  # the peak on the threads training ran on
-    world = distributed.current().world_size
-    ledger = cost_ledger(world * (result.steps * step_flops + eval_flops), max(result.train_seconds, 1e-9), infer_flops,
-                         max(infer_seconds, 1e-9), world * measure_matmul_peak(device, dtype, threads=cpu),
-                         power_watts=cfg.power_watts or default_power_watts(device, world),
-                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."), peak_threads=cpu)
-    ledger["train"]["flops_per_step"] = step_flops
-    ledger["train"]["steps"] = result.steps
-    ledger["train"]["eval_flops"] = eval_flops
-    return ledger
+    seen = y_shuffled[:5000]  # training accuracy on (up to) 5,000 of the examples it was trained on
+    _, train_acc = evaluate(res.model, (X["train"][:5000], seen), device=device)
+    _, val_acc = evaluate(res.model, (X["val"], Y["val"]), device=device)
+    majority = float(np.bincount(Y["val"].numpy()).max() / len(Y["val"]))
+    train_majority = float(np.bincount(seen.numpy()).max() / len(seen))
+    return {**control_verdict(train_acc, val_acc, majority, len(Y["val"]), train_majority, len(seen)),
+            "steps": res.steps, "main_run_steps": result.steps}
 
 
 def control_verdict(train_acc: float, val_acc: float, majority: float, n_val: int,

@@ -1,40 +1,14 @@
-"""What is checked and prepared before a run starts: the run folder, the settings that cannot work
-for this data (or would be ignored), and what --resume may change. pipeline.py calls in."""
+"""A run's folder: made atomically (runs/<date>-<time>-<data>, -2, -3, ... when taken), never overwritten,
+and the record of the data files a run started on, which --resume checks."""
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 from pathlib import Path
 
-from glassbox.config import RUN_RECORD_KEY, TrainConfig
+from glassbox.config import TrainConfig
 from glassbox.errors import UserError
 from glassbox.runtime import distributed
-
-
-# The models each kind of data can train (the first is the default).
-MODELS_FOR = {"tabular": ("mlp",), "image": ("cnn",), "text": ("fasttext", "transformer")}
-
-
-def free_text_columns(frame) -> list[str]:
-    """Columns whose values are mostly distinct and long (20+ characters on average): texts, not categories."""
-    out = []
-    for name in frame.columns:
-        values = frame[name].astype(str)
-        if len(values) >= 20 and values.nunique() > 0.5 * len(values) and values.str.len().mean() >= 20 \
-                and not values.str.strip().str.match(r"^-?[\d.,eE+-]+$").mean() > 0.5:
-            out.append(str(name))
-    return out
-
-
-def check_model_fits(kind: str, cfg: TrainConfig) -> None:
-    """Refuse, before any work, a --model that cannot read this kind of data."""
-    fits = MODELS_FOR.get(kind, ())
-    if cfg.model != "auto" and fits and cfg.model not in fits:
-        hint = " (gpt trains on a text corpus: --task lm)" if cfg.model == "gpt" else ""
-        raise UserError(f"--model {cfg.model} cannot read {kind} data; for {kind} data use --model "
-                        f"{' or '.join(fits)}{hint}")
-
 
 
 def default_run_dir(data: str) -> Path:
@@ -107,35 +81,6 @@ def check_run_dir(cfg: TrainConfig, data: str) -> Path:
     return run_dir
 
 
-def read_saved_config(run_dir: Path) -> tuple[dict, dict | None]:
-    """RUN/config.json, for --resume: the settings the run started with, and the record of its data files
-    (None for runs from before glassbox kept one). A damaged file is a UserError."""
-    path = Path(run_dir) / "config.json"
-    fix = "it records how the run started, so the run cannot be resumed; start afresh with a new --out"
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise UserError(f"{path} is damaged (not valid UTF-8 JSON): {fix}") from None
-    except OSError as e:
-        raise UserError(f"{path} cannot be read ({e.strerror or type(e).__name__}): {fix}") from None
-    if not isinstance(saved, dict):
-        raise UserError(f"{path} is damaged (not a JSON object of settings): {fix}")
-    if not isinstance(saved.get("data"), str) or not saved["data"]:
-        raise UserError(f"{path} is damaged (it names no data): {fix}")
-    source = saved.pop(RUN_RECORD_KEY, None)
-    if source is not None and not (isinstance(source, dict) and isinstance(source.get("sha256"), str)):
-        raise UserError(f"{path} is damaged (its {RUN_RECORD_KEY} entry is malformed): {fix}")
-    return saved, source
-
-
-def config_to_save(cfg: TrainConfig) -> dict:
-    """What a new run writes to RUN/config.json: every setting, and (under RUN_RECORD_KEY) the record of its data
-    files as they were when the run started (count, size, sha256), so that --resume refuses data that changed
-    since: the model's inputs, vocabulary or classes could differ from those its checkpoints were trained on."""
-    record = source_record(str(cfg.data)) if cfg.data else None
-    return {**cfg.to_dict(), **({RUN_RECORD_KEY: record} if record else {})}
-
-
 def data_files(data: str) -> list[tuple[str, Path]] | None:
     """(name, path) of each file the training data is read from, in a fixed order; None when there is
     nothing to fingerprint (built-in data, a path that is missing or not a regular file or folder)."""
@@ -197,54 +142,3 @@ def check_source_unchanged(run_dir: Path, source: dict | None, data: str) -> Non
 
 # What a run folder holds when the run stopped before its first training step; such a folder is reused.
 NEVER_TRAINED = {"config.json", "split.json", "audit.json"}
-
-
-# What a resumed run may set anew: how it talks and what the cost ledger assumes, never what it learns from.
-RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh")
-
-
-# Which kinds of run each data-specific setting means something for; given anywhere else it would be
-# silently ignored, so it is refused. (Transformer settings on text apply only with --model transformer.)
-APPLIES_TO = {"tokenizer": {"lm"}, "block_size": {"lm"}, "vocab_size": {"lm", "transformer"},
-              "n_layer": {"lm", "transformer"}, "n_head": {"lm", "transformer"}, "n_embd": {"lm", "transformer"},
-              "image_size": {"image"}, "label_from_name": {"image"}, "label": {"tabular", "text", "transformer"},
-              "text": {"text", "transformer"},
-              "columns": {"tabular", "text", "transformer"}, "group": {"tabular", "text", "transformer"},
-              "control": {"tabular", "text", "transformer", "image"}, "test": {"tabular", "text", "transformer", "image"},
-              "test_fraction": {"tabular", "text", "transformer", "image"}}
-KIND_WORDS = {"lm": "a language model (--task lm)", "image": "image data", "tabular": "tabular data",
-              "text": "a fastText text model", "transformer": "a Transformer text model"}
-
-
-def check_settings_apply(given: dict, kind: str, cfg: TrainConfig) -> None:
-    """Refuse a data-specific setting the run would ignore (a --tokenizer on a table, --label on photos).
-    kind: what kind_of() says of the data."""
-    kind = {"builtin": "image", "text": "transformer" if cfg.model == "transformer" else "text"}.get(kind, kind)
-    if "momentum" in given and cfg.optimizer != "sgd":
-        raise UserError(f"--momentum applies to --optimizer sgd, and this run uses {cfg.optimizer} (which keeps its "
-                        f"own running averages); drop --momentum or add --optimizer sgd")
-    defaults = TrainConfig()
-    for key in given:  # a setting left at its default changes nothing (a run's own config.json lists them all)
-        if key in APPLIES_TO and kind not in APPLIES_TO[key] and given[key] != getattr(defaults, key, None):
-            flag = "--" + key.replace("_", "-")
-            raise UserError(f"{flag} does not apply to {KIND_WORDS[kind]} and would be ignored; drop it")
-    if cfg.label and cfg.label in cfg.group:
-        raise UserError(f"--group {cfg.label} is the label itself: per-group scores of the label are trivially perfect "
-                        f"or zero; group by another column")
-
-
-def check_resume_settings(given: dict, saved: dict, run_dir: Path) -> None:
-    """--resume continues a run exactly as it started: refuse flags that would change what it trains."""
-    changed = []
-    for key, value in given.items():
-        if key in (*RESUME_MAY_CHANGE, "resume", "out"):
-            continue
-        if key == "data":
-            same = Path(str(value)).resolve() == Path(str(saved.get("data"))).resolve() or str(value) == saved.get("data")
-        else:
-            same = saved.get(key) == value
-        if not same:
-            changed.append(f"{key.replace('_', '-')} ({saved.get(key)!r} there, {value!r} now)")
-    if changed:
-        raise UserError(f"--resume continues {run_dir} exactly as it started, but these settings differ: "
-                        f"{'; '.join(changed)}; drop them, or choose a new --out for a new run")

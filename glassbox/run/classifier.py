@@ -1,0 +1,156 @@
+"""A classifier run, top to bottom: examples -> split -> audit gate -> encoders fitted on the training split ->
+model -> the loop -> scores, calibration, groups, cost -> frozen artifact -> the shared finish.
+
+start.py calls `run_classifier` once the settings and the run folder are ready."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from glassbox.config import TrainConfig
+from glassbox.errors import UserError
+from glassbox.export.artifact import save_artifact
+from glassbox.models.registry import build_model
+from glassbox.run.after_training import classifier_figures, run_control
+from glassbox.run.audit_step import audit_examples, gate, headline
+from glassbox.run.cost import measure_cost
+from glassbox.run.data import (check_labels, data_format, free_text_columns, kind_of, load_examples, load_test,
+                               split_for)
+from glassbox.run.finish import finish, folder_lines, say
+from glassbox.run.model_for_data import make_encoder, model_config
+from glassbox.run.out_of_fold import TRAIN_FOLD_FLOPS
+from glassbox.run.settings import add_derived
+from glassbox.runtime import distributed
+from glassbox.runtime.files import write_json
+from glassbox.train.loop import cross_entropy, evaluate, fit, predict_logits
+from glassbox.train.progress import Laps
+
+PARTS = ("train", "val", "test")
+
+
+def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
+    lap = Laps()  # wall time of each stage, for the summary: what the honesty costs next to training
+    ex, test, parts = load_and_split(cfg, run_dir)
+    lap("data")
+    audit = gate(audit_examples(ex, test, parts if test is None else None, folds=5, seed=cfg.seed, device=cfg.device,
+                                max_flops=TRAIN_FOLD_FLOPS), cfg, run_dir)
+    lap("audit")
+    split = {"train": ex.subset(parts["train"]), "val": ex.subset(parts["val"]),
+             "test": test if test is not None else ex.subset(parts["test"])}
+    encoder = make_encoder(split["train"], cfg)  # statistics from the training split only
+    X = {name: encoder.encode(part.inputs) for name, part in split.items()}
+    Y = {name: torch.from_numpy(part.labels) for name, part in split.items()}
+    say(cfg, f"split: train {len(Y['train'])}, validation {len(Y['val'])}, test {len(Y['test'])} "
+             f"({'your --test file' if test is not None else 'carved from the data'}); identical examples never cross splits")
+    torch.manual_seed(cfg.seed)
+    arch, config = model_config(split["train"], encoder, cfg)
+    model = build_model(arch, config)
+    say(cfg, f"model: {arch} with {sum(p.numel() for p in model.parameters()):,} weights, all random to start")
+    add_derived(cfg, run_dir, len(Y["train"]), len(Y["val"]))
+    lap("data")  # encoding and model set-up
+    result = fit(model, (X["train"], Y["train"]), (X["val"], Y["val"]), config=cfg, run_dir=run_dir,
+                 augment=image_augment(encoder) if ex.kind == "image" else None)
+    lap("training")
+    if not distributed.current().is_main:  # the other ranks helped train; rank 0 evaluates and writes
+        return {"rank": distributed.current().rank, "steps": result.steps}
+    summary = scores(result, X, Y, ex, arch, cfg, audit)
+    lap("evaluation")
+    summary.update(post_training(result, X, Y, split["test"], arch, config, cfg, run_dir, lap))
+    summary["artifact"] = str(save_artifact(
+        run_dir / "model", result.model, arch, config, task="classify", classes=ex.classes,
+        seen_keys=split["train"].keys + split["val"].keys, encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
+        extra={"data_format": data_format(cfg), "temperature": summary["temperature"],
+               "inference_flops": summary["cost"]["inference"]["flops"]}))
+    lap("export")
+    return finish(summary, cfg, run_dir, lap, lambda s: closing_words(s, run_dir))
+
+
+def load_and_split(cfg: TrainConfig, run_dir: Path):
+    """The examples, the user's --test file (or None) and the split, written to RUN/split.json."""
+    data = str(cfg.data)
+    kind = kind_of(data, cfg)
+    ex = load_examples(data, cfg, kind)
+    check_labels(ex)
+    say(cfg, f"data: {len(ex)} {ex.kind} examples, {len(ex.classes)} classes ({', '.join(ex.classes[:10])}) from {ex.source}")
+    if ex.kind == "tabular":
+        for column in free_text_columns(ex.inputs):
+            say(cfg, f"note: column '{column}' looks like free text (most values distinct, long); as a tabular feature "
+                     f"each distinct text is one category and nothing carries over to new texts. To learn from its "
+                     f"words, train a text model: --text {column}")
+    test = None
+    if cfg.test:
+        if kind == "builtin":
+            raise UserError(f"'{data}' is built in and carves its own test split; drop --test")
+        test = load_test(cfg, ex)
+    parts = split_for(ex, cfg, has_test=test is not None)
+    empty = [name for name, idx in parts.items() if not len(idx)]
+    if empty:
+        hint = "add examples" + (", or pass your own --test FILE" if test is None else "")
+        raise UserError(f"{len(ex):,} examples are too few to split: the {' and '.join(empty)} split would be empty "
+                        f"(validation {cfg.val_fraction:.0%}{'' if test is not None else f', test {cfg.test_fraction:.0%}'}, "
+                        f"copies kept together); {hint}")
+    if distributed.current().is_main:
+        write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
+    return ex, test, parts
+
+
+def image_augment(encoder):
+    """Shifts for every image; for photos also mirror images and soft focus (still photos of the same thing)."""
+    from glassbox.data.augment import ImageAugment
+
+    photos = encoder.channels == 3
+    return ImageAugment(flip=photos, shift=max(1, encoder.size // 8), blur=0.15 if photos else 0.0)
+
+
+def scores(result, X: dict, Y: dict, ex, arch: str, cfg: TrainConfig, audit: dict) -> dict:
+    """Loss and accuracy on each split at the sweet spot, with what the loop measured."""
+    model = result.model
+    device = next(model.parameters()).device
+    s = {name: evaluate(model, (X[name][:5000], Y[name][:5000]) if name == "train" else (X[name], Y[name]), device=device)
+         for name in PARTS}  # training figures on (up to) 5,000 of its examples
+    return {
+        "task": "classify", "data": ex.source, "kind": ex.kind, "model": arch,
+        "n_params": sum(p.numel() for p in model.parameters()), "classes": ex.classes,
+        "n_examples": {k: len(v) for k, v in Y.items()}, "steps": result.steps, "best_step": result.best_step,
+        "stopped_early": result.stopped_early, "stop_reason": result.stop_reason, "verdict": result.verdict,
+        "chance_loss": result.chance["uniform_loss"], "chance": result.chance,
+        **{f"{name}_loss": s[name][0] for name in PARTS}, **{f"{name}_accuracy": s[name][1] for name in PARTS},
+        "generalisation_gap": s["train"][1] - s["val"][1],
+        "train_seconds": result.train_seconds, "examples_per_second": result.examples_seen / max(result.train_seconds, 1e-9),
+        "control": cfg.control, "data_fingerprint": ex.fingerprint(), "audit": headline(audit),
+    }
+
+
+def post_training(result, X: dict, Y: dict, test_ex, arch: str, config: dict, cfg: TrainConfig, run_dir: Path,
+                   lap: Laps) -> dict:
+    """Calibration, per-class and per-group figures, the cost ledger, and the memorisation control."""
+    model = result.model
+    device = next(model.parameters()).device
+    logits = {name: predict_logits(model, X[name], device=device) for name in ("val", "test")}
+    extras = classifier_figures(logits, Y, test_ex.groups, test_ex.classes, cfg.seed)
+    batch = (X["train"][:cfg.batch_size], torch.zeros(len(X["train"][:cfg.batch_size]), dtype=torch.long))
+    extras["cost"] = measure_cost(model, batch, X["test"][:1], len(X["val"]), result, cfg, cross_entropy)
+    lap("evaluation")
+    for sentence in (extras["calibration"]["sentence"], *extras.get("groups", {}).get("sentences", []),
+                     extras["cost"]["sentence"]):
+        say(cfg, sentence)
+    if cfg.control == "shuffled-labels":
+        say(cfg, "memorisation control: training the same model again on shuffled labels")
+        extras["control"] = run_control(X, Y, arch, config, cfg, run_dir, result)
+        lap("control")
+        say(cfg, extras["control"]["sentence"])
+    return extras
+
+
+def closing_words(summary: dict, run_dir: Path) -> str:
+    return "\n".join([
+        f"test accuracy {summary['test_accuracy']:.4f} (loss {summary['test_loss']:.4f}); chance level: loss "
+        f"{summary['chance_loss']:.4f}, majority-class accuracy {summary['chance']['majority_accuracy']:.3f}",
+        f"generalisation gap at the sweet spot: train accuracy {summary['train_accuracy']:.4f} vs validation "
+        f"{summary['val_accuracy']:.4f} ({summary['generalisation_gap']:+.4f})",
+        "wall time: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in summary.get("stage_seconds", {}).items()),
+        *folder_lines(run_dir, {"model artifact": "model", "summary": "summary.json", "metrics per eval": "metrics.jsonl",
+                                "split indices": "split.json", "checkpoints": "checkpoints", "audit": "audit.json",
+                                "report": "report.html"}),
+    ])

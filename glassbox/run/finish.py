@@ -1,0 +1,38 @@
+"""How every run ends, classifier or language model: summary.json, the report page, the time each stage took,
+and the closing lines on the terminal."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from glassbox.config import TrainConfig
+from glassbox.report import write_report
+from glassbox.runtime.files import write_json
+from glassbox.train.progress import Laps
+
+
+def say(cfg: TrainConfig, text: str) -> None:
+    """A line on the terminal, unless --quiet (or on a rank other than 0 under torchrun)."""
+    if not cfg.quiet:
+        print(text, flush=True)
+
+
+def finish(summary: dict, cfg: TrainConfig, run_dir: Path, lap: Laps, closing: Callable[[dict], str]) -> dict:
+    """Write summary.json and report.html, time them too, and say `closing(summary)`."""
+    summary["wall_seconds"], summary["stage_seconds"] = lap.elapsed, lap.seconds
+    write_json(run_dir / "summary.json", summary)
+    write_report(run_dir)
+    lap("report")  # recorded after the page is written: the summary has it, the page cannot
+    summary["wall_seconds"], summary["stage_seconds"] = lap.elapsed, lap.seconds
+    write_json(run_dir / "summary.json", summary)
+    say(cfg, closing(summary))
+    return summary
+
+
+def folder_lines(run_dir: Path, files: dict[str, str]) -> list[str]:
+    """The run folder and what it holds, one line each (files: label -> name inside the folder)."""
+    lines = [f"run folder: {run_dir}"]
+    for label, name in files.items():
+        if (run_dir / name).exists():
+            lines.append(f"  {label + ':':<17} {run_dir / name}")
+    return lines

@@ -1,0 +1,135 @@
+"""A next-token language-model run, top to bottom: corpus audit gate -> tokenizer -> token ids on disk -> GPT ->
+the same loop -> perplexity, samples, memorisation, cost -> frozen artifact with its knowledge cutoff -> the shared
+finish. start.py calls `run_lm` once the settings and the run folder are ready."""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from glassbox.config import TrainConfig
+from glassbox.data.corpus import RandomWindows, load_prepared, prepare_corpus, val_windows
+from glassbox.evaluate.memorization import memorization_report
+from glassbox.export.artifact import save_artifact
+from glassbox.models.gpt import GPT, GPTConfig
+from glassbox.run.audit_step import audit_corpus_at, gate, headline
+from glassbox.run.cost import measure_cost
+from glassbox.run.finish import finish, folder_lines, say
+from glassbox.run.settings import add_derived
+from glassbox.runtime import distributed
+from glassbox.runtime.files import write_json
+from glassbox.train.loop import cross_entropy, evaluate, fit
+from glassbox.train.progress import Laps
+
+EVAL_WINDOWS = 256      # validation windows per evaluation during training (the final figure uses all)
+
+
+def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
+    lap = Laps()  # wall time of each stage, for the summary
+    data, dist = str(cfg.data), distributed.current()
+    audit = gate(audit_corpus_at(data, cfg.val_fraction), cfg, run_dir, what="corpus")
+    lap("audit")
+    tok, train_ids, val_ids, corpus = tokenize(cfg, run_dir)
+    torch.manual_seed(cfg.seed)
+    gpt_config = GPTConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
+                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
+                           bf16=True)  # bfloat16 compute where this CPU does it natively (20% faster steps)
+    model = GPT(gpt_config)
+    say(cfg, f"model: GPT with {sum(p.numel() for p in model.parameters()):,} weights ({cfg.n_layer} layers, "
+             f"{cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size} tokens), all random to start")
+    batches = RandomWindows(train_ids, cfg.block_size, cfg.batch_size, seed=cfg.seed, rank=dist.rank,
+                            world_size=dist.world_size)
+    val_small = val_windows(val_ids, cfg.block_size, max_windows=EVAL_WINDOWS)
+    n_train = max(1, len(train_ids) // cfg.block_size)
+    add_derived(cfg, run_dir, n_train, len(val_small[1]))
+    lap("data")  # tokenizing and model set-up
+    result = fit(model, batches, val_small, config=cfg, run_dir=run_dir, n_train=n_train)
+    lap("training")
+    if not dist.is_main:  # the other ranks helped train; rank 0 evaluates and writes
+        return {"rank": dist.rank, "steps": result.steps}
+    summary = lm_scores(result, tok, train_ids, val_ids, corpus, gpt_config, cfg, audit)
+    lap("evaluation")
+    memo = memorization_report(result.model, tok, train_ids, val_ids, seed=cfg.seed)
+    lap("memorisation")
+    write_json(run_dir / "memorization.json", memo)
+    say(cfg, memo["summary"])
+    summary.update(memorization=memo["summary"], samples=samples(result.model, tok, val_ids, cfg.seed),
+                   cost=lm_cost(result, batches, val_small, cfg))
+    summary["artifact"] = str(save_artifact(
+        run_dir / "model", result.model, "gpt", asdict(gpt_config), task="lm", classes=None, encoder=tok.to_dict(),
+        data_fingerprint=corpus["sha256"],
+        extra={"knowledge_cutoff": {"corpus_sha256": corpus["sha256"], "corpus_source": data,
+                                    "corpus_tokens": corpus["tokens"], "trained_on": corpus["trained_on"]},
+               "inference_flops": summary["cost"]["inference"]["flops"]}))
+    lap("evaluation")  # samples, cost ledger and export
+    return finish(summary, cfg, run_dir, lap, lambda s: closing_words(s, run_dir))
+
+
+def tokenize(cfg: TrainConfig, run_dir: Path):
+    """Train the tokenizer on the training text and write the token ids (rank 0; under torchrun the other ranks
+    wait, then read the same files): (tokenizer, train ids, validation ids, the corpus's description)."""
+    if distributed.current().is_main:
+        prepare_corpus(str(cfg.data), run_dir / "data", tokenizer=cfg.tokenizer,
+                       vocab_size=cfg.vocab_size if cfg.tokenizer == "bpe" else None,
+                       val_fraction=cfg.val_fraction, block_size=cfg.block_size)
+    distributed.barrier()
+    tok, train_ids, val_ids, corpus = load_prepared(run_dir / "data")
+    corpus["trained_on"] = _dt.date.today().isoformat()
+    say(cfg, f"corpus: {corpus['characters']['total']:,} characters from {cfg.data}; {cfg.tokenizer} tokenizer with "
+             f"{tok.vocab_size} tokens; {corpus['tokens']['train']:,} training and {corpus['tokens']['val']:,} validation "
+             f"tokens, split by position (the last {cfg.val_fraction:.0%} is validation)")
+    return tok, train_ids, val_ids, corpus
+
+
+def lm_scores(result, tok, train_ids, val_ids, corpus: dict, gpt_config: GPTConfig, cfg: TrainConfig, audit: dict) -> dict:
+    """Loss and perplexity on every validation window (and as many training windows) at the sweet spot."""
+    model = result.model
+    device = next(model.parameters()).device
+    val_all = val_windows(val_ids, cfg.block_size)
+    val_loss, val_acc = evaluate(model, val_all, cross_entropy, device=device)
+    train_loss, _ = evaluate(model, val_windows(train_ids, cfg.block_size, max_windows=len(val_all[1])), cross_entropy,
+                             device=device)
+    tokens_per_s = result.examples_seen * cfg.block_size / max(result.train_seconds, 1e-9)
+    say(cfg, f"validation loss {val_loss:.4f} = perplexity {math.exp(val_loss):.2f} (chance: ln({tok.vocab_size}) = "
+             f"{math.log(tok.vocab_size):.4f}, perplexity {tok.vocab_size}); {tokens_per_s:,.0f} tokens/s")
+    return {
+        "task": "lm", "data": str(cfg.data), "model": "gpt", "model_config": asdict(gpt_config),
+        "n_params": sum(p.numel() for p in model.parameters()), "tokenizer": tok.kind, "vocab_size": tok.vocab_size,
+        "corpus": corpus, "steps": result.steps, "best_step": result.best_step, "stopped_early": result.stopped_early,
+        "stop_reason": result.stop_reason, "verdict": result.verdict,
+        "chance_loss": math.log(tok.vocab_size), "chance": result.chance,
+        "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
+        "perplexity": math.exp(val_loss), "train_perplexity": math.exp(train_loss),
+        "generalisation_gap": val_loss - train_loss, "tokens_per_second": tokens_per_s,
+        "train_seconds": result.train_seconds, "data_fingerprint": corpus["sha256"], "audit": headline(audit),
+    }
+
+
+def samples(model, tok, val_ids, seed: int, n: int = 3) -> list[str]:
+    """n continuations of the validation text's first characters, from one seeded generator."""
+    device = next(model.parameters()).device
+    prompt = torch.tensor([tok.encode(tok.decode(val_ids[:8].tolist()))], device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    return [tok.decode(model.generate(prompt, 200, temperature=0.8, top_k=50, generator=gen)[0].tolist())
+            for _ in range(n)]
+
+
+def lm_cost(result, batches: RandomWindows, val_small, cfg: TrainConfig) -> dict:
+    """The cost ledger, with FLOPs per token and one prediction as a forward pass over a full context."""
+    state = batches.state_dict()
+    batch = batches.next()  # one batch of the shape training used, and the source put back as it was
+    batches.load_state_dict(state)
+    ledger = measure_cost(result.model, batch, val_small[0][:1], len(val_small[1]), result, cfg, cross_entropy)
+    ledger["train"]["flops_per_token"] = ledger["train"]["flops_per_step"] / (cfg.batch_size * cfg.grad_accum * cfg.block_size)
+    ledger["inference"]["unit"] = f"one forward pass over {cfg.block_size} tokens of context"
+    return ledger
+
+
+def closing_words(summary: dict, run_dir: Path) -> str:
+    return "\n".join([f"sample: {summary['samples'][0][:200]!r}",
+                      *folder_lines(run_dir, {"model artifact": "model", "summary": "summary.json",
+                                              "memorisation": "memorization.json", "report": "report.html"}),
+                      f"  generate: glassbox generate {run_dir / 'model'} --prompt 'ROMEO:'"])

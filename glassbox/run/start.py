@@ -1,0 +1,65 @@
+"""`glassbox train` and `glassbox.train()`: the front every run shares, then the classifier's or the language
+model's middle (classifier.py, lm.py), which end in the same finish (finish.py).
+
+    settings (given -> typed config with sources) -> device and process group -> run folder -> config.json
+    -> run_classifier | run_lm
+"""
+from __future__ import annotations
+
+import shutil
+
+from glassbox.errors import UserError
+from glassbox.run.folder import check_source_unchanged, prepare_run_dir, source_record
+from glassbox.run.settings import settings_for_new_run, settings_for_resume, settings_record
+from glassbox.runtime import distributed
+from glassbox.runtime.device import pick_device
+from glassbox.runtime.files import write_json
+
+
+def train(data: str | None = None, *, sources: dict | None = None, **settings) -> dict:
+    """Train on `data` end to end; returns the summary that is also written to RUN/summary.json.
+
+    settings: TrainConfig keys the user set; sources: where each came from (key -> words, e.g. 'flag'; default
+    'given'), recorded in RUN/config.json next to the defaults that filled in the rest."""
+    given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
+    resume, out = bool(given.get("resume")), given.get("out")
+    if resume:  # continue exactly as configured when the run started, on the same data
+        from glassbox.config import make_config
+
+        dist = distributed.setup(pick_device(str(given.get("device", "auto"))))
+        run_dir = prepare_run_dir(make_config({"resume": True, "out": out}), "")
+        cfg, data_record = settings_for_resume(run_dir, given, sources)
+        check_source_unchanged(run_dir, data_record, str(cfg.data))
+    else:
+        cfg = settings_for_new_run(given, sources)
+        # Under torchrun: one process per device joins the group here. Every process loads, splits and encodes
+        # the same data (all seeded) and trains its shard; rank 0 alone writes and finishes the run.
+        dist = distributed.setup(pick_device(cfg.device))
+        run_dir = prepare_run_dir(cfg, str(cfg.data))
+        if dist.is_main:
+            write_json(run_dir / "config.json", settings_record(cfg, source_record(str(cfg.data))))
+    if not dist.is_main:
+        cfg.quiet = True
+    try:
+        if cfg.task == "lm":
+            from glassbox.run.lm import run_lm
+
+            return run_lm(cfg, run_dir)
+        from glassbox.run.classifier import run_classifier
+
+        return run_classifier(cfg, run_dir)
+    except UserError:
+        if dist.is_main and not cfg.out and not cfg.resume:
+            remove_if_empty(run_dir)
+        raise
+
+
+def remove_if_empty(run_dir) -> None:
+    """Bad input found before anything worth keeping was written: leave no empty folder behind (the audit's
+    findings, which the error may point to, are kept)."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {"config.json", "split.json"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        try:
+            run_dir.parent.rmdir()  # runs/ too, when this run was all it held
+        except OSError:
+            pass
