@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from glassbox.config import RANGES
 from glassbox.errors import UserError
 
 TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
@@ -21,8 +20,8 @@ TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
     ("--task", str, "classify (default) or lm (next-token language model)"),
     ("--model", str, "auto | mlp | cnn | fasttext | transformer | gpt"),
     ("--out", str, "the run folder (default runs/<date>-<time>-<data name>)"),
-    ("--epochs", float, "passes over the training data"),
-    ("--max-steps", int, "optimizer updates (overrides --epochs)"),
+    ("--epochs", float, "passes over the training data (or --max-steps, not both)"),
+    ("--max-steps", int, "optimizer updates (or --epochs, not both)"),
     ("--batch-size", int, "examples per update"),
     ("--grad-accum", int, "micro-batches per update"),
     ("--optimizer", str, "adamw | sgd"),
@@ -44,10 +43,10 @@ TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
     ("--val-fraction", float, "share of examples held out for validation"),
     ("--test-fraction", float, "share of examples held out for the test"),
     ("--tokenizer", str, "language models: char | bpe"),
-    ("--vocab-size", int, "language models: BPE vocabulary size"),
-    ("--n-layer", int, "language models: transformer blocks"),
-    ("--n-head", int, "language models: attention heads"),
-    ("--n-embd", int, "language models: embedding width"),
+    ("--vocab-size", int, "BPE vocabulary size (--task lm --tokenizer bpe, or --model transformer)"),
+    ("--n-layer", int, "transformer blocks (--task lm, or --model transformer)"),
+    ("--n-head", int, "attention heads (--task lm, or --model transformer)"),
+    ("--n-embd", int, "embedding width (--task lm, or --model transformer)"),
     ("--block-size", int, "language models: context length"),
     ("--control", str, "shuffled-labels: repeat the run with shuffled training labels"),
     ("--power-watts", float, "cost ledger: the machine's power draw while training, in watts (default: 65 W for a CPU, "
@@ -74,29 +73,33 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML or JSON file of settings (same names as the flags)")
 
 
-def settings_from(args: argparse.Namespace) -> dict:
-    """Config file first, then flags given on the command line on top."""
+def settings_from(args: argparse.Namespace) -> tuple[dict, dict]:
+    """The settings given (a config file's, then the flags on the command line on top) and where each came from."""
     from glassbox.config import load_config_file
 
     settings = load_config_file(args.config) if getattr(args, "config", None) else {}
+    sources = {key: f"config file {args.config}" for key in settings}
     for key, value in vars(args).items():
         if key in ("command", "config", "func") or (key == "data" and value is None):
             continue
-        settings[key] = value
-    return settings
+        settings[key], sources[key] = value, "command line" if key == "data" else "flag"
+    return settings, sources
 
 
 def cmd_train(args) -> None:
-    from glassbox.pipeline import run
+    from glassbox.run.start import train
 
-    run(**settings_from(args))
+    settings, sources = settings_from(args)
+    train(**settings, sources=sources)
 
 
 def cmd_demo(args) -> None:
-    from glassbox.pipeline import run
+    from glassbox.run.start import train
 
     print("glassbox demo: a small CNN learns scikit-learn's 1,797 handwritten digits (8x8, real data, offline)")
-    run("digits", out=args.out, epochs=20, batch_size=64, lr=3e-3, patience=8, quiet=False)
+    demo = {"epochs": 20, "batch_size": 64, "lr": 3e-3, "patience": 8}
+    train("digits", out=args.out, **demo, sources={**{k: "glassbox demo" for k in demo}, "data": "glassbox demo",
+                                                    "out": "flag"})
 
 
 def read_inputs(args) -> list[str]:
@@ -143,60 +146,27 @@ def cmd_predict(args) -> None:
             print(f"{out['label']}\t{out['probability']:.4f}\t{text}")
 
 
-MAX_NEW_TOKENS = 100_000  # a longer run is almost surely a typo (and would run for hours)
-
-
 def cmd_generate(args) -> None:
-    import torch
+    from glassbox.infer.generator import Generator, check_settings, describe, read_lm_manifest
 
-    from glassbox.data.corpus import tokenizer_from_dict
-    from glassbox.export.artifact import load_artifact, read_manifest
-    from glassbox.runtime.threads import cpu_threads, generation_threads
-
-    import math
-
-    if args.top_k is not None and args.top_k < 1:
-        raise UserError(f"--top-k must be at least 1 (it samples among the k likeliest tokens). Got {args.top_k}")
-    if not (math.isfinite(args.temperature) and args.temperature >= 0):
-        raise UserError(f"--temperature must be a number of at least 0 (0 = always the likeliest token). Got {args.temperature}")
-    low, high = RANGES["seed"]
-    if not low <= args.seed <= high:
-        raise UserError(f"--seed must be between {low} and {high:,}. Got {args.seed}")
-    if not 1 <= args.max_new_tokens <= MAX_NEW_TOKENS:
-        raise UserError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS:,}. Got {args.max_new_tokens:,}")
-    manifest = read_manifest(args.artifact)
-    if manifest["task"] != "lm":
-        raise UserError(f"{args.artifact} is a {manifest['task']} model, not a language model; use 'glassbox predict'")
-    cutoff = manifest.get("knowledge_cutoff", {})
+    if args.info and args.prompt is not None:
+        raise UserError("--info describes the model and generates nothing; give --info or --prompt, not both")
+    check_settings(args.max_new_tokens, args.temperature, args.top_k, args.seed)  # before the artifact is opened
+    manifest = read_lm_manifest(args.artifact)  # a classifier is refused here, with or without a prompt
     if args.info:
-        print(f"This model was trained on {cutoff.get('corpus_tokens', {}).get('train', '?'):,} tokens of "
-              f"{cutoff.get('corpus_source', '?')} (sha256 {str(cutoff.get('corpus_sha256', '?'))[:16]}…) on "
-              f"{cutoff.get('trained_on', '?')}. It knows nothing that is not in that corpus, nothing after that date, "
-              f"and generating text never changes its weights: it cannot learn from your prompts.")
-        print(f"architecture: gpt {json.dumps(manifest['model_config'])}; weights sha256 {manifest['weights_sha256']}")
+        print(describe(manifest))
         return
     if args.prompt is None:
         raise UserError("give a prompt: glassbox generate ARTIFACT --prompt TEXT (or --info)")
-    if args.max_new_tokens < 1 or args.temperature < 0:
-        raise UserError("--max-new-tokens must be at least 1 and --temperature at least 0 (0 = always the likeliest token)")
-    _, model = load_artifact(args.artifact)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    tok = tokenizer_from_dict(manifest["preprocessing"])
-    ids = tok.encode(args.prompt)
-    if not ids:
-        raise UserError("the prompt is empty after tokenising; give at least one character")
-    gen = torch.Generator().manual_seed(args.seed)
-    with cpu_threads(generation_threads(model, manifest.get("inference_flops"))):
-        out = model.generate(torch.tensor([ids]), args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                             generator=gen)
-    print(tok.decode(out[0].tolist()))
+    generator = Generator(args.artifact)
+    print(generator.generate(args.prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                             seed=args.seed))
 
 
 def cmd_audit(args) -> int:
-    from glassbox.examine import audit_data
+    from glassbox.run.audit_data import audit_data
 
-    settings = settings_from(args)
+    settings, _ = settings_from(args)
     for key in ("json", "no_label_errors", "folds"):
         settings.pop(key, None)
     if not args.no_label_errors and args.folds < 2:
@@ -210,7 +180,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_eval(args) -> None:
-    from glassbox.examine import evaluate_artifact
+    from glassbox.run.eval_artifact import evaluate_artifact
 
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     r = evaluate_artifact(args.artifact, args.data, label=args.label, text=args.text, columns=columns,

@@ -14,6 +14,7 @@ from glassbox.config import TrainConfig
 from glassbox.data.corpus import RandomWindows, load_prepared, prepare_corpus, val_windows
 from glassbox.evaluate.memorization import memorization_report
 from glassbox.export.artifact import save_artifact
+from glassbox.infer.generator import Generator
 from glassbox.models.gpt import GPT, GPTConfig
 from glassbox.run.audit_step import audit_corpus_at, gate, headline
 from glassbox.run.cost import measure_cost
@@ -110,11 +111,8 @@ def lm_scores(result, tok, train_ids, val_ids, corpus: dict, gpt_config: GPTConf
 
 def samples(model, tok, val_ids, seed: int, n: int = 3) -> list[str]:
     """n continuations of the validation text's first characters, from one seeded generator."""
-    device = next(model.parameters()).device
-    prompt = torch.tensor([tok.encode(tok.decode(val_ids[:8].tolist()))], device=device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    return [tok.decode(model.generate(prompt, 200, temperature=0.8, top_k=50, generator=gen)[0].tolist())
-            for _ in range(n)]
+    return Generator.from_model(model, tok).samples(tok.decode(val_ids[:8].tolist()), n, 200, temperature=0.8,
+                                                    top_k=50, seed=seed)
 
 
 def lm_cost(result, batches: RandomWindows, val_small, cfg: TrainConfig) -> dict:
