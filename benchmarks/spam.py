@@ -29,7 +29,8 @@ from glassbox.audit.duplicates import split_keys  # noqa: E402
 from glassbox.data.split import split_indices  # noqa: E402
 from glassbox.data.text import BPEEncoder, HashedNgramEncoder, load_text  # noqa: E402
 from glassbox.config import TrainConfig  # noqa: E402
-from glassbox.models.fasttext import TRAIN_DEFAULTS, FastText, FastTextConfig  # noqa: E402
+from glassbox.config import KIND_DEFAULTS  # noqa: E402
+from glassbox.models.fasttext import FastText, FastTextConfig  # noqa: E402
 from glassbox.models.text_transformer import TextTransformer, TextTransformerConfig  # noqa: E402
 from glassbox.train.loop import fit, predict_logits  # noqa: E402
 
@@ -58,7 +59,7 @@ def ours(ex, split, seed: int, model: str):
     if model == "fasttext":
         enc = HashedNgramEncoder().fit(train_texts)
         net = FastText(FastTextConfig(enc.vocab_size, len(ex.classes), word_vocab=enc.word_vocab_))
-        cfg = TrainConfig(**TRAIN_DEFAULTS, quiet=True, device="cpu", seed=seed)
+        cfg = TrainConfig(**KIND_DEFAULTS["text"], quiet=True, device="cpu", seed=seed)
     else:
         # As `glassbox train --model transformer` sets it up: BPE vocabulary 8,000, 128 tokens, 2 layers, AdamW at 3e-3.
         enc = BPEEncoder(vocab_size=8000, max_len=128).fit(train_texts)
