@@ -1,7 +1,7 @@
 """Likely label errors: examples whose given label a model trained without them does not believe.
 
 The probabilities must be out-of-fold (each example scored by a model that never saw it; see
-glassbox/out_of_fold.py): a model scored on its own training data agrees with every label, wrong or not.
+glassbox/run/out_of_fold.py): a model scored on its own training data agrees with every label, wrong or not.
 cleanlab's confident learning estimates how many labels are wrong (the off-diagonal of the calibrated
 confident joint) and we flag that many of the least believable examples, ranked by the probability the
 model gives their label. On SMS spam with 5% of labels flipped this finds more of them than cleanlab's

@@ -52,7 +52,7 @@ class Predictor:
     @torch.inference_mode()
     def predict_proba(self, inputs, batch_size: int = 256) -> torch.Tensor:
         x = self.encoder.encode(inputs)
-        # A small model answers faster on one CPU thread (one SMS message: 0.37 vs 0.89 ms); train/threads.py.
+        # A small model answers faster on one CPU thread (one SMS message: 0.37 vs 0.89 ms); runtime/threads.py.
         if self.flops_per_example is None and len(x):  # an artifact from before the count was saved: count once
             self.flops_per_example = forward_flops(self.model, x[:1])
         self.threads = threads_for_flops((self.flops_per_example or 0) * min(len(x), batch_size))

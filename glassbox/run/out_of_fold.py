@@ -35,7 +35,7 @@ from glassbox.run.model_for_data import make_encoder, model_config
 # run), early stopping on a tenth of the training folds. Text: plain SGD at lr 3 finds label errors as well
 # as momentum 0.9 at lr 0.3 (5 flip seeds: precision 0.963 vs 0.962, recall 0.897 vs 0.901) in 15% less
 # time. Tables and images: AdamW, as their full training runs. Text and table models are far below the size
-# where a second CPU thread helps (glassbox/train/threads.py), so they train on one without counting FLOPs
+# where a second CPU thread helps (glassbox/runtime/threads.py), so they train on one without counting FLOPs
 # first; image models follow the rule. docs/benchmarks.md has the measurements.
 FOLD_TRAIN = {
     "text": TrainConfig(optimizer="sgd", lr=3.0, momentum=0.0, epochs=5, batch_size=128, weight_decay=0.0,

@@ -48,7 +48,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # one record per evaluation
     train_seconds: float = 0.0
     examples_seen: int = 0
-    threads: int = 1            # CPU threads the training steps ran on (train/threads.py)
+    threads: int = 1            # CPU threads the training steps ran on (runtime/threads.py)
 
 
 @torch.no_grad()
@@ -208,7 +208,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
 
     model.train()
     on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
-    # On a CPU a small model trains faster on one thread (train/threads.py); the count is restored after.
+    # On a CPU a small model trains faster on one thread (runtime/threads.py); the count is restored after.
     threads = threads_for(model, val[0], cfg.batch_size, cfg.threads) if not on_gpu else torch.get_num_threads()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
