@@ -63,7 +63,20 @@ def add_flags(p: argparse.ArgumentParser, flags=None, default=argparse.SUPPRESS)
     for flag, typ, text in TRAIN_FLAGS:
         if flags is None or flag in flags:
             kw = {"action": "append"} if flag == "--group" else {}
-            p.add_argument(flag, type=typ, help=text, default=default, **kw)
+            p.add_argument(flag, type=typ, help=text + default_words(flag), default=default, **kw)
+
+
+def default_words(flag: str) -> str:
+    """' (default X)' for a setting, with the kinds of run whose default differs (config.py KIND_DEFAULTS)."""
+    from glassbox.config import DERIVED, KIND_DEFAULTS, TrainConfig
+
+    key = flag.removeprefix("--").replace("-", "_")
+    value = getattr(TrainConfig(), key, None)
+    kinds = [f"{kind} {d[key]}" for kind, d in KIND_DEFAULTS.items() if key in d and d[key] is not None]
+    if value is None and not kinds and key not in DERIVED:
+        return ""
+    shown = DERIVED.get(key, "none") if value is None else value
+    return (f" (default {shown}" + (f"; {', '.join(kinds)}" if kinds else "") + ")").replace("%", "%%")
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
