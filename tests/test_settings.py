@@ -157,3 +157,16 @@ def test_resume_keeps_the_sources_and_a_changed_setting_is_refused(tmp_path, dig
     assert json.loads((run / "summary.json").read_text())["steps"] == 3
     assert main(["train", "--out", str(run), "--resume", "--dropout", "0.3"]) == 2
     assert "dropout (0.2 there, 0.3 now)" in capsys.readouterr().err
+
+
+def test_a_run_from_before_config_json_kept_sources_still_resumes(tmp_path, digits_csv):
+    run = tmp_path / "r"
+    assert main(["train", str(digits_csv), "--label", "digit", "--epochs", "1", "--quiet", "--out", str(run)]) == 0
+    steps = json.loads((run / "summary.json").read_text())["steps"]
+    old = {k: v for k, v in saved(run).items() if k not in ("sources", "derived")}
+    old.update(max_steps=None, dropout=0.0)  # as older versions wrote it: the table's dropout was chosen in the code
+    (run / "config.json").write_text(json.dumps(old))
+    (run / "summary.json").unlink()
+    assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["steps"] == steps
+    assert manifest(run)["model_config"]["dropout"] == 0.1  # the checkpoint's model, as it was built

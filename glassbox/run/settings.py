@@ -93,9 +93,9 @@ def settings_for_resume(run_dir: Path, given: dict, sources: dict | None = None)
     `given`; and the record of the data files it started on (None for runs from before glassbox kept one)."""
     saved, saved_sources, data_record = read_saved_config(run_dir)
     check_resume_settings(given, saved, run_dir)
-    if saved_sources is None:  # a run from before config.json kept sources: its defaults are this version's defaults
-        defaults = TrainConfig()
-        saved = {k: v for k, v in saved.items() if k == "data" or v != getattr(defaults, k, None)}
+    if saved_sources is None:  # a run from before config.json kept sources: what it left at a default (or None, as
+        defaults = TrainConfig()  # its length was) takes this version's default for its kind, as it trained then
+        saved = {k: v for k, v in saved.items() if k == "data" or (v is not None and v != getattr(defaults, k, None))}
         saved_sources = {k: "saved with the run" for k in saved}
     saved = {**saved, "resume": True, "out": str(run_dir)}
     try:
