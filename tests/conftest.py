@@ -66,6 +66,24 @@ def cats_dogs_64(tmp_path_factory) -> Path:
     return out / "64x64"
 
 
+TINY_LM_SEED = 5  # the tiny language model's seed, so a test can redraw its report samples
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_run(tmp_path_factory) -> Path:
+    """A tiny real GPT (a few seconds of training) on 60,000 characters of tinyshakespeare: its run folder."""
+    from glassbox.cli import main
+
+    folder = tmp_path_factory.mktemp("tiny_lm")
+    corpus = folder / "shakespeare_60k.txt"
+    corpus.write_text(shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    out = folder / "r"
+    assert main(["train", str(corpus), "--task", "lm", "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
+                 "--block-size", "32", "--batch-size", "16", "--max-steps", "30", "--seed", str(TINY_LM_SEED),
+                 "--quiet", "--out", str(out)]) == 0
+    return out
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

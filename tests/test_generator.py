@@ -18,23 +18,15 @@ from glassbox.data.corpus import load_prepared, tokenizer_from_dict
 from glassbox.errors import UserError
 from glassbox.export.artifact import load_artifact
 from glassbox.infer.generator import MAX_NEW_TOKENS, Generator
-from tests.conftest import shared, subprocess_env
+from tests.conftest import TINY_LM_SEED, subprocess_env
 from tests.killing import stopped_on_exit
 
-SEED = 5  # the tiny run's seed, so its report samples can be redrawn
+SEED = TINY_LM_SEED
 
 
-@pytest.fixture(scope="module")
-def lm_run(tmp_path_factory):
-    """A tiny real GPT (a few seconds) on 60,000 characters of tinyshakespeare."""
-    folder = tmp_path_factory.mktemp("generator_lm")
-    corpus = folder / "shakespeare_60k.txt"
-    corpus.write_text(shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:60_000], encoding="utf-8")
-    out = folder / "r"
-    assert main(["train", str(corpus), "--task", "lm", "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
-                 "--block-size", "32", "--batch-size", "16", "--max-steps", "30", "--seed", str(SEED),
-                 "--quiet", "--out", str(out)]) == 0
-    return out
+@pytest.fixture
+def lm_run(tiny_lm_run):
+    return tiny_lm_run
 
 
 def weights_hash(model: torch.nn.Module) -> str:

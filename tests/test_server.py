@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from glassbox.cli import main
 from glassbox.infer.server import make_app
 from glassbox.run.start import train as run
-from tests.conftest import shared
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +18,9 @@ def digits_run(digits_csv, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def lm_run(tmp_path_factory):
-    """A tiny real GPT (about 2 s of training) on 60,000 characters of tinyshakespeare."""
-    folder = tmp_path_factory.mktemp("server_lm")
-    corpus = folder / "shakespeare_60k.txt"
-    corpus.write_text(shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:60_000], encoding="utf-8")
-    out = folder / "r"
-    run(str(corpus), task="lm", n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=16, max_steps=30,
-        out=str(out), quiet=True)
-    return out
+@pytest.fixture
+def lm_run(tiny_lm_run):
+    return tiny_lm_run
 
 
 def test_predict_over_http(digits_run, digits_csv):
