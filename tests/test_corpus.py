@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from glassbox.data.corpus import (
-    BPETokenizer, CharTokenizer, RandomWindows, load_prepared, open_tokens, prepare_corpus,
-    read_corpus, split_text, token_dtype, tokenizer_from_dict, val_windows, write_tokens,
+    CharTokenizer, RandomWindows, load_prepared, open_tokens, prepare_corpus, read_corpus, split_text,
+    token_dtype, tokenizer_from_dict, train_tokenizer, val_windows, write_tokens,
 )
 from glassbox.errors import UserError
 
@@ -81,7 +81,7 @@ def test_char_tokenizer_round_trip_and_unknown_characters(shakespeare):
 
 def test_bpe_round_trip_chunking_and_save(shakespeare):
     train = shakespeare[:200_000]
-    tok = BPETokenizer.train(train, vocab_size=500)
+    tok = train_tokenizer(train, "bpe", vocab_size=500)
     assert tok.vocab_size == 500
     ids = tok.encode(train)
     assert len(ids) < 0.6 * len(train)  # merges do compress
@@ -94,15 +94,15 @@ def test_bpe_round_trip_chunking_and_save(shakespeare):
 
 def test_bpe_vocab_sizes_the_corpus_cannot_support():
     with pytest.raises(UserError, match="at least 256"):
-        BPETokenizer.train("some text " * 100, vocab_size=100)
+        train_tokenizer("some text " * 100, "bpe", vocab_size=100)
     with pytest.raises(UserError, match="supports only"):
-        BPETokenizer.train("to be or not to be\n" * 50, vocab_size=5000)
+        train_tokenizer("to be or not to be\n" * 50, "bpe", vocab_size=5000)
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe"])
 def test_token_file_is_compact_and_equals_whole_text_encoding(tmp_path, shakespeare, kind):
     text = shakespeare[:100_000]
-    tok = CharTokenizer.train(text) if kind == "char" else BPETokenizer.train(text, 400)
+    tok = CharTokenizer.train(text) if kind == "char" else train_tokenizer(text, "bpe", 400)
     n = write_tokens(text, tok, tmp_path / "t.bin", chunk_chars=5_000)  # ~20 chunks
     assert (tmp_path / "t.bin").stat().st_size == 2 * n
     ids = open_tokens(tmp_path / "t.bin", tok.vocab_size)

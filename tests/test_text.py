@@ -1,5 +1,5 @@
 """Text classification: the loader on the real SMS Spam Collection, its bad-input errors, the encoders
-(stable ids, JSON round trips) and both text models."""
+(stable ids, JSON round trips) and both text models; the BPE encoder is tested in test_bpe.py."""
 import json
 from pathlib import Path
 
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from glassbox.config import TrainConfig
+from glassbox.config import KIND_DEFAULTS, TrainConfig
 from glassbox.data.encoders import encoder_from_dict
 from glassbox.data.split import split_indices
-from glassbox.data.text import BPEEncoder, HashedNgramEncoder, load_text, text_tags
+from glassbox.data.text import HashedNgramEncoder, load_text, text_tags
 from glassbox.errors import UserError
-from glassbox.models.fasttext import TRAIN_DEFAULTS, FastText, FastTextConfig
+from glassbox.models.fasttext import FastText, FastTextConfig
 from glassbox.models.text_transformer import TextTransformer, TextTransformerConfig
 from glassbox.train.loop import fit, predict_logits
 
@@ -136,22 +136,13 @@ def test_hashed_ids_are_stable_across_processes_and_versions():
     assert ids == [12, 818, 362, 954]  # the text's two tags, then the same n-grams
 
 
-def test_bpe_round_trip_and_special_ids(sms):
-    enc = BPEEncoder(vocab_size=1000, max_len=32).fit(sms.inputs[:2000])
-    ids = enc.encode(sms.inputs[:50] + [""])
-    assert (ids[:, 0] == BPEEncoder.CLS).all() and ids.shape[1] <= 32
-    assert (ids[-1, 1:] == 0).all()  # an empty text is [CLS] then padding
-    again = encoder_from_dict(json.loads(json.dumps(enc.to_dict())))
-    assert torch.equal(again.encode(sms.inputs[:50]), ids[:50, : again.encode(sms.inputs[:50]).shape[1]])
-
-
 def test_fasttext_learns_spam_through_fit(sms, one_thread):
     split = split_indices(sms.keys, sms.labels, (0.8, 0.1, 0.1), seed=0)
     enc = HashedNgramEncoder().fit([sms.inputs[i] for i in split["train"]])
     x, y = enc.encode(sms.inputs), torch.from_numpy(sms.labels)
     tr, va, te = (torch.from_numpy(split[k]) for k in ("train", "val", "test"))
     model = FastText(FastTextConfig(enc.vocab_size, 2, word_vocab=enc.word_vocab_))
-    cfg = TrainConfig(**{**TRAIN_DEFAULTS, "epochs": 5}, quiet=True, device="cpu")
+    cfg = TrainConfig(**{**KIND_DEFAULTS["text"], "epochs": 5}, quiet=True, device="cpu")
     result = fit(model, (x[tr], y[tr]), (x[va], y[va]), config=cfg)
     pred = predict_logits(result.model, x[te]).argmax(-1).numpy()
     truth = sms.labels[split["test"]]
@@ -203,7 +194,7 @@ def test_text_transformer_ignores_padding_and_learns(one_thread):
 def test_free_text_in_a_table_is_recognised(sms):
     import pandas as pd
 
-    from glassbox.run_setup import free_text_columns
+    from glassbox.run.data import free_text_columns
 
     n = 500
     frame = pd.DataFrame({"message": sms.inputs[:n], "kind": ["a", "b"] * (n // 2),

@@ -3,7 +3,7 @@ and draw training batches from them.
 
     text = read_corpus("input.txt")                   # a file, or a folder of text files
     train_text, val_text = split_text(text)           # contiguous 90/10 split, never random lines
-    tok = CharTokenizer.train(train_text)             # or BPETokenizer.train(train_text, 2000)
+    tok = train_tokenizer(train_text, "char")         # or "bpe", 2000: byte-level BPE (data/bpe.py)
     n = write_tokens(train_text, tok, "run/train.bin")
     train = open_tokens("run/train.bin", tok.vocab_size)   # np.memmap: the ids never sit in RAM
     batches = RandomWindows(train, block_size=64, batch_size=12, seed=0)
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glassbox.data.bpe import BPE
 from glassbox.errors import UserError
 
 TRAIN_BIN, VAL_BIN, TOKENIZER_JSON, CORPUS_JSON = "train.bin", "val.bin", "tokenizer.json", "corpus.json"
@@ -128,64 +129,7 @@ class CharTokenizer:
         return cls(d["chars"])
 
 
-class BPETokenizer:
-    """Byte-level BPE (GPT-2 style) trained on the training text with Hugging Face `tokenizers`.
-    Any text can be encoded: unknown characters fall back to their UTF-8 bytes."""
-
-    kind = "bpe"
-    n_bytes = 256  # the byte alphabet every byte-level vocabulary starts from
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer  # a tokenizers.Tokenizer
-
-    @classmethod
-    def train(cls, text: str, vocab_size: int) -> "BPETokenizer":
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-        if vocab_size < cls.n_bytes:
-            raise UserError(
-                f"a byte-level BPE vocabulary needs at least {cls.n_bytes} tokens (one per byte); "
-                f"got vocab_size={vocab_size}; ask for {cls.n_bytes} or more (a few thousand is typical)"
-            )
-        tok = Tokenizer(models.BPE())
-        # add_prefix_space=False: encoding a text in chunks must give the same ids as in one piece.
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes, seen or not
-            show_progress=False,
-        )
-        tok.train_from_iterator(_chunks(text, 1 << 16), trainer=trainer)
-        got = tok.get_vocab_size()
-        if got < vocab_size:
-            raise UserError(
-                f"the training text supports only {got} BPE tokens (every word is already one token), "
-                f"fewer than vocab_size={vocab_size}; ask for vocab_size={got} or less, or give more text"
-            )
-        return cls(tok)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size()
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text).ids
-
-    def decode(self, ids) -> str:
-        return self.tokenizer.decode(list(ids))
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "tokenizer_json": self.tokenizer.to_str()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BPETokenizer":
-        from tokenizers import Tokenizer
-
-        return cls(Tokenizer.from_str(d["tokenizer_json"]))
-
-
-TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
+TOKENIZERS = {"char": CharTokenizer, "bpe": BPE}  # BPE: glassbox.data.bpe, shared with text classification
 
 
 def tokenizer_from_dict(d: dict):
@@ -199,7 +143,14 @@ def train_tokenizer(train_text: str, kind: str = "char", vocab_size: int | None 
     if kind == "char":
         return CharTokenizer.train(train_text)
     if kind == "bpe":
-        return BPETokenizer.train(train_text, 2048 if vocab_size is None else vocab_size)
+        vocab_size = 2048 if vocab_size is None else vocab_size
+        tok = BPE.train(_chunks(train_text, 1 << 16), vocab_size)
+        if tok.vocab_size < vocab_size:  # the model's size is set by --vocab-size: refuse rather than shrink it
+            raise UserError(
+                f"the training text supports only {tok.vocab_size} BPE tokens (every word is already one token), "
+                f"fewer than vocab_size={vocab_size}; ask for vocab_size={tok.vocab_size} or less, or give more text"
+            )
+        return tok
     raise UserError(f"unknown tokenizer {kind!r}; choose one of: {', '.join(TOKENIZERS)}")
 
 

@@ -10,7 +10,7 @@ ENCODERS = {
     "tabular": ("glassbox.data.tabular", "TabularEncoder"),
     "image": ("glassbox.data.images", "ImageEncoder"),
     "hashed_ngrams": ("glassbox.data.text", "HashedNgramEncoder"),
-    "bpe": ("glassbox.data.text", "BPEEncoder"),
+    "bpe": ("glassbox.data.bpe", "BPEEncoder"),
 }
 
 

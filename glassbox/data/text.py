@@ -1,4 +1,5 @@
 """Text classification data: the loader and the two encoders (raw text -> token ids) saved in the artifact.
+BPEEncoder lives in glassbox.data.bpe, beside the byte-level BPE it wraps (language models use it too).
 
     examples = load_text("SMSSpamCollection", text_col="text", label_col="label", columns=["label", "text"])
     enc = HashedNgramEncoder().fit(train_texts)       # fastText-style hashed n-grams seen in training
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from glassbox.data.bpe import BPEEncoder  # noqa: F401 (imported from here by the run code)
 from glassbox.data.examples import Examples
 from glassbox.data.table import read_table
 from glassbox.errors import UserError
@@ -278,66 +280,3 @@ class HashedNgramEncoder:
         if d.get("kept") is not None:
             enc._set_kept(bits("kept"), bits("word") if d.get("word") is not None else None)
         return enc
-
-
-class BPEEncoder:
-    """A byte-level BPE subword tokenizer trained on the training texts (HF `tokenizers`).
-
-    Ids: 0 = [PAD], 1 = [UNK], 2 = [CLS]; every encoded text starts with [CLS], so no row is all padding.
-    Saved as the tokenizer's own JSON string, which loads without any training code.
-    """
-
-    PAD, UNK, CLS = 0, 1, 2
-
-    def __init__(self, vocab_size: int = 8000, max_len: int = 128, min_frequency: int = 2):
-        self.target_vocab_size = vocab_size  # most subwords learned (including the 3 special ones)
-        self.max_len = max_len  # most tokens per text, [CLS] included; longer texts keep their beginning
-        self.min_frequency = min_frequency  # a merge must occur this often in the training texts
-        self.tokenizer_ = None
-
-    @property
-    def vocab_size(self) -> int:
-        self._check_fitted()
-        return self.tokenizer_.get_vocab_size()
-
-    def fit(self, texts: list[str]) -> "BPEEncoder":
-        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
-        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
-        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=self.target_vocab_size, min_frequency=self.min_frequency,
-            special_tokens=["[PAD]", "[UNK]", "[CLS]"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-        tok.train_from_iterator(texts, trainer=trainer)
-        self.tokenizer_ = tok
-        return self
-
-    def encode(self, texts: list[str]) -> torch.Tensor:
-        """(N, L) int64 ids starting with [CLS], L = the longest encoded text (at most max_len), 0-padded."""
-        self._check_fitted()
-        rows = [[self.CLS] + e.ids[: self.max_len - 1] for e in self.tokenizer_.encode_batch(list(texts))]
-        out = np.zeros((len(rows), max(map(len, rows), default=1)), dtype=np.int64)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = r
-        return torch.from_numpy(out)
-
-    def _check_fitted(self):
-        if self.tokenizer_ is None:
-            raise RuntimeError("This BPEEncoder is not fitted yet. Call 'fit' with the training texts first.")
-
-    def to_dict(self) -> dict:
-        self._check_fitted()
-        return {"type": "bpe", "vocab_size": self.target_vocab_size, "max_len": self.max_len,
-                "min_frequency": self.min_frequency, "tokenizer": self.tokenizer_.to_str()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BPEEncoder":
-        from tokenizers import Tokenizer
-
-        enc = cls(vocab_size=d["vocab_size"], max_len=d["max_len"], min_frequency=d["min_frequency"])
-        enc.tokenizer_ = Tokenizer.from_str(d["tokenizer"])
-        return enc
-
