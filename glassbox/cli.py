@@ -254,7 +254,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from glassbox.runtime.version import __version__
+
     parser = Parser(prog="glassbox", description="Train models from examples and see what really happens.")
+    parser.add_argument("--version", action="version", version=f"glassbox {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train a small CNN on the built-in handwritten digits, end to end")
     p.add_argument("--out", default=None, help="run folder (default runs/<date>-<time>-digits)")

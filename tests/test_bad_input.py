@@ -236,3 +236,12 @@ def test_tiny_images_ask_for_a_larger_size(capsys, tmp_path):
 def test_settings_that_would_be_ignored_are_refused(capsys, tmp_path, digits_csv, args, needle):
     assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), *args, "--out", str(tmp_path / "r")), needle)
     assert not (tmp_path / "r").exists()
+
+
+def test_version_is_the_packages(capsys):
+    import glassbox
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"glassbox {glassbox.__version__}"
