@@ -11,7 +11,8 @@ import torch
 
 from glassbox.config import TrainConfig
 from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger, default_power_watts,
-                                    measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops)
+                                    measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops,
+                                    peak_provenance)
 from glassbox.runtime import distributed
 
 
@@ -31,7 +32,8 @@ def measure_cost(model, batch: tuple, one: torch.Tensor, n_val: int, result, cfg
     ledger = cost_ledger(world * (result.steps * step_flops + eval_flops), max(result.train_seconds, 1e-9), infer_flops,
                          max(prediction_seconds(model, one), 1e-9), world * measure_matmul_peak(device, dtype, threads=cpu),
                          power_watts=cfg.power_watts or default_power_watts(device, world),
-                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."), peak_threads=cpu)
+                         price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."), peak_threads=cpu,
+                         peak_how=peak_provenance(device, dtype, threads=cpu))
     ledger["train"].update({"flops_per_step": step_flops, "steps": result.steps, "eval_flops": eval_flops})
     return ledger
 
