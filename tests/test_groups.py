@@ -42,8 +42,25 @@ def test_every_figure_equals_the_hand_computation():
     assert overall["positive_rate"] == pytest.approx(0.6) and overall["label_positive_rate"] == pytest.approx(0.5)
     assert overall["ece"] == pytest.approx(3.0 / 10)
     assert rep["ranked"] == ["B", "A"]
-    assert rep["worst"]["value"] == "B" and rep["worst"]["gap"] == pytest.approx(0.2)
-    assert rep["sentence"].startswith("Accuracy is lowest for g=B: 0.50 vs 0.70 overall (gap 0.200, 95% CI ")
+    # Each group against the rest, never against an overall that contains it: B 0.5 vs A 5/6.
+    assert rep["worst"]["value"] == "B" and rep["worst"]["gap"] == pytest.approx(5 / 6 - 0.5)
+    assert a["gap_vs_rest"] == pytest.approx(0.5 - 5 / 6) and b["rest_accuracy"] == pytest.approx(5 / 6)
+    # True- and false-positive rates: A finds 3 of 3 positives and calls 1 of 3 negatives positive; B 1 of 2, 1 of 2.
+    assert (a["tpr"], a["fpr"], b["tpr"], b["fpr"]) == pytest.approx((1, 1 / 3, 0.5, 0.5))
+    assert a["recall"] == pytest.approx([2 / 3, 1]) and b["recall"] == [0.5, 0.5] and b["label_share"] == [0.5, 0.5]
+    # Both groups are half positive, so none of the gap is base rate: all of it is B's errors within a class.
+    assert rep["worst"]["base_rate_part"] == pytest.approx(0, abs=1e-12)
+    assert rep["worst"]["error_part"] == pytest.approx(0.5 * (2 / 3 - 0.5) + 0.5 * (1 - 0.5))
+    parity = rep["parity"]
+    assert parity["demographic_parity_difference"] == pytest.approx(4 / 6 - 0.5)
+    assert parity["demographic_parity_ratio"] == pytest.approx(0.75)
+    assert parity["equalized_odds_difference"] == pytest.approx(0.5)       # TPR 1 vs 0.5; FPR differs by 1/6
+    assert parity["equalized_odds_ratio"] == pytest.approx(0.5)            # min(0.5 / 1, (1/3) / (1/2))
+    assert rep["sentence"].startswith("Accuracy is lowest for g=B: 0.500 vs 0.833 for the other 6 examples "
+                                      "(gap 0.333, 95% CI ")
+    assert "Of the gap, 0.000 comes from a different mix of true classes (base rates) and 0.333 from" in rep["sentence"]
+    assert "The model says 'class 1' for 0.500 of g=B and 0.667 of g=A (demographic parity difference 0.167, " \
+           "ratio 0.750); the labels say 'class 1' for 0.500 and 0.500 of them" in rep["sentence"]
     json.dumps(rep)
 
 
@@ -56,6 +73,8 @@ def test_tiny_group_is_flagged_and_not_ranked():
     assert rep["too_small"] == ["C"] and "C" not in rep["ranked"]
     assert rep["worst"]["value"] == "B"             # C is worse, but too small to name
     assert rep["sentence"].endswith("1 group with fewer than 4 examples is not ranked: C (2).")
+    # C predicts positive for 2 of 2: it would top the selection rates, but it is too small to judge.
+    assert c["positive_rate"] == 1.0 and rep["parity"]["selection"]["high"] == "A"
 
 
 def test_no_rankable_group():

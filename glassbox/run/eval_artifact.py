@@ -37,7 +37,9 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
            "ece": ece(probs, y), "mce": mce(probs, y), "brier": brier(probs, y),
            "per_class": per_class_report(y, probs.argmax(1), predictor.classes)}
     if ex.groups:
-        out["groups"] = groups_report(probs, y, ex.groups, positive_class=1 if len(predictor.classes) == 2 else None, seed=seed)
+        positive = 1 if len(predictor.classes) == 2 else None
+        out["groups"] = groups_report(probs, y, ex.groups, positive_class=positive, seed=seed,
+                                      classes=list(predictor.classes))
     seen_hashes = load_seen(artifact, predictor.manifest)
     if seen_hashes is not None:  # which of these examples the model trained on or was tuned on
         seen = np.isin(hash_keys(ex.keys), seen_hashes)

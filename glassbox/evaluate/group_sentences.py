@@ -1,0 +1,86 @@
+"""The plain words under the group figures (groups.py): what the gap is, whether it is beyond noise, and
+whether it comes from different base rates or from the model's own errors. Every number is three decimals."""
+from __future__ import annotations
+
+
+def _verdict(interval: list[float], beyond: str, chance: str, reverse: str | None = None) -> str:
+    """What an interval of a difference says: beyond noise (excludes 0 from above), chance, or the reverse."""
+    low, high = interval
+    if low > 0:
+        return beyond
+    if high < 0 and reverse:
+        return reverse
+    return chance
+
+
+def _small_groups(r: dict) -> str:
+    small = [f"{row['value']} ({row['size']})" for row in r["groups"] if row["too_small"]]
+    if not small:
+        return ""
+    listed = ", ".join(small[:5]) + (f" and {len(small) - 5} more" if len(small) > 5 else "")
+    many = len(small) > 1
+    return (f" {len(small)} group{'s' if many else ''} with fewer than {r['min_size']} examples "
+            f"{'are' if many else 'is'} not ranked: {listed}.")
+
+
+def _accuracy(r: dict) -> str:
+    """The lowest-accuracy group against the rest, with the gap split into base rates and errors."""
+    w, col = r["worst"], r["column"]
+    low, high = w["gap_ci"]
+    text = (f"Accuracy is lowest for {col}={w['value']}: {w['accuracy']:.3f} vs {w['rest_accuracy']:.3f} for "
+            f"the other {w['rest_size']} examples (gap {w['gap']:.3f}, {r['ci_level']:.0%} CI {low:.3f} to {high:.3f}).")
+    low, high = w["gap_ci_adjusted"]
+    verdict = _verdict(w["gap_ci_adjusted"], "excludes 0, so chance alone is unlikely to explain the gap",
+                       "includes 0, so the gap may be chance")
+    if len(r["ranked"]) > 1:
+        text += (f" Allowing for this being the lowest of {len(r['ranked'])} groups, the interval is "
+                 f"{low:.3f} to {high:.3f}: it {verdict}.")
+    else:
+        text += f" The interval {verdict}."
+    low, high = w["error_part_ci_adjusted"]
+    errors = _verdict(w["error_part_ci_adjusted"], "beyond noise", "may be chance",
+                      "beyond noise, the model is on the whole right more often within a class for this group")
+    return text + (f" Of the gap, {w['base_rate_part']:.3f} comes from a different mix of true classes (base "
+                   f"rates) and {w['error_part']:.3f} from more errors within the same true class (recall; "
+                   f"interval {low:.3f} to {high:.3f}: {errors}).")
+
+
+def _parity(r: dict, positive: str) -> str:
+    """Selection rates against base rates (demographic parity), then the model's errors (equalized odds)."""
+    p, col = r["parity"], r["column"]
+    s = p["selection"]
+    label = {row["value"]: row["label_positive_rate"] for row in r["groups"]}
+    ratio = "n/a" if s["ratio"] is None else f"{s['ratio']:.3f}"
+    text = (f" The model says {positive} for {s['low_rate']:.3f} of {col}={s['low']} and {s['high_rate']:.3f} of "
+            f"{col}={s['high']} (demographic parity difference {s['difference']:.3f}, ratio {ratio}); the labels "
+            f"say {positive} for {label[s['low']]:.3f} and {label[s['high']]:.3f} of them (base rates).")
+    odds = [(name, p[key]) for name, key in (("recall on " + positive, "tpr"), ("false-positive rate", "fpr"))
+            if p[key] is not None]
+    if not odds:
+        return text
+    parts = [f"{name} runs from {x['low_rate']:.3f} ({x['low']}) to {x['high_rate']:.3f} ({x['high']})"
+             for name, x in odds]
+    name, x = max(odds, key=lambda o: o[1]["difference"])
+    low, high = x["ci_adjusted"]
+    verdict = _verdict(x["ci_adjusted"], "the model's errors differ between groups beyond noise",
+                       "the evidence that the model errs differently by group is thin")
+    ratio = "n/a" if p["equalized_odds_ratio"] is None else f"{p['equalized_odds_ratio']:.3f}"
+    return text + (f" Its errors: {' and '.join(parts)} (equalized-odds difference "
+                   f"{p['equalized_odds_difference']:.3f}, ratio {ratio}); allowing for every pair of groups, the "
+                   f"interval of the difference in {name} is {low:.3f} to {high:.3f}: {verdict}.")
+
+
+def column_sentence(r: dict, classes: list[str] | None = None) -> str:
+    """Plain words first for one group column: which group fares worst, by how much, why, and whether
+    chance could explain it."""
+    small = _small_groups(r)
+    if not r["ranked"]:
+        return f"No {r['column']} group has {r['min_size']} or more examples to rank.{small}"
+    if len(r["groups"]) == 1 or r["worst"] is None:
+        return f"Every example has {r['column']}={r['groups'][0]['value']}: there is nothing to compare."
+    text = _accuracy(r)
+    pos = r.get("positive_class")
+    if r.get("parity") is not None:
+        name = classes[pos] if classes and 0 <= pos < len(classes) else f"class {pos}"
+        text += _parity(r, f"'{name}'")
+    return text + small
