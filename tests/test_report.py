@@ -1,6 +1,8 @@
 """RUN/report.html: built from real runs' JSON, self-contained, escaped, and rendered by a real browser."""
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import os
@@ -11,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from glassbox.errors import UserError
 from glassbox.evaluate import cost
 from glassbox.run.start import train
-from glassbox.report import build_report, load_run, write_report
+from glassbox.report import build_report, load_run, plots, write_report
 from glassbox.report.worries import top_worries
 
 CLASSIFIER_HEADINGS = ["Summary", "Data audit", "Learning curves", "Confusion matrix and per-class scores",
@@ -204,6 +207,12 @@ def test_report_renders_in_headless_chromium(which, request, tmp_path):
     for section in ["summary", "audit", "curves", "classes", "calibration", "cost", "card"]:
         assert f'<section id="{section}">' in dom.stdout
     assert len(re.findall(r"<img src=\"data:image/png;base64,", dom.stdout)) >= 3
+    # the learning curves as the browser holds them: a zoomed second row exactly when the run's curve needs one
+    curves = dom.stdout.split('<section id="curves">')[1].split("</section>")[0]
+    width, height = Image.open(io.BytesIO(base64.b64decode(re.search(r'base64,([^"]+)"', curves).group(1)))).size
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    zoomed = plots._zoom_start(*plots._series(metrics, "val_loss")) is not None
+    assert (height / width > 0.75) == zoomed, (width, height, zoomed)
     shot = shots / f"report-{which}.png"
     done = render(browser, run_dir / "report.html", tmp_path, f"--screenshot={shot}")
     assert done.returncode == 0 and shot.stat().st_size > 10_000
