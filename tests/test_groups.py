@@ -142,9 +142,11 @@ def test_mismatched_group_column_is_refused():
         group_metrics(_probs(P1), LABELS, ["a", "b", "c"])
 
 
-@pytest.mark.skipif(not ADULT.exists(), reason="needs ../shared/data/uci_adult")
-def test_census_groups_are_fast_and_name_a_real_worst_group():
-    """UCI Adult (32,561 people): a logistic regression on the numeric columns, grouped by sex and race."""
+@pytest.fixture(scope="module")
+def census():
+    """UCI Adult (32,561 people): a logistic regression on the numeric columns; (probs, labels, groups)."""
+    if not ADULT.exists():
+        pytest.skip("needs ../shared/data/uci_adult")
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
     rows = [line.split(", ") for line in ADULT.read_text().splitlines() if line.strip()]
@@ -153,7 +155,11 @@ def test_census_groups_are_fast_and_name_a_real_worst_group():
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     with threadpool_limits(1):   # torch's threads and BLAS's would fight over 2 cores
         probs = LogisticRegression(max_iter=200).fit(x, y).predict_proba(x)
-    groups = {"sex": [r[9] for r in rows], "race": [r[8] for r in rows]}
+    return probs, y, {"sex": [r[9] for r in rows], "race": [r[8] for r in rows]}
+
+
+def test_census_groups_are_fast_and_name_a_real_worst_group(census):
+    probs, y, groups = census
     rep = groups_report(probs, y, groups)  # 32k rows x 1000 bootstrap resamples x 2 columns
     sex = {g["value"]: g for g in rep["columns"]["sex"]["groups"]}
     assert (sex["Male"]["size"], sex["Female"]["size"]) == (21790, 10771)
@@ -165,3 +171,91 @@ def test_census_groups_are_fast_and_name_a_real_worst_group():
     assert rep["largest_gap"]["gap"] == max(c["worst"]["gap"] for c in rep["columns"].values())
     assert len(rep["sentences"]) == 2 and all(s.startswith("Accuracy is lowest for") for s in rep["sentences"])
     assert math.isfinite(rep["columns"]["race"]["overall"]["nll"])
+
+
+def test_census_figures_match_fairlearn(census):
+    """Every per-group rate and every parity measure against fairlearn's MetricFrame and its functions."""
+    from fairlearn.metrics import (MetricFrame, demographic_parity_difference, demographic_parity_ratio,
+                                   equalized_odds_difference, equalized_odds_ratio, false_positive_rate,
+                                   selection_rate, true_positive_rate)
+    from sklearn.metrics import accuracy_score
+    probs, y, groups = census
+    preds = probs.argmax(1)
+    metrics = {"accuracy": accuracy_score, "positive_rate": selection_rate, "tpr": true_positive_rate,
+               "fpr": false_positive_rate, "label_positive_rate": lambda t, p: t.mean()}
+    for column, values in groups.items():
+        rep = group_metrics(probs, y, values, name=column, n_boot=200)
+        frame = MetricFrame(metrics=metrics, y_true=y, y_pred=preds, sensitive_features=values).by_group
+        assert len(frame) == len(rep["groups"]) >= 2
+        for row in rep["groups"]:
+            for key in metrics:
+                assert row[key] == pytest.approx(frame.loc[row["value"], key], abs=1e-12), (column, row["value"], key)
+        kw = {"y_true": y, "y_pred": preds, "sensitive_features": values}
+        parity = rep["parity"]
+        assert parity["demographic_parity_difference"] == pytest.approx(demographic_parity_difference(**kw))
+        assert parity["demographic_parity_ratio"] == pytest.approx(demographic_parity_ratio(**kw))
+        assert parity["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(**kw))
+        assert parity["equalized_odds_ratio"] == pytest.approx(equalized_odds_ratio(**kw))
+        # The worst group against the rest, counted directly; the split of its gap adds up.
+        w = rep["worst"]
+        inside = np.asarray(values) == w["value"]
+        assert w["gap"] == pytest.approx((preds == y)[~inside].mean() - (preds == y)[inside].mean())
+        assert w["base_rate_part"] + w["error_part"] == pytest.approx(w["gap"])
+    # Women earn >50K less often in this extract, and the model says it still less often for them.
+    sex = {row["value"]: row for row in group_metrics(probs, y, groups["sex"], n_boot=200)["groups"]}
+    assert sex["Female"]["positive_rate"] < sex["Female"]["label_positive_rate"] < sex["Male"]["label_positive_rate"]
+
+
+def test_digits_recall_by_group_matches_fairlearn():
+    """Multi-class: each class's recall per group (load_digits, grouped by how much ink a digit has)."""
+    from fairlearn.metrics import MetricFrame
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import recall_score
+    from threadpoolctl import threadpool_limits
+    x, y = load_digits(return_X_y=True)
+    with threadpool_limits(1):
+        probs = LogisticRegression(max_iter=300, C=0.1).fit(x[::2] / 16, y[::2]).predict_proba(x / 16)
+    ink = np.where(x.sum(1) > np.median(x.sum(1)), "heavy", "light")
+    rep = group_metrics(probs, y, ink, name="ink", n_boot=200)
+    assert rep["positive_class"] is None and rep["parity"] is None
+    metrics = {c: (lambda t, p, c=c: recall_score(t, p, labels=[c], average="macro")) for c in range(10)}
+    frame = MetricFrame(metrics=metrics, y_true=y, y_pred=probs.argmax(1), sensitive_features=ink).by_group
+    for row in rep["groups"]:
+        assert row["recall"] == pytest.approx(frame.loc[row["value"]].to_numpy(dtype=float), abs=1e-12)
+    w = rep["worst"]
+    assert w["base_rate_part"] + w["error_part"] == pytest.approx(w["gap"])
+
+
+def _two_groups(recall_b_positive: float):
+    """Group a: 2,000 examples, half positive; group b: 2,000, a tenth positive. Exact counts: in a and on
+    b's negatives the model finds 60% of positives and 95% of negatives; b's positives at the given recall."""
+    def block(n_pos, n_neg, recall_pos):
+        hit = int(round(recall_pos * n_pos))
+        right_neg = int(round(0.95 * n_neg))
+        labels = [1] * n_pos + [0] * n_neg
+        preds = [1] * hit + [0] * (n_pos - hit) + [0] * right_neg + [1] * (n_neg - right_neg)
+        return labels, preds
+    la, pa = block(1000, 1000, 0.6)
+    lb, pb = block(200, 1800, recall_b_positive)
+    preds = np.array(pa + pb)
+    return np.eye(2)[preds] * 0.8 + 0.1, np.array(la + lb), ["a"] * 2000 + ["b"] * 2000
+
+
+def test_base_rates_and_errors_are_told_apart():
+    """Same recall per class in both groups: the accuracy gap is all base rate, and the sentence says the
+    evidence of different errors is thin. Lower recall on b's positives: an error gap beyond noise."""
+    probs, labels, groups = _two_groups(0.6)
+    rep = group_metrics(probs, labels, groups, name="g")
+    w = rep["worst"]   # a: 0.5 * 0.6 + 0.5 * 0.95 = 0.775 against b: 0.1 * 0.6 + 0.9 * 0.95 = 0.915
+    assert (w["value"], w["accuracy"], w["rest_accuracy"]) == ("a", pytest.approx(0.775), pytest.approx(0.915))
+    assert w["error_part"] == pytest.approx(0, abs=1e-12) and w["base_rate_part"] == pytest.approx(0.14)
+    assert rep["parity"]["equalized_odds_difference"] == pytest.approx(0, abs=1e-12)
+    assert rep["parity"]["demographic_parity_difference"] == pytest.approx(0.325 - 0.105)  # (600 + 50) / 2000 vs (120 + 90) / 2000
+    assert "0.140 comes from a different mix of true classes (base rates) and 0.000 from" in rep["sentence"]
+    assert "may be chance" in rep["sentence"] and "errs differently by group is thin" in rep["sentence"]
+
+    rep = group_metrics(*_two_groups(0.3), name="g")
+    assert rep["parity"]["tpr"]["difference"] == pytest.approx(0.3)
+    assert rep["parity"]["tpr"]["ci_adjusted"][0] > 0
+    assert "the model's errors differ between groups beyond noise" in rep["sentence"]
