@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 from torchmetrics.classification import MulticlassCalibrationError
 
 from glassbox.evaluate import calibration as cal
+from glassbox.evaluate import temperature as tm
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +159,15 @@ def test_calibration_report_is_json_safe_and_says_over_confident(digits_logits):
     logits, labels = digits_logits
     logits = logits * 5.0
     half = len(labels) // 2
-    rep = cal.calibration_report(logits[:half], labels[:half], logits[half:], labels[half:])
+    rep = tm.calibration_report(logits[:half], labels[:half], logits[half:], labels[half:])
     again = json.loads(json.dumps(rep))
     assert again == rep
     assert rep["before"]["verdict"] == "over-confident" and rep["after"]["verdict"] == "well calibrated"
     assert rep["before"]["accuracy"] == rep["after"]["accuracy"]
     assert rep["after"]["nll"] < rep["before"]["nll"] and rep["val_nll_after"] < rep["val_nll_before"]
     assert sum(b["count"] for b in rep["reliability_after"]) == rep["n_test"] == len(labels) - half
-    assert "over-confident" in rep["sentence"] and f"T = {rep['temperature']:.2f}" in rep["sentence"]
+    assert rep["applied"] and rep["temperature"] == rep["fitted_temperature"] > 1
+    assert "over-confident" in rep["sentence"] and f"with T = {rep['temperature']:.2f}, when it says" in rep["sentence"]
     # the sentence speaks of the confidence band holding the most test examples (the higher band on a tie),
     # as a percentage with one decimal where a whole number would read as 0% or 100%
     def pct(x):
@@ -180,16 +182,17 @@ def test_calibration_report_is_json_safe_and_says_over_confident(digits_logits):
         assert conf == pytest.approx(rep[when]["mean_confidence"])       # the bins hold every test example
     busy = top["before"]
     assert busy["upper"] == 1.0 and busy["mean_confidence"] > busy["accuracy"]  # sure of itself, wrong more often
-    assert rep["sentence"].startswith(f"When this model says {pct(busy['mean_confidence'])}, it is right "
-                                      f"{pct(busy['accuracy'])} of the time (over-confident")
+    assert rep["sentence"].startswith("Temperature scaling applied: T = ")
+    assert (f"As trained, when this model says {pct(busy['mean_confidence'])} it is right "
+            f"{pct(busy['accuracy'])} of the time (over-confident" in rep["sentence"])
     assert (f"when it says {pct(top['after']['mean_confidence'])} it is right {pct(top['after']['accuracy'])} of the time"
             in rep["sentence"])
 
 
 def test_under_confident_model_gets_t_below_one(digits_logits):
     logits, labels = digits_logits
-    rep = cal.calibration_report(logits[::2], labels[::2], logits[1::2], labels[1::2])
-    assert rep["temperature"] < 1.0 and rep["before"]["verdict"] == "under-confident"
+    rep = tm.calibration_report(logits[::2], labels[::2], logits[1::2], labels[1::2])
+    assert rep["fitted_temperature"] < 1.0 and rep["before"]["verdict"] == "under-confident"
 
 
 def test_bad_inputs_say_what_is_wrong():

@@ -5,6 +5,7 @@ Confidence is the top-1 probability; bins are equal-width on [0, 1] as in Guo et
 "On Calibration of Modern Neural Networks". A bin holds confidences in [lower, upper); the last
 bin also holds 1.0. (torchmetrics gives a confidence of exactly 1.0 a sixteenth bin of its own;
 that is the one place the two can differ.) Sums run in float64 whatever the input dtype.
+Whether a fitted T is kept, and the calibration report, are in temperature.py.
 """
 from __future__ import annotations
 
@@ -92,11 +93,15 @@ def nll(probs, labels) -> float:
     return float(-np.log(np.maximum(p_true, PROB_FLOOR)).mean())
 
 
+def nll_per_example(logits, labels, temperature: float = 1.0) -> np.ndarray:
+    """Each example's negative log-likelihood of its true class under softmax(logits / T), in nats."""
+    logits, labels = check_scores(logits, labels, "logits")
+    return -log_softmax(logits, temperature)[np.arange(len(labels)), labels]
+
+
 def nll_from_logits(logits, labels, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood from logits / T: exact, no floor (equals torch's cross_entropy)."""
-    logits, labels = check_scores(logits, labels, "logits")
-    logp = log_softmax(logits, temperature)
-    return float(-logp[np.arange(len(labels)), labels].mean())
+    return float(nll_per_example(logits, labels, temperature).mean())
 
 
 def brier(probs, labels) -> float:
@@ -152,8 +157,8 @@ def fit_temperature(val_logits, val_labels) -> float:
     return float(best_t)
 
 
-def _summary(logits, labels, temperature: float, n_bins: int, tolerance: float) -> tuple[dict, list[dict]]:
-    """Every calibration figure for softmax(logits / T) on one set of examples, and its bins."""
+def figures(logits, labels, temperature: float, n_bins: int, tolerance: float) -> tuple[dict, list[dict]]:
+    """Every calibration figure for softmax(logits / T) on one set of examples, and its reliability bins."""
     probs = softmax(logits, temperature)
     bins = reliability_bins(probs, labels, n_bins)
     ece_value, mce_value = _ece_mce(bins)
@@ -162,11 +167,11 @@ def _summary(logits, labels, temperature: float, n_bins: int, tolerance: float) 
         "nll": nll_from_logits(logits, labels, temperature), "brier": brier(probs, labels),
         "accuracy": accuracy(probs, labels), "mean_confidence": float(probs.max(axis=1).mean()),
     }
-    out["verdict"] = _verdict(ece_value, out["mean_confidence"] - out["accuracy"], tolerance)
+    out["verdict"] = verdict(ece_value, out["mean_confidence"] - out["accuracy"], tolerance)
     return out, bins
 
 
-def _verdict(ece_value: float, gap: float, tolerance: float) -> str:
+def verdict(ece_value: float, gap: float, tolerance: float) -> str:
     """One label from ECE and the signed gap (mean confidence - accuracy)."""
     if ece_value <= tolerance:
         return "well calibrated"
@@ -175,63 +180,6 @@ def _verdict(ece_value: float, gap: float, tolerance: float) -> str:
     return "over-confident" if gap > 0 else "under-confident"
 
 
-def _busiest_bin(bins: list[dict]) -> dict:
+def busiest_bin(bins: list[dict]) -> dict:
     """The bin holding the most examples (the higher one on a tie): the confidence a user meets most."""
     return max(reversed(bins), key=lambda b: b["count"])
-
-
-def calibration_report(val_logits, val_labels, test_logits, test_labels,
-                       n_bins: int = N_BINS, tolerance: float = 0.02) -> dict:
-    """Fit T on validation, then measure calibration on test before and after. JSON-safe dict:
-
-    {"temperature", "temperature_at_bound", "n_val", "n_test", "n_bins", "tolerance",
-     "val_nll_before", "val_nll_after",
-     "before": {"ece", "mce", "nll", "brier", "accuracy", "mean_confidence", "verdict"},
-     "after": {same keys}, "reliability_before": [bin...], "reliability_after": [bin...],
-     "sentence": plain-language verdict}
-    `tolerance` is the ECE at or below which a model is called well calibrated.
-    """
-    val_logits, val_labels = check_scores(val_logits, val_labels, "val_logits")
-    test_logits, test_labels = check_scores(test_logits, test_labels, "test_logits")
-    if val_logits.shape[1] != test_logits.shape[1]:
-        raise ValueError(f"val_logits have {val_logits.shape[1]} classes but test_logits "
-                         f"{test_logits.shape[1]}; both must come from the same model.")
-    t = fit_temperature(val_logits, val_labels)
-    before, bins_before = _summary(test_logits, test_labels, 1.0, n_bins, tolerance)
-    after, bins_after = _summary(test_logits, test_labels, t, n_bins, tolerance)
-    report = {
-        "temperature": t,
-        "temperature_at_bound": t in (T_MIN, T_MAX),
-        "n_val": len(val_labels), "n_test": len(test_labels), "n_bins": n_bins, "tolerance": tolerance,
-        "val_nll_before": nll_from_logits(val_logits, val_labels),
-        "val_nll_after": nll_from_logits(val_logits, val_labels, t),
-        "before": before, "after": after,
-        "reliability_before": bins_before, "reliability_after": bins_after,
-    }
-    report["sentence"] = _sentence(report)
-    return report
-
-
-def _pct(x: float) -> str:
-    """A share as a percentage; one decimal near 0% and 100% so 99.6% does not read as 100%."""
-    return f"{x:.1%}" if round(x * 100) in (0, 100) and 0.0 < x < 1.0 else f"{x:.0%}"
-
-
-def _sentence(r: dict) -> str:
-    """Plain words first, numbers after, about the band where most test predictions fall."""
-    b0, b1 = _busiest_bin(r["reliability_before"]), _busiest_bin(r["reliability_after"])
-    before, after = r["before"], r["after"]
-    text = (f"When this model says {_pct(b0['mean_confidence'])}, it is right {_pct(b0['accuracy'])} "
-            f"of the time ({before['verdict']}: ECE {before['ece']:.3f}, tolerance {r['tolerance']}). "
-            f"After temperature scaling (T = {r['temperature']:.2f}), when it says "
-            f"{_pct(b1['mean_confidence'])} it is right {_pct(b1['accuracy'])} of the time "
-            f"({after['verdict']}: ECE {after['ece']:.3f}). Accuracy is unchanged at "
-            f"{before['accuracy']:.1%}; figures are for the confidence band holding the most of "
-            f"the {r['n_test']} test examples.")
-    if after["nll"] > before["nll"]:
-        text += (f" Scaling did not help on test (NLL {before['nll']:.3f} -> {after['nll']:.3f}): "
-                 f"validation and test may differ.")
-    if r["temperature_at_bound"]:
-        text += (f" T stopped at the search bound {r['temperature']:g}: the validation set "
-                 f"({r['n_val']} examples) may be too small or too easy to fit it.")
-    return text

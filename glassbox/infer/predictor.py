@@ -41,8 +41,30 @@ class Predictor:
                             f"the manifest was changed; export it again from its run")
 
     @property
+    def calibration(self) -> dict | None:
+        """The training run's record of the temperature decision; None in an artifact from before it was kept."""
+        record = self.manifest.get("calibration")
+        return record if isinstance(record, dict) else None
+
+    @property
     def calibrated(self) -> bool:
-        return "temperature" in self.manifest
+        """True only when a T is applied that examples it was not fitted on showed to lower NLL. An older
+        artifact's T is still applied (its predictions stay as they were) but was never checked."""
+        record = self.calibration
+        return "temperature" in self.manifest and record is not None and record.get("applied") is True
+
+    def how_scaled(self) -> str:
+        """What the probabilities are, in words: scaled by a checked T, an unchecked one, or not at all."""
+        record, t = self.calibration, self.temperature
+        if self.calibrated:
+            return (f"calibrated by temperature scaling (T = {t:.3g}, fitted on the validation split and checked on "
+                    f"validation examples held out from its fit)")
+        if "temperature" in self.manifest:
+            return (f"scaled by T = {t:.3g}, fitted on the validation split by an older glassbox that did not check "
+                    f"it helps: not verified as calibrated")
+        if record is not None:
+            return f"as the model gives them (temperature scaling not applied: {record.get('reason', 'no reason saved')})"
+        return "as the model gives them (this artifact holds no temperature: uncalibrated)"
 
     def parse(self, raw: list[str]):
         """Inputs as the user types them (CSV rows, image paths, texts) -> the encoder's raw form."""

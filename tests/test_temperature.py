@@ -1,0 +1,156 @@
+"""Temperature scaling only where it helps: the decision on real digits logits, checked against torch,
+torchmetrics and scipy; and what the artifact, `predict` and an old artifact say about it."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.stats import bootstrap
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+from glassbox.cli import main
+from glassbox.evaluate import calibration as cal
+from glassbox.evaluate import temperature as tm
+from glassbox.infer.predictor import Predictor
+from glassbox.run.start import train as run
+from tests.test_calibration import digits_logits  # noqa: F401 (a fixture: logistic regression on real digits)
+
+
+@pytest.fixture(scope="module")
+def calibrated(digits_logits):  # noqa: F811
+    """The digits model made calibrated on its own test half (logits / its best T), then split in two halves."""
+    logits, labels = digits_logits
+    base = logits / cal.fit_temperature(logits, labels)
+    return base, labels, len(labels) // 2
+
+
+def _torch_t(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The NLL-minimising temperature by torch's LBFGS on log T: a fit that shares no code with ours."""
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    x, y = torch.tensor(logits), torch.tensor(labels)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(x / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return log_t.exp().item()
+
+
+def test_over_confident_logits_are_scaled_and_the_evidence_checks_out(calibrated):
+    base, labels, half = calibrated
+    over = base * 3.0   # a good model made three times too sure of itself
+    rep = tm.calibration_report(over[:half], labels[:half], over[half:], labels[half:])
+    d, cf = rep["decision"], rep["decision"]["crossfit"]
+    assert rep["applied"] and 2.5 < rep["temperature"] < 3.6 and d["val_errors"] >= tm.MIN_ERRORS
+    assert cf["change_ci"][1] < 0 and rep["reason"].endswith("a clear gain")
+    # the cross-fitted change, recomputed with torch: each fold scored with a T fitted by LBFGS on the others
+    val, y = over[:half], labels[:half]
+    part = tm.fold_of(half)
+    change = np.empty(half)
+    for k in range(tm.FOLDS):
+        held = part == k
+        t = _torch_t(val[~held], y[~held])
+        x, yy = torch.tensor(val[held]), torch.tensor(y[held])
+        change[held] = (F.cross_entropy(x / t, yy, reduction="none") - F.cross_entropy(x, yy, reduction="none")).numpy()
+    assert cf["change"] == pytest.approx(change.mean(), abs=1e-5)
+    # its 95% interval against scipy's percentile bootstrap (other resamples: agree to a fifth of the width)
+    ref = bootstrap((change,), np.mean, n_resamples=2000, method="percentile", random_state=1).confidence_interval
+    width = ref.high - ref.low
+    assert cf["change_ci"] == pytest.approx([ref.low, ref.high], abs=0.2 * width)
+    # on test, the figures against torchmetrics (15 bins) and torch; test agrees with validation
+    probs = torch.softmax(torch.tensor(over[half:] / rep["temperature"], dtype=torch.float32), dim=1)
+    target = torch.tensor(labels[half:])
+    for key, norm in (("ece", "l1"), ("mce", "max")):
+        ref = multiclass_calibration_error(probs, target, num_classes=10, n_bins=15, norm=norm).item()
+        assert rep["after"][key] == pytest.approx(ref, abs=1e-6)
+    t_nll = F.cross_entropy(torch.tensor(over[half:]) / rep["temperature"], target).item()
+    assert rep["test_check"]["nll_after"] == pytest.approx(t_nll, abs=1e-9) == rep["after"]["nll"]
+    assert rep["test_check"]["agrees"] is True and rep["after"]["nll"] < 0.7 * rep["before"]["nll"]
+    assert "Temperature scaling applied" in rep["sentence"] and "Test agrees" in rep["sentence"]
+    record = tm.manifest_record(rep)
+    assert record["temperature"] == rep["temperature"] and record["calibration"]["applied"] is True
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_model_calibrated_by_construction_keeps_t_one(digits_logits, seed):  # noqa: F811
+    logits, _ = digits_logits
+    rng = np.random.default_rng(seed)   # labels drawn from the model's own probabilities: calibrated exactly
+    labels = np.array([rng.choice(10, p=row) for row in cal.softmax(logits)])
+    half = len(labels) // 2
+    rep = tm.calibration_report(logits[:half], labels[:half], logits[half:], labels[half:], seed=seed)
+    assert not rep["applied"] and rep["temperature"] == 1.0 and 0.85 < rep["fitted_temperature"] < 1.15
+    assert rep["decision"]["val_errors"] >= tm.MIN_ERRORS   # kept at 1 by the evidence, not by a count
+    lo, hi = rep["decision"]["crossfit"]["change_ci"]
+    assert hi >= 0 and rep["reason"].endswith(": not clearly better" if lo < 0 else ": worse")
+    assert rep["sentence"].startswith("Temperature scaling not applied (the saved model keeps T = 1)")
+    assert tm.manifest_record(rep) == {"calibration": tm.manifest_record(rep)["calibration"]}  # no "temperature"
+
+
+def test_an_easy_validation_split_with_few_errors_keeps_t_one(calibrated):
+    """Like a split that also picked the checkpoint: 300 right, 3 wrong. Cross-fitting alone says sharpen."""
+    base, labels, _ = calibrated
+    under = base * 0.5
+    wrong, right = np.flatnonzero(under.argmax(1) != labels), np.flatnonzero(under.argmax(1) == labels)
+    val, test = np.concatenate([right[:300], wrong[:3]]), np.concatenate([right[300:], wrong[3:]])
+    rep = tm.calibration_report(under[val], labels[val], under[test], labels[test])
+    assert rep["decision"]["val_errors"] == 3 and rep["fitted_temperature"] < 0.5
+    assert rep["decision"]["crossfit"]["change_ci"][1] < 0   # looks like a gain ...
+    assert not rep["applied"] and "only 3 of the 303 validation examples are wrong" in rep["reason"]
+    assert rep["test_check"]["agrees"] is not False          # ... that test does not confirm
+
+
+def test_small_validation_split_and_test_disagreement_are_said(calibrated):
+    base, labels, half = calibrated
+    rep = tm.calibration_report(base[:60] * 3, labels[:60], base[half:], labels[half:])
+    assert not rep["applied"] and rep["reason"].startswith("the validation split holds 60 examples, fewer than the 100")
+    # validation over-confident, test under-confident: the T that helps validation hurts test, and it says so
+    rep = tm.calibration_report(base[:half] * 3, labels[:half], base[half:] * 0.3, labels[half:])
+    assert rep["applied"] and rep["test_check"]["agrees"] is False and rep["test_check"]["change_ci"][0] > 0
+    assert "Test disagrees with validation: test NLL" in rep["sentence"]
+
+
+@pytest.fixture(scope="module")
+def digits_artifact(digits_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("temperature_digits") / "r"
+    run(str(digits_csv), label="digit", out=str(out), max_steps=40, quiet=True)
+    return out
+
+
+def _with_manifest(artifact, tmp_path, name, **changes):
+    """A copy of the artifact whose manifest is changed: keys set, or removed where the value is None."""
+    copy = tmp_path / name
+    shutil.copytree(artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest.update(changes)
+    (copy / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if v is not None}))
+    return copy
+
+
+def test_the_artifact_and_predict_say_whether_t_is_applied(digits_artifact, digits_csv, tmp_path, capsys):
+    summary = json.loads((digits_artifact / "summary.json").read_text())
+    manifest = json.loads((digits_artifact / "model" / "manifest.json").read_text())
+    c = summary["calibration"]
+    assert manifest["calibration"]["applied"] == c["applied"] and manifest["calibration"]["reason"] == c["reason"]
+    assert ("temperature" in manifest) == c["applied"] and summary["temperature"] == c["temperature"]
+    row = digits_csv.read_text().splitlines()[1].rsplit(",", 1)[0]
+    capsys.readouterr()
+    assert main(["predict", str(digits_artifact / "model"), row, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["calibrated"] is c["applied"]
+    # the same weights scaled two ways: T removed, and an older artifact's unchecked T = 0.5
+    plain = _with_manifest(digits_artifact / "model", tmp_path, "plain", temperature=None, calibration=None)
+    old = _with_manifest(digits_artifact / "model", tmp_path, "old", temperature=0.5, calibration=None)
+    checked = _with_manifest(digits_artifact / "model", tmp_path, "checked", temperature=0.5,
+                             calibration={"applied": True, "reason": "a clear gain"})
+    p_plain, p_old = Predictor(plain), Predictor(old)
+    x = p_plain.parse([row])
+    sharpened = p_plain.predict_proba(x) ** 2           # softmax(z / 0.5) is softmax(z) squared, renormalised
+    assert torch.allclose(p_old.predict_proba(x), sharpened / sharpened.sum(1, keepdim=True), atol=1e-6)
+    assert not p_plain.calibrated and not p_old.calibrated and Predictor(checked).calibrated
+    assert "older glassbox that did not check" in p_old.how_scaled()
+    assert main(["predict", str(old), row]) == 0 and "not verified as calibrated" in capsys.readouterr().err
