@@ -261,16 +261,28 @@ def test_base_rates_and_errors_are_told_apart():
     assert "the model's errors differ between groups beyond noise" in rep["sentence"]
 
 
-def test_eval_prints_true_and_predicted_rates_per_group(capsys):
+def test_eval_prints_true_and_predicted_rates_per_group():
     """`glassbox eval`'s group lines: predicted and labelled positive rate, true- and false-positive rate."""
-    from glassbox.cli import print_groups
-    print_groups(groups_report(_probs(P1), LABELS, {"g": GROUPS}, min_size=4, n_boot=200), ["no", "yes"])
-    lines = capsys.readouterr().out.splitlines()
+    from glassbox.evaluate.group_sentences import group_lines
+    lines = group_lines(groups_report(_probs(P1), LABELS, {"g": GROUPS}, min_size=4, n_boot=200), ["no", "yes"])
     assert lines[0].startswith("Accuracy is lowest for g=B: 0.500 vs 0.833 for the other 6 examples")
     assert lines[1].startswith("  g=A: n=6, accuracy 0.833 [")
     assert ", predicted positive 0.667 [" in lines[1] and ", labelled positive 0.500, true-positive rate 1.000 [" in lines[1]
     assert ", false-positive rate 0.500 [" in lines[2]
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
-    print_groups(groups_report(probs, np.array([0, 1, 0]), {"h": ["a", "a", "b"]}, min_size=1, n_boot=20), list("xyz"))
-    lines = capsys.readouterr().out.splitlines()
+    lines = group_lines(groups_report(probs, np.array([0, 1, 0]), {"h": ["a", "a", "b"]}, min_size=1, n_boot=20),
+                        list("xyz"))
     assert lines[1].endswith("recall x 1.000, y 1.000") and lines[2].endswith("recall x 0.000")
+
+
+def test_the_report_worries_about_errors_before_base_rates():
+    """The report's group worry: a gap from base rates alone is a milder concern than errors that differ."""
+    from glassbox.report.worries import group_gap
+    probs, labels, groups = _two_groups(0.6)
+    score, text = group_gap({"groups": groups_report(probs, labels, {"g": groups})})
+    assert score == 45 and text.startswith("The model is less accurate for g=a than for the other examples: 0.775 vs "
+                                           "0.915 (gap 0.140, beyond noise); 0.140 of it comes from different base "
+                                           "rates, 0.000 from more errors within a class.")
+    probs, labels, groups = _two_groups(0.3)
+    score, text = group_gap({"groups": groups_report(probs, labels, {"g": groups})})
+    assert score == 70 and text.endswith("Its true-positive rate differs by g beyond noise: 0.300 for b vs 0.600 for a.")

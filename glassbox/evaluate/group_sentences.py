@@ -84,3 +84,27 @@ def column_sentence(r: dict, classes: list[str] | None = None) -> str:
         name = classes[pos] if classes and 0 <= pos < len(classes) else f"class {pos}"
         text += _parity(r, f"'{name}'")
     return text + small
+
+
+def group_lines(groups: dict, classes: list[str]) -> list[str]:
+    """`glassbox eval`'s text for a groups_report: the sentences, then each group's figures (the rates of the
+    positive class for a binary task, each class's recall otherwise)."""
+    lines = list(groups.get("sentences", []))
+    for col, g in groups.get("columns", {}).items():
+        for row in g["groups"]:
+            def ci(key):
+                low_high = row.get(key + "_ci")
+                return f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else ""
+            rates = (f", predicted positive {row['positive_rate']:.3f}{ci('positive_rate')}, labelled positive "
+                     f"{row['label_positive_rate']:.3f}" if row.get("positive_rate") is not None else "")
+            for key, what in (("tpr", "true-positive rate"), ("fpr", "false-positive rate")):
+                rates += f", {what} {row[key]:.3f}{ci(key)}" if row.get(key) is not None else ""
+            if row.get("positive_rate") is None and row.get("recall"):
+                rates += ", recall " + ", ".join(f"{name} {x:.3f}" for name, x in zip(classes, row["recall"])
+                                                 if x is not None)
+            flag = " (too small to judge)" if row["too_small"] else ""
+            lines.append(f"  {col}={row['value']}: n={row['size']}, accuracy {row['accuracy']:.3f}{ci('accuracy')}, "
+                         f"NLL {row['nll']:.3f}, ECE {row['ece']:.3f}{rates}{flag}")
+    if groups:
+        lines.append("  (in brackets: 95% bootstrap intervals)")
+    return lines
