@@ -14,8 +14,11 @@ from glassbox.cli import main
 from glassbox.evaluate import calibration as cal
 from glassbox.evaluate import temperature as tm
 from glassbox.infer.predictor import Predictor
+from glassbox.report import sections, worries
+from glassbox.report.load import Run
 from glassbox.run.start import train as run
 from tests.test_calibration import digits_logits  # noqa: F401 (a fixture: logistic regression on real digits)
+from tests.test_calibration import torch_lbfgs_temperature
 
 
 @pytest.fixture(scope="module")
@@ -24,22 +27,6 @@ def calibrated(digits_logits):  # noqa: F811
     logits, labels = digits_logits
     base = logits / cal.fit_temperature(logits, labels)
     return base, labels, len(labels) // 2
-
-
-def _torch_t(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The NLL-minimising temperature by torch's LBFGS on log T: a fit that shares no code with ours."""
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    x, y = torch.tensor(logits), torch.tensor(labels)
-    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(x / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return log_t.exp().item()
 
 
 def test_over_confident_logits_are_scaled_and_the_evidence_checks_out(calibrated):
@@ -55,7 +42,7 @@ def test_over_confident_logits_are_scaled_and_the_evidence_checks_out(calibrated
     change = np.empty(half)
     for k in range(tm.FOLDS):
         held = part == k
-        t = _torch_t(val[~held], y[~held])
+        t = torch_lbfgs_temperature(val[~held], y[~held])
         x, yy = torch.tensor(val[held]), torch.tensor(y[held])
         change[held] = (F.cross_entropy(x / t, yy, reduction="none") - F.cross_entropy(x, yy, reduction="none")).numpy()
     assert cf["change"] == pytest.approx(change.mean(), abs=1e-5)
@@ -94,15 +81,35 @@ def test_a_model_calibrated_by_construction_keeps_t_one(digits_logits, seed):  #
 
 def test_an_easy_validation_split_with_few_errors_keeps_t_one(calibrated):
     """Like a split that also picked the checkpoint: 300 right, 3 wrong. Cross-fitting alone says sharpen."""
-    base, labels, _ = calibrated
-    under = base * 0.5
-    wrong, right = np.flatnonzero(under.argmax(1) != labels), np.flatnonzero(under.argmax(1) == labels)
-    val, test = np.concatenate([right[:300], wrong[:3]]), np.concatenate([right[300:], wrong[3:]])
-    rep = tm.calibration_report(under[val], labels[val], under[test], labels[test])
+    rep = _easy_split(calibrated)
     assert rep["decision"]["val_errors"] == 3 and rep["fitted_temperature"] < 0.5
     assert rep["decision"]["crossfit"]["change_ci"][1] < 0   # looks like a gain ...
     assert not rep["applied"] and "only 3 of the 303 validation examples are wrong" in rep["reason"]
     assert rep["test_check"]["agrees"] is not False          # ... that test does not confirm
+
+
+def _easy_split(calibrated):
+    """Like a split that also picked the checkpoint: an under-confident model, 300 right and 3 wrong on validation."""
+    base, labels, _ = calibrated
+    under = base * 0.5
+    wrong, right = np.flatnonzero(under.argmax(1) != labels), np.flatnonzero(under.argmax(1) == labels)
+    val, test = np.concatenate([right[:300], wrong[:3]]), np.concatenate([right[300:], wrong[3:]])
+    return tm.calibration_report(under[val], labels[val], under[test], labels[test])
+
+
+def test_the_report_says_whether_t_was_applied(calibrated, tmp_path):
+    kept = _easy_split(calibrated)
+    score, text = worries.calibration({"calibration": kept})
+    assert kept["before"]["verdict"] == "under-confident" and score == 60
+    assert "temperature scaling was not applied: " + kept["reason"] in text
+    html = sections.calibration(Run(tmp_path, {"calibration": kept}))
+    assert f"with T = {kept['fitted_temperature']:.2f} (not applied)" in html and "was not kept" in html
+    base, labels, half = calibrated
+    disagree = tm.calibration_report(base[:half] * 3, labels[:half], base[half:] * 0.3, labels[half:])
+    score, text = worries.calibration({"calibration": disagree})
+    assert score == 60 and text.endswith("Test disagrees with validation about this T (see the calibration section).")
+    html = sections.calibration(Run(tmp_path, {"calibration": disagree}))
+    assert f"with T = {disagree['temperature']:.2f} (applied)" in html and "Test disagrees" in html
 
 
 def test_small_validation_split_and_test_disagreement_are_said(calibrated):
