@@ -2,7 +2,7 @@
 to be careful of, derived from the run folder."""
 from __future__ import annotations
 
-from glassbox.report.html import count, esc, interval, pct
+from glassbox.report.html import count, counted, esc, interval, pct
 from glassbox.report.load import Run
 from glassbox.report.sections import model_name
 from glassbox.report.worries import top_worries
@@ -48,7 +48,7 @@ def performance(run: Run) -> str:
     s = run.summary
     if run.is_lm:
         return f"Validation perplexity {s.get('perplexity', float('nan')):.2f} (vocabulary of {count(s.get('vocab_size'))})."
-    text = f"Test accuracy {pct(s.get('test_accuracy'))} on {count((s.get('n_examples') or {}).get('test'))} examples"
+    text = f"Test accuracy {pct(s.get('test_accuracy'))} on {counted((s.get('n_examples') or {}).get('test'), 'example')}"
     majority = (s.get("chance") or {}).get("majority_accuracy")
     text += f" (the most common class alone: {pct(majority)})." if majority is not None else "."
     after = ((s.get("calibration") or {}).get("after") or {})
@@ -59,7 +59,7 @@ def performance(run: Run) -> str:
         column = s["groups"]["columns"].get(gap["column"], {})
         ci = (column.get("worst") or {}).get("gap_ci")
         text += (f" Largest group gap: {gap['column']}={gap['value']}, {100 * gap['gap']:.1f} points below overall "
-                 f"accuracy (95% interval {interval(ci)}).")
+                 f"accuracy (95% interval {interval(ci, lambda x: f'{100 * x:.1f}')} points).")
     return text
 
 

@@ -68,6 +68,11 @@ def count(x) -> str:
     return f"{x:,.0f}" if is_number(x) else "–"
 
 
+def counted(x, noun: str) -> str:
+    """(1, 'example') -> '1 example'; (2, 'test example') -> '2 test examples'."""
+    return f"{count(x)} {noun}{'' if x == 1 else 's'}"
+
+
 def sig(x, digits: int = 2) -> str:
     """Significant figures in plain decimals: 0.00051, 28.3, 154,937."""
     if not is_number(x):

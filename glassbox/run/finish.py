@@ -29,6 +29,16 @@ def finish(summary: dict, cfg: TrainConfig, run_dir: Path, lap: Laps, closing: C
     return summary
 
 
+def finish_diverged(result, summary: dict, cfg: TrainConfig, run_dir: Path, lap: Laps) -> dict:
+    """Training diverged before any evaluation beat the untrained model: no weights are worth keeping, so there is
+    no artifact and nothing to score; summary.json and the report still say what happened and what to change."""
+    summary.update(steps=result.steps, best_step=None, stopped_early=False, stop_reason="diverged",
+                   diverged=result.diverged, verdict=result.verdict, chance=result.chance,
+                   chance_loss=result.chance["uniform_loss"], train_seconds=result.train_seconds, artifact=None)
+    files = {"summary": "summary.json", "metrics per eval": "metrics.jsonl", "report": "report.html"}
+    return finish(summary, cfg, run_dir, lap, lambda s: "\n".join(folder_lines(run_dir, files)))
+
+
 def folder_lines(run_dir: Path, files: dict[str, str]) -> list[str]:
     """The run folder and what it holds, one line each (files: label -> name inside the folder)."""
     lines = [f"run folder: {run_dir}"]

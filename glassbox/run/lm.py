@@ -18,7 +18,7 @@ from glassbox.infer.generator import Generator
 from glassbox.models.gpt import GPT, GPTConfig
 from glassbox.run.audit_step import audit_corpus_at, gate, headline
 from glassbox.run.cost import measure_cost
-from glassbox.run.finish import finish, folder_lines, say
+from glassbox.run.finish import finish, finish_diverged, folder_lines, say
 from glassbox.run.settings import add_derived
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
@@ -51,6 +51,10 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     lap("training")
     if not dist.is_main:  # the other ranks helped train; rank 0 evaluates and writes
         return {"rank": dist.rank, "steps": result.steps}
+    if result.diverged and not result.diverged["restored"]:
+        return finish_diverged(result, {"task": "lm", "data": data, "model": "gpt", "model_config": asdict(gpt_config),
+                                        "n_params": sum(p.numel() for p in model.parameters()),
+                                        "vocab_size": tok.vocab_size}, cfg, run_dir, lap)
     summary = lm_scores(result, tok, train_ids, val_ids, corpus, gpt_config, cfg, audit)
     lap("evaluation")
     memo = memorization_report(result.model, tok, train_ids, val_ids, seed=cfg.seed)
@@ -94,15 +98,20 @@ def lm_scores(result, tok, train_ids, val_ids, corpus: dict, gpt_config: GPTConf
     train_loss, _ = evaluate(model, val_windows(train_ids, cfg.block_size, max_windows=len(val_all[1])), cross_entropy,
                              device=device)
     tokens_per_s = result.examples_seen * cfg.block_size / max(result.train_seconds, 1e-9)
-    say(cfg, f"validation loss {val_loss:.4f} = perplexity {math.exp(val_loss):.2f} (chance: ln({tok.vocab_size}) = "
-             f"{math.log(tok.vocab_size):.4f}, perplexity {tok.vocab_size}); {tokens_per_s:,.0f} tokens/s")
+    curve = min(EVAL_WINDOWS, len(val_all[1]))  # the evaluations during training (the curve, the verdict) read these
+    say(cfg, f"validation loss {val_loss:.4f} on all {len(val_all[1]):,} validation windows = perplexity "
+             f"{math.exp(val_loss):.2f} (chance: ln({tok.vocab_size}) = {math.log(tok.vocab_size):.4f}, perplexity "
+             f"{tok.vocab_size}); {tokens_per_s:,.0f} tokens/s"
+             + (f"; the curve and the verdict use {curve} of those windows, spread evenly over the text "
+                f"({result.best_val_loss:.4f} at the sweet spot)" if curve < len(val_all[1]) else ""))
     return {
         "task": "lm", "data": str(cfg.data), "model": "gpt", "model_config": asdict(gpt_config),
         "n_params": sum(p.numel() for p in model.parameters()), "tokenizer": tok.kind, "vocab_size": tok.vocab_size,
         "corpus": corpus, "steps": result.steps, "best_step": result.best_step, "stopped_early": result.stopped_early,
-        "stop_reason": result.stop_reason, "verdict": result.verdict,
+        "stop_reason": result.stop_reason, "verdict": result.verdict, "diverged": result.diverged,
         "chance_loss": math.log(tok.vocab_size), "chance": result.chance,
-        "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
+        "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc, "val_windows": len(val_all[1]),
+        "curve_val_windows": curve, "curve_val_loss": result.best_val_loss,
         "perplexity": math.exp(val_loss), "train_perplexity": math.exp(train_loss),
         "generalisation_gap": val_loss - train_loss, "tokens_per_second": tokens_per_s,
         "train_seconds": result.train_seconds, "data_fingerprint": corpus["sha256"], "audit": headline(audit),

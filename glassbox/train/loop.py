@@ -42,13 +42,14 @@ class FitResult:
     best_val_accuracy: float | None
     steps: int                  # updates actually made
     stopped_early: bool
-    stop_reason: str            # early_stop | max_steps | interrupted
+    stop_reason: str            # early_stop | max_steps | interrupted | diverged
     verdict: str                # what happened, in words
     chance: dict                # chance level and the untrained model's loss
     history: list[dict] = field(default_factory=list)  # one record per evaluation
     train_seconds: float = 0.0
     examples_seen: int = 0
     threads: int = 1            # CPU threads the training steps ran on (runtime/threads.py)
+    diverged: dict | None = None  # {step, lr, loss, grad_norm, restored, advice} when a loss or gradient went non-finite
 
 
 @torch.no_grad()
@@ -137,6 +138,27 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return kind(groups, **settings)
 
 
+def finite(loss: torch.Tensor, grad_norm: torch.Tensor, dist) -> bool:
+    """Whether this step's loss and gradient norm are both finite on every rank. One flag is all-reduced: a loss
+    that overflows on one rank alone would leave DDP's averaged gradients finite, and the ranks would part ways."""
+    bad = (~torch.isfinite(loss.detach().float() + grad_norm.float())).float()  # inf + -inf is nan: still caught
+    if dist.enabled:
+        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+    return bad.item() == 0
+
+
+def _json_number(x: float):
+    """JSON has no NaN or infinity: those are stored as their words, 'nan', 'inf', '-inf'."""
+    return x if math.isfinite(x) else str(x)
+
+
+def divergence(step: int, lr: float, loss: float, grad_norm: float, restored: bool, cfg: TrainConfig) -> dict:
+    """What a diverged run records (summary.json) and the one line of advice it ends with."""
+    return {"step": step, "lr": lr, "loss": _json_number(loss), "grad_norm": _json_number(grad_norm), "restored": restored,
+            "advice": f"lower --lr (this run used {cfg.lr:g} with {cfg.optimizer})"
+                      + ("" if cfg.task == "lm" else " or check the data's scale (inputs with very large values)")}
+
+
 def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfig | None = None,
         run_dir: str | Path | None = None, augment=None, n_train: int | None = None, restore_best: bool = True) -> FitResult:
     """Train any nn.Module whose forward maps a batch of inputs to logits.
@@ -214,12 +236,14 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     torch.set_num_threads(threads)
     reason, t0, seen = "max_steps", time.perf_counter(), 0
     run_loss, run_n = torch.tensor(running["loss"], device=device), running["n"]
+    diverged = None  # (step, lr, loss, grad norm) of the first non-finite loss or gradient norm
     t_last, seen_last = time.perf_counter(), 0
     try:
         while step < total and not stopper.should_stop:  # (a resumed run may have stopped early already)
             lr = lr_at(step, cfg.lr, warmup, total, min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            step_loss = torch.zeros((), device=device)
             for micro in range(cfg.grad_accum):
                 x, y = train.next()                              # 1. take a batch
                 if on_gpu:
@@ -229,9 +253,13 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                     loss = loss_fn(logits, y)                    # 3. measure the error
                     (loss / cfg.grad_accum).backward()           # 4. compute gradients
                 run_loss += loss.detach()
+                step_loss += loss.detach()
                 run_n += 1
                 seen += len(y)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            if not finite(step_loss, grad_norm, dist):           # diverged: stop now, before the update spreads it
+                diverged = (step + 1, lr, step_loss.item() / cfg.grad_accum, float(grad_norm))
+                break
             optimizer.step()                                     # 5. nudge every weight
             optimizer.zero_grad(set_to_none=True)
             step += 1                                            # 6. repeat
@@ -240,6 +268,9 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
             if step % eval_every == 0 or step == total:
                 val_loss, val_acc = evaluate(model, val, loss_fn, cfg.batch_size * 4, device)
                 train_loss = (run_loss / max(1, run_n)).item()
+                if not math.isfinite(val_loss):  # the same weights and data on every rank: all stop here alike
+                    diverged = (step, lr, val_loss, float(grad_norm))
+                    break
                 now = time.perf_counter()
                 record = {"step": step, "epoch": train.epoch, "train_loss": train_loss, "val_loss": val_loss,
                           "val_accuracy": val_acc, "lr": lr, "grad_norm": float(grad_norm),
@@ -264,6 +295,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                 break
         if stopper.should_stop:
             reason = "early_stop"
+        if diverged is not None:
+            reason = "diverged"
     except KeyboardInterrupt:
         reason = "interrupted"
         progress.say("interrupted: stopping and restoring the best weights seen so far")
@@ -277,10 +310,13 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     if best_weights is not None and restore_best:               # back to the sweet spot
         model.load_state_dict(best_weights)
     best = next((h for h in evals if h["step"] == stopper.best_step), history[0])
-    verdict = explain(history, best["step"], reason == "early_stop", reason) if evals else "training was interrupted before the first evaluation."
+    if diverged is not None:  # weights worth keeping only if an evaluation beat the untrained model's loss
+        diverged = divergence(*diverged, best["step"] > 0 and best["val_loss"] < chance["untrained_loss"], cfg)
+    verdict = explain(history, best["step"], reason == "early_stop", reason, diverged)
     progress.say(verdict)
     if dist.enabled:
         torch.distributed.barrier()
     return FitResult(model=model, best_step=best["step"], best_val_loss=best["val_loss"], best_val_accuracy=best["val_accuracy"],
                      steps=step, stopped_early=reason == "early_stop", stop_reason=reason, verdict=verdict, chance=chance,
-                     history=history, train_seconds=train_seconds, examples_seen=seen * dist.world_size, threads=threads)
+                     history=history, train_seconds=train_seconds, examples_seen=seen * dist.world_size, threads=threads,
+                     diverged=diverged)
