@@ -227,8 +227,9 @@ def group_metrics(probs, labels, group_values: list[str], positive_class: int | 
     for g, value in enumerate(names):
         row = {"value": str(value), "too_small": bool(t.size[g] < min_size)}
         row.update(_figures(t, np.arange(len(names)) == g, probs, labels, inverse == g, positive_class))
-        vs = _vs_rest(t, g)
-        row.update(rest_accuracy=vs and vs[0], gap_vs_rest=vs and vs[1], gap_vs_rest_ci=vs and _interval(vs[2]))
+        rest_accuracy, gap, gap_draws = _vs_rest(t, g) or (None, None, None)
+        row.update(rest_accuracy=rest_accuracy, gap_vs_rest=gap,
+                   gap_vs_rest_ci=None if gap_draws is None else _interval(gap_draws))
         groups.append(row)
 
     rankable = [g for g in range(len(names)) if not groups[g]["too_small"]]
