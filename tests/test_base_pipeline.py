@@ -53,8 +53,10 @@ def test_tabular_train_and_predict_rows(tmp_path, digits_csv, capsys):
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert len(lines) == 1797
-    t = json.loads((out / "model" / "manifest.json").read_text())["temperature"]
-    assert f"calibrated by temperature scaling (T = {t:.3g}" in captured.err  # it says what the numbers are
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    c = manifest["calibration"]  # it says what the numbers are: scaled by a checked T, or why not
+    assert (f"calibrated by temperature scaling (T = {manifest['temperature']:.3g}" if c["applied"]
+            else f"(temperature scaling not applied: {c['reason']})") in captured.err
     assert main(["predict", str(out / "model"), ",".join(["abc"] + features[0].split(",")[1:])]) == 2  # not a pixel value
     assert "takes numbers, but an input has 'abc'" in capsys.readouterr().err
     # eval on the training file itself: it knows which rows it trained or was tuned on

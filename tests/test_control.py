@@ -72,7 +72,8 @@ def test_eval_scores_an_artifact_per_group(tmp_path, capsys):
     assert main(["eval", str(out / "model"), test_file, "--columns", cols, "--label", "income",
                  "--group", "sex", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["n"] == 16281 and r["calibrated"] and 0.75 < r["accuracy"] < 1
+    applied = json.loads((out / "model" / "manifest.json").read_text())["calibration"]["applied"]
+    assert r["n"] == 16281 and r["calibrated"] is applied and 0.75 < r["accuracy"] < 1
     sex = {g["value"]: g for g in r["groups"]["columns"]["sex"]["groups"]}
     n = sex["Male"]["size"] + sex["Female"]["size"]
     overall = (sex["Male"]["accuracy"] * sex["Male"]["size"] + sex["Female"]["accuracy"] * sex["Female"]["size"]) / n
