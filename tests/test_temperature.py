@@ -88,10 +88,10 @@ def test_an_easy_validation_split_with_few_errors_keeps_t_one(calibrated):
     assert rep["test_check"]["agrees"] is not False          # ... that test does not confirm
 
 
-def _easy_split(calibrated):
+def _easy_split(calibrated, scale=0.5):
     """Like a split that also picked the checkpoint: an under-confident model, 300 right and 3 wrong on validation."""
     base, labels, _ = calibrated
-    under = base * 0.5
+    under = base * scale
     wrong, right = np.flatnonzero(under.argmax(1) != labels), np.flatnonzero(under.argmax(1) == labels)
     val, test = np.concatenate([right[:300], wrong[:3]]), np.concatenate([right[300:], wrong[3:]])
     return tm.calibration_report(under[val], labels[val], under[test], labels[test])
@@ -102,6 +102,11 @@ def test_the_report_says_whether_t_was_applied(calibrated, tmp_path):
     score, text = worries.calibration({"calibration": kept})
     assert kept["before"]["verdict"] == "under-confident" and score == 60
     assert "temperature scaling was not applied: " + kept["reason"] in text
+    slightly = _easy_split(calibrated, 0.8)   # confidence 0.6 points below accuracy on 596 test examples
+    b = slightly["before"]
+    assert not slightly["applied"] and abs(b["mean_confidence"] - b["accuracy"]) < 0.01
+    score, text = worries.calibration({"calibration": slightly})
+    assert score == 20 and "on 596 test examples the gap is within noise" in text and "the evidence is thin" in text
     html = sections.calibration(Run(tmp_path, {"calibration": kept}))
     assert f"with T = {kept['fitted_temperature']:.2f} (not applied)" in html and "was not kept" in html
     base, labels, half = calibrated
@@ -119,7 +124,7 @@ def test_small_validation_split_and_test_disagreement_are_said(calibrated):
     # validation over-confident, test under-confident: the T that helps validation hurts test, and it says so
     rep = tm.calibration_report(base[:half] * 3, labels[:half], base[half:] * 0.3, labels[half:])
     assert rep["applied"] and rep["test_check"]["agrees"] is False and rep["test_check"]["change_ci"][0] > 0
-    assert "Test disagrees with validation: test NLL" in rep["sentence"]
+    assert f"Test disagrees with validation: T = {rep['temperature']:.2f} changed test NLL" in rep["sentence"]
 
 
 @pytest.fixture(scope="module")

@@ -178,8 +178,8 @@ def _test_words(c: dict, applied: bool, t: float) -> str:
     if t == 1.0:
         return ""
     lo, hi = c["change_ci"]
-    change = (f"test NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f} with T = {t:.2f} (change "
-              f"{c['change']:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f})")
+    change = (f"T = {t:.2f} {'changed' if applied else 'would have changed'} test NLL {c['nll_before']:.4f} -> "
+              f"{c['nll_after']:.4f} (change {c['change']:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f})")
     if c["agrees"] is None:
         return f" On test the change is within noise: {change}."
     if c["agrees"]:
