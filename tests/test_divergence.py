@@ -133,8 +133,10 @@ torch.manual_seed(0)
 res = glassbox.fit(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)), (x[:1200], y[:1200]),
                    (x[1200:1500], y[1200:1500]), loss_fn=loss_fn,
                    config={"max_steps": 40, "batch_size": 32, "eval_every": 5, "patience": 0, "quiet": True})
-print(json.dumps({"rank": dist.get_rank(), "reason": res.stop_reason, "steps": res.steps,
-                  "step": (res.diverged or {}).get("step")}))
+with open(f"{sys.argv[1]}/rank{dist.get_rank()}.json", "w") as f:  # a file each: printed lines can interleave
+    json.dump({"rank": dist.get_rank(), "reason": res.stop_reason, "steps": res.steps,
+               "step": (res.diverged or {}).get("step")}, f)
+dist.destroy_process_group()  # leave the group together: a rank that exits first can fail the other's teardown
 """
 
 
@@ -144,9 +146,9 @@ def test_every_rank_stops_at_the_step_one_rank_diverged(tmp_path):
     script = tmp_path / "rank_one.py"
     script.write_text(RANK_ONE_SCRIPT)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        str(script)], capture_output=True, text=True, timeout=180, env=one_thread())
+                        str(script), str(tmp_path)], capture_output=True, text=True, timeout=180, env=one_thread())
     assert r.returncode == 0, r.stderr[-3000:]
-    results = sorted((json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")), key=lambda d: d["rank"])
+    results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert results == [{"rank": 0, "reason": "diverged", "steps": 6, "step": 7},
                        {"rank": 1, "reason": "diverged", "steps": 6, "step": 7}]
 
