@@ -99,11 +99,17 @@ def settings_from(args: argparse.Namespace) -> tuple[dict, dict]:
     return settings, sources
 
 
-def cmd_train(args) -> None:
+def cmd_train(args) -> int:
     from glassbox.run.start import train
 
     settings, sources = settings_from(args)
-    train(**settings, sources=sources)
+    summary = train(**settings, sources=sources)
+    diverged = (summary or {}).get("diverged")
+    if diverged:  # one line, like a UserError, and its own exit code (README: Divergence)
+        print(f"glassbox: training diverged at step {diverged['step']} (learning rate {diverged['lr']:.3g}); "
+              f"{diverged['advice']}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
 
 
 def cmd_demo(args) -> None:
@@ -149,9 +155,7 @@ def cmd_predict(args) -> None:
         raw = read_inputs(args)
         inputs = predictor.parse(raw)
     if not args.json:  # say what the numbers are, on stderr so stdout stays one line per input
-        how = (f"calibrated by temperature scaling (T = {predictor.temperature:.3g}, fitted on the validation split)"
-               if predictor.calibrated else "as the model gives them (this artifact holds no temperature: uncalibrated)")
-        print(f"label, probability of that label {how}, input", file=sys.stderr)
+        print(f"label, probability of that label {predictor.how_scaled()}, input", file=sys.stderr)
     for text, out in zip(raw, predictor.predict(inputs)):
         if args.json:
             print(json.dumps({"input": text, **out, "calibrated": predictor.calibrated}))
@@ -192,7 +196,15 @@ def cmd_audit(args) -> int:
     return 1 if failed else 0
 
 
+def eval_scaling(calibrated: bool, t: float) -> str:
+    """cmd_eval's words for the artifact's temperature: checked, applied but never checked (older runs), or none."""
+    if calibrated:
+        return f"calibrated with T = {t:.2f}"
+    return f"scaled by T = {t:.2f}, not checked by its run" if t != 1.0 else "uncalibrated"
+
+
 def cmd_eval(args) -> None:
+    from glassbox.evaluate.group_sentences import group_lines
     from glassbox.run.eval_artifact import evaluate_artifact
 
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
@@ -202,7 +214,7 @@ def cmd_eval(args) -> None:
         print(json.dumps(r, indent=1))
         return
     print(f"{r['n']} examples: accuracy {r['accuracy']:.4f}, NLL {r['nll']:.4f}, ECE {r['ece']:.4f}, "
-          f"Brier {r['brier']:.4f} ({'calibrated with T = %.2f' % r['temperature'] if r['calibrated'] else 'uncalibrated'})")
+          f"Brier {r['brier']:.4f} ({eval_scaling(r['calibrated'], r['temperature'])})")
     for c in r["per_class"]["classes"]:
         print(f"  class {c['name']}: precision {c['precision']:.3f} recall {c['recall']:.3f} F1 {c['f1']:.3f} (n={c['support']})")
     seen = r.get("seen")
@@ -219,19 +231,8 @@ def cmd_eval(args) -> None:
     else:
         print("this artifact keeps no record of its training examples (no seen.safetensors): if this file overlaps "
               "them, the scores above flatter the model")
-    for sentence in r.get("groups", {}).get("sentences", []):
-        print(sentence)
-    for col, g in r.get("groups", {}).get("columns", {}).items():
-        for row in g["groups"]:
-            flag = " (too small to judge)" if row["too_small"] else ""
-            ci = lambda key: (f" [{row[key + '_ci'][0]:.3f}, {row[key + '_ci'][1]:.3f}]"  # noqa: E731
-                              if row.get(key + "_ci") else "")
-            pos = (f", positive rate {row['positive_rate']:.3f}{ci('positive_rate')}"
-                   if row.get("positive_rate") is not None else "")
-            print(f"  {col}={row['value']}: n={row['size']}, accuracy {row['accuracy']:.3f}{ci('accuracy')}, "
-                  f"NLL {row['nll']:.3f}, ECE {row['ece']:.3f}{pos}{flag}")
-    if r.get("groups"):
-        print("  (in brackets: 95% bootstrap intervals)")
+    for line in group_lines(r.get("groups") or {}, [c["name"] for c in r["per_class"]["classes"]]):
+        print(line)
 
 
 def cmd_report(args) -> None:
@@ -307,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.set_defaults(func=cmd_serve)
     return parser
+
+
+EXIT_DIVERGED = 3  # training stopped at a non-finite loss or gradient (2: bad input, 130: interrupted)
 
 
 def main(argv: list[str] | None = None) -> int:

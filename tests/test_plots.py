@@ -59,3 +59,10 @@ def test_reliability_axis_starts_at_one_half_when_no_confidence_is_below_it_and_
     assert [t.get_text().strip() for t in labels] == ["2", "2", "12", "536"]
     assert all(t.get_rotation() == 90 for t in labels)  # upright: 996 and 1009 side by side never merge
     assert hist.get_ylim()[1] > 536 * 1.5  # room above the tallest bar for its count
+
+
+def test_a_temperature_that_was_not_kept_is_titled_as_a_what_if():
+    binary = bins({13: (12, 0.91, 1.0), 14: (536, 0.995, 1.0)})
+    assert plots.reliability_figure(binary, binary, 1.16).axes[1].get_title() == "after temperature scaling (T = 1.16)"
+    what_if = plots.reliability_figure(binary, binary, 1.16, applied=False).axes[1].get_title()
+    assert what_if == "if scaled (T = 1.16): not applied, a what-if"

@@ -247,3 +247,16 @@ def test_a_check_that_did_not_run_is_shown_as_skipped_with_its_reason(tmp_path):
     row = next(r for r in html.split("<tr>") if "Likely label errors" in r)
     assert ">skipped<" in row and "run `glassbox audit` to check" in row.replace("&#x60;", "`")
     assert ">skipped<" not in next(r for r in html.split("<tr>") if "Exact duplicates" in r)
+
+
+def test_the_model_card_gives_the_confidence_of_the_model_as_saved(tmp_path):
+    from glassbox.report.card import performance
+    from glassbox.report.load import Run
+
+    calib = {"before": {"verdict": "well calibrated", "ece": 0.007}, "after": {"verdict": "over-confident", "ece": 0.032}}
+    kept = Run(path=tmp_path, summary={"task": "classify", "test_accuracy": 0.98, "calibration": {**calib, "applied": True}})
+    assert "Confidence after temperature scaling: over-confident (ECE 0.032)." in performance(kept)
+    dropped = Run(path=tmp_path, summary={"task": "classify", "test_accuracy": 0.98,
+                                         "calibration": {**calib, "applied": False}})
+    text = performance(dropped)
+    assert "Confidence as saved (no temperature kept): well calibrated (ECE 0.007)." in text and "0.032" not in text

@@ -51,9 +51,11 @@ def performance(run: Run) -> str:
     text = f"Test accuracy {pct(s.get('test_accuracy'))} on {counted((s.get('n_examples') or {}).get('test'), 'example')}"
     majority = (s.get("chance") or {}).get("majority_accuracy")
     text += f" (the most common class alone: {pct(majority)})." if majority is not None else "."
-    after = ((s.get("calibration") or {}).get("after") or {})
-    if after:
-        text += f" Confidence after temperature scaling: {after.get('verdict')} (ECE {after.get('ece', 0):.3f})."
+    calib = s.get("calibration") or {}
+    saved = calib.get("after") if calib.get("applied", True) else calib.get("before")  # what the saved model gives
+    if saved:
+        how = "after temperature scaling" if calib.get("applied", True) else "as saved (no temperature kept)"
+        text += f" Confidence {how}: {saved.get('verdict')} (ECE {saved.get('ece', 0):.3f})."
     gap = (s.get("groups") or {}).get("largest_gap")
     if gap:
         column = s["groups"]["columns"].get(gap["column"], {})

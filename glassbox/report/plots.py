@@ -145,12 +145,12 @@ def confusion(matrix: list[list[int]], names: list[str]) -> str | None:
 FEW = 10  # a reliability bin with fewer examples than this is drawn faint: its accuracy is mostly noise
 
 
-def reliability(before: list[dict], after: list[dict], temperature=None) -> str | None:
+def reliability(before: list[dict], after: list[dict], temperature=None, applied: bool = True) -> str | None:
     """Accuracy against confidence per bin, before and after temperature scaling, with the diagonal of perfect
     calibration and, below each, how many test examples fell in each bin. Bins of fewer than FEW examples are
     faint and hatched. When no example is less than 50% confident (always so with two classes), the confidence
     axis starts at 0.5."""
-    return to_png(reliability_figure(before, after, temperature)) if before else None
+    return to_png(reliability_figure(before, after, temperature, applied)) if before else None
 
 
 def confidence_axis_start(*bin_lists: list[dict]) -> float:
@@ -159,11 +159,12 @@ def confidence_axis_start(*bin_lists: list[dict]) -> float:
     return 0.5 if populated and min(b.get("mean_confidence", 0) for b in populated) >= 0.5 else 0.0
 
 
-def reliability_figure(before: list[dict], after: list[dict], temperature=None):
+def reliability_figure(before: list[dict], after: list[dict], temperature=None, applied: bool = True):
     x_min = confidence_axis_start(before, after or [])
     fig, axes = plt.subplots(2, 2, figsize=(7.5, 4.8), sharex=True,
                              gridspec_kw={"height_ratios": [3, 1]})
-    after_title = "after temperature scaling" + (f" (T = {temperature:.2f})" if _finite(temperature) else "")
+    t = f" (T = {temperature:.2f})" if _finite(temperature) else ""
+    after_title = f"after temperature scaling{t}" if applied else f"if scaled{t}: not applied, a what-if"
     for col, (bins, title) in enumerate([(before, "before (as trained)"), (after or [], after_title)]):
         ax, hist = axes[0][col], axes[1][col]
         ax.plot([x_min, 1], [x_min, 1], color=GREY, ls="--", lw=1, label="perfect calibration")

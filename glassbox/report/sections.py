@@ -102,9 +102,12 @@ def curves(run: Run) -> str:
                  "never trains on. The dashed line is chance: the loss of a uniform guess, ln K. The star marks the "
                  "sweet spot, the evaluation with the lowest validation loss, whose weights were kept.", "note")
     gap = s.get("generalisation_gap")
-    stop = (f"Training stopped at step {s.get('steps')} "
-            f"({'early: validation stopped improving' if s.get('stopped_early') else 'at its last step'}; "
-            f"reason: {s.get('stop_reason', 'not recorded')}).")
+    stop = f"Training stopped at step {s.get('steps')} ({STOPPED.get(s.get('stop_reason'), 'why was not recorded')})."
+    windows = s.get("val_windows"), s.get("curve_val_windows")
+    if run.is_lm and is_number(windows[0]) and is_number(windows[1]) and windows[1] < windows[0]:
+        stop += (f" Validation loss here is on all {count(windows[0])} validation windows; the curve and the verdict "
+                 f"above use {count(windows[1])} of them, spread evenly over the text ({num(s.get('curve_val_loss'))} "
+                 f"at the sweet spot).")
     if is_number(gap) and run.is_lm:
         side = (f"{num(gap)} higher on text it never trained on" if gap > 0 else
                 f"{num(-gap)} lower on text it never trained on: no sign of memorising yet (the two halves of "
@@ -115,7 +118,14 @@ def curves(run: Run) -> str:
         html += para(f"The generalisation gap at the sweet spot (step {s.get('best_step')}): training accuracy "
                      f"{pct(s.get('train_accuracy'))} vs validation {pct(s.get('val_accuracy'))}, a gap of "
                      f"{100 * gap:.1f} points. " + stop)
+    else:
+        html += para(stop)
     return html
+
+
+STOPPED = {"early_stop": "early: validation loss had not improved for --patience evaluations",
+           "max_steps": "at its last step", "interrupted": "when interrupted",
+           "diverged": "as soon as the loss or the gradient became infinite or NaN: training diverged"}
 
 
 def per_class(run: Run) -> str:
@@ -149,17 +159,21 @@ def calibration(run: Run) -> str:
         ("MCE (largest gap in any confidence band)", "mce", num),
         ("NLL (test loss)", "nll", num), ("Brier score", "brier", num),
         ("accuracy", "accuracy", pct), ("average confidence", "mean_confidence", pct)]]
-    t = c.get("temperature")
+    applied = c.get("applied", True)  # a run from before the check always applied its T
+    t = c.get("fitted_temperature", c.get("temperature"))
+    scaled = f"with T = {num(t, 2)} ({'applied' if applied else 'not applied'})"
     html = para(c.get("sentence", ""))
-    html += table(["on the test set", "as trained", f"after scaling (T = {num(t, 2)})"], rows, {1, 2})
-    html += para(f"Verdict: as trained, {before.get('verdict', 'not measured')}; after temperature scaling, "
+    html += table(["on the test set", "as trained", scaled], rows, {1, 2})
+    html += para(f"Verdict: as trained, {before.get('verdict', 'not measured')}; {scaled}, "
                  f"{after.get('verdict', 'not measured')}.")
-    html += image(plots.reliability(c.get("reliability_before") or [], c.get("reliability_after") or [], t),
+    html += image(plots.reliability(c.get("reliability_before") or [], c.get("reliability_after") or [], t, applied),
                   "reliability diagrams before and after temperature scaling")
+    kept = ("was kept because validation examples held out from its fit showed a lower NLL, and is stored in the "
+            "saved model" if applied else "was not kept: the saved model gives its scores as trained (T = 1)")
     return html + para(f"Each bar is one confidence band: the model's stated probability on the x-axis, how often it "
                        f"was right on the y-axis. Bars on the diagonal mean 'when it says 80%, it is right 80% of "
                        f"the time'; below it the model is over-confident. T was fitted on the "
-                       f"{count(c.get('n_val'))} validation examples and is stored in the saved model; the grey "
+                       f"{count(c.get('n_val'))} validation examples and {kept}; the grey "
                        f"bars count the test examples in each band.", "note")
 
 
@@ -180,16 +194,22 @@ def groups(run: Run) -> str:
             rows.append([row.get("value"), count(row.get("size")), pct(row.get("accuracy")),
                          interval(row.get("accuracy_ci")), pct(row.get("positive_rate")),
                          interval(row.get("positive_rate_ci")), pct(row.get("label_positive_rate")),
+                         num(row.get("tpr"), 3), num(row.get("fpr"), 3),
                          num(row.get("nll"), 3), num(row.get("ece"), 3), note])
         o = rep.get("overall") or {}
         rows.append([Raw("<em>all test examples</em>"), count(o.get("size")), pct(o.get("accuracy")),
                      interval(o.get("accuracy_ci")), pct(o.get("positive_rate")), interval(o.get("positive_rate_ci")),
-                     pct(o.get("label_positive_rate")), num(o.get("nll"), 3), num(o.get("ece"), 3), ""])
+                     pct(o.get("label_positive_rate")), num(o.get("tpr"), 3), num(o.get("fpr"), 3),
+                     num(o.get("nll"), 3), num(o.get("ece"), 3), ""])
         said = f"says '{pos_name}'" if pos_name else "says the positive class"
         html += f"<h3>By {esc(column)}</h3>" + para(rep.get("sentence", ""))
         html += table([column, "size", "accuracy", "95% interval", f"model {said}", "95% interval",
-                       "label is" + (f" '{pos_name}'" if pos_name else " positive"), "loss", "ECE", ""],
-                      rows, set(range(1, 9)), wide=True)
+                       "label is" + (f" '{pos_name}'" if pos_name else " positive"), "true-positive rate",
+                       "false-positive rate", "loss", "ECE", ""], rows, set(range(1, 11)), wide=True)
+        if positive is None and classes and len(classes) <= 20:  # multi-class: each class's recall per group
+            recalls = [[row.get("value")] + [num(x, 3) for x in row.get("recall") or []] for row in rep.get("groups") or []]
+            html += para(f"Recall of each class (the share of its examples the model gets right) by {column}:")
+            html += table([column] + list(classes), recalls, set(range(1, len(classes) + 1)), wide=True)
         html += image(plots.group_accuracy(column, rep), f"accuracy by {column}")
     return html
 

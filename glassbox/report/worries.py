@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from glassbox.report.html import is_number, pct
+from glassbox.report.html import counted, is_number, pct
 
 
 def _points(x: float) -> str:
@@ -56,21 +56,42 @@ def near_chance(s: dict):
                     f"{pct(acc)} against {pct(majority)} for that one fixed answer.")
 
 
+def _odds_beyond_noise(rep: dict):
+    """The larger of a column's true- and false-positive-rate spreads when its interval excludes 0, else None."""
+    p = rep.get("parity") or {}
+    spreads = [(name, p[key]) for name, key in (("true-positive rate", "tpr"), ("false-positive rate", "fpr"))
+               if isinstance(p.get(key), dict) and ((p[key].get("ci_adjusted") or [0])[0] or 0) > 0]
+    return max(spreads, key=lambda x: x[1].get("difference", 0)) if spreads else None
+
+
 def group_gap(s: dict):
-    """The worst group of the column where the gap is most clearly real (then largest)."""
+    """The group column where the model's own errors differ most clearly (then where accuracy differs beyond
+    noise, then most): its worst group against the rest, the gap split into base rates and errors."""
     worst = []
     for column, rep in ((s.get("groups") or {}).get("columns") or {}).items():
         w = rep.get("worst") or {}
         if is_number(w.get("gap")) and len(rep.get("ranked") or []) > 1:
             low = (w.get("gap_ci_adjusted") or [0, 0])[0]
-            worst.append((is_number(low) and low > 0, w["gap"], column, w))
+            errors = ((w.get("error_part_ci_adjusted") or [0])[0] or 0) > 0 or _odds_beyond_noise(rep) is not None
+            worst.append((errors, is_number(low) and low > 0, w["gap"], column, w, rep))
     if not worst:
         return None
-    real, gap, column, w = max(worst, key=lambda t: (t[0], t[1]))
-    text = (f"The model is worse for {column}={w['value']} than for the test set as a whole: accuracy "
-            f"{pct(w.get('accuracy'))} vs {pct(w.get('overall_accuracy'))} (gap {_points(gap)}); ")
-    text += ("chance alone is unlikely to explain it." if real else "the gap may be chance.")
-    return (70 if real and gap >= 0.02 else 45 if real else 15), text
+    errors, real, gap, column, w, rep = max(worst, key=lambda t: t[:3])
+    if "rest_accuracy" not in w:  # a run from before groups were compared with the rest
+        text = (f"The model is worse for {column}={w['value']} than for the test set as a whole: accuracy "
+                f"{pct(w.get('accuracy'))} vs {pct(w.get('overall_accuracy'))} (gap {_points(gap)}); ")
+        text += ("chance alone is unlikely to explain it." if real else "the gap may be chance.")
+        return (70 if real and gap >= 0.02 else 45 if real else 15), text
+    text = (f"The model is less accurate for {column}={w['value']} than for the other examples: "
+            f"{w['accuracy']:.3f} vs {w['rest_accuracy']:.3f} (gap {gap:.3f}, "
+            f"{'beyond noise' if real else 'may be chance'}); {w.get('base_rate_part', float('nan')):.3f} of it comes "
+            f"from different base rates, {w.get('error_part', float('nan')):.3f} from more errors within a class.")
+    odds = _odds_beyond_noise(rep)
+    if odds:
+        name, x = odds
+        text += (f" Its {name} differs by {column} beyond noise: {x['low_rate']:.3f} for {x['low']} vs "
+                 f"{x['high_rate']:.3f} for {x['high']}.")
+    return (70 if errors else 45 if real else 15), text
 
 
 def calibration(s: dict):
@@ -78,14 +99,27 @@ def calibration(s: dict):
     before, after = c.get("before") or {}, c.get("after") or {}
     if not before or before.get("verdict") == "well calibrated":
         return None
+    if not c.get("applied", True):  # a run from before the check always applied its T
+        figures = (f"average confidence {pct(before.get('mean_confidence'))}, accuracy {pct(before.get('accuracy'))}, "
+                   f"ECE {before.get('ece', float('nan')):.3f}")
+        why = f"temperature scaling was not applied: {c.get('reason', 'no reason recorded')}."
+        acc, n = before.get("accuracy"), c.get("n_test")
+        gap = abs(before.get("mean_confidence", acc) - acc) if is_number(acc) else float("nan")
+        noise = 2 * math.sqrt(acc * (1 - acc) / n) if is_number(acc) and is_number(n) and n > 0 else float("nan")
+        if gap <= noise:  # confidence within two standard errors of accuracy: the test set cannot show a gap
+            return 20, (f"As trained the model looks {before.get('verdict')} ({figures}), but on {n} test examples "
+                        f"the gap is within noise (±{100 * noise:.1f} points), so the evidence is thin; {why}")
+        return 60, f"Its stated confidence cannot be taken at face value: as trained it is {before.get('verdict')} ({figures}); {why}"
+    doubt = (" Test disagrees with validation about this T (see the calibration section)."
+             if (c.get("test_check") or {}).get("agrees") is False else "")
     if after.get("verdict") != "well calibrated":
         return 60, (f"Its stated confidence cannot be taken at face value, even after temperature scaling: "
                     f"{after.get('verdict', before.get('verdict'))} (average confidence "
                     f"{pct(after.get('mean_confidence'))}, accuracy {pct(after.get('accuracy'))}, ECE "
-                    f"{after.get('ece', float('nan')):.3f}).")
+                    f"{after.get('ece', float('nan')):.3f}).{doubt}")
     return 35, (f"As trained, the model is {before.get('verdict')} (ECE {before.get('ece', float('nan')):.3f}); "
                 f"the saved model divides its scores by T = {c.get('temperature', float('nan')):.2f}, which "
-                f"brings ECE to {after.get('ece', float('nan')):.3f}. Use the saved artifact, not raw logits.")
+                f"brings ECE to {after.get('ece', float('nan')):.3f}. Use the saved artifact, not raw logits.{doubt}")
 
 
 def generalisation(s: dict):
@@ -105,7 +139,7 @@ def worst_class(s: dict):
         return None
     return (40 if row["f1"] < macro - 0.1 else 12), (
         f"Class '{row['name']}' is handled worst: F1 {row['f1']:.2f} against {macro:.2f} on average over "
-        f"classes; it finds {pct(row['recall'])} of the {row['support']} test examples of that class.")
+        f"classes; it finds {pct(row['recall'])} of the {counted(row['support'], 'test example')} of that class.")
 
 
 def stopping(s: dict):
@@ -123,7 +157,7 @@ def test_size(s: dict):
         return None
     half = 1.96 * math.sqrt(max(acc * (1 - acc), 1 / n) / n)
     score = 45 if n < 200 else 25 if n < 1000 else 10
-    return score, (f"The test score comes from {n:,} examples, so it is known only to about ±{_points(half)} "
+    return score, (f"The test score comes from {counted(n, 'example')}, so it is known only to about ±{_points(half)} "
                    f"(95% interval of {pct(acc)}); small differences between runs mean nothing.")
 
 

@@ -10,25 +10,27 @@ import numpy as np
 import torch
 
 from glassbox.config import TrainConfig
-from glassbox.evaluate.calibration import calibration_report, softmax
+from glassbox.evaluate.calibration import softmax
 from glassbox.evaluate.classification import per_class_report
 from glassbox.evaluate.groups import groups_report
+from glassbox.evaluate.temperature import calibration_report
 from glassbox.models.registry import build_model
 from glassbox.train.loop import evaluate, fit
 
 
 def classifier_figures(logits: dict, Y: dict, test_groups: dict, classes: list[str], seed: int) -> dict:
-    """Calibration (a temperature fitted on validation, judged on test), per-class and per-group figures on the test
-    split (JSON-safe)."""
+    """Calibration (a temperature fitted on validation, kept only where examples it was not fitted on say it helps,
+    judged on test), per-class and per-group figures on the test split as the saved model gives them (JSON-safe)."""
     val_logits, test_logits = logits["val"].numpy(), logits["test"].numpy()
     y_val, y_test = Y["val"].numpy(), Y["test"].numpy()
-    calib = calibration_report(val_logits, y_val, test_logits, y_test)
-    probs = softmax(test_logits, calib["temperature"])
+    calib = calibration_report(val_logits, y_val, test_logits, y_test, seed=seed)
+    probs = softmax(test_logits, calib["temperature"])  # the applied T: 1 when scaling was not kept
     out = {"temperature": calib["temperature"], "calibration": calib,
            "per_class": per_class_report(y_test, probs.argmax(1), classes)}
     if test_groups:
         positive = 1 if len(classes) == 2 else None
-        out["groups"] = groups_report(probs, y_test, test_groups, positive_class=positive, seed=seed)
+        out["groups"] = groups_report(probs, y_test, test_groups, positive_class=positive, seed=seed,
+                                      classes=classes)
     return out
 
 

@@ -10,6 +10,7 @@ import torch
 
 from glassbox.config import TrainConfig
 from glassbox.errors import UserError
+from glassbox.evaluate.temperature import manifest_record
 from glassbox.export.artifact import save_artifact
 from glassbox.models.registry import build_model
 from glassbox.run.after_training import classifier_figures, run_control
@@ -17,7 +18,7 @@ from glassbox.run.audit_step import audit_examples, gate, headline
 from glassbox.run.cost import measure_cost
 from glassbox.run.data import (check_labels, data_format, free_text_columns, kind_of, load_examples, load_test,
                                split_for)
-from glassbox.run.finish import finish, folder_lines, say
+from glassbox.run.finish import finish, finish_diverged, folder_lines, say
 from glassbox.run.model_for_data import make_encoder, model_config
 from glassbox.run.out_of_fold import TRAIN_FOLD_FLOPS
 from glassbox.run.settings import add_derived
@@ -54,13 +55,17 @@ def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
     lap("training")
     if not distributed.current().is_main:  # the other ranks helped train; rank 0 evaluates and writes
         return {"rank": distributed.current().rank, "steps": result.steps}
+    if result.diverged and not result.diverged["restored"]:
+        return finish_diverged(result, {"task": "classify", "data": ex.source, "kind": ex.kind, "model": arch,
+                                        "n_params": sum(p.numel() for p in model.parameters()), "classes": ex.classes},
+                               cfg, run_dir, lap)
     summary = scores(result, X, Y, ex, arch, cfg, audit)
     lap("evaluation")
     summary.update(post_training(result, X, Y, split["test"], arch, config, cfg, run_dir, lap))
     summary["artifact"] = str(save_artifact(
         run_dir / "model", result.model, arch, config, task="classify", classes=ex.classes,
         seen_keys=split["train"].keys + split["val"].keys, encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
-        extra={"data_format": data_format(cfg), "temperature": summary["temperature"],
+        extra={"data_format": data_format(cfg), **manifest_record(summary["calibration"]),
                "inference_flops": summary["cost"]["inference"]["flops"]}))
     lap("export")
     return finish(summary, cfg, run_dir, lap, lambda s: closing_words(s, run_dir))
@@ -114,6 +119,7 @@ def scores(result, X: dict, Y: dict, ex, arch: str, cfg: TrainConfig, audit: dic
         "n_params": sum(p.numel() for p in model.parameters()), "classes": ex.classes,
         "n_examples": {k: len(v) for k, v in Y.items()}, "steps": result.steps, "best_step": result.best_step,
         "stopped_early": result.stopped_early, "stop_reason": result.stop_reason, "verdict": result.verdict,
+        "diverged": result.diverged,
         "chance_loss": result.chance["uniform_loss"], "chance": result.chance,
         **{f"{name}_loss": s[name][0] for name in PARTS}, **{f"{name}_accuracy": s[name][1] for name in PARTS},
         "generalisation_gap": s["train"][1] - s["val"][1],
