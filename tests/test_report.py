@@ -260,3 +260,14 @@ def test_the_model_card_gives_the_confidence_of_the_model_as_saved(tmp_path):
                                          "calibration": {**calib, "applied": False}})
     text = performance(dropped)
     assert "Confidence as saved (no temperature kept): well calibrated (ECE 0.007)." in text and "0.032" not in text
+
+
+
+def test_a_diverged_run_is_the_first_worry_after_a_leak():
+    summary = {"task": "classify", "test_accuracy": 0.5, "best_step": 2,
+               "diverged": {"step": 196, "lr": 196.0, "restored": True, "advice": "Lower --lr."}}
+    first = top_worries(summary)[0]
+    assert first.startswith("Training diverged at step 196 (learning rate 196)")
+    assert "the weights from step 2, the best before it, are the ones scored and saved" in first
+    lost = top_worries({**summary, "diverged": {**summary["diverged"], "restored": False}})[0]
+    assert "no model was saved" in lost and lost.endswith("Lower --lr.")

@@ -24,6 +24,16 @@ def leak(s: dict):
                      f"in a feature).")
 
 
+def diverged(s: dict):
+    d = s.get("diverged")
+    if not isinstance(d, dict):
+        return None
+    kept = (f"the weights from step {s.get('best_step')}, the best before it, are the ones scored and saved"
+            if d.get("restored") else "no evaluation had beaten the untrained model, so no model was saved")
+    return 95, (f"Training diverged at step {d.get('step')} (learning rate {d.get('lr', float('nan')):.3g}): the loss "
+                f"or its gradient stopped being a finite number; {kept}. {d.get('advice', '')}".strip())
+
+
 def audit_problems(audit: dict | None):
     if not audit:
         return []
@@ -193,7 +203,7 @@ def knowledge(s: dict):
 
 
 def top_worries(summary: dict, audit: dict | None = None, memorization: dict | None = None, n: int = 3) -> list[str]:
-    found = [leak(summary), near_chance(summary), group_gap(summary), calibration(summary),
+    found = [leak(summary), diverged(summary), near_chance(summary), group_gap(summary), calibration(summary),
              generalisation(summary), worst_class(summary), stopping(summary), test_size(summary),
              memorisation(summary, memorization), lm_chance(summary), knowledge(summary),
              *audit_problems(audit)]
