@@ -1,9 +1,11 @@
 """What does glassbox's loop cost over a minimal hand-written PyTorch loop?
 
-Same model, data, seed, optimizer, schedule, clipping and number of steps; one validation pass at
-the end for both. Repeats alternate between the two; prints the median time ratio (goal <= 1.03).
+Same model, data, seed, optimizer, schedule, clipping, number of steps and CPU threads; one validation
+pass at the end for both. Repeats alternate between the two; prints the median time ratio (goal <= 1.03).
+Then, apart, what glassbox's own thread choice (runtime/threads.py) does to the same run: fit with the
+threads it picks against fit on the loop's thread count.
 
-    python benchmarks/overhead.py [--steps 600] [--repeats 7]
+    python benchmarks/overhead.py [--steps 600] [--repeats 7] [--threads N]
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from sklearn.datasets import load_digits
 
 import glassbox
 from glassbox.config import TrainConfig
+from glassbox.runtime.threads import threads_for
 
 
 def data():
@@ -64,10 +67,12 @@ def hand_loop(steps: int, batch_size: int, lr: float, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def glassbox_fit(steps: int, batch_size: int, lr: float, seed: int) -> float:
+def glassbox_fit(steps: int, batch_size: int, lr: float, seed: int, threads: int | None) -> float:
+    """threads: the CPU threads fit trains on; None lets fit choose (runtime/threads.py)."""
     train, val = data()
     model = make_model(seed)
-    cfg = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=steps, quiet=True, patience=0)
+    cfg = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=steps, quiet=True, patience=0,
+                      threads=threads)
     t0 = time.perf_counter()
     glassbox.fit(model, train, val, config=cfg)
     return time.perf_counter() - t0
@@ -78,18 +83,25 @@ def main():
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for both loops")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     hand_loop(50, args.batch_size, 1e-3, 0)  # warm up both paths
-    glassbox_fit(50, args.batch_size, 1e-3, 0)
-    hand, ours = [], []
+    glassbox_fit(50, args.batch_size, 1e-3, 0, args.threads)
+    hand, ours, chosen = [], [], []
     for r in range(args.repeats):
         hand.append(hand_loop(args.steps, args.batch_size, 1e-3, r))
-        ours.append(glassbox_fit(args.steps, args.batch_size, 1e-3, r))
-        print(f"repeat {r}: hand-written {hand[-1]:.3f} s, glassbox.fit {ours[-1]:.3f} s, ratio {ours[-1] / hand[-1]:.3f}")
+        ours.append(glassbox_fit(args.steps, args.batch_size, 1e-3, r, args.threads))
+        chosen.append(glassbox_fit(args.steps, args.batch_size, 1e-3, r, None))
+        print(f"repeat {r}: hand-written {hand[-1]:.3f} s, glassbox.fit {ours[-1]:.3f} s, ratio {ours[-1] / hand[-1]:.3f}; "
+              f"fit on the threads it picks {chosen[-1]:.3f} s")
     ratios = [o / h for o, h in zip(ours, hand)]
-    print(f"steps {args.steps}, batch {args.batch_size}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    picked = threads_for(make_model(0), data()[1][0], args.batch_size)
+    print(f"steps {args.steps}, batch {args.batch_size}, torch {torch.__version__}, threads {args.threads} for both")
     print(f"median hand-written {statistics.median(hand):.3f} s, median glassbox.fit {statistics.median(ours):.3f} s")
     print(f"median ratio glassbox.fit / hand-written: {statistics.median(ratios):.3f} (goal <= 1.03)")
+    print(f"thread choice, apart: fit picks {picked} thread(s) for this model: median {statistics.median(chosen):.3f} s, "
+          f"{statistics.median(c / o for c, o in zip(chosen, ours)):.3f}x its time on {args.threads}")
 
 
 if __name__ == "__main__":

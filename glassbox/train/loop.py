@@ -141,9 +141,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def finite(loss: torch.Tensor, grad_norm: torch.Tensor, dist) -> bool:
     """Whether this step's loss and gradient norm are both finite on every rank. One flag is all-reduced: a loss
     that overflows on one rank alone would leave DDP's averaged gradients finite, and the ranks would part ways."""
-    bad = (~torch.isfinite(loss.detach().float() + grad_norm.float())).float()  # inf + -inf is nan: still caught
-    if dist.enabled:
-        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+    total = loss.detach().float() + grad_norm  # inf + -inf is nan: still caught
+    if not dist.enabled:  # one addition and one read a step: the check costs next to nothing
+        return math.isfinite(total.item())
+    bad = (~torch.isfinite(total)).float()
+    torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
     return bad.item() == 0
 
 
@@ -243,7 +245,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
             lr = lr_at(step, cfg.lr, warmup, total, min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            step_loss = torch.zeros((), device=device)
+            step_loss = None  # this update's loss summed over its micro-batches, for the divergence check
             for micro in range(cfg.grad_accum):
                 x, y = train.next()                              # 1. take a batch
                 if on_gpu:
@@ -253,7 +255,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                     loss = loss_fn(logits, y)                    # 3. measure the error
                     (loss / cfg.grad_accum).backward()           # 4. compute gradients
                 run_loss += loss.detach()
-                step_loss += loss.detach()
+                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
                 run_n += 1
                 seen += len(y)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
