@@ -267,3 +267,11 @@ def test_fasttext_bag_sums_are_counted():
     forward = 4 * 4 + 2 * 2 * 8 * 2            # 4 real ids in the batch, head on 2 rows
     backward = 2 * (2 * 2 * 8 * 2) + 4 * 4     # head: weight and input gradients; the gather's scatter-add
     assert cost.count_train_step_flops(model, x, y, F.cross_entropy) == forward + backward
+
+
+def test_the_lm_ledger_counts_its_validation_passes_as_a_classifiers_does(tiny_lm_run):
+    s = json.loads((tiny_lm_run / "summary.json").read_text())
+    t = s["cost"]["train"]
+    evaluations = (tiny_lm_run / "metrics.jsonl").read_text().splitlines()  # the untrained model's pass included
+    assert t["eval_flops"] == len(evaluations) * s["curve_val_windows"] * s["cost"]["inference"]["flops"] > 0
+    assert t["flops"] == pytest.approx(t["steps"] * t["flops_per_step"] + t["eval_flops"])
