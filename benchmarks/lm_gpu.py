@@ -26,7 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from glassbox.config import TrainConfig  # noqa: E402
 from glassbox.data.corpus import RandomWindows, load_prepared, prepare_corpus, val_windows  # noqa: E402
-from glassbox.evaluate.cost import measure_matmul_peak  # noqa: E402
+from glassbox.evaluate.peak import measure_matmul_peak  # noqa: E402
 from glassbox.models.gpt import GPT, GPTConfig  # noqa: E402
 from glassbox.train.loop import fit  # noqa: E402
 

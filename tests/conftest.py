@@ -23,7 +23,7 @@ def shared(*parts) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def glassbox_cache_dir(tmp_path_factory) -> Path:
-    """Every run measures this machine's matmul peak into cache_dir(); the tests keep that cache in a
+    """Every run measures this machine's matmul peak into peak.cache_dir(); the tests keep that cache in a
     temp dir, not the user's ~/.cache/glassbox. Set in os.environ, so processes the tests start inherit it."""
     path = tmp_path_factory.mktemp("glassbox_cache")
     with pytest.MonkeyPatch.context() as mp:

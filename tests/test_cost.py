@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from glassbox.evaluate import cost
+from glassbox.evaluate import peak as matmul_peak
 
 
 def test_linear_forward_and_train_step_flops_are_exact():
@@ -135,7 +136,7 @@ def test_optimizer_flops_are_per_trainable_parameter():
 
 
 class FakeMatmulClock:
-    """Stands in for cost._time_matmuls: an n x n product takes 0.2 s * (n / 1024)**3 * factor, and the
+    """Stands in for matmul_peak._time_matmuls: an n x n product takes 0.2 s * (n / 1024)**3 * factor, and the
     timed repeats (count > 1) are stretched by `jitter` in turn, as other work on a machine stretches them."""
 
     def __init__(self, factor=1.0, jitter=(1.0,)):
@@ -157,26 +158,26 @@ RATE = 2 * 1024**3 / 0.2  # the FLOP/s FakeMatmulClock's products run at with fa
 def test_matmul_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("GLASSBOX_CACHE_DIR", str(tmp_path))
     clock = FakeMatmulClock(jitter=(1.3, 1.0, 1.1, 1.2, 1.5))
-    monkeypatch.setattr(cost, "_time_matmuls", clock)
-    peak = cost.measure_matmul_peak()
+    monkeypatch.setattr(matmul_peak, "_time_matmuls", clock)
+    peak = matmul_peak.measure_matmul_peak()
     # the size doubles from 256 (a warm-up and a timed product each) until one product takes >= 50 ms:
     # 256: 3.1 ms, 512: 25 ms, 1024: 200 ms; then ceil(0.25 s / 0.2 s) = 2 products per repeat, 5 repeats
-    assert clock.calls == [(256, 1)] * 2 + [(512, 1)] * 2 + [(1024, 1)] * 2 + [(1024, 2)] * cost.PEAK_REPEATS
+    assert clock.calls == [(256, 1)] * 2 + [(512, 1)] * 2 + [(1024, 1)] * 2 + [(1024, 2)] * matmul_peak.PEAK_REPEATS
     assert peak == pytest.approx(RATE, rel=1e-12)             # the fastest repeat (jitter 1.0) counts
     (entry,) = json.loads((tmp_path / "matmul_peak.json").read_text()).values()
     assert entry["flops_per_second"] == peak == entry["last_measured_flops_per_second"]
-    assert entry["n"] == 1024 and entry["products_per_repeat"] == 2 and entry["repeats"] == cost.PEAK_REPEATS
+    assert entry["n"] == 1024 and entry["products_per_repeat"] == 2 and entry["repeats"] == matmul_peak.PEAK_REPEATS
     assert entry["fastest_seconds"] == pytest.approx(2 * 0.2 * 1.0, rel=1e-12)
     assert entry["median_seconds"] == pytest.approx(2 * 0.2 * 1.2, rel=1e-12)   # median of the five jitters
 
     # the next run checks briefly at the cached size: a warm-up and 2 repeats of ceil(0.1 s / 0.2 s) = 1 product
     clock.calls, clock.factor = [], 1.25  # a busier machine now: the check is slower, the higher value stays
-    assert cost.measure_matmul_peak() == peak
-    assert clock.calls == [(1024, 1)] * (1 + cost.PEAK_CHECK_REPEATS)
+    assert matmul_peak.measure_matmul_peak() == peak
+    assert clock.calls == [(1024, 1)] * (1 + matmul_peak.PEAK_CHECK_REPEATS)
     (entry,) = json.loads((tmp_path / "matmul_peak.json").read_text()).values()
     assert entry["measurements"] == 2 and entry["last_measured_flops_per_second"] == pytest.approx(RATE / 1.25)
     assert entry["n"] == 1024 and entry["products_per_repeat"] == 2   # the full measurement's record is kept
-    assert cost.peak_provenance().startswith("the highest of 2 measurements on this machine since ")
+    assert matmul_peak.peak_provenance().startswith("the highest of 2 measurements on this machine since ")
 
 
 def test_ledger_arithmetic():
@@ -230,8 +231,8 @@ def test_default_power_and_optimizer_flops():
 def test_a_peak_measured_on_a_busy_machine_does_not_stick(tmp_path, monkeypatch):
     monkeypatch.setenv("GLASSBOX_CACHE_DIR", str(tmp_path))
     clock = FakeMatmulClock(factor=4.0)  # the first measurement runs while other work holds the cores
-    monkeypatch.setattr(cost, "_time_matmuls", clock)
-    busy = cost.measure_matmul_peak()
+    monkeypatch.setattr(matmul_peak, "_time_matmuls", clock)
+    busy = matmul_peak.measure_matmul_peak()
     assert busy == pytest.approx(RATE / 4, rel=1e-12)
     path = tmp_path / "matmul_peak.json"
     (key, entry), = json.loads(path.read_text()).items()
@@ -239,17 +240,17 @@ def test_a_peak_measured_on_a_busy_machine_does_not_stick(tmp_path, monkeypatch)
     assert (entry["n"], entry["products_per_repeat"]) == (512, 3)
 
     clock.factor, clock.calls = 1.0, []
-    quiet = cost.measure_matmul_peak()  # the next run, on a quiet machine: its brief check replaces the low value
+    quiet = matmul_peak.measure_matmul_peak()  # the next run, on a quiet machine: its brief check replaces the low value
     assert quiet == pytest.approx(RATE, rel=1e-12) and set(clock.calls) == {(512, 1)}
     entry = json.loads(path.read_text())[key]
-    entry["measured_unix"] -= cost.PEAK_MAX_AGE_SECONDS + 1  # a day later it is measured again in full
+    entry["measured_unix"] -= matmul_peak.PEAK_MAX_AGE_SECONDS + 1  # a day later it is measured again in full
     path.write_text(json.dumps({key: entry}))
     clock.calls = []
-    assert cost.measure_matmul_peak() == pytest.approx(RATE, rel=1e-12)
+    assert matmul_peak.measure_matmul_peak() == pytest.approx(RATE, rel=1e-12)
     assert (1024, 2) in clock.calls and json.loads(path.read_text())[key]["n"] == 1024
 
     clock.factor, clock.calls = 8.0, []
-    assert cost.measure_matmul_peak(refresh=True) == quiet    # a later busy measurement cannot lower it
+    assert matmul_peak.measure_matmul_peak(refresh=True) == quiet    # a later busy measurement cannot lower it
     assert clock.calls                                        # refresh measured although the cache was fresh
     after = json.loads(path.read_text())[key]
     assert after["flops_per_second"] == quiet

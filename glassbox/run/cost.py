@@ -11,8 +11,8 @@ import torch
 
 from glassbox.config import TrainConfig
 from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger, default_power_watts,
-                                    measure_matmul_peak, optimizer_flops_per_param, optimizer_step_flops,
-                                    peak_provenance)
+                                    optimizer_flops_per_param, optimizer_step_flops)
+from glassbox.evaluate.peak import measure_matmul_peak, peak_provenance
 from glassbox.runtime import distributed
 
 
