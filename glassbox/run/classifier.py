@@ -57,7 +57,8 @@ def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
         return {"rank": distributed.current().rank, "steps": result.steps}
     if result.diverged and not result.diverged["restored"]:
         return finish_diverged(result, {"task": "classify", "data": ex.source, "kind": ex.kind, "model": arch,
-                                        "n_params": sum(p.numel() for p in model.parameters()), "classes": ex.classes},
+                                        "n_params": sum(p.numel() for p in model.parameters()), "classes": ex.classes,
+                                        "audit": headline(audit)},
                                cfg, run_dir, lap)
     summary = scores(result, X, Y, ex, arch, cfg, audit)
     lap("evaluation")

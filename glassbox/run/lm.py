@@ -54,7 +54,7 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     if result.diverged and not result.diverged["restored"]:
         return finish_diverged(result, {"task": "lm", "data": data, "model": "gpt", "model_config": asdict(gpt_config),
                                         "n_params": sum(p.numel() for p in model.parameters()),
-                                        "vocab_size": tok.vocab_size}, cfg, run_dir, lap)
+                                        "vocab_size": tok.vocab_size, "audit": headline(audit)}, cfg, run_dir, lap)
     summary = lm_scores(result, tok, train_ids, val_ids, corpus, gpt_config, cfg, audit)
     lap("evaluation")
     memo = memorization_report(result.model, tok, train_ids, val_ids, seed=cfg.seed)
