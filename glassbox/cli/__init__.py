@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -241,10 +242,7 @@ def cmd_report(args) -> None:
     print(write_report(args.run, power_watts=args.power_watts, price_per_kwh=args.price_per_kwh))
 
 
-def cmd_serve(args) -> None:
-    from glassbox.infer.server import serve
-
-    serve(args.artifact, host=args.host, port=args.port)
+COMMANDS = ("serve",)  # each glassbox/cli/<name>.py has add_parser(sub), which sets func; imports stay light
 
 
 class Parser(argparse.ArgumentParser):
@@ -302,11 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="the run folder")
     add_flags(p, ("--power-watts", "--price-per-kwh"), default=None)
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("serve", help="serve a frozen artifact over HTTP (read-only)")
-    p.add_argument("artifact", help="the artifact folder, RUN/model")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on")
-    p.set_defaults(func=cmd_serve)
+    for name in COMMANDS:  # commands with a file of their own in glassbox/cli/
+        importlib.import_module(f"glassbox.cli.{name}").add_parser(sub)
     return parser
 
 
@@ -340,7 +335,3 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     return code or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
