@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from glassbox.models.precision import autocast, compute_dtype
+from glassbox.models.precision import at_least_float32, autocast, compute_dtype
 
 
 @dataclass
@@ -72,4 +72,4 @@ class CNN(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.config.bf16, x.device):
-            return self.head(self.features(x)).float()
+            return at_least_float32(self.head(self.features(x)))

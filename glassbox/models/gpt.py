@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from glassbox.errors import UserError
-from glassbox.models.precision import autocast, compute_dtype
+from glassbox.models.precision import at_least_float32, autocast, compute_dtype
 
 
 @dataclass
@@ -136,7 +136,7 @@ class GPT(nn.Module):
         if T > self.config.block_size:
             raise ValueError(f"sequence of length {T} is longer than block_size {self.config.block_size}")
         with autocast(self.config.bf16, idx.device):
-            return self._logits(idx, T).float()  # (B, T, vocab_size), float32 whatever the compute precision
+            return at_least_float32(self._logits(idx, T))  # (B, T, vocab_size), float32 whatever the compute precision
 
     def compute_dtype(self, device: torch.device) -> torch.dtype:
         """The precision the layers compute in on `device`."""

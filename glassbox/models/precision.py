@@ -36,3 +36,9 @@ def autocast(wanted: bool, device: torch.device):
     if compute_dtype(wanted, device) == torch.bfloat16:
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """Logits out of a forward: bfloat16 ones as float32; a float64 model's stay float64 (glassbox explain checks
+    gradients against finite differences, which float32 rounding would blur)."""
+    return logits if logits.dtype == torch.float64 else logits.float()

@@ -37,11 +37,7 @@ def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
     audit = gate(audit_examples(ex, test, parts if test is None else None, folds=5, seed=cfg.seed, device=cfg.device,
                                 max_flops=TRAIN_FOLD_FLOPS), cfg, run_dir)
     lap("audit")
-    split = {"train": ex.subset(parts["train"]), "val": ex.subset(parts["val"]),
-             "test": test if test is not None else ex.subset(parts["test"])}
-    encoder = make_encoder(split["train"], cfg)  # statistics from the training split only
-    X = {name: encoder.encode(part.inputs) for name, part in split.items()}
-    Y = {name: torch.from_numpy(part.labels) for name, part in split.items()}
+    split, encoder, X, Y = encode_parts(ex, test, parts, cfg)
     say(cfg, f"split: train {len(Y['train'])}, validation {len(Y['val'])}, test {len(Y['test'])} "
              f"({'your --test file' if test is not None else 'carved from the data'}); identical examples never cross splits")
     torch.manual_seed(cfg.seed)
@@ -99,6 +95,16 @@ def load_and_split(cfg: TrainConfig, run_dir: Path):
     if distributed.current().is_main:
         write_json(run_dir / "split.json", {name: idx.tolist() for name, idx in parts.items()})
     return ex, test, parts
+
+
+def encode_parts(ex, test, parts: dict, cfg: TrainConfig) -> tuple[dict, object, dict, dict]:
+    """The split's examples, the encoder fitted on the training split alone, and each part's inputs and labels."""
+    split = {"train": ex.subset(parts["train"]), "val": ex.subset(parts["val"]),
+             "test": test if test is not None else ex.subset(parts["test"])}
+    encoder = make_encoder(split["train"], cfg)  # statistics from the training split only
+    X = {name: encoder.encode(part.inputs) for name, part in split.items()}
+    Y = {name: torch.from_numpy(part.labels) for name, part in split.items()}
+    return split, encoder, X, Y
 
 
 def image_augment(encoder):

@@ -1,0 +1,156 @@
+"""`glassbox curve DATA`: what more examples buy. The same model trained on 1/32, 1/16, ..., 1/2 and all of the
+training split (seeded, stratified, nested subsets; the same validation and test split for every size; every size
+given the full split's number of updates and stopped at its own sweet spot), scored on the same test examples.
+With --skew COL=VALUE:SHARE, the model trained on the whole split against one where that group is cut down
+(curve_skew.py); for language models, the same by corpus size (curve_lm.py).
+
+    settings (as for train) -> run folder -> data and the one split -> one fit per size and repeat -> terminal,
+    curve.json, curve.html
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from glassbox.config import TrainConfig, schedule
+from glassbox.evaluate.calibration import ece, nll_per_example
+from glassbox.models.registry import build_model
+from glassbox.report.curve_page import curve_lines, curve_page
+from glassbox.run.finish import say
+from glassbox.run.folder import prepare_run_dir
+from glassbox.run.settings import settings_for_new_run
+from glassbox.runtime.files import atomic_write, write_json
+from glassbox.train.loop import evaluate, fit, predict_logits
+
+FRACTIONS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+PAYS = 0.005        # a doubling pays when it buys at least half a point of test accuracy, beyond the noise
+Z95 = 1.96          # a normal 95% interval
+
+
+def curve(data: str | None = None, *, sources: dict | None = None, repeats: int = 1, skew: str | None = None,
+          **settings) -> dict:
+    """Train on growing shares of the training split (or, with `skew`, on the whole split against a skewed one);
+    returns what RUN/curve.json holds."""
+    given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
+    cfg = settings_for_new_run(given, sources)
+    run_dir = prepare_run_dir(cfg, str(cfg.data))
+    if cfg.task == "lm":
+        from glassbox.run.curve_lm import lm_curve
+
+        if skew:
+            from glassbox.errors import UserError
+
+            raise UserError("--skew cuts a group of labelled examples; a language model's corpus has none: drop --skew")
+        result = lm_curve(cfg, run_dir, repeats)
+    else:
+        from glassbox.run.classifier import load_and_split
+
+        ex, test, parts = load_and_split(cfg, run_dir)
+        split = {"train": ex.subset(parts["train"]), "val": ex.subset(parts["val"]),
+                 "test": test if test is not None else ex.subset(parts["test"])}
+        if skew:
+            from glassbox.run.curve_skew import skew_compare
+
+            result = skew_compare(split, cfg, repeats, skew)
+        else:
+            result = size_curve(split, cfg, repeats)
+    result.update(data=str(cfg.data), repeats=repeats, seed=cfg.seed)
+    write_json(run_dir / "curve.json", result)
+    atomic_write(run_dir / "curve.html", curve_page(result).encode("utf-8"))
+    say(cfg, "\n".join([*curve_lines(result), f"written: {run_dir / 'curve.html'} and {run_dir / 'curve.json'}"]))
+    return result
+
+
+def nested_subsets(labels: np.ndarray, fractions, seed: int) -> list[np.ndarray]:
+    """Stratified, seeded subsets, each inside the next: per class, the first share of one seeded permutation (at
+    least one example of every class)."""
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    return [np.sort(np.concatenate([idx[:max(1, round(f * len(idx)))] for idx in per_class])) for f in fractions]
+
+
+def train_on(split: dict, idx: np.ndarray, cfg: TrainConfig, steps: int) -> dict:
+    """Fit the run's encoder and model on split["train"][idx] for `steps` updates (the sweet spot restored) and
+    score it: test accuracy, loss and each test example's probabilities; train and validation accuracy."""
+    from glassbox.run.classifier import image_augment
+    from glassbox.run.model_for_data import make_encoder, model_config
+
+    sub = split["train"].subset(idx)
+    encoder = make_encoder(sub, cfg)  # statistics and vocabulary from these examples alone
+    X = {"train": encoder.encode(sub.inputs), "val": encoder.encode(split["val"].inputs),
+         "test": encoder.encode(split["test"].inputs)}
+    Y = {"train": torch.from_numpy(sub.labels), "val": torch.from_numpy(split["val"].labels),
+         "test": torch.from_numpy(split["test"].labels)}
+    torch.manual_seed(cfg.seed)
+    arch, config = model_config(sub, encoder, cfg)
+    quiet = replace(cfg, quiet=True, max_steps=steps, epochs=None, resume=False, out=None)
+    res = fit(build_model(arch, config), (X["train"], Y["train"]), (X["val"], Y["val"]), config=quiet,
+              augment=image_augment(encoder) if sub.kind == "image" else None)
+    device = next(res.model.parameters()).device
+    logits = predict_logits(res.model, X["test"], device=device).numpy()
+    y_test = Y["test"].numpy()
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    _, train_acc = evaluate(res.model, (X["train"][:5000], Y["train"][:5000]), device=device)
+    val_loss, val_acc = evaluate(res.model, (X["val"], Y["val"]), device=device)
+    return {"n": len(idx), "steps": res.steps, "best_step": res.best_step, "stopped_early": res.stopped_early,
+            "test_accuracy": float((probs.argmax(1) == y_test).mean()),
+            "test_loss": float(nll_per_example(logits, y_test).mean()), "test_ece": ece(probs, y_test),
+            "train_accuracy": train_acc, "val_accuracy": val_acc, "val_loss": val_loss, "probs": probs}
+
+
+def paired_interval(differences: np.ndarray) -> list[float]:
+    """95% interval of a mean difference measured on the same examples (normal approximation)."""
+    half = Z95 * differences.std(ddof=1) / np.sqrt(len(differences)) if len(differences) > 1 else float("inf")
+    return [float(differences.mean() - half), float(differences.mean() + half)]
+
+
+def size_curve(split: dict, cfg: TrainConfig, repeats: int) -> dict:
+    """Every size trained `repeats` times (seed, seed + 1, ...: another subset and another random start each)."""
+    n, y_test = len(split["train"]), split["test"].labels
+    steps = schedule(cfg, n, len(split["val"]))["steps"]
+    runs = []  # runs[r][i]: repeat r at size i
+    for r in range(repeats):
+        seeded = replace(cfg, seed=cfg.seed + r)
+        runs.append([train_on(split, idx, seeded, steps) for idx in nested_subsets(split["train"].labels, FRACTIONS,
+                                                                                    cfg.seed + r)])
+    correct = [np.mean([run[i]["probs"].argmax(1) == y_test for run in runs], axis=0) for i in range(len(FRACTIONS))]
+    points = [size_point([run[i] for run in runs]) for i in range(len(FRACTIONS))]
+    for i in range(1, len(points)):
+        points[i]["gain"] = float(correct[i].mean() - correct[i - 1].mean())
+        points[i]["gain_interval"] = paired_interval(correct[i] - correct[i - 1])
+    counts = np.bincount(split["train"].labels, minlength=len(split["train"].classes))
+    return {"task": "classify", "kind": split["train"].kind, "classes": split["train"].classes, "steps": steps,
+            "n_train": n, "n_val": len(split["val"]), "n_test": len(y_test), "points": points,
+            "chance_accuracy": float((y_test == counts.argmax()).mean()),
+            "chance_loss": float(np.log(len(split["train"].classes))), "sentence": paying_sentence(points)}
+
+
+def size_point(trained: list[dict]) -> dict:
+    """One size over its repeats: means, and the lowest and highest test accuracy."""
+    mean = lambda key: float(np.mean([t[key] for t in trained]))  # noqa: E731
+    acc = [t["test_accuracy"] for t in trained]
+    return {"n": trained[0]["n"], "test_accuracy": mean("test_accuracy"), "test_loss": mean("test_loss"),
+            "train_accuracy": mean("train_accuracy"), "val_accuracy": mean("val_accuracy"),
+            "gap": mean("train_accuracy") - mean("val_accuracy"), "test_accuracy_range": [min(acc), max(acc)],
+            "best_steps": [t["best_step"] for t in trained], "steps": [t["steps"] for t in trained]}
+
+
+def paying_sentence(points: list[dict]) -> str:
+    """Where more examples stopped paying: the doublings after which every later one bought under PAYS or was
+    within the noise of the test set (its 95% interval reaching 0)."""
+    pays = [p["gain"] >= PAYS and p["gain_interval"][0] > 0 for p in points[1:]]
+    last = points[-1]
+    said = (f"the last doubling ({points[-2]['n']:,} -> {last['n']:,} examples) bought {100 * last['gain']:+.1f} points "
+            f"of test accuracy (95% interval {100 * last['gain_interval'][0]:+.1f} to {100 * last['gain_interval'][1]:+.1f})")
+    if pays[-1]:
+        return said + ": more examples were still paying at the full size; more data would likely help"
+    still = [i for i, p in enumerate(pays) if p]
+    if not still:
+        return said + ("; no doubling bought a clear half point: beyond the smallest size, more examples of this data "
+                       "did not pay (or the test set is too small to tell)")
+    stop = points[still[-1] + 1]["n"]
+    return said + f"; more examples stopped paying after about {stop:,}: every later doubling bought under half a point " \
+                  f"or was within the test set's noise"
