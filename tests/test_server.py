@@ -25,7 +25,12 @@ def lm_run(tiny_lm_run):
 
 def test_predict_over_http(digits_run, digits_csv):
     before = (digits_run / "model" / "model.safetensors").read_bytes()
-    client = TestClient(make_app(digits_run / "model"))
+    with TestClient(make_app(digits_run / "model")) as client:  # `with`: the app's lifespan starts its batcher
+        answer_rows(client, digits_csv)
+    assert (digits_run / "model" / "model.safetensors").read_bytes() == before
+
+
+def answer_rows(client, digits_csv):
     assert client.get("/health").json()["status"] == "ok"
     info = client.get("/info").json()
     assert info["classes"] == [str(i) for i in range(10)]
@@ -37,7 +42,6 @@ def test_predict_over_http(digits_run, digits_csv):
     bad = client.post("/predict", json={"inputs": ["1,2,3"]})
     assert bad.status_code == 422 and "64" in bad.json()["detail"]
     assert client.post("/generate", json={"prompt": "1,2"}).status_code == 404  # a classifier does not generate
-    assert (digits_run / "model" / "model.safetensors").read_bytes() == before
 
 
 def test_a_small_model_predicts_on_one_thread_and_leaves_the_count_alone(digits_run, digits_csv):
@@ -59,8 +63,13 @@ def test_a_small_model_predicts_on_one_thread_and_leaves_the_count_alone(digits_
 def test_generate_over_http_is_what_the_cli_writes(lm_run, capsys):
     model = lm_run / "model"
     before = (model / "model.safetensors").read_bytes()
-    manifest = json.loads((model / "manifest.json").read_text())
-    client = TestClient(make_app(model))
+    with TestClient(make_app(model)) as client:
+        generate_over_http(client, lm_run, capsys)
+    assert (model / "model.safetensors").read_bytes() == before
+
+
+def generate_over_http(client, lm_run, capsys):
+    model, manifest = lm_run / "model", json.loads((lm_run / "model" / "manifest.json").read_text())
     assert client.get("/health").json() == {"status": "ok", "weights_sha256": manifest["weights_sha256"]}
     info = client.get("/info").json()
     assert info["task"] == "lm" and info["architecture"] == "gpt" and info["classes"] is None
@@ -82,7 +91,6 @@ def test_generate_over_http_is_what_the_cli_writes(lm_run, capsys):
         answer = client.post("/generate", json=bad)
         assert answer.status_code == 422 and needle in answer.text, (bad, answer.text)
     assert client.post("/predict", json={"inputs": ["x"]}).status_code == 404  # a language model does not classify
-    assert (model / "model.safetensors").read_bytes() == before
 
 
 def one_line_error(capsys, *needles) -> None:

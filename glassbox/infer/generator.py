@@ -10,6 +10,7 @@ import json
 import math
 import numbers
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -20,6 +21,11 @@ from glassbox.export.artifact import load_artifact, read_manifest
 from glassbox.runtime.threads import cpu_threads, generation_threads
 
 MAX_NEW_TOKENS = 100_000  # a longer run is almost surely a typo (and would run for hours)
+STOP_EVERY = 16  # with a stop check (the server's deadline), tokens generated between two looks at it
+
+
+class Stopped(Exception):
+    """generate(..., stop=f) ended early because f() said so: the server's caller left or ran out of time."""
 
 
 def check_settings(max_new_tokens, temperature, top_k, seed) -> None:
@@ -94,12 +100,13 @@ class Generator:
         return describe(self.manifest) if self.manifest is not None else None
 
     def generate(self, prompt: str, max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = None,
-                 seed: int = 0) -> str:
-        """The prompt and max_new_tokens tokens after it; the same seed gives the same text."""
-        return self.samples(prompt, 1, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)[0]
+                 seed: int = 0, stop: Callable[[], bool] | None = None) -> str:
+        """The prompt and max_new_tokens tokens after it; the same seed gives the same text. stop: looked at
+        every STOP_EVERY tokens; when it returns True, Stopped is raised (the text is the same without it)."""
+        return self.samples(prompt, 1, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed, stop=stop)[0]
 
     def samples(self, prompt: str, n: int, max_new_tokens: int = 200, temperature: float = 0.8,
-                top_k: int | None = None, seed: int = 0) -> list[str]:
+                top_k: int | None = None, seed: int = 0, stop: Callable[[], bool] | None = None) -> list[str]:
         """n texts drawn one after another from one torch.Generator seeded once with `seed` (the first is
         generate()'s text): the LM run's report samples are samples(prompt, 3, 200, temperature=0.8, top_k=50, seed)."""
         check_settings(max_new_tokens, temperature, top_k, seed)
@@ -112,6 +119,16 @@ class Generator:
         idx = torch.tensor([ids], device=device)
         gen = torch.Generator(device=device).manual_seed(seed)  # one generator for all n: each text continues its stream
         with cpu_threads(self.threads):
-            return [self.tokenizer.decode(self.model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k,
-                                                              generator=gen)[0].tolist())
+            return [self.tokenizer.decode(self._continue(idx, max_new_tokens, temperature, top_k, gen, stop)[0].tolist())
                     for _ in range(n)]
+
+    def _continue(self, idx, max_new_tokens, temperature, top_k, gen, stop) -> torch.Tensor:
+        """model.generate, in chunks of STOP_EVERY tokens when there is a stop check: each token is drawn from the
+        same context and the same generator either way, so the text does not depend on the chunks."""
+        chunk = STOP_EVERY if stop is not None else max_new_tokens
+        for done in range(0, max_new_tokens, chunk):
+            if stop is not None and stop():
+                raise Stopped(f"stopped after {done} of {max_new_tokens} tokens")
+            idx = self.model.generate(idx, min(chunk, max_new_tokens - done), temperature=temperature, top_k=top_k,
+                                      generator=gen)
+        return idx

@@ -1,24 +1,84 @@
 """Serve a frozen artifact over HTTP (FastAPI). The server holds a read-only Predictor (a classifier) or
-Generator (a language model): no route can train, and the weights never change while it runs."""
+Generator (a language model): no route can train, and the weights never change while it runs.
 
+Every input goes through one bounded queue (batcher.py): a classifier's inputs from concurrent requests share a
+forward pass; a language model generates one request at a time. Bounds (limits.py), the token (auth.py) and the
+counts (metrics.py) are checked in gate.py before a route sees the request."""
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from glassbox.config import RANGES
 from glassbox.errors import UserError
+from glassbox.infer import inputs as units_of
+from glassbox.infer.batcher import Batcher, QueueFull
+from glassbox.infer.gate import CLIENT_GONE, Gate
+from glassbox.infer.limits import Limits
+from glassbox.infer.metrics import CONTENT_TYPE, ServeMetrics
 
 MAX_SEED = RANGES["seed"][1]  # the seeds `glassbox train` and `generate` accept
+ROUTES = {"/predict", "/generate", "/info", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
 
 
-def make_app(artifact: str | Path):
-    from fastapi import FastAPI, HTTPException
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, Field
-
+def load_model(artifact: str | Path):
+    """The Predictor or Generator (either checks the weights' sha256), and the seconds it took."""
     from glassbox.export.artifact import read_manifest
 
-    manifest = read_manifest(artifact)
-    app = FastAPI(title="glassbox", description=f"{manifest['architecture']} model, read-only")
+    start = time.perf_counter()
+    if read_manifest(artifact).get("task") == "lm":
+        from glassbox.infer.generator import Generator
+
+        model = Generator(artifact)
+    else:
+        from glassbox.infer.predictor import Predictor
+
+        model = Predictor(artifact)
+    return model, time.perf_counter() - start
+
+
+def make_app(artifact: str | Path, limits: Limits = Limits(), token: str | None = None):
+    """The ASGI app: FastAPI behind the gate. Use it inside `with TestClient(app)` or uvicorn (its lifespan
+    starts the batcher)."""
+    from fastapi import FastAPI
+
+    model, load_seconds = load_model(artifact)
+    is_lm = model.manifest["task"] == "lm"
+    if is_lm:
+        batcher = Batcher(lambda jobs: [generate_one(model, job) for job in jobs], 1, 0.0, limits.max_queue)
+    else:
+        batcher = Batcher(lambda batch: model.predict(units_of.join(model, batch)), limits.max_batch_size,
+                          limits.max_wait_ms / 1000, limits.max_queue)
+    metrics = ServeMetrics(batcher.max_batch_size, lambda: batcher.depth, load_seconds)
+    batcher.on_batch, batcher.on_dropped = metrics.batch_size.observe, metrics.dropped.inc
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    manifest = model.manifest
+    app = FastAPI(title="glassbox", description=f"{manifest['architecture']} model, read-only", lifespan=lifespan)
+    add_common_routes(app, model, limits, metrics, token is not None)
+    (add_generate_route if is_lm else add_predict_route)(app, model, batcher, limits)
+    return Gate(app, limits, metrics, token, ROUTES)
+
+
+def add_common_routes(app, model, limits: Limits, metrics: ServeMetrics, token_required: bool) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+
+    manifest = model.manifest
+    info = {k: manifest.get(k) for k in ("task", "architecture", "classes", "weights_sha256", "created",
+                                          "training_data_fingerprint", "temperature", "knowledge_cutoff")}
+    if manifest["task"] != "lm":  # what a client sends, and what the probabilities are
+        info["input"] = units_of.input_kind(model)
+        info["columns"] = getattr(model.encoder, "columns", None) if info["input"] == "table" else None
+        info["probabilities"] = model.how_scaled()
+        info["calibrated"] = model.calibrated
+    info["limits"], info["token_required"] = limits.to_dict(), token_required
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, exc):
@@ -26,11 +86,72 @@ def make_app(artifact: str | Path):
         return JSONResponse(status_code=422, content={"detail": [
             {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()]})
-    info = {k: manifest.get(k) for k in ("task", "architecture", "classes", "weights_sha256", "created",
-                                          "training_data_fingerprint", "temperature", "knowledge_cutoff")}
+
+    @app.get("/health")
+    def health():
+        """Liveness: the process answers."""
+        return {"status": "ok", "weights_sha256": manifest["weights_sha256"]}
+
+    @app.get("/ready")
+    def ready():
+        """Readiness: the artifact is loaded and its weights matched the sha256 in its manifest."""
+        return {"ready": True, "weights_sha256": manifest["weights_sha256"], "load_seconds": metrics.load_seconds}
+
+    @app.get("/info")
+    def get_info():
+        return info
+
+    @app.get("/metrics")
+    def get_metrics():
+        return Response(metrics.text(), media_type=CONTENT_TYPE)
+
+
+def add_predict_route(app, predictor, batcher: Batcher, limits: Limits) -> None:
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, Field
 
     class PredictRequest(BaseModel):
-        inputs: list[str] = Field(..., description="CSV rows of feature values, image paths, or texts")
+        inputs: list[str] = Field(..., description="CSV rows of feature values, texts, or images as base64 of "
+                                                   "their file bytes (never a path)")
+
+    @app.post("/predict")
+    async def predict(req: PredictRequest, request: Request):
+        if not req.inputs:
+            return refuse(422, "give at least one input")
+        if len(req.inputs) > limits.max_inputs:
+            return refuse(413, f"{len(req.inputs)} inputs in one request; the limit is {limits.max_inputs} "
+                               f"(--max-inputs): split them over several requests")
+        try:
+            batch = units_of.units(predictor, req.inputs)
+        except UserError as e:
+            return refuse(422, str(e))
+        answers = await answer_in_time(request, batcher, batch, limits.timeout_s)
+        if isinstance(answers, JSONResponse):
+            return answers
+        return JSONResponse({"predictions": answers, "calibrated": predictor.calibrated})
+
+
+class Job:
+    """One /generate request as the model thread sees it; `stopped` is set when its caller no longer waits."""
+
+    def __init__(self, settings: dict):
+        self.settings, self.stopped = settings, False
+
+
+def generate_one(generator, job: Job):
+    from glassbox.infer.generator import Stopped
+
+    try:
+        return generator.generate(**job.settings, stop=lambda: job.stopped)
+    except (UserError, Stopped) as e:  # a prompt the tokenizer cannot take; or nobody waits any more
+        return e
+
+
+def add_generate_route(app, generator, batcher: Batcher, limits: Limits) -> None:
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, Field
 
     class GenerateRequest(BaseModel):
         prompt: str
@@ -39,58 +160,72 @@ def make_app(artifact: str | Path):
         top_k: int | None = Field(None, ge=1)
         seed: int = Field(0, ge=0, le=MAX_SEED)
 
-    @app.get("/health")
-    def health():
-        return {"status": "ok", "weights_sha256": manifest["weights_sha256"]}
-
-    @app.get("/info")
-    def get_info():
-        return info
-
-    if manifest["task"] == "lm":
-        from glassbox.infer.generator import Generator
-
-        generator = Generator(artifact)
-
-        @app.post("/generate")
-        def generate(req: GenerateRequest):
-            try:
-                text = generator.generate(req.prompt, req.max_new_tokens, temperature=req.temperature,
-                                          top_k=req.top_k, seed=req.seed)
-            except UserError as e:  # a prompt the tokenizer cannot take, or an empty one
-                raise HTTPException(status_code=422, detail=str(e)) from None
-            return {"text": text}
-    else:
-        from glassbox.infer.predictor import Predictor
-
-        predictor = Predictor(artifact)
-
-        @app.post("/predict")
-        def predict(req: PredictRequest):
-            if not req.inputs:
-                raise HTTPException(status_code=422, detail="give at least one input")
-            try:
-                results = predictor.predict(predictor.parse(req.inputs))
-            except UserError as e:
-                raise HTTPException(status_code=422, detail=str(e)) from None
-            return {"predictions": results, "calibrated": predictor.calibrated}
-
-    return app
+    @app.post("/generate")
+    async def generate(req: GenerateRequest, request: Request):
+        job = Job(req.model_dump())
+        answers = await answer_in_time(request, batcher, [job], limits.timeout_s)
+        if isinstance(answers, JSONResponse):
+            job.stopped = True  # a generation already running ends at its next look at the flag
+            return answers
+        if isinstance(answers[0], Exception):
+            return refuse(422, str(answers[0]))
+        return JSONResponse({"text": answers[0]})
 
 
-def serve(artifact: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+async def answer_in_time(request, batcher: Batcher, inputs: list, timeout_s: float):
+    """The answers to `inputs`, in order; or the refusal: 503 (queue full), 504 (deadline), 499 (caller gone).
+    Refused inputs still queued are cancelled, so the batcher drops them before the model."""
+    try:
+        futures = batcher.submit(inputs)
+    except QueueFull as e:
+        return refuse(503, f"the server is busy: {e} (--max-queue); retry after a second", {"Retry-After": "1"})
+    answers = asyncio.gather(*futures)
+    gone = asyncio.ensure_future(disconnected(request))
+    try:
+        done, _ = await asyncio.wait({answers, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if answers in done:
+        return answers.result()
+    answers.cancel()
+    if gone in done:
+        return refuse(CLIENT_GONE, "the caller left before its answer")
+    return refuse(504, f"no answer within {timeout_s:g} s (--timeout-s); its inputs not yet computed were dropped")
+
+
+async def disconnected(request) -> None:
+    """Returns when the caller closes the connection (the ASGI server says http.disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def refuse(status: int, detail: str, headers: dict | None = None):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def serve(artifact: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
+          token_file: str | None = None, insecure: bool = False) -> None:
+    import signal
     import socket
 
     import uvicorn
 
+    from glassbox.infer.auth import check_exposure, read_token
+
     if not 0 < port < 65536:
         raise UserError(f"--port must be between 1 and 65535. Got {port}")
-    app = make_app(artifact)  # a bad artifact fails here, before the port is taken
+    token = read_token(token_file)
+    check_exposure(host, token, insecure)
+    app = make_app(artifact, limits, token)  # a bad artifact fails here, before the port is taken
     try:  # find out now, in one line, if the address cannot be used
         with socket.create_server((host, port)):
             pass
     except (OSError, UnicodeError) as e:
         raise UserError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
                         f"choose another --port or --host") from None
-
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # uvicorn drains on SIGTERM (no new connections, in-flight requests get drain_s), then raises the signal
+    # again under the handler it found: this one, so a drained server exits 0 instead of dying of the signal
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=limits.drain_s)
