@@ -4,7 +4,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "glassbox"
 ORDER = ["errors", "runtime", "config", "data", "audit", "models", "train", "evaluate", "export", "infer", "report",
-         "run"]  # upstream first; runtime: what every layer may use; run: the jobs, on top
+         "run", "board"]  # upstream first; runtime: what every layer may use; run: the jobs; board: reads run folders
 TOP = {"cli", "__init__", "__main__"}  # the command line and the package's doors call in from above everything
 
 

@@ -9,6 +9,7 @@ from glassbox.config import TrainConfig
 from glassbox.report import write_report
 from glassbox.runtime.files import write_json
 from glassbox.train.progress import Laps
+from glassbox.train.tensorboard import write_final
 
 
 def say(cfg: TrainConfig, text: str) -> None:
@@ -25,6 +26,8 @@ def finish(summary: dict, cfg: TrainConfig, run_dir: Path, lap: Laps, closing: C
     lap("report")  # recorded after the page is written: the summary has it, the page cannot
     summary["wall_seconds"], summary["stage_seconds"] = lap.elapsed, lap.seconds
     write_json(run_dir / "summary.json", summary)
+    if cfg.tensorboard:  # the settings and final figures next to the scalars the loop wrote (train/tensorboard.py)
+        write_final(run_dir, cfg.to_dict(), cfg.sources, summary)
     say(cfg, closing(summary))
     return summary
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import os
+import socket
 from pathlib import Path
 
 from glassbox.config import TrainConfig
 from glassbox.errors import UserError
 from glassbox.runtime import distributed
+from glassbox.runtime.files import write_json
 
 
 def default_run_dir(data: str) -> Path:
@@ -142,3 +145,15 @@ def check_source_unchanged(run_dir: Path, source: dict | None, data: str) -> Non
 
 # What a run folder holds when the run stopped before its first training step; such a folder is reused.
 NEVER_TRAINED = {"config.json", "split.json", "audit.json"}
+
+# Held in the run folder only while a training process works in it; one left behind names a process that died.
+RUNNING = "running.json"
+
+
+def mark_running(run_dir: Path) -> Path:
+    """Write RUN/running.json (this process's id, host and start time), which says that the run is live; the caller
+    removes it when the process ends."""
+    path = Path(run_dir) / RUNNING
+    write_json(path, {"pid": os.getpid(), "host": socket.gethostname(),
+                      "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    return path

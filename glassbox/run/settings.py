@@ -19,7 +19,7 @@ from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
 
 # What a resumed run may set anew: how it talks and what the cost ledger assumes, never what it learns from.
-RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh")
+RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh", "tensorboard")
 
 # Which kinds of run each data-specific setting means something for; given anywhere else it would be
 # silently ignored, so it is refused. (Transformer settings on text apply only with --model transformer.)

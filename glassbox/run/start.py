@@ -9,11 +9,12 @@ from __future__ import annotations
 import shutil
 
 from glassbox.errors import UserError
-from glassbox.run.folder import check_source_unchanged, prepare_run_dir, source_record
+from glassbox.run.folder import check_source_unchanged, mark_running, prepare_run_dir, source_record
 from glassbox.run.settings import settings_for_new_run, settings_for_resume, settings_record
 from glassbox.runtime import distributed
 from glassbox.runtime.device import pick_device
 from glassbox.runtime.files import write_json
+from glassbox.train.tensorboard import require_tensorboard
 
 
 def train(data: str | None = None, *, sources: dict | None = None, **settings) -> dict:
@@ -40,7 +41,10 @@ def train(data: str | None = None, *, sources: dict | None = None, **settings) -
             write_json(run_dir / "config.json", settings_record(cfg, source_record(str(cfg.data))))
     if not dist.is_main:
         cfg.quiet = True
+    running = mark_running(run_dir) if dist.is_main else None  # while this process lives (glassbox board reads it)
     try:
+        if cfg.tensorboard:
+            require_tensorboard()  # now, in one line, not after the audit
         if cfg.task == "lm":
             from glassbox.run.lm import run_lm
 
@@ -49,9 +53,14 @@ def train(data: str | None = None, *, sources: dict | None = None, **settings) -
 
         return run_classifier(cfg, run_dir)
     except UserError:
+        if running is not None:
+            running.unlink(missing_ok=True)
         if dist.is_main and not cfg.out and not cfg.resume:
             remove_if_empty(run_dir)
         raise
+    finally:
+        if running is not None:
+            running.unlink(missing_ok=True)
 
 
 def remove_if_empty(run_dir) -> None:

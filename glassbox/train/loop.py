@@ -217,12 +217,14 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
     if cfg.compile:  # only the training forward is compiled; evaluation and the saved weights use `model`
         ddp_model = torch.compile(ddp_model)
-    progress = Progress(total, quiet=cfg.quiet or not dist.is_main, metrics_path=metrics, start_step=step)
+    progress = Progress(total, quiet=cfg.quiet or not dist.is_main, metrics_path=metrics, start_step=step,
+                        tensorboard=cfg.tensorboard)
 
     if chance is None:  # before the first update: what do random weights know?
         chance = chance_level(model, val, loss_fn, cfg.batch_size * 4, device)
         record = {"step": 0, "epoch": 0, "train_loss": None, "val_loss": chance["untrained_loss"],
-                  "val_accuracy": chance["untrained_accuracy"], "lr": 0.0, "grad_norm": None, "examples_per_s": None}
+                  "val_accuracy": chance["untrained_accuracy"], "lr": 0.0, "grad_norm": None, "examples_per_s": None,
+                  "chance_loss": chance["uniform_loss"]}  # ln K, for whoever watches metrics.jsonl as it grows
         history.append(record)
         progress.evaluation(record)
         progress.say(f"chance level: a uniform guess over {chance['n_classes']} classes has loss ln({chance['n_classes']}) = "

@@ -27,9 +27,15 @@ class Laps:
 
 
 class Progress:
-    def __init__(self, total_steps: int, quiet: bool = False, metrics_path: Path | None = None, start_step: int = 0):
+    def __init__(self, total_steps: int, quiet: bool = False, metrics_path: Path | None = None, start_step: int = 0,
+                 tensorboard: bool = False):
         self.total, self.quiet, self.metrics_path = total_steps, quiet, metrics_path
         self.live = None
+        self.writer = None  # TensorBoard's, next to metrics.jsonl (--tensorboard)
+        if tensorboard and metrics_path is not None:
+            from glassbox.train.tensorboard import open_writer
+
+            self.writer = open_writer(metrics_path.parent, purge_step=start_step + 1 if start_step else None)
         if not quiet and sys.stdout.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
 
@@ -55,6 +61,10 @@ class Progress:
         if self.metrics_path is not None:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            from glassbox.train.tensorboard import write_evaluation
+
+            write_evaluation(self.writer, record)
         if self.quiet:
             return
         parts = [f"step {record['step']:>6}/{self.total}"]
@@ -67,6 +77,9 @@ class Progress:
         self.say(" | ".join(parts))
 
     def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
         if self.live is not None:
             self.live.stop()
             self.live = None

@@ -1,0 +1,122 @@
+"""The board's web app: the page (static/: plain HTML, JS and SVG, nothing fetched from elsewhere) and the JSON it
+polls. Every answer is read from the run folders at the moment it is asked for; a run deleted while shown is a 404
+that says so, never a server error."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from glassbox.errors import UserError
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def json_safe(value):
+    """JSON has no NaN or infinity: such numbers become null (the page draws a gap)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def make_app(root: str | Path):
+    from fastapi import FastAPI, Query
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+
+    from glassbox.board.detail import differing_settings, metrics_since, run_detail
+    from glassbox.board.runs import RunIndex, read_json, Unreadable
+
+    index = RunIndex(Path(root))
+    app = FastAPI(title="glassbox board", description=f"the runs under {root}, read-only")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def answer(content, status: int = 200) -> JSONResponse:
+        return JSONResponse(json_safe(content), status_code=status, headers={"Cache-Control": "no-store"})
+
+    def gone(run_id: str) -> JSONResponse:
+        return answer({"detail": f"no run {run_id!r} under {root} now: its folder was deleted or moved",
+                       "gone": True}, 404)
+
+    @app.exception_handler(OSError)
+    async def vanished(request, exc):  # a file removed between listing and reading it
+        return answer({"detail": f"a run file could not be read ({exc.strerror or exc}); it was probably deleted "
+                                 f"while being read", "gone": True}, 404)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/runs")
+    def runs():
+        rows = index.rows()
+        message = None if rows else (f"no runs under {root} yet: start one with glassbox train DATA --out "
+                                     f"{Path(root) / 'NAME'}; this page shows it as soon as it starts")
+        return answer({"root": str(root), "runs": rows, "message": message})
+
+    @app.get("/api/run")
+    def run(id: str = Query(...)):
+        folder = index.folder(id)
+        if folder is None:
+            return gone(id)
+        return answer(run_detail(folder, index.row(folder)))
+
+    @app.get("/api/metrics")
+    def metrics(id: str = Query(...), offset: int = Query(0, ge=0)):
+        folder = index.folder(id)
+        if folder is None:
+            return gone(id)
+        return answer(metrics_since(folder / "metrics.jsonl", offset))
+
+    @app.get("/api/compare")
+    def compare(id: list[str] = Query(...)):
+        folders = [index.folder(i) for i in id]
+        missing = [i for i, f in zip(id, folders) if f is None]
+        if missing:
+            return gone(", ".join(missing))
+        configs = []
+        for folder in folders:
+            try:
+                configs.append(read_json(folder / "config.json") or {})
+            except Unreadable:
+                configs.append({})
+        return answer({"ids": id, "settings": differing_settings(configs)})
+
+    @app.get("/report", response_class=HTMLResponse)
+    def report(id: str = Query(...)):
+        folder = index.folder(id)
+        page = folder / "report.html" if folder is not None else None
+        if page is None or not page.is_file():
+            return HTMLResponse(f"<p>No report.html in run {id!r} (yet): it is written when the run finishes.</p>",
+                                status_code=404)
+        return FileResponse(page)
+
+    return app
+
+
+def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import socket
+
+    import uvicorn
+
+    from glassbox.board.runs import find_runs
+
+    root = Path(root)
+    if not root.exists():
+        raise UserError(f"runs folder not found: {root}; give the folder your runs are in (glassbox board RUNS_DIR)")
+    if not root.is_dir():
+        raise UserError(f"{root} is a file, not a folder; give the folder your runs are in (glassbox board RUNS_DIR)")
+    if not 0 < port < 65536:
+        raise UserError(f"--port must be between 1 and 65535. Got {port}")
+    app = make_app(root)
+    try:  # a port in use is said now, in one line, not as uvicorn's traceback
+        socket.create_server((host, port)).close()
+    except (OSError, UnicodeError) as e:
+        raise UserError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); choose another --port "
+                        f"or --host") from None
+    print(f"glassbox board: http://{host}:{port}/ shows the {len(find_runs(root))} runs under {root} "
+          f"(read-only; Ctrl-C stops it)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

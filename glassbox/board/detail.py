@@ -1,0 +1,100 @@
+"""One run's page on the board: its evaluations read as metrics.jsonl grows, its settings with their sources, and the
+headlines a finished run adds (verdict, worries, audit findings, calibration, groups); and the settings in which
+runs differ, for the compare view. Everything is read from the run folder, nothing written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from glassbox.board.runs import Unreadable, finite_or_none, read_json, whole_lines
+from glassbox.report.worries import top_worries
+
+RECORD_KEYS = ("step", "epoch", "train_loss", "val_loss", "val_accuracy", "lr", "grad_norm", "examples_per_s",
+               "chance_loss")
+NOT_SETTINGS = {"sources", "derived", "data_source"}  # config.json's records beside the settings themselves
+
+
+def clean_record(record: dict) -> dict:
+    """A metrics.jsonl record as the page draws it: numbers or null (a diverged run writes 'nan' as a word)."""
+    out = {key: finite_or_none(record.get(key)) for key in RECORD_KEYS}
+    out["step"], out["best"] = record["step"], bool(record.get("best"))
+    return out
+
+
+def metrics_since(path: Path, offset: int) -> dict:
+    """The evaluations written to metrics.jsonl after byte `offset`, and the offset to ask from next time. A file
+    shorter than the offset was rewritten (a resumed run drops what came after its checkpoint): read from the start,
+    and say so with reset. A line still being written is left for the next read."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            start = 0 if size < offset else offset
+            f.seek(start)
+            data = f.read()
+    except FileNotFoundError:
+        return {"rows": [], "offset": 0, "reset": offset > 0}
+    rows, used = whole_lines(data)
+    return {"rows": [clean_record(r) for r in rows], "offset": start + used, "reset": start != offset}
+
+
+def settings_of(config: dict) -> dict[str, tuple]:
+    """setting -> (value, where it came from); the derived values (steps, warm-up, ...) as 'derived: NAME'."""
+    sources = config.get("sources") or {}
+    out = {k: (v, sources.get(k, "not recorded")) for k, v in config.items() if k not in NOT_SETTINGS}
+    for key, entry in (config.get("derived") or {}).items():
+        if isinstance(entry, dict):
+            out[f"derived: {key}"] = (entry.get("value"), entry.get("rule", "derived"))
+    return out
+
+
+def differing_settings(configs: list[dict]) -> list[dict]:
+    """The settings whose values are not the same in every run, each run's value and source side by side."""
+    each = [settings_of(c) for c in configs]
+    keys = sorted(set().union(*each), key=lambda k: (k.startswith("derived: "), k))
+    rows = []
+    for key in keys:
+        pairs = [s.get(key, (None, "not recorded")) for s in each]
+        if len({json.dumps(v, sort_keys=True) for v, _ in pairs}) > 1:
+            rows.append({"key": key, "values": [v for v, _ in pairs], "sources": [s for _, s in pairs]})
+    return rows
+
+
+def audit_lines(audit: dict | None) -> list[dict]:
+    findings = (audit or {}).get("findings") or []
+    return [{"title": f.get("title") or f.get("name"), "severity": f.get("severity"), "count": f.get("count"),
+             "message": f.get("message")} for f in findings if isinstance(f, dict)]
+
+
+def headlines(summary: dict, audit: dict | None, memorization: dict | None) -> dict:
+    """What a finished run adds: the verdict, the worries the report opens with, calibration and group sentences."""
+    try:
+        worries = top_worries(summary, audit, memorization)
+    except (TypeError, AttributeError, KeyError, ValueError):  # a summary.json glassbox did not write
+        worries = []
+    calibration = summary.get("calibration") if isinstance(summary.get("calibration"), dict) else {}
+    columns = (summary.get("groups") or {}).get("columns") or {}
+    return {"verdict": summary.get("verdict"), "worries": worries, "calibration": calibration.get("sentence"),
+            "groups": [{"column": c, "sentence": rep.get("sentence")} for c, rep in columns.items()
+                       if isinstance(rep, dict)],
+            "scores": {k: finite_or_none(summary.get(k)) for k in (
+                "test_accuracy", "test_loss", "val_accuracy", "val_loss", "perplexity", "generalisation_gap")}}
+
+
+def run_detail(folder: Path, row: dict) -> dict:
+    """The run's row with its settings, chance level, audit findings and (once finished) headlines."""
+    detail = {**row, "settings": [], "audit": [], "headlines": None, "chance_loss": None, "problems": [],
+              "report": (folder / "report.html").is_file()}
+    files = {}
+    for name in ("config.json", "summary.json", "audit.json", "memorization.json"):
+        try:
+            files[name] = read_json(folder / name)
+        except Unreadable as e:
+            detail["problems"].append(str(e))
+            files[name] = None
+    config, summary = files["config.json"] or {}, files["summary.json"]
+    detail["settings"] = [{"key": k, "value": v, "source": s} for k, (v, s) in settings_of(config).items()]
+    detail["audit"] = audit_lines(files["audit.json"])
+    if summary:
+        detail["headlines"] = headlines(summary, files["audit.json"], files["memorization.json"])
+        detail["chance_loss"] = finite_or_none(summary.get("chance_loss"))
+    return detail
