@@ -19,12 +19,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from glassbox.cli import settings_from
-    from glassbox.errors import UserError
     from glassbox.run.curve import curve
 
     settings, sources = settings_from(args)
     for key in ("repeats", "skew"):
         settings.pop(key, None)
-    if args.repeats < 1:
-        raise UserError(f"--repeats must be at least 1. Got {args.repeats}")
     curve(**settings, sources=sources, repeats=args.repeats, skew=args.skew)

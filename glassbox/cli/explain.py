@@ -18,13 +18,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from glassbox.cli import settings_from
-    from glassbox.errors import UserError
     from glassbox.run.explain import explain
 
     settings, sources = settings_from(args)
     for key in ("examples", "steps", "every"):
         settings.pop(key, None)
-    for flag, value, low in (("--examples", args.examples, 1), ("--steps", args.steps, 1), ("--every", args.every, 1)):
-        if value is not None and value < low:
-            raise UserError(f"{flag} must be at least {low}. Got {value}")
     explain(**settings, sources=sources, examples=args.examples, steps=args.steps, every=args.every)

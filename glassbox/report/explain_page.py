@@ -54,7 +54,9 @@ def loss_section(r: dict) -> str:
     p = r["predictions"]
     one = p["p_true"][0]
     return (f"<p>For example #1 the model gave the right answer, {esc(repr(r['batch'][0]['label']))}, probability "
-            f"{num(one)}; its loss is −ln({num(one)}) = {num(-math.log(one))}.</p>"
+            f"{num(one)}; its cross-entropy is −ln({num(one)}) = {num(-math.log(one))}"
+            + (f" (with label smoothing {r['label_smoothing']:g}, the loss training lowers is {num(p['loss'][0])})"
+               if r.get("label_smoothing") else "") + ".</p>"
             f"<p>The batch's loss is the mean of the eight: {num(r['first_step']['loss'])}; a uniform guess over "
             f"{p['n_classes']} classes scores ln {p['n_classes']} = {num(p['uniform_loss'])}.</p>")
 

@@ -15,12 +15,14 @@ import numpy as np
 import torch
 
 from glassbox.config import TrainConfig, schedule
+from glassbox.errors import UserError
 from glassbox.evaluate.calibration import ece, nll_per_example
 from glassbox.models.registry import build_model
 from glassbox.report.curve_page import curve_lines, curve_page
 from glassbox.run.finish import say
 from glassbox.run.folder import prepare_run_dir
 from glassbox.run.settings import settings_for_new_run
+from glassbox.run.start import remove_if_empty
 from glassbox.runtime.files import atomic_write, write_json
 from glassbox.train.loop import evaluate, fit, predict_logits
 
@@ -33,34 +35,46 @@ def curve(data: str | None = None, *, sources: dict | None = None, repeats: int 
           **settings) -> dict:
     """Train on growing shares of the training split (or, with `skew`, on the whole split against a skewed one);
     returns what RUN/curve.json holds."""
+    if not isinstance(repeats, int) or repeats < 1:
+        raise UserError(f"--repeats must be a whole number of at least 1. Got {repeats!r}")
     given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
     cfg = settings_for_new_run(given, sources)
-    run_dir = prepare_run_dir(cfg, str(cfg.data))
-    if cfg.task == "lm":
-        from glassbox.run.curve_lm import lm_curve
+    if skew:
+        from glassbox.run.curve_skew import parse_skew
 
-        if skew:
-            from glassbox.errors import UserError
-
+        skew = parse_skew(skew)  # a malformed --skew is refused before any data is read
+        if cfg.task == "lm":
             raise UserError("--skew cuts a group of labelled examples; a language model's corpus has none: drop --skew")
-        result = lm_curve(cfg, run_dir, repeats)
-    else:
-        from glassbox.run.classifier import load_and_split
-
-        ex, test, parts = load_and_split(cfg, run_dir)
-        split = {"train": ex.subset(parts["train"]), "val": ex.subset(parts["val"]),
-                 "test": test if test is not None else ex.subset(parts["test"])}
-        if skew:
-            from glassbox.run.curve_skew import skew_compare
-
-            result = skew_compare(split, cfg, repeats, skew)
-        else:
-            result = size_curve(split, cfg, repeats)
+    run_dir = prepare_run_dir(cfg, str(cfg.data))
+    try:
+        result = measure(cfg, run_dir, repeats, skew)
+    except UserError:
+        if not cfg.out:  # bad input found before anything worth keeping: no empty folder left behind
+            remove_if_empty(run_dir)
+        raise
     result.update(data=str(cfg.data), repeats=repeats, seed=cfg.seed)
     write_json(run_dir / "curve.json", result)
     atomic_write(run_dir / "curve.html", curve_page(result).encode("utf-8"))
     say(cfg, "\n".join([*curve_lines(result), f"written: {run_dir / 'curve.html'} and {run_dir / 'curve.json'}"]))
     return result
+
+
+def measure(cfg: TrainConfig, run_dir, repeats: int, skew: tuple | None) -> dict:
+    """The sizes (or the skew) trained and scored: what curve.json holds but the data's name."""
+    if cfg.task == "lm":
+        from glassbox.run.curve_lm import lm_curve
+
+        return lm_curve(cfg, run_dir, repeats)
+    from glassbox.run.classifier import load_and_split
+
+    ex, test, parts = load_and_split(cfg, run_dir)
+    split = {"train": ex.subset(parts["train"]), "val": ex.subset(parts["val"]),
+             "test": test if test is not None else ex.subset(parts["test"])}
+    if skew:
+        from glassbox.run.curve_skew import skew_compare
+
+        return skew_compare(split, cfg, repeats, skew)
+    return size_curve(split, cfg, repeats)
 
 
 def nested_subsets(labels: np.ndarray, fractions, seed: int) -> list[np.ndarray]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from glassbox.config import TrainConfig, schedule
+from glassbox.errors import UserError
 from glassbox.models.registry import build_model
 from glassbox.report.explain_page import explain_page
 from glassbox.run.explain_step import ExplainedSteps, predictions
@@ -19,6 +20,7 @@ from glassbox.run.explain_words import explain_lines
 from glassbox.run.finish import say
 from glassbox.run.folder import prepare_run_dir
 from glassbox.run.settings import settings_for_new_run
+from glassbox.run.start import remove_if_empty
 from glassbox.runtime.files import atomic_write, write_json
 
 BATCH_EXAMPLES = 8      # examples in the explained batch: few enough to read each one
@@ -28,16 +30,25 @@ def explain(data: str | None = None, *, sources: dict | None = None, examples: i
             every: int | None = None, **settings) -> dict:
     """Explain `steps` training steps on one seeded batch of `examples` examples of `data`; returns what
     RUN/explain.json holds. settings: the TrainConfig keys `glassbox train` takes."""
+    for name, value in (("examples", examples), ("steps", steps), ("every", every or 1)):
+        if not isinstance(value, int) or value < 1:
+            raise UserError(f"--{name} must be a whole number of at least 1. Got {value!r}")
     given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
     cfg = settings_for_new_run(given, sources)
     run_dir = prepare_run_dir(cfg, str(cfg.data))
-    setup = lm_setup(cfg, run_dir, examples) if cfg.task == "lm" else classifier_setup(cfg, run_dir, examples)
+    try:
+        setup = lm_setup(cfg, run_dir, examples) if cfg.task == "lm" else classifier_setup(cfg, run_dir, examples)
+    except UserError:
+        if not cfg.out:  # bad input found before anything worth keeping: no empty folder left behind
+            remove_if_empty(run_dir)
+        raise
     plan = schedule(cfg, setup["n_train"], len(setup["val"][1]))
     walker = ExplainedSteps(setup["model"], setup["batch"], setup["val"], cfg, plan)
     result = {"data": str(cfg.data), "kind": setup["kind"], "model": setup["arch"], "classes": setup["classes"],
               "n_params": sum(p.numel() for p in setup["model"].parameters()), "optimizer": cfg.optimizer,
               "peak_lr": cfg.lr, "run_steps": plan["steps"], "warmup_steps": plan["warmup_steps"],
-              "grad_clip": cfg.grad_clip, "batch": setup["shown"], "n_val": len(setup["val"][1])}
+              "grad_clip": cfg.grad_clip, "weight_decay": cfg.weight_decay, "label_smoothing": cfg.label_smoothing,
+              "batch": setup["shown"], "n_val": len(setup["val"][1])}
     before = walker.losses()
     first = walker.take()
     result.update(before=before, after=walker.losses(), first_step=step_record(first),

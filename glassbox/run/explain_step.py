@@ -21,12 +21,14 @@ FD_STEP = 1e-5        # h of the central difference: float64 rounding (~1e-16 / 
 CONFIDENT = 0.9       # "confidently wrong": the wrong answer got at least this probability
 
 
-def per_example_loss(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and each example's cross-entropy (a language model's: the mean over its window's tokens), from one
-    forward in training mode with the step's fixed dropout mask. Their mean is the loss the loop minimises."""
+def per_example_loss(model, x: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and each example's cross-entropy (a language model's: the mean over its window's tokens; with the
+    run's label smoothing, as the loop computes it), from one forward in training mode with the step's fixed
+    dropout mask. Their mean is the loss the loop minimises."""
     torch.manual_seed(DROPOUT_SEED)
     logits = model(x)
-    rows = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+    rows = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none",
+                           label_smoothing=smoothing)
     return logits, rows.view(len(y), -1).mean(dim=1)
 
 
@@ -69,25 +71,25 @@ def named_weights(model) -> list[tuple[str, tuple]]:
     return out
 
 
-def finite_difference(model, x, y, name: str, index: tuple, h: float = FD_STEP) -> float:
+def finite_difference(model, x, y, name: str, index: tuple, smoothing: float, h: float = FD_STEP) -> float:
     """(loss(w + h) - loss(w - h)) / 2h for one weight, every other weight held still."""
     p = dict(model.named_parameters())[name]
     with torch.no_grad(), buffers_kept(model):
         w = p[index].item()
         p[index] = w + h
-        up = per_example_loss(model, x, y)[1].mean().item()
+        up = per_example_loss(model, x, y, smoothing)[1].mean().item()
         p[index] = w - h
-        down = per_example_loss(model, x, y)[1].mean().item()
+        down = per_example_loss(model, x, y, smoothing)[1].mean().item()
         p[index] = w
     return (up - down) / (2 * h)
 
 
-def gradient_check(model, x, y, picks) -> list[dict]:
+def gradient_check(model, x, y, picks, smoothing: float) -> list[dict]:
     params = dict(model.named_parameters())
     rows = []
     for name, index in picks:
         grad = params[name].grad[index].item()
-        fd = finite_difference(model, x, y, name, index)
+        fd = finite_difference(model, x, y, name, index, smoothing)
         rows.append({"weight": f"{name}[{', '.join(map(str, index))}]", "value": params[name][index].item(),
                      "backprop": grad, "finite_difference": fd,
                      "relative_error": abs(fd - grad) / max(abs(grad), abs(fd), 1e-12)})
@@ -123,12 +125,12 @@ class ExplainedSteps:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        logits, per_example = per_example_loss(model, x, y)
+        logits, per_example = per_example_loss(model, x, y, cfg.label_smoothing)
         loss = per_example.mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         picks = picks or named_weights(model)
-        check = gradient_check(model, x, y, picks)
+        check = gradient_check(model, x, y, picks, cfg.label_smoothing)
         layers = layer_gradients(model)
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(),

@@ -56,12 +56,17 @@ def loss_lines(r: dict) -> list[str]:
     one = p["p_true"][0]
     mean = r["first_step"]["loss"]
     what = " (each window's mean over its tokens)" if r["kind"] == "lm" else ""
-    return [f"3. the loss: cross-entropy per example{what}: {losses}",
-            "  in words, for #1 (the last token of its window):" if r["kind"] == "lm" else "  in words, for #1:",
-            f"    the model gave the right answer {r['batch'][0]['label']!r} probability {one:.4f}; "
-            f"-ln({one:.4f}) = {-math.log(one):.4f} is its loss",
-            f"  mean over the batch: {mean:.4f}, the number training lowers; a uniform guess scores ln({p['n_classes']}) "
-            f"= {p['uniform_loss']:.4f}"]
+    smooth = r["label_smoothing"]
+    k = p["n_classes"]
+    lines = [f"3. the loss: cross-entropy per example{what}: {losses}",
+             "  in words, for #1 (the last token of its window):" if r["kind"] == "lm" else "  in words, for #1:",
+             f"    the model gave the right answer {r['batch'][0]['label']!r} probability {one:.4f}; "
+             f"-ln({one:.4f}) = {-math.log(one):.4f} is its cross-entropy"]
+    if smooth:
+        lines.append(f"    with label smoothing {smooth:g} the target is {1 - smooth + smooth / k:.3f} on the right answer "
+                     f"and {smooth / k:.3f} on each other class, so the loss training lowers is {p['loss'][0]:.4f}")
+    return [*lines, f"  mean over the batch: {mean:.4f}, the number training lowers; a uniform guess scores "
+                    f"ln({k}) = {p['uniform_loss']:.4f}"]
 
 
 def gradient_lines(r: dict) -> list[str]:
@@ -91,8 +96,8 @@ def update_lines(r: dict) -> list[str]:
             if r["warmup_steps"] > 1 else "")
     clip = (f", clipped to {r['grad_clip']:g}" if step["clipped"] else
             f", under the clip at {r['grad_clip']:g}" if r["grad_clip"] > 0 else "")
-    lines = [f"5. the update: {r['optimizer']} with learning rate {step['lr']:.3g}{warm}; gradient norm "
-             f"{step['grad_norm']:.4f}{clip}"]
+    lines = [f"5. the update: {r['optimizer']} with learning rate {step['lr']:.3g}{warm}, weight decay "
+             f"{r['weight_decay']:g}; gradient norm {step['grad_norm']:.4f}{clip}"]
     for w in step["weights"]:
         lines.append(f"    {w['weight']}: {w['value']:+.6f} -> {w['after']:+.6f} (moved {w['update']:+.3e} = "
                      f"{w['update'] / step['lr']:+.3f} x lr)")

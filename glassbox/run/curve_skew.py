@@ -1,0 +1,125 @@
+"""`glassbox curve DATA --skew COL=VALUE:SHARE`: the model trained on the whole training split against the same
+model trained where one group is cut down to SHARE of the training split (the rest unchanged; validation and
+test untouched), scored on that group's test examples and on the rest: accuracy, loss and calibration."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import numpy as np
+
+from glassbox.config import TrainConfig, schedule
+from glassbox.errors import UserError
+from glassbox.evaluate.calibration import ece, nll
+from glassbox.run.curve import paired_interval, train_on
+
+SKEW = re.compile(r"^(?P<column>[^=]+)=(?P<value>.*):(?P<share>[^:]+)$")
+
+
+def parse_skew(text: str) -> tuple[str, str, float]:
+    """'sex=Female:0.05' -> ('sex', 'Female', 0.05)."""
+    m = SKEW.match(text.strip())
+    share = None
+    if m:
+        try:
+            share = float(m["share"])
+        except ValueError:
+            pass
+    if not m or share is None or not m["column"].strip() or not m["value"].strip():
+        raise UserError(f"--skew {text!r} is not COL=VALUE:SHARE; write e.g. --skew sex=Female:0.05")
+    if not 0 < share < 1:
+        raise UserError(f"--skew share must be between 0 and 1 (exclusive): the group's share of the training split "
+                        f"after the cut. Got {share:g}")
+    return m["column"].strip(), m["value"].strip(), share
+
+
+def group_values(ex, column: str) -> np.ndarray:
+    """Each example's value of `column`: a --group column, a table's feature column, or the label."""
+    if column in ex.groups:
+        return np.array([str(v).strip() for v in ex.groups[column]])
+    if ex.kind == "tabular" and column in ex.inputs.columns:
+        return ex.inputs[column].astype(str).str.strip().to_numpy()
+    if column in ("label", ex.meta.get("label")):
+        return np.array([ex.classes[i] for i in ex.labels])
+    named = list(ex.groups) + (list(map(str, ex.inputs.columns)) if ex.kind == "tabular" else []) + ["label"]
+    raise UserError(f"--skew column {column!r} is not in the data; choose one of: {', '.join(named)}"
+                    + (" (a text's other columns: name them with --group)" if ex.kind == "text" else ""))
+
+
+def skewed_indices(values: np.ndarray, value: str, share: float, seed: int) -> tuple[np.ndarray, dict]:
+    """The training split's indices with the group cut to `share` of the result (a seeded choice of its
+    examples), and what was cut."""
+    members, others = np.flatnonzero(values == value), np.flatnonzero(values != value)
+    if not len(members):
+        counts = dict(zip(*np.unique(values, return_counts=True)))
+        shown = ", ".join(f"{v} ({n:,})" for v, n in sorted(counts.items(), key=lambda kv: -kv[1])[:10])
+        raise UserError(f"no training example has {value!r}; values in the training split: {shown}")
+    keep = round(share * len(others) / (1 - share))
+    before = len(members) / len(values)
+    if keep >= len(members):
+        raise UserError(f"{value!r} is {before:.1%} of the training split already; --skew cuts a group down: give a "
+                        f"share below {before:.3f}")
+    if keep < 1:
+        raise UserError(f"a share of {share:g} leaves no {value!r} example in the training split; give a larger share")
+    kept = np.random.default_rng(seed).choice(members, keep, replace=False)
+    return np.sort(np.concatenate([others, kept])), {
+        "share_before": before, "share_after": keep / (keep + len(others)), "members_before": int(len(members)),
+        "members_after": int(keep), "others": int(len(others))}
+
+
+def skew_compare(split: dict, cfg: TrainConfig, repeats: int, skew: tuple[str, str, float]) -> dict:
+    column, value, share = skew
+    train_values, test_values = group_values(split["train"], column), group_values(split["test"], column)
+    in_group = test_values == value
+    if not in_group.any():
+        raise UserError(f"no test example has {column}={value!r}: nothing to measure the group on; check the value")
+    n = len(split["train"])
+    steps = schedule(cfg, n, len(split["val"]))["steps"]
+    y_test = split["test"].labels
+    probs = {"unskewed": [], "skewed": []}
+    for r in range(repeats):
+        seeded = replace(cfg, seed=cfg.seed + r)
+        idx, cut = skewed_indices(train_values, value, share, cfg.seed + r)
+        probs["unskewed"].append(train_on(split, np.arange(n), seeded, steps)["probs"])
+        probs["skewed"].append(train_on(split, idx, seeded, steps)["probs"])
+    out = {"task": "skew", "kind": split["train"].kind, "classes": split["train"].classes, "steps": steps,
+           "skew": {"column": column, "value": value, "share": share, **cut}, "n_test": len(y_test)}
+    for which, runs in probs.items():
+        mean = np.mean(runs, axis=0)  # probabilities averaged over the repeats
+        out[which] = {part: figures(mean[mask], y_test[mask], name) for part, mask, name in
+                      (("group", in_group, f"{column}={value}"), ("rest", ~in_group, "everyone else"))}
+    correct = {w: np.mean([p.argmax(1) == y_test for p in runs], axis=0) for w, runs in probs.items()}
+    diff = correct["skewed"][in_group] - correct["unskewed"][in_group]
+    rest = correct["skewed"][~in_group] - correct["unskewed"][~in_group]
+    mean = {w: np.mean(runs, axis=0)[in_group] for w, runs in probs.items()}
+    loss_diff = example_nll(mean["skewed"], y_test[in_group]) - example_nll(mean["unskewed"], y_test[in_group])
+    out["group_change"] = {"accuracy": float(diff.mean()), "interval": paired_interval(diff),
+                           "loss": float(loss_diff.mean()), "loss_interval": paired_interval(loss_diff)}
+    out["rest_change"] = {"accuracy": float(rest.mean()), "interval": paired_interval(rest) if len(rest) else None}
+    out["sentence"] = skew_sentence(out)
+    return out
+
+
+def figures(probs: np.ndarray, labels: np.ndarray, name: str) -> dict:
+    return {"name": name, "n": int(len(labels)), "accuracy": float((probs.argmax(1) == labels).mean()),
+            "loss": nll(probs, labels), "ece": ece(probs, labels)}
+
+
+def example_nll(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return -np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12))
+
+
+def skew_sentence(r: dict) -> str:
+    s, g = r["skew"], r["group_change"]
+    lo, hi = g["interval"]
+    said = (f"cutting {s['column']}={s['value']} to {s['share_after']:.1%} of the training split changed that group's "
+            f"test accuracy by {100 * g['accuracy']:+.1f} points (95% interval {100 * lo:+.1f} to {100 * hi:+.1f}, "
+            f"{r['unskewed']['group']['n']:,} test examples); everyone else's by {100 * r['rest_change']['accuracy']:+.1f}")
+    loss_lo, loss_hi = g["loss_interval"]
+    said += (f"; its loss by {g['loss']:+.4f} (95% interval {loss_lo:+.4f} to {loss_hi:+.4f}) and its ECE "
+             f"{r['unskewed']['group']['ece']:.4f} -> {r['skewed']['group']['ece']:.4f}")
+    if hi < 0 or loss_lo > 0:
+        return said + ": the group the model saw less of pays for it"
+    if lo > 0 or loss_hi < 0:
+        return said + ": the group did better with fewer examples of it, beyond the noise"
+    return said + ": within the noise of its test examples, the evidence of a change is thin"
