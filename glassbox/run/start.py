@@ -7,6 +7,7 @@ model's middle (classifier.py, lm.py), which end in the same finish (finish.py).
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from glassbox.errors import UserError
 from glassbox.run.folder import check_source_unchanged, mark_running, prepare_run_dir, source_record
@@ -23,7 +24,12 @@ def train(data: str | None = None, *, sources: dict | None = None, **settings) -
     settings: TrainConfig keys the user set; sources: where each came from (key -> words, e.g. 'flag'; default
     'given'), recorded in RUN/config.json next to the defaults that filled in the rest."""
     given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
-    resume, out = bool(given.get("resume")), given.get("out")
+    out = given.get("out")
+    if distributed.restart_count() and out and (Path(str(out)) / "config.json").exists():
+        given["resume"] = True  # torchrun restarted the workers after a failure: continue from the last checkpoint
+    resume = bool(given.get("resume"))
+    if given.get("tensorboard"):
+        require_tensorboard()  # before a run folder is made
     if resume:  # continue exactly as configured when the run started, on the same data
         from glassbox.config import make_config
 

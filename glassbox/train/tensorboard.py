@@ -3,7 +3,6 @@ and when the run ends its settings (as text and as HParams) and final figures. W
 `torch.utils.tensorboard` writer, which needs the optional `tensorboard` package."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,9 +21,11 @@ FINAL = {"test_accuracy": "final/test_accuracy", "test_loss": "final/test_loss",
 
 def require_tensorboard() -> None:
     """Refuse --tensorboard in one line, before any work, when the writer's package is missing."""
-    if importlib.util.find_spec("tensorboard") is None:
+    try:
+        import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+    except ImportError:
         raise UserError("--tensorboard needs the tensorboard package; install it with: "
-                        "pip install 'glassbox[tensorboard]' (or drop --tensorboard)")
+                        "pip install 'glassbox[tensorboard]' (or drop --tensorboard)") from None
 
 
 def open_writer(run_dir: Path, purge_step: int | None = None):
