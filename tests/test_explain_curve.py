@@ -148,6 +148,27 @@ def test_explain_a_language_model_checks_its_gradients_too(tmp_path):
     assert all(w["relative_error"] < 1e-6 for w in r["first_step"]["weights"])
 
 
+def test_explain_a_run_starts_from_its_earliest_checkpoint(tiny_lm_run, tmp_path):
+    from glassbox.train.checkpoint import Checkpointer
+
+    out = tmp_path / "run"
+    run_cli(["explain", str(tiny_lm_run), "--quiet", "--out", str(out), "--steps", "2"])
+    r = json.loads((out / "explain.json").read_text())
+    earliest = int(Checkpointer(tiny_lm_run).step_folders()[-1].name[5:])
+    config = json.loads((tiny_lm_run / "config.json").read_text())
+    assert r["start_step"] == earliest and [h["step"] for h in r["history"]] == [earliest, earliest + 1, earliest + 2]
+    warmup = config["warmup_steps"]  # the run's schedule: still warming up at its first checkpoint
+    assert r["first_step"]["lr"] == pytest.approx(config["lr"] * (earliest + 1) / warmup)
+    from safetensors.torch import load_file
+
+    saved = load_file(Checkpointer(tiny_lm_run).step_folders()[-1] / "model.safetensors")
+    for w in r["first_step"]["weights"]:  # the three weights start where the checkpoint left them
+        name, index = re.fullmatch(r"(.+)\[([\d, ]+)\]", w["weight"]).groups()
+        assert w["value"] == pytest.approx(saved[name][tuple(int(i) for i in index.split(","))].item(), abs=1e-7)
+    assert all(w["relative_error"] < 1e-6 for w in r["first_step"]["weights"])
+    assert main(["explain", str(tiny_lm_run), "--lr", "0.1", "--out", str(tmp_path / "other")]) == 2
+
+
 @pytest.fixture(scope="module")
 def digits_split():
     from glassbox.run.data import split_for

@@ -2,7 +2,7 @@
 loss) against the number of training examples, or a group's figures with and without --skew, from curve.json."""
 from __future__ import annotations
 
-from glassbox.report.html import esc, image, num, page, pct, table
+from glassbox.report.html import capital, esc, image, num, page, pct, table
 from glassbox.report.plots import GREY, TRAIN, VAL, plt, to_png
 
 
@@ -87,7 +87,7 @@ def curve_body(r: dict) -> str:
         head = ["training examples", "test accuracy", "range over repeats", "test loss", "train accuracy",
                 "val accuracy", "gap (train − val)"]
     return (image(to_png(fig), "learning curve by number of training examples")
-            + table(head, rows, numeric=set(range(1, len(head)))) + f"<p>{esc(r['sentence'][:1].upper() + r['sentence'][1:])}</p>")
+            + table(head, rows, numeric=set(range(1, len(head)))) + f"<p>{esc(capital(r['sentence']))}</p>")
 
 
 def skew_body(r: dict) -> str:
@@ -103,4 +103,4 @@ def skew_body(r: dict) -> str:
              f"and test included, is the same for both models.")
     return (f"<p>{esc(intro)}</p>" + table(["test examples", "model", "accuracy", "loss", "ECE"], rows,
                                             numeric={2, 3, 4})
-            + f"<p>{esc(r['sentence'][:1].upper() + r['sentence'][1:])}</p>")
+            + f"<p>{esc(capital(r['sentence']))}</p>")

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import math
 
-from glassbox.report.html import esc, image, num, page, pct, table
+from glassbox.report.html import capital, esc, image, num, page, pct, table
 from glassbox.report.plots import GREY, TRAIN, VAL, label, plt, to_png
 
 
 def explain_page(r: dict, images=None) -> str:
     sections = [("batch", "1. The batch", batch_section(r, images)),
-                ("predictions", "2. The random model's answers", prediction_section(r)),
+                ("predictions", "2. The model's answers" if r.get("from_run") else "2. The random model's answers",
+                 prediction_section(r)),
                 ("loss", "3. The loss", loss_section(r)),
                 ("gradients", "4. The gradients", gradient_section(r)),
                 ("update", "5. The update", update_section(r))]
-    if r["history"][-1]["step"] > 1:
+    if r["history"][-1]["step"] > r["history"][0]["step"] + 1:
         sections.append(("steps", "6. The same batch, step after step", history_section(r)))
     subtitle = (f"One real training step of a {r['model']} on {len(r['batch'])} examples of {r['data']}, "
                 f"computed from the real tensors (float64).")
@@ -117,13 +118,13 @@ def history_section(r: dict) -> str:
             for x in h]
     return (image(to_png(fig), "loss on the batch and on validation per step")
             + table(["step", "lr", "batch loss", "val loss", "val accuracy", "update ratio", "FD error"], rows,
-                    numeric=set(range(7))) + f"<p>{esc(memorised_sentence(h[0], h[-1]).capitalize())}.</p>")
+                    numeric=set(range(7))) + f"<p>{esc(capital(memorised_sentence(h[0], h[-1])))}.</p>")
 
 
 def memorised_sentence(start: dict, end: dict) -> str:
     """What the batch's loss against validation's says after the steps."""
     batch_drop, val_drop = start["batch_loss"] - end["batch_loss"], start["val_loss"] - end["val_loss"]
-    said = (f"after {end['step']} steps on this one batch its loss went {start['batch_loss']:.4f} -> "
+    said = (f"after {end['step'] - start['step']} steps on this one batch its loss went {start['batch_loss']:.4f} -> "
             f"{end['batch_loss']:.4f}, validation loss {start['val_loss']:.4f} -> {end['val_loss']:.4f}: ")
     if val_drop < 0:
         return said + "validation got worse while the batch got better: the model memorised these examples"

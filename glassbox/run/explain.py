@@ -15,6 +15,7 @@ from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
 from glassbox.models.registry import build_model
 from glassbox.report.explain_page import explain_page
+from glassbox.run.explain_from_run import is_run_folder, run_settings, start_from_first_checkpoint
 from glassbox.run.explain_step import ExplainedSteps, predictions
 from glassbox.run.explain_words import explain_lines
 from glassbox.run.finish import say
@@ -34,6 +35,9 @@ def explain(data: str | None = None, *, sources: dict | None = None, examples: i
         if not isinstance(value, int) or value < 1:
             raise UserError(f"--{name} must be a whole number of at least 1. Got {value!r}")
     given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
+    run = Path(str(data)) if is_run_folder(data) else None
+    if run is not None:
+        given, sources = run_settings(run, given, sources)
     cfg = settings_for_new_run(given, sources)
     run_dir = prepare_run_dir(cfg, str(cfg.data))
     try:
@@ -44,11 +48,14 @@ def explain(data: str | None = None, *, sources: dict | None = None, examples: i
         raise
     plan = schedule(cfg, setup["n_train"], len(setup["val"][1]))
     walker = ExplainedSteps(setup["model"], setup["batch"], setup["val"], cfg, plan)
+    if run is not None:  # the run's model and optimizer as its earliest kept checkpoint left them
+        walker.step = start_from_first_checkpoint(run, setup["model"], walker.optimizer)
     result = {"data": str(cfg.data), "kind": setup["kind"], "model": setup["arch"], "classes": setup["classes"],
               "n_params": sum(p.numel() for p in setup["model"].parameters()), "optimizer": cfg.optimizer,
               "peak_lr": cfg.lr, "run_steps": plan["steps"], "warmup_steps": plan["warmup_steps"],
               "grad_clip": cfg.grad_clip, "weight_decay": cfg.weight_decay, "label_smoothing": cfg.label_smoothing,
-              "batch": setup["shown"], "n_val": len(setup["val"][1])}
+              "batch": setup["shown"], "n_val": len(setup["val"][1]), "start_step": walker.step,
+              "from_run": str(run) if run is not None else None}
     before = walker.losses()
     first = walker.take()
     result.update(before=before, after=walker.losses(), first_step=step_record(first),
@@ -66,19 +73,21 @@ def step_record(taken: dict) -> dict:
 
 
 def repeat_steps(walker: ExplainedSteps, first: dict, steps: int, every: int, before: dict) -> list[dict]:
-    """Step 0 (random weights), the first step and every `every`-th step after it, to `steps`: the batch's loss
-    against validation's, with the same three weights checked."""
-    history = [{"step": 0, **before}]
+    """The start (random weights, or a run's checkpoint), the first step and every `every`-th step after it, to
+    `steps`: the batch's loss against validation's, with the same three weights checked."""
+    start = first["step"] - 1
+    history = [{"step": start, **before}]
     taken = first
     while True:
-        if taken["step"] % every == 0 or taken["step"] in (1, steps):
+        done = taken["step"] - start
+        if done % every == 0 or done in (1, steps):
             layers = taken["layers"]
             ratios = sorted(r["update_ratio"] for r in layers if r["update_ratio"] is not None)
             history.append({"step": taken["step"], "lr": taken["lr"], "train_loss": taken["loss"],
                             "grad_norm": taken["grad_norm"], "median_update_ratio": ratios[len(ratios) // 2],
                             "zero_grad_share": sum(r["zero_grads"] for r in layers) / sum(r["weights"] for r in layers),
                             "max_fd_error": max(w["relative_error"] for w in taken["weights"]), **walker.losses()})
-        if taken["step"] >= steps:
+        if done >= steps:
             return history
         taken = walker.take(first["picks"])
 

@@ -25,7 +25,8 @@ def batch_lines(r: dict) -> list[str]:
 def prediction_lines(r: dict) -> list[str]:
     p, classes = r["predictions"], r["classes"]
     k = p["n_classes"]
-    lines = [f"2. the random model's answers ({r['model']}, {r['n_params']:,} weights, none trained yet):"]
+    lines = [f"2. {model_words(r)}'s answers ({r['model']}, {r['n_params']:,} weights"
+             f"{', none trained yet' if not r['from_run'] else ''}):"]
     for i, (b, guess, conf) in enumerate(zip(r["batch"], p["predicted"], p["confidence"]), 1):
         verdict = "right" if classes[guess] == b["label"] else "wrong"
         lines.append(f"  #{i} predicted {classes[guess]!r} with {conf:.1%} confidence ({verdict})")
@@ -33,8 +34,13 @@ def prediction_lines(r: dict) -> list[str]:
     lines.append(f"  wrong on {p['wrong']} of {p['n_predictions']} {what}; mean confidence {p['mean_confidence']:.1%} "
                  f"(a uniform guess: 1/{k} = {1 / k:.1%}); wrong with at least {CONFIDENT:.0%} confidence: "
                  f"{p['confidently_wrong']}")
-    lines.append("  " + confidence_sentence(p))
+    if not r["from_run"]:  # the seed's claim is about random weights
+        lines.append("  " + confidence_sentence(p))
     return lines
+
+
+def model_words(r: dict) -> str:
+    return f"the model at step {r['start_step']} of {r['from_run']}" if r["from_run"] else "the random model"
 
 
 def confidence_sentence(p: dict) -> str:
@@ -92,8 +98,8 @@ def gradient_lines(r: dict) -> list[str]:
 
 def update_lines(r: dict) -> list[str]:
     step, before, after = r["first_step"], r["before"], r["after"]
-    warm = (f" (warm-up: step 1 of {r['warmup_steps']} rises to the peak {r['peak_lr']:g})"
-            if r["warmup_steps"] > 1 else "")
+    warm = (f" (warm-up: step {r['start_step'] + 1} of {r['warmup_steps']} rises to the peak {r['peak_lr']:g})"
+            if r["warmup_steps"] > r["start_step"] + 1 else "")
     clip = (f", clipped to {r['grad_clip']:g}" if step["clipped"] else
             f", under the clip at {r['grad_clip']:g}" if r["grad_clip"] > 0 else "")
     lines = [f"5. the update: {r['optimizer']} with learning rate {step['lr']:.3g}{warm}, weight decay "
@@ -101,24 +107,27 @@ def update_lines(r: dict) -> list[str]:
     for w in step["weights"]:
         lines.append(f"    {w['weight']}: {w['value']:+.6f} -> {w['after']:+.6f} (moved {w['update']:+.3e} = "
                      f"{w['update'] / step['lr']:+.3f} x lr)")
-    if r["optimizer"] == "adamw":
+    if r["optimizer"] == "adamw" and not r["start_step"]:
         lines.append("    AdamW's first step moves each weight by about lr against its gradient's sign, whatever the "
                      "gradient's size (m / sqrt(v) = g / |g| on step 1)")
     ratios = sorted(row["update_ratio"] for row in step["layers"] if row["update_ratio"] is not None)
-    lines.append(f"  update-to-weight ratio |dw| / |w| per weight matrix: median {ratios[len(ratios) // 2]:.1e} "
-                 f"(from {ratios[0]:.1e} to {ratios[-1]:.1e}; about 1e-3 is the usual healthy size)")
+    median = ratios[len(ratios) // 2]
+    where = "above it: large steps" if median > 3e-3 else "below it: small steps" if median < 3e-4 else "near it"
+    lines.append(f"  update-to-weight ratio |dw| / |w| per weight matrix: median {median:.1e} (from {ratios[0]:.1e} to "
+                 f"{ratios[-1]:.1e}); about 1e-3 is the usual healthy size, and this is {where}")
     lines.append(f"  loss on this batch {before['batch_loss']:.4f} -> {after['batch_loss']:.4f}; on the "
                  f"{r['n_val']:,} validation examples {before['val_loss']:.4f} -> {after['val_loss']:.4f} "
                  f"(evaluation mode, before and after this one step)")
     if abs(before["batch_loss"] - step["loss"]) > 0.01:
-        lines.append(f"  (the step itself saw {step['loss']:.4f} on the batch: in training mode dropout is on and "
-                     f"batch normalisation uses the batch's own statistics)")
+        smooth = f"with label smoothing {r['label_smoothing']:g}, " if r["label_smoothing"] else ""
+        lines.append(f"  (the step itself saw {step['loss']:.4f} on the batch: {smooth}in training mode, where dropout "
+                     f"and batch normalisation, if the model has them, act differently)")
     return lines
 
 
 def history_lines(r: dict) -> list[str]:
     h = r["history"]
-    if h[-1]["step"] <= 1:
+    if h[-1]["step"] <= h[0]["step"] + 1:
         return []
     lines = ["6. the same batch again, step after step:",
              "  step        lr  batch loss  val loss  val acc  grad norm  update ratio  FD error"]
