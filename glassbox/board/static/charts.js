@@ -41,6 +41,18 @@ const Charts = (() => {
     return out;
   }
 
+  // Ticks for a log axis spanning [10^lo, 10^hi]: the decades, or 1, 2 and 5 times them when few decades show.
+  function logTicks(lo, hi) {
+    const out = [];
+    for (let k = Math.floor(lo); k <= Math.ceil(hi); k++) {
+      for (const m of hi - lo > 3 ? [1] : [1, 2, 5]) {
+        const v = m * Math.pow(10, k);
+        if (Math.log10(v) >= lo && Math.log10(v) <= hi) out.push(+v.toPrecision(6));
+      }
+    }
+    return out;
+  }
+
   function label(v) {
     if (v === 0) return "0";
     const a = Math.abs(v);
@@ -79,7 +91,8 @@ const Charts = (() => {
     for (const v of spec.vlines || []) {
       el("line", {x1: px(v.x), x2: px(v.x), y1: M.top, y2: H - M.bottom, class: "vline", stroke: v.color || "#2a7",
                   "data-mark": v.mark || "", "stroke-dasharray": "3 3"}, svg);
-      text(svg, px(v.x) + 3, M.top + 10, v.label, {class: "mark-label"});
+      const right = px(v.x) > W / 2;  // the label on the side with room for it
+      text(svg, px(v.x) + (right ? -3 : 3), M.top + 10, v.label, {class: "mark-label", "text-anchor": right ? "end" : "start"});
     }
     for (const s of spec.series) drawSeries(svg, s, ok, px, py);
     return svg;
@@ -94,10 +107,7 @@ const Charts = (() => {
       text(g, px(t), H - M.bottom + 16, label(t), {"text-anchor": "middle"});
     }
     text(g, W - M.right, H - 4, "step", {"text-anchor": "end", class: "axis-name"});
-    const yt = log ? ticks(Math.floor(y0), Math.ceil(y1)).filter((t) => Number.isInteger(t) && t >= y0 && t <= y1)
-                   : ticks(y0, y1);
-    for (const t of yt) {
-      const y = log ? Math.pow(10, t) : t;
+    for (const y of log ? logTicks(y0, y1) : ticks(y0, y1)) {
       el("line", {x1: M.left - 4, x2: W - M.right, y1: py(y), y2: py(y), class: "grid"}, g);
       text(g, M.left - 6, py(y) + 4, label(y), {"text-anchor": "end", class: "y-tick"});
     }
