@@ -3,12 +3,15 @@ CLI and a real server process write the same text, the weights never change, a c
 and a Generator over the model a run just trained redraws that run's report samples exactly."""
 import hashlib
 import json
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -126,10 +129,36 @@ def test_a_real_server_and_the_cli_write_the_same_text(lm_run, capsys):
                 time.sleep(0.2)
         body = {"prompt": "ROMEO:", "max_new_tokens": 60, "temperature": 0.9, "top_k": 20, "seed": 11}
         text = post(f"http://127.0.0.1:{port}/generate", body)["text"]
+        long_text, answered, signalled = generation_through_sigterm(server, port)
+        assert answered > signalled                     # the generation was in flight when SIGTERM came ...
+        assert server.wait(timeout=60) == 0             # ... and finished before the server exited, with 0
+        with pytest.raises(urllib.error.URLError):      # and no new request is taken
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+    assert long_text == Generator(model).generate(**LONG)
     assert main(["generate", str(model), "--prompt", "ROMEO:", "--max-new-tokens", "60", "--temperature", "0.9",
                  "--top-k", "20", "--seed", "11"]) == 0
     assert capsys.readouterr().out == text + "\n"
     assert text == Generator(model).generate("ROMEO:", 60, temperature=0.9, top_k=20, seed=11)
+
+
+LONG = {"prompt": "ROMEO:", "max_new_tokens": 400, "temperature": 0.8, "seed": 5}
+
+
+def generation_through_sigterm(server: subprocess.Popen, port: int) -> tuple[str, float, float]:
+    """Ask for a long generation, send SIGTERM while it runs; its text, when it came, when the signal went."""
+    with ThreadPoolExecutor(1) as pool:
+        started = threading.Event()
+
+        def ask():
+            started.set()
+            return post(f"http://127.0.0.1:{port}/generate", LONG)["text"], time.perf_counter()
+        answer = pool.submit(ask)
+        started.wait()
+        time.sleep(0.3)  # the request is on its way
+        signalled = time.perf_counter()
+        server.send_signal(signal.SIGTERM)
+        text, answered = answer.result()
+    return text, answered, signalled
 
 
 def test_info_tells_the_knowledge_cutoff_and_refuses_a_prompt(lm_run, capsys):
