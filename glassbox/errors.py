@@ -3,3 +3,12 @@
 
 class UserError(Exception):
     """Bad input from the user. The CLI prints it as one line and exits with code 2."""
+
+
+class Stopped(Exception):
+    """A run under torchrun stopped on request (a signal) at the end of a step, its last checkpoint written. The
+    message says where it stopped and how to resume; `main` is True on the process that says it (rank 0)."""
+
+    def __init__(self, message: str, main: bool):
+        super().__init__(message)
+        self.main = main

@@ -23,6 +23,7 @@ import torch
 
 from glassbox.data.bpe import BPE
 from glassbox.errors import UserError
+from glassbox.runtime import distributed
 
 TRAIN_BIN, VAL_BIN, TOKENIZER_JSON, CORPUS_JSON = "train.bin", "val.bin", "tokenizer.json", "corpus.json"
 
@@ -251,14 +252,15 @@ class RandomWindows:
     """Training batches: batch_size windows of block_size + 1 tokens at random offsets (as
     nanoGPT's get_batch). Has its own generator, so a resumed run draws the same batches.
 
-    Under data-parallel training (world_size processes) every process draws the same
-    world_size x batch_size offsets and keeps its own slice: different windows per process,
-    one generator state for all, so a checkpoint written by rank 0 resumes every rank."""
+    batch_size is the global batch: under data-parallel training (world_size processes) every process
+    draws the same batch_size offsets and keeps its equal slice, so together they train on the windows
+    one process would, with one generator state for all: a checkpoint written by rank 0 resumes any
+    number of processes."""
 
     def __init__(self, ids, block_size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         check_enough_tokens(len(ids), block_size, "training")
         self.ids, self.block_size, self.batch_size = ids, block_size, batch_size
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.share = rank, distributed.share(batch_size, world_size)
         self.generator = torch.Generator().manual_seed(seed)
         self.steps = 0  # batches drawn so far
         self._window = np.arange(block_size + 1)  # (T + 1,)
@@ -266,11 +268,11 @@ class RandomWindows:
     @property
     def epoch(self) -> int:
         """Completed passes over the training tokens (tokens seen / training tokens)."""
-        return self.steps * self.world_size * self.batch_size * self.block_size // len(self.ids)
+        return self.steps * self.batch_size * self.block_size // len(self.ids)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        ix = torch.randint(len(self.ids) - self.block_size, (self.world_size * self.batch_size,), generator=self.generator)
-        ix = ix[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        ix = torch.randint(len(self.ids) - self.block_size, (self.batch_size,), generator=self.generator)
+        ix = ix[self.rank * self.share:(self.rank + 1) * self.share]
         w = torch.from_numpy(self.ids[ix.numpy()[:, None] + self._window].astype(np.int64))  # (B, T + 1)
         self.steps += 1
         return w[:, :-1].contiguous(), w[:, 1:].contiguous()  # (B, T), (B, T)

@@ -187,12 +187,15 @@ def _count(x: float) -> str:
 def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops: float,
                 inference_seconds: float, peak_flops: float, power_watts: float = DEFAULT_POWER_WATTS,
                 price_per_kwh: float = DEFAULT_PRICE_PER_KWH, peak_dtype: str = "float32",
-                peak_threads: int | None = None, peak_how: str | None = None) -> dict:
+                peak_threads: int | None = None, peak_how: str | None = None, processes: float = 1.0,
+                peak_per_process: float | None = None) -> dict:
     """What training cost, what one prediction costs, and how many predictions equal one training run.
 
     inference_flops and inference_seconds are for one prediction. MFU (model FLOPs utilisation)
     = achieved FLOP/s / peak_flops, the matmul peak in the precision the model computes in (peak_dtype),
-    on the CPU threads training ran on (peak_threads; None on a GPU). Energy = power_watts x seconds (a constant draw: an estimate,
+    on the CPU threads training ran on (peak_threads; None on a GPU). Under torchrun peak_flops is the sum over
+    the processes (`processes`, averaged over training time when a resumed run changed their number) of
+    `peak_per_process` each. Energy = power_watts x seconds (a constant draw: an estimate,
     not a meter reading); money = energy x price_per_kwh. JSON-safe dict:
       {"peak_flops", "peak_dtype", "power_watts", "price_per_kwh",
        "train": {"flops", "seconds", "flops_per_second", "mfu", "energy_kwh", "cost"},
@@ -218,11 +221,12 @@ def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops:
              "energy_kwh": kwh(train_seconds), "cost": kwh(train_seconds) * price_per_kwh}
     infer = {"flops": float(inference_flops), "seconds": float(inference_seconds),
              "flops_per_second": inference_flops / inference_seconds,
-             "mfu": inference_flops / inference_seconds / peak_flops,
+             "mfu": inference_flops / inference_seconds / (peak_per_process or peak_flops),  # one process predicts
              "energy_kwh_per_1000": kwh(1000 * inference_seconds),
              "cost_per_1000": kwh(1000 * inference_seconds) * price_per_kwh}
     ledger = {
         "peak_flops": float(peak_flops), "peak_dtype": peak_dtype, "peak_threads": peak_threads, "peak_how": peak_how,
+        "processes": float(processes), "peak_per_process": float(peak_per_process or peak_flops / processes),
         "power_watts": float(power_watts),
         "price_per_kwh": float(price_per_kwh), "train": train, "inference": infer,
         "training_equals_predictions": {
@@ -240,7 +244,8 @@ def reprice(ledger: dict, power_watts: float | None = None, price_per_kwh: float
                       power_watts=ledger["power_watts"] if power_watts is None else power_watts,
                       price_per_kwh=ledger["price_per_kwh"] if price_per_kwh is None else price_per_kwh,
                       peak_dtype=ledger.get("peak_dtype", "float32"), peak_threads=ledger.get("peak_threads"),
-                      peak_how=ledger.get("peak_how"))
+                      peak_how=ledger.get("peak_how"), processes=ledger.get("processes", 1.0),
+                      peak_per_process=ledger.get("peak_per_process"))
     for part in ("train", "inference"):
         new[part] = {**ledger[part], **new[part]}  # keep what the ledger knew besides (steps, FLOPs per step)
     return {**ledger, **new}
@@ -250,13 +255,30 @@ def _sentence(c: dict) -> str:
     t, i, ratio = c["train"], c["inference"], c["training_equals_predictions"]
     by_flops = f"{_count(ratio['by_flops'])} predictions by FLOPs, or " if ratio["by_flops"] else ""
     idle = (": one example at a time keeps the machine mostly idle" if i["mfu"] < t["mfu"] / 2 else "")
-    n = c.get("peak_threads")
-    threads = f" on {n} thread{'s' if n != 1 else ''}, as training ran" if n else ""
     return (f"Training cost as much as {by_flops}{_count(ratio['by_time'])} by time. "
-            f"Training used {_flops(t['flops'])} in {_sig(t['seconds'], 3)} s, {t['mfu']:.1%} of this "
-            f"machine's measured {c.get('peak_dtype', 'float32')} matmul peak{threads} ({_flops(c['peak_flops'])}/s"
+            f"Training used {_flops(t['flops'])} in {_sig(t['seconds'], 3)} s, {t['mfu']:.1%} of {_peak_words(c)}"
             f"{', ' + c['peak_how'] if c.get('peak_how') else ''}); one prediction takes "
-            f"{_flops(i['flops'])} and {_sig(i['seconds'] * 1e3, 2)} ms ({i['mfu']:.2%} of peak{idle}). "
+            f"{_flops(i['flops'])} and {_sig(i['seconds'] * 1e3, 2)} ms ({i['mfu']:.2%} of "
+            f"{'peak' if _one(c) else 'the peak of one process'}{idle}). "
             f"At {c['power_watts']:g} W and {c['price_per_kwh']:.2f} per kWh (assumed, not metered), "
             f"training used {_sig(t['energy_kwh'])} kWh costing {_sig(t['cost'])}, and 1,000 "
             f"predictions use {_sig(i['energy_kwh_per_1000'])} kWh costing {_sig(i['cost_per_1000'])}.")
+
+
+def _one(c: dict) -> bool:
+    return abs(c.get("processes", 1.0) - 1.0) < 1e-9
+
+
+def _peak_words(c: dict) -> str:
+    """Which peak MFU is against: this machine's, or the sum over the processes that trained (each on its own device
+    or share of the CPU), with the per-process figure it is summed from."""
+    n = c.get("peak_threads")
+    dtype = c.get("peak_dtype", "float32")
+    if _one(c):
+        threads = f" on {n} thread{'s' if n != 1 else ''}, as training ran" if n else ""
+        return f"this machine's measured {dtype} matmul peak{threads} ({_flops(c['peak_flops'])}/s"
+    k = c["processes"]
+    count = f"{k:g} processes" if k == round(k) else f"{k:.2f} processes on average over the training time"
+    each = f" on {n} thread{'s' if n != 1 else ''} each, as training ran" if n else " on its own device"
+    return (f"the summed measured {dtype} matmul peak of {count} ({_flops(c['peak_per_process'])}/s per process{each}; "
+            f"{_flops(c['peak_flops'])}/s in all")

@@ -172,3 +172,17 @@ def page(title: str, subtitle: str, sections: list[tuple[str, str, str]]) -> str
         f"<body><main><h1>{esc(title)}</h1><p class=\"sub\">{esc(subtitle)}</p>"
         f"<nav>{nav}</nav>\n{body}\n</main></body></html>\n"
     )
+
+
+def processes(s: dict) -> str:
+    """' on 2 processes (global batch 64, 32 each)' for a run under torchrun, with each stretch of steps when a
+    resumed run changed the number; '' for one process (and for runs from before glassbox recorded it)."""
+    sessions = [x for x in s.get("sessions") or [] if isinstance(x, dict)]
+    counts = {x.get("world_size") for x in sessions} | ({s["world_size"]} if isinstance(s.get("world_size"), int) else set())
+    if counts <= {1, None}:
+        return ""
+    batch = s.get("batch_size_per_process", 0) * s.get("world_size", 1)
+    if len(counts) == 1:
+        return f" on {s['world_size']} processes (global batch {count(batch)}, {count(s.get('batch_size_per_process'))} each)"
+    stretches = ", ".join(f"steps {x['from_step'] + 1}-{x['to_step']} on {x['world_size']}" for x in sessions)
+    return f" on several numbers of processes ({stretches}; global batch {count(batch)} throughout)"

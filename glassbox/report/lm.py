@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from glassbox.report.html import count, esc, is_number, num, para, pct, seconds, table
+from glassbox.report.html import count, esc, is_number, num, para, pct, processes, seconds, table
 from glassbox.report.load import Run
 from glassbox.report.worries import top_worries
 
@@ -20,7 +20,7 @@ def what_was_trained(run: Run) -> str:
     return (f"A {str(s.get('model', 'language model')).upper()} with {count(s.get('n_params'))} weights learned to "
             f"predict the next {unit} of {s.get('data', 'its text')}, from {count(tokens)} training tokens "
             f"({s.get('tokenizer', '')} tokenizer, {count(s.get('vocab_size'))} tokens in its vocabulary), in "
-            f"{count(s.get('steps'))} steps ({seconds(s.get('train_seconds'))}).")
+            f"{count(s.get('steps'))} steps ({seconds(s.get('train_seconds'))}){processes(s)}.")
 
 
 def summary(run: Run) -> str:

@@ -3,8 +3,8 @@ when the run holds nothing for it (the section is then left out)."""
 from __future__ import annotations
 
 from glassbox.report import plots
-from glassbox.report.html import (Raw, capital, count, esc, image, interval, is_number, num, para, pct, seconds, severity,
-                                  si, sig, table)
+from glassbox.report.html import (Raw, capital, count, esc, image, interval, is_number, num, para, pct, processes, seconds,
+                                  severity, si, sig, table)
 from glassbox.report.load import Run
 from glassbox.report.worries import top_worries
 
@@ -25,7 +25,7 @@ def what_was_trained(run: Run) -> str:
     return (f"A {model_name(s.get('model', 'model'))} with {count(s.get('n_params'))} weights learned to sort "
             f"{s.get('kind', '')} examples from {s.get('data', 'the data')} into {len(classes)} classes ({shown}), "
             f"from {count(n.get('train'))} training examples in {count(s.get('steps'))} steps "
-            f"({seconds(s.get('train_seconds'))}).")
+            f"({seconds(s.get('train_seconds'))}){processes(s)}.")
 
 
 def summary(run: Run) -> str:

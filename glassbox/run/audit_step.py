@@ -34,19 +34,23 @@ def audit_corpus_at(data: str, val_fraction: float):
     return audit_corpus(files, val_fraction)
 
 
-def gate(report, cfg: TrainConfig, run_dir: Path, what: str = "data") -> dict:
-    """Write RUN/audit.json and show the findings (rank 0), then stop the run where they say so. Every process
-    audits the same data, so under torchrun all reach the same verdict."""
-    if distributed.current().is_main:
+def gate(make_report, cfg: TrainConfig, run_dir: Path, what: str = "data") -> dict:
+    """Audit (`make_report()`), write RUN/audit.json and show the findings, then stop the run where they say so.
+    Under torchrun rank 0 audits alone and sends its verdict to the others, which stop alike: the audit's fold
+    models would only repeat the same work on every process, competing for the same cores."""
+    main = distributed.current().is_main
+    report = make_report() if main else None
+    if main:
         write_json(run_dir / "audit.json", report.to_dict())
         if not cfg.quiet:
             report.render()
+    errors, warnings = distributed.from_rank0([report.has_errors, report.has_warnings] if main else [False, False])
     where = run_dir / "audit.json"
-    if report.has_errors and not cfg.force:
+    if errors and not cfg.force:
         raise UserError(f"the {what} audit found errors (see {where}); fix the {what}, or pass --force to train anyway")
-    if cfg.strict and report.has_warnings:
+    if cfg.strict and warnings:
         raise UserError(f"the {what} audit found warnings and --strict is on (see {where}); fix the {what} or drop --strict")
-    return report.to_dict()
+    return report.to_dict() if main else {"errors": int(errors), "warnings": int(warnings), "findings": []}
 
 
 def headline(audit: dict) -> dict:

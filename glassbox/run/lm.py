@@ -23,6 +23,7 @@ from glassbox.run.settings import add_derived
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
 from glassbox.train.loop import cross_entropy, evaluate, fit
+from glassbox.train.parallel import world_record
 from glassbox.train.progress import Laps
 
 EVAL_WINDOWS = 256      # validation windows per evaluation during training (the final figure uses all)
@@ -31,7 +32,7 @@ EVAL_WINDOWS = 256      # validation windows per evaluation during training (the
 def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     lap = Laps()  # wall time of each stage, for the summary
     data, dist = str(cfg.data), distributed.current()
-    audit = gate(audit_corpus_at(data, cfg.val_fraction), cfg, run_dir, what="corpus")
+    audit = gate(lambda: audit_corpus_at(data, cfg.val_fraction), cfg, run_dir, what="corpus")
     lap("audit")
     tok, train_ids, val_ids, corpus = tokenize(cfg, run_dir)
     torch.manual_seed(cfg.seed)
@@ -115,6 +116,7 @@ def lm_scores(result, tok, train_ids, val_ids, corpus: dict, gpt_config: GPTConf
         "perplexity": math.exp(val_loss), "train_perplexity": math.exp(train_loss),
         "generalisation_gap": val_loss - train_loss, "tokens_per_second": tokens_per_s,
         "train_seconds": result.train_seconds, "data_fingerprint": corpus["sha256"], "audit": headline(audit),
+        **world_record(result, cfg.batch_size),
     }
 
 
@@ -126,9 +128,7 @@ def samples(model, tok, val_ids, seed: int, n: int = 3) -> list[str]:
 
 def lm_cost(result, batches: RandomWindows, val_small, cfg: TrainConfig) -> dict:
     """The cost ledger, with FLOPs per token and one prediction as a forward pass over a full context."""
-    state = batches.state_dict()
-    batch = batches.next()  # one batch of the shape training used, and the source put back as it was
-    batches.load_state_dict(state)
+    batch = RandomWindows(batches.ids, cfg.block_size, cfg.batch_size, seed=cfg.seed).next()  # one global batch
     ledger = measure_cost(result.model, batch, val_small[0][:1], len(val_small[1]), result, cfg, cross_entropy)
     ledger["train"]["flops_per_token"] = ledger["train"]["flops_per_step"] / (cfg.batch_size * cfg.grad_accum * cfg.block_size)
     ledger["inference"]["unit"] = f"one forward pass over {cfg.block_size} tokens of context"

@@ -177,4 +177,8 @@ def add_derived(cfg: TrainConfig, run_dir: Path, n_train: int, n_val: int) -> No
     record = json.loads(path.read_text(encoding="utf-8"))
     record[DERIVED_KEY] = {k: {"value": v, "rule": DERIVED[k]} for k, v in schedule(cfg, n_train, n_val).items()
                            if k not in SETTINGS or getattr(cfg, k) is None}
+    world = distributed.current().world_size  # torchrun's choice, not a setting: --batch-size is split among them
+    record[DERIVED_KEY]["world_size"] = {"value": world, "rule": "processes torchrun started (1 without torchrun)"}
+    record[DERIVED_KEY]["batch_size_per_process"] = {"value": cfg.batch_size // world,
+                                                     "rule": "batch_size (the global batch) / world_size"}
     write_json(path, record)

@@ -1,13 +1,28 @@
 """Data-parallel training under torchrun: one process per device, gradients averaged by DDP.
 
-Launched as `torchrun --nproc_per_node N -m glassbox train ...`; without torchrun this is a no-op."""
+Launched as `torchrun --nproc_per_node N -m glassbox train ...`; without torchrun this is a no-op.
+What is global and what is per process: --batch-size is the global batch (each process takes its equal
+share, `share`); the position in the data is counted in global batches; each process's random draws
+(dropout) are reseeded every step from the seed, its rank and the examples seen so far (`reseed`), so a
+run resumes exactly on any number of processes. A stop asked of the launcher or of any worker (Ctrl-C,
+SIGTERM, the launcher's death) is honoured by every process at the end of the same step (`stop_requested`)."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import signal
+import threading
+import time
 from dataclasses import dataclass
 
 import torch
+
+from glassbox.errors import UserError
+
+# How long a process waits for the others in one collective before it fails with an error instead of hanging:
+# long enough for rank 0's work that the others wait on (the data audit, a tokenizer), short of a silent hang.
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=20)
 
 
 @dataclass
@@ -46,9 +61,16 @@ def setup(device: torch.device) -> Dist:
         return Dist()
     import torch.distributed as dist
 
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank(), world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        if device.type == "cuda":  # one GPU per process: NCCL needs each rank on its own device
+            if device.index not in (None, local_rank):
+                raise UserError(f"--device {device} puts every process on one GPU; under torchrun each process takes "
+                                f"its own (cuda:LOCAL_RANK): give --device cuda")
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+        stop_on_signal()
+    return Dist(rank=dist.get_rank(), world_size=world, local_rank=local_rank)
 
 
 def current() -> Dist:
@@ -59,9 +81,81 @@ def current() -> Dist:
     return Dist(rank=int(os.environ.get("RANK", "0")), world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def from_rank0(flags: list[bool]) -> list[bool]:
+    """Rank 0's flags on every process (the flags as given outside torchrun)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flags
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    values = torch.tensor([float(f) for f in flags], device=on)
+    dist.broadcast(values, src=0)
+    return [bool(v) for v in values.tolist()]
+
+
 def barrier() -> None:
     """Wait until every process reaches this point (nothing to wait for outside torchrun)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def share(batch_size: int, world_size: int) -> int:
+    """Each process's part of the global batch; a batch the processes cannot split evenly is refused."""
+    if batch_size % world_size:
+        lower, upper = batch_size // world_size * world_size, -(-batch_size // world_size) * world_size
+        raise UserError(f"--batch-size {batch_size} is the global batch and does not divide among {world_size} "
+                        f"processes; use a multiple of {world_size} (e.g. {max(lower, world_size)} or {upper})")
+    return batch_size // world_size
+
+
+def restart_count() -> int:
+    """How many times torchrun has restarted this run's workers after a failure (0: the first attempt)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+
+
+def reseed(seed: int, rank: int, examples: int, device: torch.device) -> None:
+    """Seed this process's random draws (dropout) for the step that starts after `examples` global examples: a
+    function of the seed, the rank and that count alone, so an uninterrupted run and one resumed on any number of
+    processes draw alike. (Seeding the default generator directly: torch.manual_seed takes 100x longer.)"""
+    value = (seed * 0x9E3779B97F4A7C15 + rank * 0xBF58476D1CE4E5B9 + examples) % (2**63)
+    torch.random.default_generator.manual_seed(value)
+    if device.type == "cuda":
+        torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()] \
+            .manual_seed(value)
+
+
+_STOP = {"signal": 0, "in_loop": False}  # the signal that asked for a stop; whether training steps are running
+
+
+def _ask_stop(signum, frame) -> None:
+    _STOP["signal"] = _STOP["signal"] or signum
+    if not _STOP["in_loop"]:  # before or after the training steps there is no step to finish: stop now
+        raise KeyboardInterrupt
+
+
+def stop_on_signal() -> None:
+    """Under torchrun: SIGINT or SIGTERM (the launcher forwards Ctrl-C and its own SIGTERM to every worker; a signal
+    may also reach one worker alone) asks for a stop at the end of the current step. So does the launcher's death:
+    torchrun starts its workers in sessions of their own, so killing its process group would leave them training."""
+    signal.signal(signal.SIGINT, _ask_stop)
+    signal.signal(signal.SIGTERM, _ask_stop)
+    parent = os.getppid()
+
+    def watch_launcher():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread, like any other stop
+
+    threading.Thread(target=watch_launcher, name="glassbox-launcher-watch", daemon=True).start()
+
+
+def steps_running(running: bool) -> None:
+    """While training steps run, a stop request waits for the end of the current step; otherwise it interrupts."""
+    _STOP["in_loop"] = running
+
+
+def stop_requested() -> int:
+    """The signal that asked this process to stop (0: none)."""
+    return _STOP["signal"]

@@ -9,6 +9,8 @@ from typing import Callable, Protocol
 
 import torch
 
+from glassbox.runtime import distributed
+
 
 class BatchSource(Protocol):
     epoch: int
@@ -26,41 +28,47 @@ def set_generator_state(g: torch.Generator, state: str) -> None:
     g.set_state(torch.frombuffer(bytearray(base64.b64decode(state)), dtype=torch.uint8))
 
 
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The seeded order of n examples in one epoch: the same on every process and for any number of processes."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
 class TensorBatches:
     """Shuffled mini-batches over in-memory tensors, a new seeded permutation each epoch.
 
-    Under DDP each process takes every world_size-th example of the same permutation
-    (what DistributedSampler does), so processes see disjoint data."""
+    batch_size is the global batch: under DDP each of the world_size processes takes its equal slice of every
+    global batch, so together they train on exactly the batches one process would, and the position (epoch,
+    global batches done) resumes on any number of processes."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int = 0,
                  augment: Callable | None = None, rank: int = 0, world_size: int = 1):
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.augment, self.rank, self.world_size = augment, rank, world_size
+        self.augment, self.rank = augment, rank
+        self.share = distributed.share(batch_size, world_size)
         self.epoch, self.position = 0, 0
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self._order = None
-        self._len = max(1, len(range(rank, len(y), world_size)) // batch_size)
+        self._len = max(1, len(y) // batch_size)
 
     def __len__(self) -> int:
-        """Batches per epoch for this process."""
+        """Global batches per epoch."""
         return self._len
-
-    def _permutation(self) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(len(self.y), generator=g)[self.rank::self.world_size]
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._order is None:
-            self._order = self._permutation()
+            self._order = epoch_order(len(self.y), self.seed, self.epoch)
         if self.position >= self._len:  # the ragged last batch is dropped; the next epoch starts
             self.epoch, self.position = self.epoch + 1, 0
-            self._order = self._permutation()
-        idx = self._order[self.position * self.batch_size:(self.position + 1) * self.batch_size]
+            self._order = epoch_order(len(self.y), self.seed, self.epoch)
+        idx = self._order[self.position * self.batch_size:(self.position + 1) * self.batch_size]  # the global batch
         self.position += 1
-        x = self.x[idx]
-        if self.augment is not None:
-            x = self.augment(x, self.aug_gen)
-        return x, self.y[idx]
+        mine = slice(self.rank * self.share, (self.rank + 1) * self.share)
+        if self.augment is None:
+            return self.x[idx[mine]], self.y[idx[mine]]
+        # every process draws the whole global batch's augmentations and keeps its slice: the draws do not
+        # depend on the number of processes
+        return self.augment(self.x[idx], self.aug_gen)[mine], self.y[idx[mine]]
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position, "aug_gen": generator_state(self.aug_gen)}
@@ -72,25 +80,24 @@ class TensorBatches:
 
 
 class LoaderBatches:
-    """Batches from any torch Dataset through a DataLoader, for bring-your-own data in `fit`.
+    """Batches from any torch Dataset through a DataLoader, for bring-your-own data in `fit`, in the same seeded
+    global order as TensorBatches (each process loads its slice of every global batch).
 
     Resume replays the epoch's seeded order and skips the batches already seen."""
 
     def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.share = rank, distributed.share(batch_size, world_size)
         self.epoch, self.position, self._it = 0, 0, None
 
     def _start_epoch(self):
-        from torch.utils.data import DataLoader, DistributedSampler
+        from torch.utils.data import DataLoader
 
-        sampler = DistributedSampler(self.dataset, num_replicas=self.world_size, rank=self.rank,
-                                     shuffle=True, seed=self.seed, drop_last=True)
-        sampler.set_epoch(self.epoch)
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True)
-        self._it = iter(loader)
-        for _ in range(self.position):
-            next(self._it)
+        order = epoch_order(len(self.dataset), self.seed, self.epoch).tolist()
+        first = self.rank * self.share
+        mine = [order[b * self.batch_size + first:b * self.batch_size + first + self.share]
+                for b in range(self.position, max(1, len(order) // self.batch_size))]
+        self._it = iter(DataLoader(self.dataset, batch_sampler=mine))
 
     def next(self):
         if self._it is None:

@@ -1,0 +1,79 @@
+"""What the loop needs to train one model on any number of processes and resume on another number:
+one all-reduce a step for the divergence check and a stop request, the global training loss, and the
+record of which stretch of steps ran on how many processes (the cost ledger sums their peaks)."""
+from __future__ import annotations
+
+import math
+import signal
+from pathlib import Path
+
+import torch
+import torch.distributed
+
+from glassbox.errors import Stopped
+from glassbox.runtime import distributed
+
+
+def step_check(loss: torch.Tensor, grad_norm: torch.Tensor, dist) -> tuple[bool, bool]:
+    """Whether this step's loss and gradient norm are finite on every rank, and whether any rank was asked to stop.
+
+    One all-reduce carries both: a loss that overflows on one rank alone would leave DDP's averaged gradients
+    finite, and the ranks would part ways; a stop asked of one rank must stop all of them at the same step."""
+    total = loss.detach().float() + grad_norm  # inf + -inf is nan: still caught
+    if not dist.enabled:  # one addition and one read a step: the check costs next to nothing
+        return math.isfinite(total.item()), False
+    flags = torch.stack([(~torch.isfinite(total)).float(),
+                         torch.tensor(float(distributed.stop_requested() > 0), device=total.device)])
+    torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+    return flags[0].item() == 0, flags[1].item() > 0
+
+
+def summed(value: torch.Tensor, dist) -> float:
+    """`value` summed over every process (the value itself outside torchrun)."""
+    if dist.enabled:
+        value = value.detach().clone()
+        torch.distributed.all_reduce(value)
+    return value.item()
+
+
+def session(world_size: int, from_step: int, to_step: int, seconds: float) -> dict:
+    """One stretch of a run's steps on one number of processes: from_step < step <= to_step."""
+    return {"world_size": world_size, "from_step": from_step, "to_step": to_step, "seconds": seconds}
+
+
+def resume_note(step: int, total: int, done: bool, sessions: list[dict], world_size: int) -> str:
+    """What a resumed run says first: where it continues, on how many processes, and after what."""
+    restarted = distributed.restart_count()
+    words = (f"torchrun restarted the workers after a failure (restart {restarted}): " if restarted else "") + \
+        f"resuming from the checkpoint at step {step} of {total}"
+    if done:
+        return words + " (training had already finished: only the evaluation runs again)"
+    before = sessions[-1]["world_size"] if sessions else None
+    if before is not None and before != world_size:
+        words += (f" on {processes(world_size)} (it trained on {processes(before)} until then): every step still "
+                  f"takes the same global batch, and the data continues where it stopped")
+    return words
+
+
+def processes(n: int) -> str:
+    return f"{n} process{'es' if n != 1 else ''}"
+
+
+def stop_run(step: int, total: int, best_step: int, run_dir: Path | None, dist) -> Stopped:
+    """The stop a signal asked for, with where the run stopped and the command that continues it."""
+    sig = distributed.stop_requested()
+    why = signal.Signals(sig).name if sig else "a request to another process"
+    if run_dir is None:
+        kept = "nothing is saved (fit was given no run folder)"
+    else:
+        kept = (f"the checkpoint of step {step} and the best weights so far (step {best_step}) are in "
+                f"{run_dir / 'checkpoints'}; continue with: torchrun --nproc_per_node N -m glassbox train --out {run_dir} "
+                f"--resume (N: any number of processes)")
+    return Stopped(f"stopped on request ({why}) at step {step} of {total}: {kept}", main=dist.is_main)
+
+
+def world_record(result, batch_size: int) -> dict:
+    """What summary.json says about processes: how many trained this run's last session, each one's share of the
+    global batch, and which steps ran on how many (a run resumed on another number has several sessions)."""
+    return {"world_size": result.world_size, "batch_size_per_process": batch_size // result.world_size,
+            "sessions": result.sessions}
