@@ -132,7 +132,7 @@ def load(port: int, clients: int, seconds: float, max_requests: int, texts: list
     asyncio.run(main())
     wall = time.perf_counter() - t0
     ok = sorted(s for status, s in out if status == 200)
-    q = statistics.quantiles(ok, n=100) if len(ok) > 1 else [float("nan")] * 99
+    q = statistics.quantiles(ok, n=100, method="inclusive") if len(ok) > 1 else [float("nan")] * 99
     statuses = {}
     for status, _ in out:
         statuses[status] = statuses.get(status, 0) + 1
