@@ -119,4 +119,7 @@ def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
                         f"or --host") from None
     print(f"glassbox board: http://{host}:{port}/ shows the {len(find_runs(root))} runs under {root} "
           f"(read-only; Ctrl-C stops it)", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: on {host} anyone who reaches this port can read these runs, their settings and reports (which "
+              f"quote training examples); the board has no password", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
