@@ -225,6 +225,7 @@ def test_curve_on_the_digits_by_cli(tmp_path):
     assert r["chance_accuracy"] == pytest.approx((test == np.bincount(train).argmax()).mean())
     for before, p in zip(r["points"], r["points"][1:]):
         assert p["gain"] == pytest.approx(p["test_accuracy"] - before["test_accuracy"])
+        assert p["loss_drop"] == pytest.approx(before["test_loss"] - p["test_loss"], abs=1e-6)
         assert p["gap"] == pytest.approx(p["train_accuracy"] - p["val_accuracy"])
     assert r["points"][-1]["test_accuracy"] > r["points"][0]["test_accuracy"] > r["chance_accuracy"]
     assert f"bought {100 * r['points'][-1]['gain']:+.1f} points" in printed

@@ -131,10 +131,14 @@ def size_curve(split: dict, cfg: TrainConfig, repeats: int) -> dict:
         runs.append([train_on(split, idx, seeded, steps) for idx in nested_subsets(split["train"].labels, FRACTIONS,
                                                                                     cfg.seed + r)])
     correct = [np.mean([run[i]["probs"].argmax(1) == y_test for run in runs], axis=0) for i in range(len(FRACTIONS))]
+    losses = [np.mean([-np.log(np.maximum(run[i]["probs"][np.arange(len(y_test)), y_test], 1e-12)) for run in runs],
+                      axis=0) for i in range(len(FRACTIONS))]  # each test example's loss, over the repeats
     points = [size_point([run[i] for run in runs]) for i in range(len(FRACTIONS))]
     for i in range(1, len(points)):
         points[i]["gain"] = float(correct[i].mean() - correct[i - 1].mean())
         points[i]["gain_interval"] = paired_interval(correct[i] - correct[i - 1])
+        points[i]["loss_drop"] = float(losses[i - 1].mean() - losses[i].mean())
+        points[i]["loss_drop_interval"] = paired_interval(losses[i - 1] - losses[i])
     counts = np.bincount(split["train"].labels, minlength=len(split["train"].classes))
     return {"task": "classify", "kind": split["train"].kind, "classes": split["train"].classes, "steps": steps,
             "n_train": n, "n_val": len(split["val"]), "n_test": len(y_test), "points": points,
@@ -157,10 +161,14 @@ def paying_sentence(points: list[dict]) -> str:
     within the noise of the test set (its 95% interval reaching 0)."""
     pays = [p["gain"] >= PAYS and p["gain_interval"][0] > 0 for p in points[1:]]
     last = points[-1]
+    lo, hi = last["loss_drop_interval"]
     said = (f"the last doubling ({points[-2]['n']:,} -> {last['n']:,} examples) bought {100 * last['gain']:+.1f} points "
-            f"of test accuracy (95% interval {100 * last['gain_interval'][0]:+.1f} to {100 * last['gain_interval'][1]:+.1f})")
+            f"of test accuracy (95% interval {100 * last['gain_interval'][0]:+.1f} to {100 * last['gain_interval'][1]:+.1f}) "
+            f"and lowered test loss by {last['loss_drop']:+.4f} ({lo:+.4f} to {hi:+.4f})")
     if pays[-1]:
         return said + ": more examples were still paying at the full size; more data would likely help"
+    if lo > 0:
+        said += "; in accuracy it no longer paid, but test loss still fell beyond its noise: the model grew surer"
     still = [i for i, p in enumerate(pays) if p]
     if not still:
         return said + ("; no doubling bought a clear half point: beyond the smallest size, more examples of this data "

@@ -39,7 +39,7 @@ def group_values(ex, column: str) -> np.ndarray:
         return np.array([str(v).strip() for v in ex.groups[column]])
     if ex.kind == "tabular" and column in ex.inputs.columns:
         return ex.inputs[column].astype(str).str.strip().to_numpy()
-    if column in ("label", ex.meta.get("label")):
+    if column in ("label", ex.meta.get("label"), ex.meta.get("label_col")):  # the label itself: a class cut down
         return np.array([ex.classes[i] for i in ex.labels])
     named = list(ex.groups) + (list(map(str, ex.inputs.columns)) if ex.kind == "tabular" else []) + ["label"]
     raise UserError(f"--skew column {column!r} is not in the data; choose one of: {', '.join(named)}"
