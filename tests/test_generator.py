@@ -20,7 +20,7 @@ from glassbox.cli import main
 from glassbox.data.corpus import load_prepared, tokenizer_from_dict
 from glassbox.errors import UserError
 from glassbox.export.artifact import load_artifact
-from glassbox.infer.generator import MAX_NEW_TOKENS, Generator
+from glassbox.infer.generator import MAX_NEW_TOKENS, Generator, Stopped
 from tests.conftest import TINY_LM_SEED, subprocess_env
 from tests.killing import stopped_on_exit
 
@@ -159,6 +159,15 @@ def generation_through_sigterm(server: subprocess.Popen, port: int) -> tuple[str
         server.send_signal(signal.SIGTERM)
         text, answered = answer.result()
     return text, answered, signalled
+
+
+def test_a_stop_check_leaves_the_text_alone_and_stops_within_16_tokens(lm_run):
+    g = Generator(lm_run / "model")
+    looks = []
+    assert g.generate("ROMEO:", 50, seed=2, stop=lambda: looks.append(1) and False) == g.generate("ROMEO:", 50, seed=2)
+    assert len(looks) == 4                                     # tokens 0, 16, 32, 48: a look every 16
+    with pytest.raises(Stopped, match="after 16 of 2000 tokens"):
+        g.generate("ROMEO:", 2000, stop=lambda: len(looks) > 4 or looks.append(1))
 
 
 def test_info_tells_the_knowledge_cutoff_and_refuses_a_prompt(lm_run, capsys):

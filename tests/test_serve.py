@@ -208,3 +208,23 @@ def test_predict_url_prints_what_local_predict_prints(sms, server, capsys):
         remote = capsys.readouterr()
         assert main(["predict", str(model), *flags, *texts[:50]]) == 0
         assert capsys.readouterr() == remote
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--host", "0.0.0.0"], "--insecure"),                                  # other machines, no token
+    (["--token-file", "/nonexistent/token"], "is not a file"),
+    (["--max-batch-size", "0"], "--max-batch-size must be a whole number of at least 1"),
+    (["--timeout-s", "nan"], "--timeout-s must be a number"),
+    (["--max-inputs", "50", "--max-queue", "10"], "could never be queued"),
+])
+def test_serve_refuses_in_one_line_before_loading_anything(flags, needle, capsys, tmp_path):
+    assert main(["serve", str(tmp_path / "no-artifact-needed"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("glassbox: error:") and needle in err[0], err
+
+
+def test_a_short_token_is_refused_and_not_echoed(tmp_path, capsys):
+    (tmp_path / "token").write_text("short secret")
+    assert main(["serve", str(tmp_path), "--token-file", str(tmp_path / "token")]) == 2
+    err = capsys.readouterr().err
+    assert "at least 16 characters" in err and "short secret" not in err
