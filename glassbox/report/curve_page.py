@@ -10,7 +10,8 @@ def curve_lines(r: dict) -> list[str]:
     if r["task"] == "skew":
         return skew_lines(r)
     lm = r["task"] == "lm"
-    head = ("  examples  test acc (range)          test loss  train acc  val acc  gap (train - val)" if not lm else
+    spread = "(range)" if r["repeats"] > 1 else "       "
+    head = (f"  examples  test acc {spread}          test loss  train acc  val acc  gap (train - val)" if not lm else
             "    tokens  val loss  perplexity  train loss  gap (val - train)")
     lines = [f"learning curve: the same {'GPT' if lm else 'model'}, {r['steps']:,} updates at most per size "
              f"(each stopped at its own sweet spot), {r['repeats']} repeat(s) per size", head]
