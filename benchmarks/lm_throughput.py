@@ -4,11 +4,14 @@
     python benchmarks/lm_throughput.py                # 2000 steps: speed and the final val loss
     python benchmarks/lm_throughput.py --quick --sweep   # every speed variant in VARIANTS, as a table
 
-Each run also trains the baseline (a loop like nanoGPT's) in the same process and prints the ratio.
+Each run also trains the baseline (a loop like nanoGPT's) in the same process and prints the ratio, then
+times the plain command a user types, `glassbox train input.txt --task lm` (its defaults are nanoGPT's
+settings below; with --quick or --steps it adds --max-steps), against the same baseline.
 
 Anchor: nanoGPT's CPU run of config/train_shakespeare_char.py (the settings below) measured on
 this machine at 16-17k tokens/s (45-48 ms/step, fp32, eager), val loss ~1.886 after 2000 steps.
-Goal: >= 20,000 tokens/s and val loss <= 1.90.
+Goals: `glassbox train --task lm` at least 1.2x the nanoGPT-style loop's tokens/s (whole runs, first steps
+included) with val loss <= 1.90; glassbox.fit within 3% of the plain loop with the same flags and threads.
 """
 from __future__ import annotations
 
@@ -180,7 +183,8 @@ def train_with_glassbox_loop(steps: int, data: tuple, threads: int = 2, fused: b
     model = GPT(GPTConfig(tok.vocab_size, c["block_size"], c["n_layer"], c["n_head"], c["n_embd"], c["dropout"], bf16=bf16))
     cfg = TrainConfig(task="lm", max_steps=steps, batch_size=c["batch_size"], lr=c["learning_rate"], min_lr=c["min_lr"],
                       warmup_steps=c["warmup_iters"], weight_decay=c["weight_decay"], grad_clip=c["grad_clip"],
-                      seed=c["seed"], eval_every=steps, patience=0, compile=compile, quiet=True, device="cpu")
+                      seed=c["seed"], eval_every=steps, patience=0, compile=compile, quiet=True, device="cpu",
+                      threads=threads)  # the plain loop's count: the loops compare, not the thread choice
     batches = RandomWindows(train_ids, c["block_size"], c["batch_size"], seed=c["seed"])
     result = fit(model, batches, val_windows(val_ids, c["block_size"], max_windows=48), config=cfg,
                  n_train=len(train_ids) // c["block_size"])
@@ -243,6 +247,34 @@ def main() -> None:
                 # the ratio of whole-run throughputs: glassbox's time covers every step, as this one does
                 whole = {"tokens_per_s": result["tokens_per_s_all_steps"]}
                 print(report("  the same through glassbox.fit", glassbox, whole, peak), flush=True)
+        command = plain_command(steps if steps != DEFAULTS_STEPS else None, baseline["flops_per_token"])
+        whole = {"tokens_per_s": baseline["tokens_per_s_all_steps"]}
+        print(report("glassbox train --task lm (as typed)", command, whole, peak), flush=True)
+        print(f"  (ratio against the baseline's whole run, {whole['tokens_per_s']:,.0f} tokens/s; the command chose "
+              f"{command['threads']} thread(s): {command['thread_how']})")
+
+
+DEFAULTS_STEPS = 2000  # `glassbox train --task lm` trains this many steps unless told otherwise
+
+
+def plain_command(max_steps: int | None, flops_per_token: int) -> dict:
+    """`glassbox train CORPUS --task lm` as a user types it, in its own process; its training stage's
+    tokens/s from summary.json (every step, its evaluations included) and its final validation loss. The model
+    is the baseline's (the same defaults), so its FLOPs per token are too."""
+    import json
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as out:
+        extra = ["--max-steps", str(max_steps)] if max_steps else []
+        subprocess.run([sys.executable, "-m", "glassbox", "train", str(CORPUS), "--task", "lm", *extra, "--out",
+                        f"{out}/run", "--quiet"], check=True, cwd=Path(__file__).resolve().parents[1])
+        summary = json.loads(Path(out, "run", "summary.json").read_text())
+    tokens_per_s = summary["tokens_per_second"]
+    tokens_per_step = DEFAULTS["batch_size"] * DEFAULTS["block_size"]
+    return {"ms_per_step": 1000 * tokens_per_step / tokens_per_s, "tokens_per_s": tokens_per_s,
+            "first_step_s": float("nan"), "val_loss": summary["val_loss"],
+            "flops_per_token": flops_per_token, "threads": summary["threads"]["threads"],
+            "thread_how": summary["threads"]["how"]}
 
 
 if __name__ == "__main__":

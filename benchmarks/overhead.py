@@ -2,8 +2,8 @@
 
 Same model, data, seed, optimizer, schedule, clipping, number of steps and CPU threads; one validation
 pass at the end for both. Repeats alternate between the two; prints the median time ratio (goal <= 1.03).
-Then, apart, what glassbox's own thread choice (runtime/threads.py) does to the same run: fit with the
-threads it picks against fit on the loop's thread count.
+Then, apart, what glassbox's own thread choice (train/thread_choice.py: it times the model's step on 1 thread
+and on torch's count, then trains on the faster) does to the same run: fit choosing against fit on the loop's count.
 
     python benchmarks/overhead.py [--steps 600] [--repeats 7] [--threads N]
 """
@@ -21,7 +21,6 @@ from sklearn.datasets import load_digits
 
 import glassbox
 from glassbox.config import TrainConfig
-from glassbox.runtime.threads import threads_for
 
 
 def data():
@@ -67,15 +66,16 @@ def hand_loop(steps: int, batch_size: int, lr: float, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def glassbox_fit(steps: int, batch_size: int, lr: float, seed: int, threads: int | None) -> float:
-    """threads: the CPU threads fit trains on; None lets fit choose (runtime/threads.py)."""
+def glassbox_fit(steps: int, batch_size: int, lr: float, seed: int, threads: int | None) -> tuple[float, int]:
+    """Seconds of the whole fit call and the threads it trained on; threads=None lets fit choose (its timing of
+    the counts included in the seconds)."""
     train, val = data()
     model = make_model(seed)
     cfg = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=steps, quiet=True, patience=0,
                       threads=threads)
     t0 = time.perf_counter()
-    glassbox.fit(model, train, val, config=cfg)
-    return time.perf_counter() - t0
+    result = glassbox.fit(model, train, val, config=cfg)
+    return time.perf_counter() - t0, result.threads
 
 
 def main():
@@ -88,19 +88,21 @@ def main():
     torch.set_num_threads(args.threads)
     hand_loop(50, args.batch_size, 1e-3, 0)  # warm up both paths
     glassbox_fit(50, args.batch_size, 1e-3, 0, args.threads)
-    hand, ours, chosen = [], [], []
+    hand, ours, chosen, picked = [], [], [], []
     for r in range(args.repeats):
         hand.append(hand_loop(args.steps, args.batch_size, 1e-3, r))
-        ours.append(glassbox_fit(args.steps, args.batch_size, 1e-3, r, args.threads))
-        chosen.append(glassbox_fit(args.steps, args.batch_size, 1e-3, r, None))
+        ours.append(glassbox_fit(args.steps, args.batch_size, 1e-3, r, args.threads)[0])
+        seconds, threads = glassbox_fit(args.steps, args.batch_size, 1e-3, r, None)
+        chosen.append(seconds)
+        picked.append(threads)
         print(f"repeat {r}: hand-written {hand[-1]:.3f} s, glassbox.fit {ours[-1]:.3f} s, ratio {ours[-1] / hand[-1]:.3f}; "
-              f"fit on the threads it picks {chosen[-1]:.3f} s")
+              f"fit choosing its threads {chosen[-1]:.3f} s (picked {picked[-1]})")
     ratios = [o / h for o, h in zip(ours, hand)]
-    picked = threads_for(make_model(0), data()[1][0], args.batch_size)
     print(f"steps {args.steps}, batch {args.batch_size}, torch {torch.__version__}, threads {args.threads} for both")
     print(f"median hand-written {statistics.median(hand):.3f} s, median glassbox.fit {statistics.median(ours):.3f} s")
     print(f"median ratio glassbox.fit / hand-written: {statistics.median(ratios):.3f} (goal <= 1.03)")
-    print(f"thread choice, apart: fit picks {picked} thread(s) for this model: median {statistics.median(chosen):.3f} s, "
+    print(f"thread choice, apart: fit picked {', '.join(map(str, picked))} thread(s) over the repeats: median "
+          f"{statistics.median(chosen):.3f} s, "
           f"{statistics.median(c / o for c, o in zip(chosen, ours)):.3f}x its time on {args.threads}")
 
 

@@ -4,9 +4,11 @@ import json
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 import glassbox
+from glassbox.config import TrainConfig
 from glassbox.train.loop import evaluate
 
 
@@ -84,7 +86,9 @@ def test_training_is_deterministic_on_cpu():
     for _ in range(2):
         torch.manual_seed(123)
         model = nn.Sequential(nn.Linear(64, 32), nn.Dropout(0.3), nn.Linear(32, 10))
-        glassbox.fit(model, (x[:800], y[:800]), (x[800:1000], y[800:1000]), config={"max_steps": 60, "seed": 4, "quiet": True})
+        # the same seed and the same thread count (threads split sums differently): the same weights
+        glassbox.fit(model, (x[:800], y[:800]), (x[800:1000], y[800:1000]),
+                     config={"max_steps": 60, "seed": 4, "quiet": True, "threads": 1})
         outs.append(torch.cat([p.flatten() for p in model.parameters()]))
     assert torch.equal(outs[0], outs[1])
 
@@ -105,23 +109,33 @@ def test_no_early_stop_before_the_model_beats_its_untrained_loss():
     assert stopper.should_stop and stopper.best_step == 25
 
 
-def test_small_models_train_on_one_thread_and_the_count_is_restored():
-    from glassbox.runtime.threads import SMALL_FORWARD_FLOPS, forward_flops, threads_for
+def test_the_thread_count_is_timed_on_a_copy_and_leaves_the_run_untouched():
+    from glassbox.runtime.threads import forward_flops
+    from glassbox.train.loop import make_optimizer
+    from glassbox.train.thread_choice import choose_threads
 
     x, y = digits_tensors()
     small = nn.Linear(64, 10)
     assert forward_flops(small, x[:32]) == 2 * 32 * 64 * 10  # the counter sees the real matmul
-    big = nn.Sequential(nn.Linear(64, 4096), nn.ReLU(), nn.Linear(4096, 4096))
-    assert forward_flops(big, x[:64]) > SMALL_FORWARD_FLOPS
+    model = nn.Sequential(nn.Linear(64, 128), nn.Dropout(0.5), nn.ReLU(), nn.Linear(128, 10))
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert threads_for(small, x, 32) == 1
-        assert threads_for(big, x, 64) == 2
-        assert threads_for(small, x, 32, requested=3) == 3  # --threads wins
+        rng = torch.get_rng_state()
+        choice = choose_threads(model, (x[:50], y[:50]), F.cross_entropy, 64,
+                                lambda m: make_optimizer(m, TrainConfig()), None)
+        timed = choice["seconds_per_step"]
+        assert set(timed) == {1, 2} and all(t > 0 for t in timed.values())
+        assert choice["threads"] == min(timed, key=timed.get)  # the faster count, as timed
+        assert torch.equal(torch.get_rng_state(), rng)  # dropout in the copy drew nothing from the run's stream
+        assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # the model itself never moved
+        assert torch.get_num_threads() == 2
+        given = choose_threads(model, (x, y), F.cross_entropy, 64, None, requested=3)
+        assert given["threads"] == 3 and given["seconds_per_step"] is None  # --threads wins, untimed
         res = glassbox.fit(small, (x[:1400], y[:1400]), (x[1400:], y[1400:]),
                            config={"max_steps": 20, "batch_size": 32, "quiet": True, "device": "cpu"})
-        assert res.threads == 1 and torch.get_num_threads() == 2
+        assert res.threads == res.thread_choice["threads"] in (1, 2) and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

@@ -1,21 +1,21 @@
-"""How many CPU threads training (and inference) use.
+"""How many CPU threads training and inference use.
 
-A small model's step is hundreds of small operations; splitting each across threads costs more in
+A small model's step is hundreds of small operations; splitting each across threads can cost more in
 waking and joining them than it saves, the more so because the CLI lets idle threads sleep
-(OMP_WAIT_POLICY=PASSIVE, see cli.py). On 2 cores, training on 2 threads vs 1 took: the SMS fastText
-model 5.7 s vs 2.3 s, the Adult MLP 8.2 s vs 3.1 s, the digits CNN 6.6 s vs 3.2 s, the default GPT
-(about 1.3 GFLOP per forward batch) 8.6 s vs 6.8 s. A large model's matrix products split well (a
-1024-wide matmul runs 1.9x faster on 2 threads). So unless the user says otherwise, a step whose
-forward pass is below SMALL_FORWARD_FLOPS trains on one thread, and anything larger keeps torch's
-thread count. docs/benchmarks.md has the table.
+(OMP_WAIT_POLICY=PASSIVE, see cli/__init__.py), and whether it pays also depends on what else the machine
+is running. Training times its own step at each count (`time_thread_counts`, used by
+glassbox/train/thread_choice.py). Predictions of one example at a time are always tiny: below
+SMALL_FORWARD_FLOPS per forward pass they run on one thread, anything larger keeps torch's count.
 
-    n = threads_for(model, x_val, batch_size=64, requested=None)   # requested: the user's --threads
+    n = threads_for(model, x, batch_size=64, requested=None)   # requested: the user's --threads
     with cpu_threads(n):
-        ...  # train
+        ...  # predict
 """
 from __future__ import annotations
 
 import contextlib
+import statistics
+import time
 
 import torch
 import torch.nn as nn
@@ -63,6 +63,30 @@ def generation_threads(model: nn.Module, flops_per_context: float | None = None)
     if flops_per_context:
         return threads_for_flops(flops_per_context)
     return threads_for(model, torch.zeros(1, block, dtype=torch.long), 1) if block else torch.get_num_threads()
+
+
+def time_thread_counts(step, counts: tuple[int, ...], repeats: int = 5, budget_s: float = 1.5) -> dict:
+    """Median seconds of `step()` at each thread count in `counts`. The counts take turns, step by step, so
+    that a change in the machine's load (another process waking up) hits each alike; one untimed step at each
+    count first (first calls allocate). Stops early, after at least 2 rounds, once budget_s is spent."""
+    before = torch.get_num_threads()
+    times: dict[int, list[float]] = {c: [] for c in counts}
+    try:
+        for c in counts:
+            torch.set_num_threads(c)
+            step()
+        start = time.perf_counter()
+        for round_ in range(repeats):
+            for c in counts:
+                torch.set_num_threads(c)
+                t = time.perf_counter()
+                step()
+                times[c].append(time.perf_counter() - t)
+            if round_ >= 1 and time.perf_counter() - start > budget_s:
+                break
+    finally:
+        torch.set_num_threads(before)
+    return {c: statistics.median(v) for c, v in times.items()}
 
 
 @contextlib.contextmanager
