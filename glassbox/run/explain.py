@@ -35,6 +35,8 @@ def explain(data: str | None = None, *, sources: dict | None = None, examples: i
         if not isinstance(value, int) or value < 1:
             raise UserError(f"--{name} must be a whole number of at least 1. Got {value!r}")
     given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
+    if given.get("device", "cpu") not in ("cpu", "auto"):  # one float64 step: the CPU computes it in a blink
+        raise UserError(f"glassbox explain computes its step in float64 on the CPU; drop --device {given['device']}")
     run = Path(str(data)) if is_run_folder(data) else None
     if run is not None:
         given, sources = run_settings(run, given, sources)
