@@ -207,6 +207,7 @@ def refuse(status: int, detail: str, headers: dict | None = None):
 
 def serve(artifact: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
           token_file: str | None = None, insecure: bool = False) -> None:
+    import gc
     import signal
     import socket
 
@@ -228,4 +229,7 @@ def serve(artifact: str | Path, host: str = "127.0.0.1", port: int = 8000, limit
     # uvicorn drains on SIGTERM (no new connections, in-flight requests get drain_s), then raises the signal
     # again under the handler it found: this one, so a drained server exits 0 instead of dying of the signal
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # The ~220,000 objects of torch, FastAPI and the model live as long as the server: out of the collector's
+    # sight, a full collection no longer walks them (it took ~300 ms here, a request's p99 on its own)
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=limits.drain_s)
