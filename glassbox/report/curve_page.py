@@ -2,6 +2,8 @@
 loss) against the number of training examples, or a group's figures with and without --skew, from curve.json."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from glassbox.report.html import capital, esc, image, num, page, pct, table
 from glassbox.report.plots import GREY, TRAIN, VAL, plt, to_png
 
@@ -52,43 +54,61 @@ def curve_page(r: dict) -> str:
         body = curve_body(r)
         title, what = "Learning curve", "more examples"
     sub = f"What {what} bought on {r['data']}: every number measured by glassbox curve (seed {r['seed']})."
-    return page(f"glassbox curve: {r['data']}", sub, [("curve", title, body)])
+    return page(f"glassbox curve: {Path(str(r['data'])).name or r['data']}", sub, [("curve", title, body)])
 
 
 def curve_body(r: dict) -> str:
     lm = r["task"] == "lm"
     pts = r["points"]
-    xs = [p["n"] for p in pts]
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    if lm:
-        ax.plot(xs, [p["val_loss"] for p in pts], color=VAL, marker="o", label="validation loss")
-        ax.plot(xs, [p["train_loss"] for p in pts], color=TRAIN, marker="o", ls="--", label="training loss")
-        ax.axhline(r["chance_loss"], color=GREY, ls=":", label=f"chance, ln {r['vocab_size']}")
-        ax.set_ylabel("loss (nats per token)")
-    else:
-        acc = [p["test_accuracy"] for p in pts]
-        low = [a - p["test_accuracy_range"][0] for a, p in zip(acc, pts)]
-        high = [p["test_accuracy_range"][1] - a for a, p in zip(acc, pts)]
-        ax.errorbar(xs, acc, yerr=[low, high], color=VAL, marker="o", capsize=3, label="test accuracy")
-        ax.plot(xs, [p["train_accuracy"] for p in pts], color=TRAIN, marker="o", ls="--", label="training accuracy")
-        ax.axhline(r["chance_accuracy"], color=GREY, ls=":", label="chance (majority class)")
-        ax.set_ylabel("accuracy")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("training tokens" if lm else "training examples")
-    ax.legend(fontsize=8, frameon=False)
-    ax.grid(alpha=0.25)
     if lm:
         rows = [[f"{p['n']:,}", num(p["val_loss"]), num(p["perplexity"], 2), num(p["train_loss"]), num(p["gap"])]
                 for p in pts]
         head = ["training tokens", "val loss", "perplexity", "train loss", "gap (val − train)"]
+        chance = f"Chance: a uniform guess over {r['vocab_size']} tokens scores ln {r['vocab_size']} = {num(r['chance_loss'])}."
     else:
-        rows = [[f"{p['n']:,}", pct(p["test_accuracy"]), f"{pct(p['test_accuracy_range'][0])} – "
-                 f"{pct(p['test_accuracy_range'][1])}", num(p["test_loss"]), pct(p["train_accuracy"]),
-                 pct(p["val_accuracy"]), pct(p["gap"])] for p in pts]
-        head = ["training examples", "test accuracy", "range over repeats", "test loss", "train accuracy",
-                "val accuracy", "gap (train − val)"]
-    return (image(to_png(fig), "learning curve by number of training examples")
-            + table(head, rows, numeric=set(range(1, len(head)))) + f"<p>{esc(capital(r['sentence']))}</p>")
+        spread = r["repeats"] > 1
+        rows = [[f"{p['n']:,}", pct(p["test_accuracy"]),
+                 *([f"{pct(p['test_accuracy_range'][0])} – {pct(p['test_accuracy_range'][1])}"] if spread else []),
+                 num(p["test_loss"]), pct(p["train_accuracy"]), pct(p["val_accuracy"]), pct(p["gap"])] for p in pts]
+        head = ["training examples", "test accuracy", *(["range over repeats"] if spread else []), "test loss",
+                "train accuracy", "val accuracy", "gap (train − val)"]
+        chance = (f"Chance: always answering the commonest class scores {pct(r['chance_accuracy'])} on test; a uniform "
+                  f"guess has loss ln K = {num(r['chance_loss'])}.")
+    return (image(curve_plot(r), "learning curve by amount of training data")
+            + table(head, rows, numeric=set(range(1, len(head)))) + f"<p>{esc(chance)}</p>"
+            + f"<p>{esc(capital(r['sentence']))}</p>")
+
+
+def curve_plot(r: dict) -> str:
+    """Accuracy (a classifier) and loss against the amount of training data, with the chance lines."""
+    lm, pts = r["task"] == "lm", r["points"]
+    xs = [p["n"] for p in pts]
+    fig, axes = plt.subplots(1, 1 if lm else 2, figsize=(6.5 if lm else 8.5, 3.6))
+    loss_ax = axes if lm else axes[1]
+    if not lm:
+        acc = [p["test_accuracy"] for p in pts]
+        low = [a - p["test_accuracy_range"][0] for a, p in zip(acc, pts)]
+        high = [p["test_accuracy_range"][1] - a for a, p in zip(acc, pts)]
+        axes[0].errorbar(xs, acc, yerr=[low, high], color=VAL, marker="o", capsize=3, label="test")
+        axes[0].plot(xs, [p["train_accuracy"] for p in pts], color=TRAIN, marker="o", ls="--", label="training")
+        axes[0].axhline(r["chance_accuracy"], color=GREY, ls=":", label="commonest class")
+        axes[0].set_ylabel("accuracy")
+    key, name = ("val_loss", "validation") if lm else ("test_loss", "test")
+    loss_ax.plot(xs, [p[key] for p in pts], color=VAL, marker="o", label=name)
+    if lm:
+        loss_ax.plot(xs, [p["train_loss"] for p in pts], color=TRAIN, marker="o", ls="--", label="training")
+    loss_ax.axhline(r["chance_loss"], color=GREY, ls=":", label="uniform guess, ln K")
+    loss_ax.set_ylabel("loss (nats" + (" per token)" if lm else ")"))
+    loss_ax.set_ylim(bottom=0)
+    for ax in ([axes] if lm else axes):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [f"{x:,}" for x in xs], fontsize=7, rotation=30)
+        ax.minorticks_off()
+        ax.set_xlabel("training tokens" if lm else "training examples")
+        ax.legend(fontsize=8, frameon=False)
+        ax.grid(alpha=0.25)
+    fig.tight_layout()
+    return to_png(fig)
 
 
 def skew_body(r: dict) -> str:

@@ -4,6 +4,7 @@ It is drawn from explain.json's numbers (and, for images, the batch's pixels); e
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from glassbox.report.html import capital, esc, image, num, page, pct, table
 from glassbox.report.plots import GREY, TRAIN, VAL, label, plt, to_png
@@ -20,7 +21,7 @@ def explain_page(r: dict, images=None) -> str:
         sections.append(("steps", "6. The same batch, step after step", history_section(r)))
     subtitle = (f"One real training step of a {r['model']} on {len(r['batch'])} examples of {r['data']}, "
                 f"computed from the real tensors (float64).")
-    return page(f"glassbox explain: {r['data']}", subtitle, sections)
+    return page(f"glassbox explain: {Path(str(r['data'])).name or r['data']}", subtitle, sections)
 
 
 def batch_section(r: dict, images) -> str:
