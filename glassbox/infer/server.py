@@ -163,9 +163,11 @@ def add_generate_route(app, generator, batcher: Batcher, limits: Limits) -> None
     @app.post("/generate")
     async def generate(req: GenerateRequest, request: Request):
         job = Job(req.model_dump())
-        answers = await answer_in_time(request, batcher, [job], limits.timeout_s)
+        try:
+            answers = await answer_in_time(request, batcher, [job], limits.timeout_s)
+        finally:  # refused, or cancelled at the end of --drain-s: a generation still running ends at its next look
+            job.stopped = True
         if isinstance(answers, JSONResponse):
-            job.stopped = True  # a generation already running ends at its next look at the flag
             return answers
         if isinstance(answers[0], Exception):
             return refuse(422, str(answers[0]))
@@ -183,6 +185,9 @@ async def answer_in_time(request, batcher: Batcher, inputs: list, timeout_s: flo
     gone = asyncio.ensure_future(disconnected(request))
     try:
         done, _ = await asyncio.wait({answers, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the server is stopping and --drain-s has run out: drop what is still queued
+        answers.cancel()
+        raise
     finally:
         gone.cancel()
     if answers in done:
