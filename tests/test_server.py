@@ -1,6 +1,8 @@
 """The HTTP server answers from the frozen artifact and cannot change it; a language model's artifact
 generates over HTTP as `glassbox generate` does, and each command refuses the other kind of artifact."""
 import json
+import socket
+import time
 
 import pytest
 import torch
@@ -119,3 +121,45 @@ def test_each_command_refuses_the_other_kind_of_artifact(lm_run, digits_run, dig
     one_line_error(capsys, "is a language model, not a classifier", "glassbox generate")
     assert main(["eval", lm, str(digits_csv), "--label", "digit"]) == 2
     one_line_error(capsys, "is a language model, not a classifier")
+
+
+def test_predict_url_with_a_table_file_prints_what_local_predict_prints(digits_run, digits_csv, tmp_path, capsys):
+    """A CSV file with a header (columns in another order, an extra column): the client sends the feature
+    values in the training order, and the server answers as the artifact does locally."""
+    import threading
+
+    import uvicorn
+
+    lines = digits_csv.read_text().splitlines()[:31]
+    rows = [line.split(",") for line in lines]
+    shuffled = tmp_path / "rows.csv"
+    shuffled.write_text("\n".join(",".join(["note", *reversed(r)]) for r in rows) + "\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(make_app(digits_run / "model"), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "the server thread ended before it started listening"
+            time.sleep(0.05)
+        assert main(["predict", "--url", f"http://127.0.0.1:{port}", "--file", str(shuffled)]) == 0
+        remote = capsys.readouterr()
+    finally:
+        server.should_exit = True
+        thread.join()
+    assert main(["predict", str(digits_run / "model"), "--file", str(shuffled)]) == 0
+    assert capsys.readouterr() == remote and len(remote.out.splitlines()) == 30
+
+
+def test_a_server_refuses_weights_changed_after_export(digits_run, tmp_path, capsys):
+    import shutil
+
+    model = shutil.copytree(digits_run / "model", tmp_path / "model")
+    weights = bytearray((model / "model.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (model / "model.safetensors").write_bytes(bytes(weights))
+    assert main(["serve", str(model)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sha256" in err[0] and "refusing to load" in err[0], err
