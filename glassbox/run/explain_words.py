@@ -25,7 +25,7 @@ def batch_lines(r: dict) -> list[str]:
 def prediction_lines(r: dict) -> list[str]:
     p, classes = r["predictions"], r["classes"]
     k = p["n_classes"]
-    lines = [f"2. {model_words(r)}'s answers ({r['model']}, {r['n_params']:,} weights"
+    lines = [f"2. {model_words(r)}'s answers in the step's forward pass ({r['model']}, {r['n_params']:,} weights"
              f"{', none trained yet' if not r['from_run'] else ''}):"]
     for i, (b, guess, conf) in enumerate(zip(r["batch"], p["predicted"], p["confidence"]), 1):
         verdict = "right" if classes[guess] == b["label"] else "wrong"
@@ -47,8 +47,9 @@ def confidence_sentence(p: dict) -> str:
     """Whether the random model is the seed's "airplane with 100% confidence", as measured."""
     k, mean = p["n_classes"], p["mean_confidence"]
     if p["confidently_wrong"]:
-        return (f"{p['confidently_wrong']} of its wrong answers carry at least {CONFIDENT:.0%} confidence: random weights "
-                f"can be sure and wrong")
+        n = p["confidently_wrong"]
+        return (f"{n} of its wrong answers {'carries' if n == 1 else 'carry'} at least {CONFIDENT:.0%} confidence: "
+                f"random weights can be sure and wrong")
     if mean < 1.5 / k:
         return ("these random weights are unsure rather than confidently wrong: the initialisation keeps the first "
                 "outputs small, so every class gets about the same probability")
