@@ -134,6 +134,26 @@ def test_explain_steps_memorise_the_batch_and_the_page_renders(explained, tmp_pa
     assert "http" not in (out / "explain.html").read_text().replace("http-equiv", "")
 
 
+def test_explain_sms_spam_takes_the_plain_sgd_step_of_fasttext(tmp_path):
+    sms = shared("sms_spam_collection", "SMSSpamCollection")
+    out = tmp_path / "run"
+    printed = run_cli(["explain", str(sms), "--columns", "label,text", "--text", "text", "--label", "label",
+                       "--out", str(out)])
+    r = json.loads((out / "explain.json").read_text())
+    step = r["first_step"]
+    assert r["optimizer"] == "sgd" and r["momentum"] == 0 and r["weight_decay"] == 0 and not step["clipped"]
+    for w in step["weights"]:  # plain SGD: w <- w - lr * dL/dw, exactly
+        assert w["update"] == pytest.approx(-step["lr"] * w["backprop"], rel=1e-9)
+        assert w["relative_error"] < 1e-6
+    texts = sms.read_text(encoding="utf-8").splitlines()
+    for b in r["batch"]:  # the batch is the file's own lines, as numbered there
+        label, text = texts[int(b["line"]) - 1].split("\t", 1)
+        assert label == b["label"] and text.startswith(b["input"].removesuffix("..."))
+    embed = next(x for x in step["layers"] if x["layer"] == "embed.weight")
+    assert embed["zero_grads"] > 0.9 * embed["weights"]  # only the n-grams in 8 texts get a gradient
+    assert "SGD's first step moves each weight by lr x its gradient" in printed
+
+
 def test_explain_a_language_model_checks_its_gradients_too(tmp_path):
     corpus = tmp_path / "shakespeare.txt"
     corpus.write_text(shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:30_000], encoding="utf-8")
@@ -216,7 +236,7 @@ def test_curve_scores_are_sklearns_and_torchmetrics(digits_split):
 
 def test_curve_on_the_digits_by_cli(tmp_path):
     out = tmp_path / "run"
-    printed = run_cli(["curve", "digits", "--max-steps", "30", "--out", str(out)])
+    printed = run_cli(["curve", "digits", "--max-steps", "20", "--out", str(out)])
     r = json.loads((out / "curve.json").read_text())
     labels = load_builtin("digits").labels
     train = labels[json.loads((out / "split.json").read_text())["train"]]

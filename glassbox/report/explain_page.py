@@ -25,8 +25,8 @@ def explain_page(r: dict, images=None) -> str:
 
 
 def batch_section(r: dict, images) -> str:
-    rows = [[i, b["label"], b["input"]] for i, b in enumerate(r["batch"], 1)]
-    return table(["#", "label", "input"], rows, numeric={0}) + image(thumbnails(images, r), "the batch's images")
+    rows = [[i, b["label"], b["input"], b["line"]] for i, b in enumerate(r["batch"], 1)]
+    return table(["#", "label", "input", "line or file"], rows, numeric={0}) + image(thumbnails(images, r), "the batch's images")
 
 
 def thumbnails(images, r: dict) -> str | None:

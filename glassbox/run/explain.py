@@ -56,6 +56,7 @@ def explain(data: str | None = None, *, sources: dict | None = None, examples: i
               "n_params": sum(p.numel() for p in setup["model"].parameters()), "optimizer": cfg.optimizer,
               "peak_lr": cfg.lr, "run_steps": plan["steps"], "warmup_steps": plan["warmup_steps"],
               "grad_clip": cfg.grad_clip, "weight_decay": cfg.weight_decay, "label_smoothing": cfg.label_smoothing,
+              "momentum": cfg.momentum if cfg.optimizer == "sgd" else None,
               "batch": setup["shown"], "n_val": len(setup["val"][1]), "start_step": walker.step,
               "from_run": str(run) if run is not None else None}
     before = walker.losses()

@@ -18,7 +18,8 @@ def explain_lines(r: dict, run_dir: Path) -> list[str]:
 def batch_lines(r: dict) -> list[str]:
     lines = [f"1. the batch: {len(r['batch'])} training examples of {r['data']}, drawn at random (seeded)"]
     for i, b in enumerate(r["batch"], 1):
-        lines.append(f"  #{i} label {b['label']!r}: {b['input']}")
+        where = f" ({b['line'] if not str(b['line']).isdigit() else 'line ' + str(b['line'])})" if b["line"] else ""
+        lines.append(f"  #{i} label {b['label']!r}{where}: {b['input']}")
     return lines
 
 
@@ -108,6 +109,11 @@ def update_lines(r: dict) -> list[str]:
     for w in step["weights"]:
         lines.append(f"    {w['weight']}: {w['value']:+.6f} -> {w['after']:+.6f} (moved {w['update']:+.3e} = "
                      f"{w['update'] / step['lr']:+.3f} x lr)")
+    if r["optimizer"] == "sgd" and not r["start_step"]:
+        lines.append("    SGD's first step moves each weight by lr x its gradient, against it" +
+                     (f" (x {1 + r['momentum']:g} with Nesterov momentum {r['momentum']:g})" if r["momentum"] else "")
+                     + (", the gradient first scaled down by the clip" if step["clipped"] else "")
+                     + (", and weight decay adds lr x decay x w" if r["weight_decay"] else ""))
     if r["optimizer"] == "adamw" and not r["start_step"]:
         lines.append("    AdamW's first step moves each weight by about lr against its gradient's sign, whatever the "
                      "gradient's size (m / sqrt(v) = g / |g| on step 1)")
