@@ -9,6 +9,7 @@ from glassbox.errors import UserError
 
 # name -> (module, model class, config class); imported lazily so a model's dependencies load only when used
 MODELS = {
+    "mlp_plr": ("glassbox.models.mlp_plr", "MLPPLR", "MLPPLRConfig"),
     "mlp": ("glassbox.models.mlp", "MLP", "MLPConfig"),
     "cnn": ("glassbox.models.cnn", "CNN", "CNNConfig"),
     "fasttext": ("glassbox.models.fasttext", "FastText", "FastTextConfig"),

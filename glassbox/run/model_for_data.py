@@ -10,7 +10,7 @@ from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 
 # The models each kind of data can train (the first is the default).
-MODELS_FOR = {"tabular": ("mlp",), "image": ("cnn",), "text": ("fasttext", "transformer")}
+MODELS_FOR = {"tabular": ("mlp_plr", "mlp"), "image": ("cnn",), "text": ("fasttext", "transformer")}
 
 
 def make_encoder(ex: Examples, cfg: TrainConfig, **text_encoder):
