@@ -108,8 +108,11 @@ def add_common_routes(app, model, limits: Limits, metrics: ServeMetrics, token_r
 
 def add_predict_route(app, predictor, batcher: Batcher, limits: Limits) -> None:
     from fastapi import Request
+    from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, Field
+
+    decode_off_loop = units_of.input_kind(predictor) == "image"
 
     class PredictRequest(BaseModel):
         inputs: list[str] = Field(..., description="CSV rows of feature values, texts, or images as base64 of "
@@ -122,8 +125,9 @@ def add_predict_route(app, predictor, batcher: Batcher, limits: Limits) -> None:
         if len(req.inputs) > limits.max_inputs:
             return refuse(413, f"{len(req.inputs)} inputs in one request; the limit is {limits.max_inputs} "
                                f"(--max-inputs): split them over several requests")
-        try:
-            batch = units_of.units(predictor, req.inputs)
+        try:  # images are decoded in a worker thread, so other requests are not held while Pillow works
+            batch = (await run_in_threadpool(units_of.units, predictor, req.inputs) if decode_off_loop
+                     else units_of.units(predictor, req.inputs))
         except UserError as e:
             return refuse(422, str(e))
         answers = await answer_in_time(request, batcher, batch, limits.timeout_s)
