@@ -203,7 +203,13 @@ def test_the_json_says_what_is_wrong_with_a_run_and_never_fails(runs, board, tmp
     alive = root / "alive"
     shutil.copytree(half, alive)
     (alive / "running.json").write_text(json.dumps({**marker, "pid": os.getpid()}))  # this test's own process
+    summary = json.loads((root / "done" / "summary.json").read_text())
+    for reason in ("early_stop", "diverged", "interrupted"):  # how a run ended, as its summary.json says
+        shutil.copytree(half, root / reason)
+        (root / reason / "summary.json").write_text(json.dumps({**summary, "stop_reason": reason}))
     rows = {r["id"]: r for r in httpx.get(f"{board}/api/runs").json()["runs"]}
+    assert [rows[r]["status"] for r in ("early_stop", "diverged", "interrupted", "done")] == [
+        "stopped early", "diverged", "interrupted", "finished"]
     assert rows["half"]["status"] == "interrupted" and rows["half"]["step"] == json.loads(lines[2])["step"]
     assert rows["damaged"]["status"] == "unreadable" and "summary.json is not valid JSON" in rows["damaged"]["status_note"]
     assert rows["killed"]["status"] == "interrupted" and str(marker["pid"]) in rows["killed"]["status_note"]
