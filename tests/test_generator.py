@@ -141,7 +141,7 @@ def test_a_real_server_and_the_cli_write_the_same_text(lm_run, capsys):
     assert text == Generator(model).generate("ROMEO:", 60, temperature=0.9, top_k=20, seed=11)
 
 
-LONG = {"prompt": "ROMEO:", "max_new_tokens": 400, "temperature": 0.8, "seed": 5}
+LONG = {"prompt": "ROMEO:", "max_new_tokens": 600, "temperature": 0.8, "seed": 5}
 
 
 def generation_through_sigterm(server: subprocess.Popen, port: int) -> tuple[str, float, float]:
@@ -154,7 +154,9 @@ def generation_through_sigterm(server: subprocess.Popen, port: int) -> tuple[str
             return post(f"http://127.0.0.1:{port}/generate", LONG)["text"], time.perf_counter()
         answer = pool.submit(ask)
         started.wait()
-        time.sleep(0.3)  # the request is on its way
+        while in_flight(port) < 2:  # this scrape, and the generation
+            assert not answer.done(), "the generation was answered before the test saw it in flight"
+            time.sleep(0.01)
         signalled = time.perf_counter()
         server.send_signal(signal.SIGTERM)
         text, answered = answer.result()
@@ -168,6 +170,14 @@ def test_a_stop_check_leaves_the_text_alone_and_stops_within_16_tokens(lm_run):
     assert len(looks) == 4                                     # tokens 0, 16, 32, 48: a look every 16
     with pytest.raises(Stopped, match="after 16 of 2000 tokens"):
         g.generate("ROMEO:", 2000, stop=lambda: len(looks) > 4 or looks.append(1))
+
+
+def in_flight(port: int) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        families = text_string_to_metric_families(r.read().decode())
+        return next(f.samples[0].value for f in families if f.name == "glassbox_requests_in_flight")
 
 
 def test_info_tells_the_knowledge_cutoff_and_refuses_a_prompt(lm_run, capsys):

@@ -21,6 +21,7 @@ class Gate:
         self.app, self.limits, self.metrics, self.routes = app, limits, metrics, routes
         self.token = token.encode() if token else None
         self.held = 0  # requests between their first byte and their answer
+        metrics.watch_in_flight(lambda: self.held)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":  # lifespan: start and stop the batcher

@@ -29,6 +29,10 @@ class ServeMetrics:
         Gauge("glassbox_model_load_seconds", "Seconds to load the artifact and verify its weights' sha256",
               registry=r).set(load_seconds)
 
+    def watch_in_flight(self, held: Callable[[], int]) -> None:
+        Gauge("glassbox_requests_in_flight", "Requests received and not yet answered (this scrape included)",
+              registry=self.registry).set_function(held)
+
     def observe(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
