@@ -207,7 +207,15 @@ def test_the_json_says_what_is_wrong_with_a_run_and_never_fails(runs, board, tmp
     for reason in ("early_stop", "diverged", "interrupted"):  # how a run ended, as its summary.json says
         shutil.copytree(half, root / reason)
         (root / reason / "summary.json").write_text(json.dumps({**summary, "stop_reason": reason}))
+    strange = root / "strange"  # valid JSON, but not the shapes glassbox writes
+    strange.mkdir()
+    (strange / "config.json").write_text(json.dumps({"derived": {"steps": 5}, "sources": 3, "lr": "fast"}))
+    (strange / "summary.json").write_text(json.dumps({**summary, "calibration": 1, "groups": {"columns": [2]},
+                                                      "stop_reason": "max_steps", "steps": 30, "task": "lm"}))
     rows = {r["id"]: r for r in httpx.get(f"{board}/api/runs").json()["runs"]}
+    assert rows["strange"]["status"] == "unreadable" and "values glassbox does not write" in rows["strange"]["status_note"]
+    assert httpx.get(f"{board}/api/run", params={"id": "strange"}).json()["problems"][0].startswith("its files hold")
+    assert httpx.get(f"{board}/api/compare", params={"id": ["done", "strange"]}).status_code == 200
     assert [rows[r]["status"] for r in ("early_stop", "diverged", "interrupted", "done")] == [
         "stopped early", "diverged", "interrupted", "finished"]
     assert rows["half"]["status"] == "interrupted" and rows["half"]["step"] == json.loads(lines[2])["step"]

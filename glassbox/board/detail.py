@@ -47,9 +47,16 @@ def settings_of(config: dict) -> dict[str, tuple]:
     return out
 
 
+def readable_settings(config: dict) -> dict[str, tuple]:
+    try:
+        return settings_of(config)
+    except (TypeError, AttributeError, ValueError):  # a config.json glassbox did not write: nothing to compare
+        return {}
+
+
 def differing_settings(configs: list[dict]) -> list[dict]:
     """The settings whose values are not the same in every run, each run's value and source side by side."""
-    each = [settings_of(c) for c in configs]
+    each = [readable_settings(c) for c in configs]
     keys = sorted(set().union(*each), key=lambda k: (k.startswith("derived: "), k))
     rows = []
     for key in keys:
@@ -84,6 +91,14 @@ def run_detail(folder: Path, row: dict) -> dict:
     """The run's row with its settings, chance level, audit findings and (once finished) headlines."""
     detail = {**row, "settings": [], "audit": [], "headlines": None, "chance_loss": None, "problems": [],
               "report": (folder / "report.html").is_file()}
+    try:
+        return read_detail(folder, detail)
+    except (TypeError, AttributeError, ValueError) as e:  # JSON of the right syntax but not what glassbox writes
+        return {**detail, "settings": [], "audit": [], "headlines": None,
+                "problems": [f"its files hold values glassbox does not write ({type(e).__name__}: {e})"]}
+
+
+def read_detail(folder: Path, detail: dict) -> dict:
     files = {}
     for name in ("config.json", "summary.json", "audit.json", "memorization.json"):
         try:

@@ -177,18 +177,25 @@ def read_row(folder: Path, run_id: str) -> dict:
         row["marker"] = read_json(folder / RUNNING)
     except Unreadable as e:
         return {**row, "problem": str(e), "data": None, "task": None, "model": None, "marker": None, "trained": False}
-    summary = summary or {}
+    try:
+        return {**row, **row_fields(folder, summary or {}, config, row["marker"])}
+    except (TypeError, AttributeError, ValueError) as e:  # JSON of the right syntax but not what glassbox writes
+        return {**row, "problem": f"its files hold values glassbox does not write ({type(e).__name__}: {e})",
+                "data": None, "task": None, "model": None, "trained": False}
+
+
+def row_fields(folder: Path, summary: dict, config: dict, marker: dict | None) -> dict:
     metrics = read_metrics(folder / "metrics.jsonl")
     best = [m["step"] for m in metrics if m.get("best")]
     task = summary.get("task") or ("lm" if config.get("task") == "lm" else "classify")
     name, value = score(summary) if summary else (None, None)
-    return {**row, "data": str(summary.get("data") or config.get("data") or ""), "task": task,
+    return {"data": str(summary.get("data") or config.get("data") or ""), "task": task,
             "model": summary.get("model") or config.get("model"), "finished": bool(summary),
             "stop_reason": summary.get("stop_reason"),
             "step": metrics[-1]["step"] if metrics else summary.get("steps"), "total_steps": total_steps(config, summary),
             "best_step": summary.get("best_step") if summary else (best[-1] if best else None),
             "score_name": name, "score": value, "wall_seconds": finite_or_none(summary.get("wall_seconds")),
-            "started": started_at(folder, row["marker"]), "trained": bool(metrics) or bool(summary)}
+            "started": started_at(folder, marker), "trained": bool(metrics) or bool(summary)}
 
 
 class RunIndex:
