@@ -143,7 +143,8 @@ class ExplainedSteps:
             row["update"] = row["after"] - row["value"]
         for row in layers:  # weight matrices only: a bias or norm scale starting at 0 has no size to compare with
             delta = params[row["layer"]].detach() - before[row["layer"]]
-            row["update_ratio"] = float(delta.norm()) / row["weight_norm"] if params[row["layer"]].dim() >= 2 else None
+            sized = params[row["layer"]].dim() >= 2 and row["weight_norm"] > 0
+            row["update_ratio"] = float(delta.norm()) / row["weight_norm"] if sized else None
         return {"step": self.step, "lr": lr, "loss": loss.item(), "logits": logits.detach(), "per_example": per_example,
                 "grad_norm": grad_norm, "clipped": cfg.grad_clip > 0 and grad_norm > cfg.grad_clip,
                 "weights": check, "picks": picks, "layers": layers}
