@@ -17,7 +17,7 @@ class Limits:
     max_body_bytes: int = 4 << 20  # a larger request body is refused with 413 before it is parsed
     max_inputs: int = 256          # inputs in one request; more are refused with 413
     max_queue: int = 1024          # inputs waiting for the model; a request that does not fit gets 503 + Retry-After
-    max_concurrent: int = 128      # requests held at once (memory <= this x max_body_bytes); more get 503
+    max_concurrent: int = 128      # requests held at once (bodies held <= this x max_body_bytes); more get 503
     timeout_s: float = 10.0        # a request not answered by then gets 504 and its queued inputs are dropped
     drain_s: float = 10.0          # on SIGTERM: how long in-flight requests may take to finish
 
@@ -45,7 +45,8 @@ FLAG_HELP = {  # the flags of `glassbox serve`, one per limit
     "max_body_bytes": "largest request body; larger ones get 413",
     "max_inputs": "most inputs in one request; more get 413",
     "max_queue": "most inputs waiting for the model; a request that does not fit gets 503 with Retry-After",
-    "max_concurrent": "most requests held at once; more get 503 (memory stays below this times --max-body-bytes)",
+    "max_concurrent": "most requests held at once; more get 503 (the request bodies held stay below this "
+                      "times --max-body-bytes)",
     "timeout_s": "seconds a request may take; then 504, and its inputs not yet computed are dropped",
     "drain_s": "on SIGTERM, seconds in-flight requests get to finish before the server exits",
 }
