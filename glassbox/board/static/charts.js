@@ -107,7 +107,9 @@ const Charts = (() => {
       text(g, px(t), H - M.bottom + 16, label(t), {"text-anchor": "middle"});
     }
     text(g, W - M.right, H - 4, "step", {"text-anchor": "end", class: "axis-name"});
-    for (const y of log ? logTicks(y0, y1) : ticks(y0, y1)) {
+    let yt = log ? logTicks(y0, y1) : ticks(y0, y1);
+    if (log && yt.length < 2) yt = ticks(Math.pow(10, y0), Math.pow(10, y1)).filter((v) => v > 0);  // a narrow range
+    for (const y of yt) {
       el("line", {x1: M.left - 4, x2: W - M.right, y1: py(y), y2: py(y), class: "grid"}, g);
       text(g, M.left - 6, py(y) + 4, label(y), {"text-anchor": "end", class: "y-tick"});
     }
