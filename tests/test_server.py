@@ -163,3 +163,13 @@ def test_a_server_refuses_weights_changed_after_export(digits_run, tmp_path, cap
     assert main(["serve", str(model)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sha256" in err[0] and "refusing to load" in err[0], err
+
+
+def test_a_generation_past_its_deadline_answers_504(lm_run):
+    from glassbox.infer.limits import Limits
+
+    with TestClient(make_app(lm_run / "model", Limits(timeout_s=0.05))) as client:
+        late = client.post("/generate", json={"prompt": "ROMEO:", "max_new_tokens": 2000})
+        assert late.status_code == 504 and "--timeout-s" in late.json()["detail"]
+        metrics = client.get("/metrics").text
+    assert 'glassbox_requests_total{route="/generate",status="504"} 1.0' in metrics
