@@ -164,7 +164,8 @@ def paying_sentence(points: list[dict]) -> str:
     lo, hi = last["loss_drop_interval"]
     said = (f"the last doubling ({points[-2]['n']:,} -> {last['n']:,} examples) bought {100 * last['gain']:+.1f} points "
             f"of test accuracy (95% interval {100 * last['gain_interval'][0]:+.1f} to {100 * last['gain_interval'][1]:+.1f}) "
-            f"and lowered test loss by {last['loss_drop']:+.4f} ({lo:+.4f} to {hi:+.4f})")
+            + (f"and lowered test loss by {last['loss_drop']:+.4f} ({lo:+.4f} to {hi:+.4f})" if last["loss_drop"] >= 0
+               else f"and raised test loss by {-last['loss_drop']:+.4f} ({-hi:+.4f} to {-lo:+.4f})"))
     if pays[-1]:
         return said + ": more examples were still paying at the full size; more data would likely help"
     if lo > 0:

@@ -81,9 +81,12 @@ def train_lm(ids, val, vocab_size: int, cfg: TrainConfig, steps: int) -> dict:
 def lm_paying_sentence(points: list[dict]) -> str:
     pays = [p["gain"] >= PAYS_NATS and p["gain_interval"][0] > 0 for p in points[1:]]
     last = points[-1]
-    said = (f"the last doubling ({points[-2]['n']:,} -> {last['n']:,} tokens) lowered validation loss by "
-            f"{last['gain']:+.4f} nats (95% interval over the validation windows {last['gain_interval'][0]:+.4f} to "
-            f"{last['gain_interval'][1]:+.4f})")
+    lo, hi = last["gain_interval"]
+    said = (f"the last doubling ({points[-2]['n']:,} -> {last['n']:,} tokens) "
+            + (f"lowered validation loss by {last['gain']:+.4f} nats (95% interval over the validation windows "
+               f"{lo:+.4f} to {hi:+.4f})" if last["gain"] >= 0 else
+               f"raised validation loss by {-last['gain']:+.4f} nats (95% interval over the validation windows "
+               f"{-hi:+.4f} to {-lo:+.4f})"))
     if pays[-1]:
         return said + ": more text was still paying at the full size; a larger corpus would likely help"
     still = [i for i, p in enumerate(pays) if p]
