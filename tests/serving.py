@@ -30,7 +30,7 @@ def tiny_artifact(ex, out: Path, steps: int = 40, lr: float = 0.2, seed: int = 0
     torch.manual_seed(seed)
     model = build_model(arch, config)
     x, y = encoder.encode(ex.inputs), torch.from_numpy(ex.labels)
-    for _ in range(steps):  # plain SGD by hand: torch.optim's first use imports torch._dynamo (seconds)
+    for _ in range(steps):  # plain SGD, written out: the model only has to be a real trained one
         idx = torch.randint(len(y), (64,))
         loss = F.cross_entropy(model(x[idx]), y[idx])
         model.zero_grad()
