@@ -293,6 +293,7 @@ def test_curve_by_corpus_size_for_a_language_model(tmp_path):
     (["curve", "digits", "--repeats", "0"], "--repeats must be"),
     (["explain", "digits", "--steps", "0"], "--steps must be"),
     (["explain", "digits", "--device", "cuda"], "on the CPU; drop --device"),
+    (["curve", "digits", "--control", "shuffled-labels"], "drop --control"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, words, digits_csv, tmp_path, capsys):
     args = [str(digits_csv) if a == "DIGITS_CSV" else a for a in args]

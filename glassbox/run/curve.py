@@ -38,6 +38,7 @@ def curve(data: str | None = None, *, sources: dict | None = None, repeats: int 
     if not isinstance(repeats, int) or repeats < 1:
         raise UserError(f"--repeats must be a whole number of at least 1. Got {repeats!r}")
     given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
+    refuse_unused(given, "curve")
     cfg = settings_for_new_run(given, sources)
     if skew:
         from glassbox.run.curve_skew import parse_skew
@@ -57,6 +58,17 @@ def curve(data: str | None = None, *, sources: dict | None = None, repeats: int 
     atomic_write(run_dir / "curve.html", curve_page(result).encode("utf-8"))
     say(cfg, "\n".join([*curve_lines(result), f"written: {run_dir / 'curve.html'} and {run_dir / 'curve.json'}"]))
     return result
+
+
+UNUSED = ("control", "resume", "strict", "force", "tensorboard")  # train's run-folder and audit settings
+
+
+def refuse_unused(given: dict, command: str) -> None:
+    """A train setting this command would ignore is refused, as train refuses one it would ignore."""
+    unused = [k for k in UNUSED if given.get(k)]
+    if unused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
+        raise UserError(f"glassbox {command} trains no run of its own to resume, audit or control; drop {flags}")
 
 
 def measure(cfg: TrainConfig, run_dir, repeats: int, skew: tuple | None) -> dict:

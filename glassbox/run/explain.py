@@ -15,6 +15,7 @@ from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
 from glassbox.models.registry import build_model
 from glassbox.report.explain_page import explain_page
+from glassbox.run.curve import refuse_unused
 from glassbox.run.explain_from_run import is_run_folder, run_settings, start_from_first_checkpoint
 from glassbox.run.explain_step import ExplainedSteps, predictions
 from glassbox.run.explain_words import explain_lines
@@ -35,6 +36,7 @@ def explain(data: str | None = None, *, sources: dict | None = None, examples: i
         if not isinstance(value, int) or value < 1:
             raise UserError(f"--{name} must be a whole number of at least 1. Got {value!r}")
     given = {k.replace("-", "_"): v for k, v in {**settings, "data": data}.items() if v is not None}
+    refuse_unused(given, "explain")
     if given.get("device", "cpu") not in ("cpu", "auto"):  # one float64 step: the CPU computes it in a blink
         raise UserError(f"glassbox explain computes its step in float64 on the CPU; drop --device {given['device']}")
     run = Path(str(data)) if is_run_folder(data) else None

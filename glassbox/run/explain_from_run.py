@@ -25,7 +25,8 @@ def run_settings(run: Path, given: dict, sources: dict | None) -> tuple[dict, di
         raise UserError(f"glassbox explain RUN uses the settings {run} trained with; drop {flags}")
     saved, saved_sources, _ = read_saved_config(run)
     saved_sources = saved_sources or {}
-    chosen = {k: v for k, v in saved.items() if v is not None and k not in ("out", "resume", "quiet", "device")
+    ignored = ("out", "resume", "quiet", "device", "control", "strict", "force", "tensorboard")  # not the step's
+    chosen = {k: v for k, v in saved.items() if v is not None and k not in ignored
               and not str(saved_sources.get(k, "")).startswith(("default", "not used"))}
     picked = {**chosen, **{k: given[k] for k in MAY_GIVE if k in given}}
     return picked, {**{k: f"run {run}" for k in chosen}, **{k: (sources or {}).get(k, "given") for k in MAY_GIVE}}
