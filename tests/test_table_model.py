@@ -50,6 +50,18 @@ def test_each_training_row_trains_one_member_and_prediction_averages_probabiliti
         assert model(x).double().numpy() == pytest.approx(expected, abs=1e-5)
 
 
+def as_users_write_it(lines: list[str], first_id: int) -> pd.DataFrame:
+    """Real Adult rows as a spreadsheet export holds them: a row ID, thousands separators, a currency sign, a boolean
+    and a date (the birth year from age, in the census year 1994) in place of plain numbers and categories."""
+    rows = pd.DataFrame([[v.strip() for v in line.split(",")] for line in lines], columns=COLUMNS.split(","))
+    rows.insert(0, "row_id", [f"P{first_id + i:06d}" for i in range(len(rows))])
+    rows["fnlwgt"] = [f"{int(v):,}" for v in rows["fnlwgt"]]
+    rows["gain"] = [f"${int(v):,}" for v in rows["gain"]]
+    rows["male"] = np.where(rows.pop("sex") == "Male", "yes", "no")
+    rows["born"] = [f"{1994 - int(a)}-07-01" for a in rows["age"]]
+    return rows
+
+
 @pytest.fixture(scope="module")
 def adult_run(tmp_path_factory):
     """The plain command on 3,000 training rows of UCI Adult, tested on 2,000 rows of adult.test."""
@@ -58,8 +70,8 @@ def adult_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("adult")
     train_lines = (ADULT / "adult.data").read_text().splitlines()[:3000]
     test_lines = (ADULT / "adult.test").read_text().splitlines()[1:2001]
-    (folder / "train.csv").write_text(COLUMNS + "\n" + "\n".join(train_lines) + "\n")
-    (folder / "test.csv").write_text(COLUMNS + "\n" + "\n".join(test_lines) + "\n")
+    as_users_write_it(train_lines, 1).to_csv(folder / "train.csv", index=False)
+    as_users_write_it(test_lines, 5001).to_csv(folder / "test.csv", index=False)
     out = folder / "run"
     assert main(["train", str(folder / "train.csv"), "--label", "income", "--test", str(folder / "test.csv"),
                  "--out", str(out), "--quiet"]) == 0
@@ -89,6 +101,25 @@ def test_adult_run_beats_the_majority_and_predict_gives_the_runs_figures(adult_r
 
 
 def train_row(folder: Path) -> str:
-    """The first training row's features, as a user types them."""
-    first = (folder / "train.csv").read_text().splitlines()[1]
-    return first.rsplit(",", 1)[0]
+    """The first training row's features, as a user types them (quoted where a value holds a comma)."""
+    first = pd.read_csv(folder / "train.csv", dtype=str, nrows=1).drop(columns="income")
+    return first.to_csv(index=False, header=False).strip()
+
+
+def test_numbers_dates_booleans_are_read_and_the_id_is_left_out(adult_run):
+    folder, out = adult_run
+    enc = Predictor(out / "model").encoder
+    raw = pd.read_csv(ADULT / "adult.data", names=COLUMNS.split(","), skipinitialspace=True, nrows=3000)
+    train_rows = json.loads((out / "split.json").read_text())["train"]  # statistics come from the training split
+    raw = raw.iloc[train_rows]
+    assert list(enc.ignored) == ["row_id"] and "row_id" not in enc.numeric and "row_id" not in enc.categorical
+    for name in ("fnlwgt", "gain"):  # "77,516" and "$2,174" read as the numbers they are
+        assert enc.numeric[name]["mean"] == pytest.approx(raw[name].mean())
+        assert enc.numeric[name]["std"] == pytest.approx(raw[name].std(ddof=0))
+    assert enc.numeric["male"]["mean"] == pytest.approx((raw["sex"] == "Male").mean())
+    days = [(pd.Timestamp(f"{1994 - a}-07-01") - pd.Timestamp("1970-01-01")).days for a in raw["age"]]
+    assert enc.numeric["born"]["parse"] == "date" and enc.numeric["born"]["mean"] == pytest.approx(np.mean(days))
+    # the audit reads the whole file, before it is split
+    finding = next(f for f in json.loads((out / "audit.json").read_text())["findings"] if f["name"] == "id_columns")
+    assert finding["severity"] == "warning" and finding["count"] == 1
+    assert "column 'row_id' looks like an ID (3,000 distinct values in 3,000 rows)" in finding["message"]

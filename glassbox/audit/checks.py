@@ -1,5 +1,5 @@
 """Checks on the shape of the data: class balance, classes and groups too small to measure, empty or
-missing values, and texts of extreme length. Each returns one Finding."""
+missing values, texts of extreme length, and ID-like table columns. Each returns one Finding."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pandas as pd
 
 from glassbox.audit.report import Finding, flagged_rows
 from glassbox.data.examples import Examples
-from glassbox.data.tabular import MISSING
+from glassbox.data.tabular import MISSING, id_like_columns
 
 RARE_SHARE = 0.05  # a class below this share of the examples makes accuracy a misleading score
 MIN_CLASS = 30  # fewer examples than this in a class: a 10% validation split holds too few to measure it
@@ -133,3 +133,18 @@ def group_coverage(ex: Examples, groups: dict[str, list] | None, min_count: int 
            f"({', '.join(small_names[:5])}): their per-group metrics will be mostly noise; collect more or merge them.")
     return Finding("group_coverage", "Group coverage", "warning", len(small_names), msg,
                    flagged_rows(ex, rows, group=[n for n, r in zip(small_names, small_rows) for _ in r]), stats)
+
+
+def id_columns(ex: Examples) -> Finding | None:
+    """Table columns that name rows rather than describe them (data/tabular.py: id_like_columns); the table
+    encoder leaves them out. None for other kinds of data."""
+    if ex.kind != "tabular":
+        return None
+    found = id_like_columns(ex.inputs)
+    stats = {"columns": found}
+    if not found:
+        return Finding("id_columns", "ID-like columns", "info", 0, "no column looks like a row ID.", pd.DataFrame(), stats)
+    msg = "; ".join(f"column '{name}' looks like an ID ({why})" for name, why in found.items()) + (
+        ": it names rows rather than describing them, so nothing learned from it carries over to new rows; "
+        "the model leaves it out.")
+    return Finding("id_columns", "ID-like columns", "warning", len(found), msg, pd.DataFrame(), stats)

@@ -31,9 +31,7 @@ def run_audit(examples: Examples, test: Examples | None = None, pred_probs: np.n
         findings = [f for f in findings if f.name != "near_leakage"]
     findings += [duplicates.conflicting_labels(examples, c), checks.class_balance(examples),
                  checks.small_classes(examples), checks.missing_values(examples), checks.extreme_lengths(examples)]
-    coverage = checks.group_coverage(examples, groups)
-    if coverage is not None:
-        findings.append(coverage)
+    findings += [f for f in (checks.id_columns(examples), checks.group_coverage(examples, groups)) if f is not None]
     if pred_probs is not None:
         findings.append(label_errors(examples, pred_probs))
     elif label_errors_note:

@@ -1,11 +1,15 @@
 """Tabular data: read feature and label columns, and the encoder that turns rows into numbers.
 
 Numeric columns are standardised with statistics from the training split only; categorical
-columns become integer codes (0 = unseen or missing) that the model embeds."""
+columns become integer codes (0 = unseen or missing) that the model embeds. Numbers written as text are read as
+numbers: thousands separators and currency signs ("$1,234.50"), and booleans (true/false, yes/no: 1/0). ISO dates
+("2024-03-01", with or without a time) become days since 1970-01-01. An ID-like column (a distinct text in nearly
+every row, or a row counter) is left out: it names rows rather than describing them."""
 from __future__ import annotations
 
 import csv
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -46,34 +50,91 @@ def load_tabular(path, label: str, columns: list[str] | None = None, groups=()) 
     )
 
 
+BOOLEANS = {"true": "1", "false": "0", "yes": "1", "no": "0"}
+CURRENCY = re.compile(r"^([-+]?)\s*[$€£¥₹]\s*")  # a currency sign before the number, after any sign
+THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")  # 1,234 and 1,234,567.5; not 1,5 (a decimal comma)
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+ID_MIN_DISTINCT = 50   # an ID-like column has at least this many distinct values ...
+ID_SHARE = 0.9         # ... and a distinct text in at least this share of its rows
+
+
 def _as_float(col: pd.Series) -> pd.Series:
-    """Numbers; missing markers, text and infinities become NaN (missing)."""
+    """Numbers, also when written "$1,234.50" or as a boolean; missing markers, other text and infinities become
+    NaN (missing)."""
     stripped = col.str.strip()
-    values = pd.to_numeric(stripped.where(~stripped.str.lower().isin(MISSING)), errors="coerce")
+    lower = stripped.str.lower()
+    text = stripped.where(~lower.isin(MISSING)).str.replace(CURRENCY, r"\1", regex=True)
+    text = text.where(~text.str.match(THOUSANDS, na=False), text.str.replace(",", "", regex=False))
+    text = text.where(~lower.isin(BOOLEANS), lower.map(BOOLEANS))
+    values = pd.to_numeric(text, errors="coerce")
     return values.where(np.isfinite(values))
+
+
+def _as_days(col: pd.Series) -> pd.Series:
+    """ISO dates (and date-times) as days since 1970-01-01; anything else becomes NaN (missing)."""
+    stripped = col.str.strip()
+    dates = pd.to_datetime(stripped.where(stripped.str.match(ISO_DATE, na=False)), format="ISO8601", errors="coerce")
+    return (dates - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+
+
+def is_date_column(col: pd.Series, missing: pd.Series) -> bool:
+    present = col[~missing].str.strip()
+    return bool(len(present)) and bool(present.str.match(ISO_DATE).all()) and not _as_days(present).isna().any()
+
+
+def id_like_columns(df: pd.DataFrame) -> dict[str, str]:
+    """Columns that name rows rather than describe them, with why: a distinct text in nearly every row (at least
+    ID_MIN_DISTINCT of them), or whole numbers that count the rows (each once, no gaps). Nothing learned from them
+    carries over to new rows."""
+    found = {}
+    for name in df.columns:
+        col = df[name].astype(str).str.strip()
+        present = col[~col.str.lower().isin(MISSING)]
+        distinct = present.nunique()
+        if distinct < ID_MIN_DISTINCT:
+            continue
+        numbers = _as_float(present)
+        if numbers.notna().mean() >= 0.5:  # a column of numbers (strays aside) is an ID only as a row counter
+            v = np.sort(numbers.to_numpy())
+            if numbers.notna().all() and distinct == len(present) and np.all(v == np.round(v)) \
+                    and np.all(np.diff(v) == 1):
+                found[str(name)] = f"whole numbers {v[0]:.0f} to {v[-1]:.0f}, each once: a row counter"
+        elif distinct >= ID_SHARE * len(present) and present.str.len().mean() < 20:  # long texts: free text instead
+            found[str(name)] = f"{distinct:,} distinct values in {len(present):,} rows"
+    return found
 
 
 class TabularEncoder:
     """Rows of str -> float tensor (N, n_numeric + n_categorical): numeric first, then category codes."""
 
-    def __init__(self, numeric=None, categorical=None, columns=None):
-        self.numeric = numeric or {}          # name -> {"mean", "std", "missing": bool}
+    def __init__(self, numeric=None, categorical=None, columns=None, ignored=None):
+        self.numeric = numeric or {}          # name -> {"mean", "std", "missing": bool, "parse": "date" for dates}
         self.categorical = categorical or {}  # name -> list of categories (code = index + 1)
         self.columns = columns or []          # feature columns in the training file's order
+        self.ignored = ignored or {}          # ID-like columns left out -> why (id_like_columns)
 
     def fit(self, ex: Examples) -> "TabularEncoder":
         df = ex.inputs
         self.columns = list(df.columns)
+        self.ignored = id_like_columns(df)
+        if len(self.ignored) == len(self.columns):
+            why = "; ".join(f"{name}: {reason}" for name, reason in self.ignored.items())
+            raise UserError(f"every feature column looks like a row ID ({why}), so there is nothing to learn from; "
+                            f"add columns that describe the examples")
         for name in self.columns:
+            if name in self.ignored:
+                continue
             col = df[name]
             missing = col.str.strip().str.lower().isin(MISSING)
-            values = _as_float(col)
+            dates = is_date_column(col, missing)
+            values = _as_days(col) if dates else _as_float(col)
             stray = values.isna() & ~missing
             present = (~missing).sum()
             if present and not stray.any():
                 v = values[~missing].to_numpy(np.float64)
                 std = float(v.std()) or 1.0
-                self.numeric[name] = {"mean": float(v.mean()), "std": std, "missing": bool(missing.any())}
+                self.numeric[name] = {"mean": float(v.mean()), "std": std, "missing": bool(missing.any()),
+                                      **({"parse": "date"} if dates else {})}
             elif present and stray.mean() < 0.1 and col[~missing].nunique() > MAX_CATEGORICAL_WITH_STRAYS:
                 i = int(np.flatnonzero(stray.to_numpy())[0])
                 line = ex.lines[i] if ex.lines else i + 1
@@ -97,7 +158,7 @@ class TabularEncoder:
     def encode(self, df: pd.DataFrame) -> torch.Tensor:
         cols = []
         for name, s in self.numeric.items():
-            v = _as_float(df[name].astype(str))
+            v = (_as_days if s.get("parse") == "date" else _as_float)(df[name].astype(str))
             cols.append(((v - s["mean"]) / s["std"]).fillna(0.0).to_numpy(np.float32))
             if s["missing"]:
                 cols.append(v.isna().to_numpy(np.float32))
@@ -122,12 +183,14 @@ class TabularEncoder:
     def _check_numbers(self, df: pd.DataFrame) -> pd.DataFrame:
         """A value to predict from must be a finite number (or a missing marker) where the model reads numbers:
         training quietly counted text there as missing, but a prediction should not guess what was meant."""
-        for name in self.numeric:
+        for name, s in self.numeric.items():
             col = df[name].astype(str).str.strip()
-            bad = ~col.str.lower().isin(MISSING) & _as_float(col).isna()
+            dates = s.get("parse") == "date"
+            bad = ~col.str.lower().isin(MISSING) & (_as_days if dates else _as_float)(col).isna()
             if bad.any():
-                raise UserError(f"column '{name}' takes numbers, but an input has {col[bad].iloc[0]!r}; give a finite "
-                                f"number, or leave it empty for missing")
+                want = "a date as YYYY-MM-DD" if dates else "a finite number"
+                raise UserError(f"column '{name}' takes {'dates' if dates else 'numbers'}, but an input has "
+                                f"{col[bad].iloc[0]!r}; give {want}, or leave it empty for missing")
         return df
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -139,8 +202,10 @@ class TabularEncoder:
         return self._check_numbers(df[self.columns].astype(str))
 
     def to_dict(self) -> dict:
-        return {"type": "tabular", "columns": self.columns, "numeric": self.numeric, "categorical": self.categorical}
+        return {"type": "tabular", "columns": self.columns, "numeric": self.numeric, "categorical": self.categorical,
+                "ignored": self.ignored}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TabularEncoder":
-        return cls(numeric=d["numeric"], categorical=d["categorical"], columns=d["columns"])
+        """Also an artifact from before dates and ID-like columns (no "parse", no "ignored"): it encodes as it did."""
+        return cls(numeric=d["numeric"], categorical=d["categorical"], columns=d["columns"], ignored=d.get("ignored"))

@@ -17,18 +17,23 @@ class MLPConfig:
     dropout: float = 0.1           # dropout after each hidden layer
 
 
+def hidden_layers(width: int, hidden: int, n_layers: int, dropout: float, activation) -> nn.Sequential:
+    """n_layers of (Linear to `hidden`, activation, Dropout), from `width` inputs."""
+    layers = []
+    for _ in range(n_layers):
+        layers += [nn.Linear(width, hidden), activation(), nn.Dropout(dropout)]
+        width = hidden
+    return nn.Sequential(*layers)
+
+
 class MLP(nn.Module):
     def __init__(self, config: MLPConfig):
         super().__init__()
         self.config = config
         self.embeddings = nn.ModuleList(nn.Embedding(c, min(16, (c + 1) // 2 + 1)) for c in config.cardinalities)
         width = config.n_numeric + sum(e.embedding_dim for e in self.embeddings)
-        layers = []
-        for _ in range(config.n_layers):
-            layers += [nn.Linear(width, config.hidden), nn.GELU(), nn.Dropout(config.dropout)]
-            width = config.hidden
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, config.n_classes)
+        self.body = hidden_layers(width, config.hidden, config.n_layers, config.dropout, nn.GELU)
+        self.head = nn.Linear(config.hidden if config.n_layers else width, config.n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.config.n_numeric

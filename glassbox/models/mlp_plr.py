@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from glassbox.models.mlp import hidden_layers
+
 
 @dataclass
 class MLPPLRConfig:
@@ -66,12 +68,8 @@ class Member(nn.Module):
         self.numeric = PeriodicEmbeddings(c.n_numeric, c.n_frequencies, c.sigma, c.d_numeric) if c.n_numeric else None
         self.embeddings = nn.ModuleList(nn.Embedding(k, embedding_width(k)) for k in c.cardinalities)
         width = c.n_numeric * c.d_numeric + sum(e.embedding_dim for e in self.embeddings)
-        layers = []
-        for _ in range(c.n_layers):
-            layers += [nn.Linear(width, c.hidden), nn.ReLU(), nn.Dropout(c.dropout)]
-            width = c.hidden
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, c.n_classes)
+        self.body = hidden_layers(width, c.hidden, c.n_layers, c.dropout, nn.ReLU)
+        self.head = nn.Linear(c.hidden if c.n_layers else width, c.n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = [self.numeric(x[:, :self.n_numeric])] if self.numeric is not None else []
