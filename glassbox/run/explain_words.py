@@ -16,10 +16,12 @@ def explain_lines(r: dict, run_dir: Path) -> list[str]:
 
 
 def batch_lines(r: dict) -> list[str]:
-    lines = [f"1. the batch: {len(r['batch'])} training examples of {r['data']}, drawn at random (seeded)"]
+    what = "windows of the training text" if r["kind"] == "lm" else "training examples"
+    lines = [f"1. the batch: {len(r['batch'])} {what} of {r['data']}, drawn at random (seeded)"]
     for i, b in enumerate(r["batch"], 1):
         where = f" ({b['line'] if not str(b['line']).isdigit() else 'line ' + str(b['line'])})" if b["line"] else ""
-        lines.append(f"  #{i} label {b['label']!r}{where}: {b['input']}")
+        shown = repr(b["input"]) if r["kind"] == "lm" else b["input"]  # a token window's line breaks shown as \n
+        lines.append(f"  #{i} {'next token' if r['kind'] == 'lm' else 'label'} {b['label']!r}{where}: {shown}")
     return lines
 
 
