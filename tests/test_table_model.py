@@ -83,6 +83,8 @@ def test_adult_run_beats_the_majority_and_predict_gives_the_runs_figures(adult_r
     s = json.loads((out / "summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
     assert s["model"] == "mlp_plr" and config["sources"]["epochs"] == "default for tabular data"
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    assert manifest["model_config"]["members"] == 4 and manifest["model_config"]["sigma"] == 10.0  # all saved
     predictor = Predictor(out / "model")
     test = pd.read_csv(folder / "test.csv", dtype=str, skipinitialspace=True, keep_default_na=False)
     truth = (test.pop("income").str.rstrip(".") == ">50K").to_numpy(int)

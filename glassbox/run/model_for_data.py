@@ -50,4 +50,10 @@ def model_config(ex: Examples, encoder, cfg: TrainConfig, **overrides) -> tuple[
     else:
         config = {"vocab_size": encoder.vocab_size, "n_classes": k, "dropout": cfg.dropout,
                   "word_vocab": encoder.word_vocab_}
+    if arch == "mlp_plr":  # every field in the manifest: the artifact predicts the same if a default changes later
+        from dataclasses import asdict
+
+        from glassbox.models.mlp_plr import MLPPLRConfig
+
+        return arch, asdict(MLPPLRConfig(**{**config, **overrides}))
     return arch, {**config, **overrides}
