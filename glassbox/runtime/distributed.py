@@ -68,7 +68,12 @@ def setup(device: torch.device) -> Dist:
                 raise UserError(f"--device {device} puts every process on one GPU; under torchrun each process takes "
                                 f"its own (cuda:LOCAL_RANK): give --device cuda")
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if restart_count():  # a fresh namespace of keys for this attempt (see attempt_store)
+            dist.init_process_group(backend=backend, store=attempt_store(world), rank=int(os.environ["RANK"]),
+                                    world_size=world, timeout=COLLECTIVE_TIMEOUT)
+        else:
+            dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
         stop_on_signal()
     return Dist(rank=dist.get_rank(), world_size=world, local_rank=local_rank)
 
@@ -99,6 +104,19 @@ def barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def attempt_store(world: int):
+    """The rendezvous store for a process that torchrun restarted after a failure, with this attempt's own prefix.
+    torchrun's shared store keeps the keys of the failed attempt, and a restarted process may read a peer's old
+    address from them and fail to connect (pytorch/pytorch#167288); the prefix makes every attempt start clean."""
+    import torch.distributed as dist
+
+    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"  # the launcher hosts it; else rank 0 does
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=not shared and int(os.environ["RANK"]) == 0, timeout=COLLECTIVE_TIMEOUT,
+                          multi_tenant=not shared)
+    return dist.PrefixStore(f"glassbox/attempt_{restart_count()}", store)
 
 
 def share(batch_size: int, world_size: int) -> int:
@@ -137,16 +155,17 @@ def _ask_stop(signum, frame) -> None:
 
 def stop_on_signal() -> None:
     """Under torchrun: SIGINT or SIGTERM (the launcher forwards Ctrl-C and its own SIGTERM to every worker; a signal
-    may also reach one worker alone) asks for a stop at the end of the current step. So does the launcher's death:
-    torchrun starts its workers in sessions of their own, so killing its process group would leave them training."""
-    signal.signal(signal.SIGINT, _ask_stop)
-    signal.signal(signal.SIGTERM, _ask_stop)
+    may also reach one worker alone), or SIGHUP, asks for a stop at the end of the current step. So does the
+    launcher's death, as a SIGHUP this process sends itself: torchrun starts its workers in sessions of their own,
+    so killing its process group would otherwise leave them training."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _ask_stop)
     parent = os.getppid()
 
     def watch_launcher():
         while os.getppid() == parent:
-            time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread, like any other stop
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGHUP)  # handled in the main thread, like any other stop
 
     threading.Thread(target=watch_launcher, name="glassbox-launcher-watch", daemon=True).start()
 
@@ -159,3 +178,17 @@ def steps_running(running: bool) -> None:
 def stop_requested() -> int:
     """The signal that asked this process to stop (0: none)."""
     return _STOP["signal"]
+
+
+def lost_peers(error: BaseException) -> str | None:
+    """One line for a collective that failed because another process died or stopped answering (its own error says
+    why); None for any other error, or outside torchrun."""
+    if current().world_size <= 1:
+        return None
+    names = {"DistError", "DistBackendError", "DistNetworkError", "DistStoreError"}
+    text = (str(error).splitlines() or [type(error).__name__])[0]
+    if type(error).__name__ not in names and not (isinstance(error, RuntimeError) and "gloo" in text.lower()):
+        return None
+    return (f"rank {current().rank}: the other processes stopped answering ({text[-160:].strip()}); the first error "
+            f"above, from the process that failed, says why. Under torchrun --max-restarts N the workers restart and "
+            f"resume from the last checkpoint")

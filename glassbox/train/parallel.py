@@ -14,18 +14,19 @@ from glassbox.errors import Stopped
 from glassbox.runtime import distributed
 
 
-def step_check(loss: torch.Tensor, grad_norm: torch.Tensor, dist) -> tuple[bool, bool]:
-    """Whether this step's loss and gradient norm are finite on every rank, and whether any rank was asked to stop.
+def step_check(loss: torch.Tensor, grad_norm: torch.Tensor, dist) -> tuple[bool, int]:
+    """Whether this step's loss and gradient norm are finite on every rank, and the signal that asked any rank to
+    stop (0: none).
 
     One all-reduce carries both: a loss that overflows on one rank alone would leave DDP's averaged gradients
     finite, and the ranks would part ways; a stop asked of one rank must stop all of them at the same step."""
     total = loss.detach().float() + grad_norm  # inf + -inf is nan: still caught
     if not dist.enabled:  # one addition and one read a step: the check costs next to nothing
-        return math.isfinite(total.item()), False
+        return math.isfinite(total.item()), 0
     flags = torch.stack([(~torch.isfinite(total)).float(),
-                         torch.tensor(float(distributed.stop_requested() > 0), device=total.device)])
+                         torch.tensor(float(distributed.stop_requested()), device=total.device)])
     torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-    return flags[0].item() == 0, flags[1].item() > 0
+    return flags[0].item() == 0, int(flags[1].item())
 
 
 def summed(value: torch.Tensor, dist) -> float:
@@ -59,10 +60,9 @@ def processes(n: int) -> str:
     return f"{n} process{'es' if n != 1 else ''}"
 
 
-def stop_run(step: int, total: int, best_step: int, run_dir: Path | None, dist) -> Stopped:
-    """The stop a signal asked for, with where the run stopped and the command that continues it."""
-    sig = distributed.stop_requested()
-    why = signal.Signals(sig).name if sig else "a request to another process"
+def stop_run(sig: int, step: int, total: int, best_step: int, run_dir: Path | None, dist) -> Stopped:
+    """The stop signal `sig` asked for (of any rank), with where the run stopped and the command that continues it."""
+    why = "SIGHUP: the launcher is gone" if sig == signal.SIGHUP else signal.Signals(sig).name
     if run_dir is None:
         kept = "nothing is saved (fit was given no run folder)"
     else:
