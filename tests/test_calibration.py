@@ -206,3 +206,19 @@ def test_bad_inputs_say_what_is_wrong():
         cal.ece(np.array([[0.5, 0.5]]), np.array([2]))
     with pytest.raises(ValueError, match=r"\(N, K\)"):
         cal.brier(np.array([0.5, 0.5]), np.array([0]))
+
+
+def test_the_ece_noise_floor_is_what_a_calibrated_model_shows_by_chance():
+    from glassbox.evaluate.calibration import ece, ece_noise_floor
+
+    rng = np.random.default_rng(7)
+    conf = rng.uniform(0.55, 1.0, 400)
+    # independent reference: draw outcomes at exactly the stated confidence and score them with ece() itself
+    probs = np.stack([conf, 1 - conf], axis=1)
+    draws = [ece(probs, (rng.random(400) >= conf).astype(int)) for _ in range(400)]
+    floor = ece_noise_floor(conf)
+    assert abs(floor - np.quantile(draws, 0.95)) < 0.006
+    assert np.mean(np.array(draws) <= floor) == pytest.approx(0.95, abs=0.03)
+    assert ece_noise_floor(np.repeat(conf, 25)) < floor / 3  # 25x the examples: about a fifth of the noise
+    # a model 10 points over-confident on 400 examples is far beyond chance
+    assert ece(probs, (rng.random(400) >= conf - 0.1).astype(int)) > floor + 0.03

@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 import glassbox
@@ -123,7 +122,7 @@ def test_the_thread_count_is_timed_on_a_copy_and_leaves_the_run_untouched():
     try:
         torch.set_num_threads(2)
         rng = torch.get_rng_state()
-        choice = choose_threads(model, (x[:50], y[:50]), F.cross_entropy, 64,
+        choice = choose_threads(model, (x[:50], y[:50]), 64,
                                 lambda m: make_optimizer(m, TrainConfig()), None)
         timed = choice["seconds_per_step"]
         assert set(timed) == {1, 2} and all(t > 0 for t in timed.values())
@@ -131,7 +130,7 @@ def test_the_thread_count_is_timed_on_a_copy_and_leaves_the_run_untouched():
         assert torch.equal(torch.get_rng_state(), rng)  # dropout in the copy drew nothing from the run's stream
         assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # the model itself never moved
         assert torch.get_num_threads() == 2
-        given = choose_threads(model, (x, y), F.cross_entropy, 64, None, requested=3)
+        given = choose_threads(model, (x, y), 64, None, requested=3)
         assert given["threads"] == 3 and given["seconds_per_step"] is None  # --threads wins, untimed
         res = glassbox.fit(small, (x[:1400], y[:1400]), (x[1400:], y[1400:]),
                            config={"max_steps": 20, "batch_size": 32, "quiet": True, "device": "cpu"})

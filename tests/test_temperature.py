@@ -105,7 +105,11 @@ def test_the_report_says_whether_t_was_applied(calibrated, tmp_path):
     slightly = _easy_split(calibrated, 0.8)   # confidence 0.6 points below accuracy on 596 test examples
     b = slightly["before"]
     assert not slightly["applied"] and abs(b["mean_confidence"] - b["accuracy"]) < 0.01
-    score, text = worries.calibration({"calibration": slightly})
+    assert b["ece"] > slightly["tolerance"] and b["ece"] <= b["ece_noise"]  # above the tolerance, yet within chance
+    assert b["verdict"] == "no miscalibration beyond chance on this many examples"
+    assert worries.calibration({"calibration": slightly}) is None
+    b = {k: v for k, v in b.items() if k != "ece_noise"}  # a run from before the noise floor: the old check says it
+    score, text = worries.calibration({"calibration": {**slightly, "before": {**b, "verdict": "under-confident"}}})
     assert score == 20 and "on 596 test examples the gap is within noise" in text and "the evidence is thin" in text
     html = sections.calibration(Run(tmp_path, {"calibration": kept}))
     assert f"with T = {kept['fitted_temperature']:.2f} (not applied)" in html and "was not kept" in html

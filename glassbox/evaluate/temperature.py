@@ -162,15 +162,22 @@ def _sentence(r: dict) -> str:
     before, after, t = r["before"], r["after"], r["fitted_temperature"]
     if r["applied"]:
         text = (f"Temperature scaling applied: {r['reason']}. As trained, {_says(r['reliability_before'], 'this model')} "
-                f"({before['verdict']}: ECE {before['ece']:.3f}, tolerance {r['tolerance']}); with T = {t:.2f}, "
-                f"{_says(r['reliability_after'], 'it')} ({after['verdict']}: ECE {after['ece']:.3f}).")
+                f"({_ece_words(before, r['tolerance'])}); with T = {t:.2f}, "
+                f"{_says(r['reliability_after'], 'it')} ({_ece_words(after)}).")
     else:
         text = (f"Temperature scaling not applied (the saved model keeps T = 1): {r['reason']}. As saved, "
-                f"{_says(r['reliability_before'], 'this model')} ({before['verdict']}: ECE {before['ece']:.3f}, "
-                f"tolerance {r['tolerance']}).")
+                f"{_says(r['reliability_before'], 'this model')} ({_ece_words(before, r['tolerance'])}).")
     text += (f" Accuracy is {before['accuracy']:.1%} either way; figures are for the confidence band holding the "
              f"most of the {r['n_test']} test examples.")
     return text + _test_words(r["test_check"], r["applied"], t)
+
+
+def _ece_words(fig: dict, tolerance: float | None = None) -> str:
+    """'verdict: ECE x, tolerance t; by chance alone ...' (the noise floor only where the figures have one)."""
+    text = f"{fig['verdict']}: ECE {fig['ece']:.3f}" + (f", tolerance {tolerance}" if tolerance is not None else "")
+    if "ece_noise" in fig:
+        text += f"; a perfectly calibrated model would show up to {fig['ece_noise']:.3f} here by chance"
+    return text
 
 
 def _test_words(c: dict, applied: bool, t: float) -> str:

@@ -9,7 +9,8 @@ from glassbox.report.load import Run
 from glassbox.report.worries import top_worries
 
 NUMS = set(range(1, 12))  # every column after the first holds numbers, in most tables here
-MODEL_NAMES = {"mlp": "multilayer perceptron (MLP)", "cnn": "convolutional network (CNN)",
+MODEL_NAMES = {"mlp_plr": "ensemble of MLPs with periodic embeddings of numbers (MLP-PLR)",
+               "mlp": "multilayer perceptron (MLP)", "cnn": "convolutional network (CNN)",
                "fasttext": "fastText classifier", "transformer": "Transformer classifier", "gpt": "GPT"}
 
 

@@ -104,10 +104,13 @@ def group_gap(s: dict):
     return (70 if errors else 45 if real else 15), text
 
 
+CALIBRATED = ("well calibrated", "no miscalibration beyond chance on this many examples")  # evaluate/calibration.py
+
+
 def calibration(s: dict):
     c = s.get("calibration") or {}
     before, after = c.get("before") or {}, c.get("after") or {}
-    if not before or before.get("verdict") == "well calibrated":
+    if not before or before.get("verdict") in CALIBRATED:
         return None
     if not c.get("applied", True):  # a run from before the check always applied its T
         figures = (f"average confidence {pct(before.get('mean_confidence'))}, accuracy {pct(before.get('accuracy'))}, "
@@ -122,7 +125,7 @@ def calibration(s: dict):
         return 60, f"Its stated confidence cannot be taken at face value: as trained it is {before.get('verdict')} ({figures}); {why}"
     doubt = (" Test disagrees with validation about this T (see the calibration section)."
              if (c.get("test_check") or {}).get("agrees") is False else "")
-    if after.get("verdict") != "well calibrated":
+    if after.get("verdict") not in CALIBRATED:
         return 60, (f"Its stated confidence cannot be taken at face value, even after temperature scaling: "
                     f"{after.get('verdict', before.get('verdict'))} (average confidence "
                     f"{pct(after.get('mean_confidence'))}, accuracy {pct(after.get('accuracy'))}, ECE "

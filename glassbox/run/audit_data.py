@@ -34,7 +34,8 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
         if test is None:  # leakage across the split `glassbox train` would make (same seed and fractions)
             split = split_for(ex, cfg, has_test=False)
             split = split if all(len(idx) for idx in split.values()) else None
-        report = audit_examples(ex, test, split, folds=folds, seed=cfg.seed, device=cfg.device, label_errors=label_errors)
+        report = audit_examples(ex, test, split, folds=folds, seed=cfg.seed, device=cfg.device, label_errors=label_errors,
+                                show=show)
     if show:
         report.render()
     return report

@@ -12,13 +12,14 @@ from glassbox.runtime.files import write_json
 
 
 def audit_examples(ex: Examples, test: Examples | None, split: dict | None, *, folds: int, seed: int, device: str,
-                   label_errors: bool = True, max_flops: dict | None = None):
+                   label_errors: bool = True, max_flops: dict | None = None, show: bool = False):
     """Every check of labelled examples (duplicates, leakage across `split` or into `test`, conflicts, imbalance,
-    groups, likely label errors from k out-of-fold models); an AuditReport. max_flops: see out_of_fold.label_check."""
+    groups, likely label errors from k out-of-fold models); an AuditReport. max_flops: see out_of_fold.label_check;
+    show: the fold models' progress on a terminal."""
     from glassbox.audit import run_audit
     from glassbox.run.out_of_fold import label_check
 
-    probs, note = (label_check(ex, folds, seed, device, max_flops=max_flops) if label_errors
+    probs, note = (label_check(ex, folds, seed, device, max_flops=max_flops, show=show) if label_errors
                    else (None, "not checked (--no-label-errors)."))
     return run_audit(ex, test=test, split=split, pred_probs=probs, label_errors_note=note)
 

@@ -36,7 +36,7 @@ def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
     ex, test, parts = load_and_split(cfg, run_dir)
     lap("data")
     audit = gate(lambda: audit_examples(ex, test, parts if test is None else None, folds=5, seed=cfg.seed,
-                                        device=cfg.device, max_flops=TRAIN_FOLD_FLOPS), cfg, run_dir)
+                                        device=cfg.device, max_flops=TRAIN_FOLD_FLOPS, show=not cfg.quiet), cfg, run_dir)
     lap("audit")
     split, encoder, X, Y = encode_parts(ex, test, parts, cfg)
     say(cfg, f"split: train {len(Y['train'])}, validation {len(Y['val'])}, test {len(Y['test'])} "
@@ -131,7 +131,7 @@ def scores(result, X: dict, Y: dict, ex, arch: str, cfg: TrainConfig, audit: dic
         "chance_loss": result.chance["uniform_loss"], "chance": result.chance,
         **{f"{name}_loss": s[name][0] for name in PARTS}, **{f"{name}_accuracy": s[name][1] for name in PARTS},
         "generalisation_gap": s["train"][1] - s["val"][1],
-        "train_seconds": result.train_seconds, "examples_per_second": result.examples_seen / max(result.train_seconds, 1e-9),
+        "train_seconds": result.train_seconds, "threads": result.thread_choice, "examples_per_second": result.examples_seen / max(result.train_seconds, 1e-9),
         "control": cfg.control, "data_fingerprint": ex.fingerprint(), "audit": headline(audit),
         **world_record(result, cfg.batch_size),
     }

@@ -115,7 +115,7 @@ def lm_scores(result, tok, train_ids, val_ids, corpus: dict, gpt_config: GPTConf
         "curve_val_windows": curve, "curve_val_loss": result.best_val_loss,
         "perplexity": math.exp(val_loss), "train_perplexity": math.exp(train_loss),
         "generalisation_gap": val_loss - train_loss, "tokens_per_second": tokens_per_s,
-        "train_seconds": result.train_seconds, "data_fingerprint": corpus["sha256"], "audit": headline(audit),
+        "train_seconds": result.train_seconds, "threads": result.thread_choice, "data_fingerprint": corpus["sha256"], "audit": headline(audit),
         **world_record(result, cfg.batch_size),
     }
 

@@ -22,9 +22,10 @@ from glassbox.runtime.device import pick_device
 from glassbox.train.batches import LoaderBatches, TensorBatches
 from glassbox.train.checkpoint import Checkpointer
 from glassbox.train.early_stopping import EarlyStopping, explain
+from glassbox.train.parallel import resume_note, session, step_check, stop_run, summed
 from glassbox.train.progress import Progress, truncate_metrics
 from glassbox.train.schedule import lr_at
-from glassbox.runtime.threads import threads_for
+from glassbox.train.thread_choice import choose_threads, describe as describe_threads
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,10 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # one record per evaluation
     train_seconds: float = 0.0
     examples_seen: int = 0
-    threads: int = 1            # CPU threads the training steps ran on (runtime/threads.py)
+    threads: int = 1            # CPU threads the training steps ran on (train/thread_choice.py)
+    thread_choice: dict | None = None  # how that count was chosen, with the timed steps
+    world_size: int = 1         # processes this session trained on (torchrun); each took its share of every batch
+    sessions: list[dict] = field(default_factory=list)  # which steps ran on how many processes (parallel.session)
     diverged: dict | None = None  # {step, lr, loss, grad_norm, restored, advice} when a loss or gradient went non-finite
 
 
@@ -138,17 +142,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return kind(groups, **settings)
 
 
-def finite(loss: torch.Tensor, grad_norm: torch.Tensor, dist) -> bool:
-    """Whether this step's loss and gradient norm are both finite on every rank. One flag is all-reduced: a loss
-    that overflows on one rank alone would leave DDP's averaged gradients finite, and the ranks would part ways."""
-    total = loss.detach().float() + grad_norm  # inf + -inf is nan: still caught
-    if not dist.enabled:  # one addition and one read a step: the check costs next to nothing
-        return math.isfinite(total.item())
-    bad = (~torch.isfinite(total)).float()
-    torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
-    return bad.item() == 0
-
-
 def _json_number(x: float):
     """JSON has no NaN or infinity: those are stored as their words, 'nan', 'inf', '-inf'."""
     return x if math.isfinite(x) else str(x)
@@ -169,9 +162,14 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     val_data:   (X, y) tensors or a Dataset, never trained on; it picks the sweet spot.
     run_dir:    where checkpoints and metrics.jsonl go (None: nothing is written)."""
     cfg = config or TrainConfig()
+    # With label smoothing the weights learn from softened targets (`objective`), but every loss reported (train,
+    # validation, the chance level ln K, the sweet spot) is plain cross-entropy, the one the summary and report use.
+    objective = None
     if loss_fn is None:
-        loss_fn = cross_entropy if not cfg.label_smoothing else (
-            lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), label_smoothing=cfg.label_smoothing))
+        loss_fn = cross_entropy
+        if cfg.label_smoothing:
+            objective = lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),  # noqa: E731
+                                                          label_smoothing=cfg.label_smoothing)
     device = pick_device(cfg.device)
     dist = distributed.setup(device)
     torch.manual_seed(cfg.seed)
@@ -197,21 +195,22 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     metrics = run_dir / "metrics.jsonl" if run_dir is not None and dist.is_main else None
     history: list[dict] = []
     step, best_weights, chance, running = 0, None, None, {"loss": 0.0, "n": 0}
-    before = {"seconds": 0.0, "seen": 0}  # training time and examples of earlier sessions of a resumed run
+    before = {"seconds": 0.0, "seen": 0, "sessions": []}  # training time, examples and processes of earlier sessions
+    resumed_threads = None
     if cfg.resume and ckpt is not None and ckpt.latest() is not None:
         state = ckpt.load(model, optimizer)
         step, history, chance = state["step"], state["history"], state["chance"]
         running = state.get("running", running)  # the training loss summed since the last evaluation
-        before = state.get("before", before)
+        before = {**before, **state.get("before", {})}
         train.load_state_dict(state["batches"])
         stopper.load_state_dict(state["early_stopping"])
         best_weights = ckpt.load_best(stopper.best_step)
+        resumed_threads = state.get("threads")  # the count it started with: the same seed, the same sums
         if metrics is not None:
             truncate_metrics(metrics, step)
         if not cfg.quiet and dist.is_main:
-            done = step >= total or stopper.should_stop
-            print(f"resuming from the checkpoint at step {step} of {total}"
-                  + (" (training had already finished: only the evaluation runs again)" if done else ""), flush=True)
+            print(resume_note(step, total, step >= total or stopper.should_stop, before["sessions"], dist.world_size),
+                  flush=True)
     elif metrics is not None and metrics.exists():
         metrics.unlink()
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
@@ -234,34 +233,46 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
 
     model.train()
     on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
-    # On a CPU a small model trains faster on one thread (runtime/threads.py); the count is restored after.
-    threads = threads_for(model, val[0], cfg.batch_size, cfg.threads) if not on_gpu else torch.get_num_threads()
+    # On a CPU the count of threads is timed on this model's step (train/thread_choice.py); restored after.
+    thread_choice = {"threads": torch.get_num_threads(), "how": "a GPU trains", "seconds_per_step": None}
+    if not on_gpu:
+        thread_choice = choose_threads(model, val, cfg.batch_size // dist.world_size,
+                                       lambda m: make_optimizer(m, cfg), cfg.threads, resumed_threads)
+        if thread_choice["seconds_per_step"]:
+            progress.say(describe_threads(thread_choice))
+    threads = thread_choice["threads"]
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    reason, t0, seen = "max_steps", time.perf_counter(), 0
+    reason, t0, seen, first_step = "max_steps", time.perf_counter(), 0, step  # seen: global examples, this session
     run_loss, run_n = torch.tensor(running["loss"], device=device), running["n"]
     diverged = None  # (step, lr, loss, grad norm) of the first non-finite loss or gradient norm
     t_last, seen_last = time.perf_counter(), 0
+    distributed.steps_running(True)  # a stop asked for now waits for the end of the step
     try:
         while step < total and not stopper.should_stop:  # (a resumed run may have stopped early already)
+            # each rank's random draws follow from the seed, its rank and the examples seen: exact on any resume
+            distributed.reseed(cfg.seed, dist.rank, step * cfg.batch_size * cfg.grad_accum, device)
             lr = lr_at(step, cfg.lr, warmup, total, min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             step_loss = None  # this update's loss summed over its micro-batches, for the divergence check
             for micro in range(cfg.grad_accum):
                 x, y = train.next()                              # 1. take a batch
-                if on_gpu:
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if on_gpu:  # from pinned memory the copy runs alongside the GPU's work
+                    x, y = (t.pin_memory().to(device, non_blocking=True) if t.device.type == "cpu" else t.to(device)
+                            for t in (x, y))
                 with ddp_model.no_sync() if dist.enabled and micro < cfg.grad_accum - 1 else no_sync:
                     logits = ddp_model(x)                        # 2. predict
                     loss = loss_fn(logits, y)                    # 3. measure the error
-                    (loss / cfg.grad_accum).backward()           # 4. compute gradients
+                    learn = loss if objective is None else objective(logits, y)
+                    (learn / cfg.grad_accum).backward()          # 4. compute gradients
                 run_loss += loss.detach()
                 step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
                 run_n += 1
-                seen += len(y)
+                seen += len(y) * dist.world_size  # every process took an equal share of the global batch
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-            if not finite(step_loss, grad_norm, dist):           # diverged: stop now, before the update spreads it
+            finite, stop = step_check(step_loss, grad_norm, dist)  # a stop asked of any rank: all finish this step
+            if not finite:                                       # diverged: stop now, before the update spreads it
                 diverged = (step + 1, lr, step_loss.item() / cfg.grad_accum, float(grad_norm))
                 break
             optimizer.step()                                     # 5. nudge every weight
@@ -271,14 +282,14 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
 
             if step % eval_every == 0 or step == total:
                 val_loss, val_acc = evaluate(model, val, loss_fn, cfg.batch_size * 4, device)
-                train_loss = (run_loss / max(1, run_n)).item()
+                train_loss = summed(run_loss, dist) / dist.world_size / max(1, run_n)  # over the global batch
                 if not math.isfinite(val_loss):  # the same weights and data on every rank: all stop here alike
                     diverged = (step, lr, val_loss, float(grad_norm))
                     break
                 now = time.perf_counter()
                 record = {"step": step, "epoch": train.epoch, "train_loss": train_loss, "val_loss": val_loss,
                           "val_accuracy": val_acc, "lr": lr, "grad_norm": float(grad_norm),
-                          "examples_per_s": (seen - seen_last) * dist.world_size / max(now - t_last, 1e-9)}
+                          "examples_per_s": (seen - seen_last) / max(now - t_last, 1e-9)}
                 record["best"] = stopper.update(step, val_loss, train_loss)
                 if record["best"]:
                     best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -287,13 +298,19 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                 history.append(record)
                 progress.evaluation(record)
                 run_loss, run_n, t_last, seen_last = torch.zeros((), device=device), 0, now, seen
-            if writes and (step % ckpt_every == 0 or step == total):
-                ckpt.save(step, model, optimizer, {"history": history, "chance": chance, "batches": train.state_dict(),
-                                                   "running": {"loss": run_loss.item(), "n": run_n},
-                                                   "before": {"seconds": before["seconds"] + time.perf_counter() - t0,
-                                                              "seen": before["seen"] + seen},
-                                                   "early_stopping": stopper.state_dict(), "best_step": stopper.best_step,
-                                                   "config": cfg.to_dict()})
+            if ckpt is not None and (step % ckpt_every == 0 or step == total or stop):
+                running = {"loss": summed(run_loss, dist) / dist.world_size, "n": run_n}  # every rank takes part
+                elapsed = time.perf_counter() - t0
+                if writes:
+                    ckpt.save(step, model, optimizer, {
+                        "history": history, "chance": chance, "batches": train.state_dict(), "running": running,
+                        "before": {"seconds": before["seconds"] + elapsed, "seen": before["seen"] + seen,
+                                   "sessions": [*before["sessions"], session(dist.world_size, first_step, step, elapsed)]},
+                        "early_stopping": stopper.state_dict(), "best_step": stopper.best_step, "world_size": dist.world_size,
+                        "config": cfg.to_dict(), "threads": threads})
+            if stop:
+                reason = "stopped"
+                break
             if stopper.should_stop:
                 reason = "early_stop"
                 break
@@ -305,10 +322,15 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         reason = "interrupted"
         progress.say("interrupted: stopping and restoring the best weights seen so far")
     finally:
+        distributed.steps_running(False)
         torch.set_num_threads(threads_before)
     progress.close()
-    train_seconds = before["seconds"] + time.perf_counter() - t0  # across every session of a resumed run
+    if reason == "stopped":  # every rank stops here alike, the checkpoint of this step written
+        raise stop_run(stop, step, total, stopper.best_step, run_dir, dist)
+    elapsed = time.perf_counter() - t0
+    train_seconds = before["seconds"] + elapsed  # across every session of a resumed run
     seen += before["seen"]
+    sessions = [*before["sessions"], *([session(dist.world_size, first_step, step, elapsed)] if step > first_step else [])]
 
     evals = [h for h in history if h["step"] > 0]
     if best_weights is not None and restore_best:               # back to the sweet spot
@@ -322,5 +344,6 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         torch.distributed.barrier()
     return FitResult(model=model, best_step=best["step"], best_val_loss=best["val_loss"], best_val_accuracy=best["val_accuracy"],
                      steps=step, stopped_early=reason == "early_stop", stop_reason=reason, verdict=verdict, chance=chance,
-                     history=history, train_seconds=train_seconds, examples_seen=seen * dist.world_size, threads=threads,
-                     diverged=diverged)
+                     history=history, train_seconds=train_seconds, examples_seen=seen, threads=threads,
+                     thread_choice=thread_choice,
+                     diverged=diverged, world_size=dist.world_size, sessions=sessions)

@@ -28,7 +28,8 @@ class Laps:
 
 class Progress:
     def __init__(self, total_steps: int, quiet: bool = False, metrics_path: Path | None = None, start_step: int = 0,
-                 tensorboard: bool = False):
+                 tensorboard: bool = False, label: str = "training", stream=None):
+        """label: what the bar counts; stream: where it is drawn (default stdout; stderr keeps stdout for data)."""
         self.total, self.quiet, self.metrics_path = total_steps, quiet, metrics_path
         self.live = None
         self.writer = None  # TensorBoard's, next to metrics.jsonl (--tensorboard)
@@ -36,11 +37,14 @@ class Progress:
             from glassbox.train.tensorboard import open_writer
 
             self.writer = open_writer(metrics_path.parent, purge_step=start_step + 1 if start_step else None)
-        if not quiet and sys.stdout.isatty():
+        stream = stream or sys.stdout
+        if not quiet and stream.isatty():
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
 
-            self.live = RichProgress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            self.live = RichProgress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
+                                     console=Console(file=stream))
             self.task = self.live.add_task("train", total=total_steps, completed=start_step, info="")
             self.live.start()
 

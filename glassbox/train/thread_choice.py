@@ -4,9 +4,11 @@ Whether a second thread helps depends on the model and on the machine right now:
 default GPT's step ran 1.19x faster on 2 threads than on 1, the digits CNN's and the fastText model's ran
 about 2x faster on 1 (waking and joining threads costs more than the small operations save), and with
 another process on the machine one thread wins for all of them. So no FLOP threshold decides: before the
-first update, a copy of the model takes a few real-sized steps (forward, loss, backward, optimizer) on a
-batch of validation examples at 1 thread and at torch's count, and the faster count trains. The copy leaves
-the model, the optimizer, the batch order and the random number generators exactly as they were.
+first update, a copy of the model takes a few real-sized steps (forward, backward, optimizer) on a batch of
+validation inputs at 1 thread and at torch's count, and the faster count trains. The copy leaves the model,
+the optimizer, the batch order and the random number generators exactly as they were; the loss it backs up is
+the mean of the outputs (a loss function costs little next to the model, and the user's own is never called
+outside training, where it may count its calls).
 
 Threads change how sums are split, so the same seed on 1 and on 2 threads gives (slightly) different weights:
 `--threads N` makes a run repeatable on any machine; a resumed run keeps the count it started with."""
@@ -20,7 +22,7 @@ import torch.nn as nn
 from glassbox.runtime.threads import time_thread_counts
 
 
-def choose_threads(model: nn.Module, val: tuple, loss_fn, batch_size: int, make_optimizer, requested: int | None,
+def choose_threads(model: nn.Module, val: tuple, batch_size: int, make_optimizer, requested: int | None,
                    resumed: int | None = None) -> dict:
     """{"threads": n, "how": ..., "seconds_per_step": {count: median s} or None} for training `model` on a CPU.
 
@@ -32,13 +34,13 @@ def choose_threads(model: nn.Module, val: tuple, loss_fn, batch_size: int, make_
         return {"threads": int(resumed), "how": "the count this run started with (resumed)", "seconds_per_step": None}
     if available == 1 or not torch.is_tensor(val[0]) or len(val[0]) == 0:
         return {"threads": available, "how": "torch's count (nothing to choose between)", "seconds_per_step": None}
-    x, y = _batch(val, batch_size)
+    x = _batch(val[0], batch_size)
     twin = copy.deepcopy(model).train()
     optimizer = make_optimizer(twin)
     rng = torch.get_rng_state()
 
     def step():
-        loss_fn(twin(x), y).backward()
+        twin(x).float().mean().backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -50,14 +52,13 @@ def choose_threads(model: nn.Module, val: tuple, loss_fn, batch_size: int, make_
     return {"threads": best, "how": "timed on this run's step", "seconds_per_step": seconds}
 
 
-def _batch(val: tuple, batch_size: int) -> tuple:
-    """A training-sized batch from validation examples (repeated if there are fewer); the batch order of
-    training is not touched."""
-    x, y = val
+def _batch(x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """A training-sized batch of validation inputs (repeated if there are fewer); the batch order of training
+    is not touched."""
     reps = -(-batch_size // len(x))
     if reps > 1:
-        x, y = x.repeat(reps, *[1] * (x.dim() - 1)), y.repeat(reps, *[1] * (y.dim() - 1))
-    return x[:batch_size], y[:batch_size]
+        x = x.repeat(reps, *[1] * (x.dim() - 1))
+    return x[:batch_size]
 
 
 def describe(choice: dict) -> str:
