@@ -10,6 +10,9 @@ from glassbox.report.html import capital, esc, image, num, page, pct, table
 from glassbox.report.plots import GREY, TRAIN, VAL, label, plt, to_png
 
 
+DRAWN_LAYERS = 30   # bars per panel: beyond this the figure outgrows the page
+
+
 def explain_page(r: dict, images=None) -> str:
     sections = [("batch", "1. The batch", batch_section(r, images)),
                 ("predictions", "2. The model's answers" if r.get("from_run") else "2. The random model's answers",
@@ -73,7 +76,9 @@ def gradient_section(r: dict) -> str:
             "of the loss along each weight.</p>"
             + table(["weight", "backprop dL/dw", "finite difference", "relative difference"], rows, numeric={1, 2, 3})
             + f"<p>{pct(zeros)} of the weights got a gradient of exactly 0 from this batch.</p>"
-            + image(layer_bars(layers), "gradient norm and update-to-weight ratio per layer"))
+            + image(layer_bars(layers[:DRAWN_LAYERS]), "gradient norm and update-to-weight ratio per layer")
+            + (f'<p class="note">The first {DRAWN_LAYERS} of {len(layers)} layers; explain.json has every one.</p>'
+               if len(layers) > DRAWN_LAYERS else ""))
 
 
 def layer_bars(layers: list[dict]) -> str:
