@@ -51,7 +51,8 @@ def prediction_section(r: dict) -> str:
     k = p["n_classes"]
     text = (f"Wrong on {p['wrong']} of {p['n_predictions']} predictions; mean confidence {pct(p['mean_confidence'])} "
             f"(a uniform guess: 1/{k} = {pct(1 / k)}); wrong with at least 90% confidence: {p['confidently_wrong']}.")
-    return (table(["#", "label", "predicted", "confidence", "p(right answer)", "loss"], rows, numeric={0, 3, 4, 5})
+    loss = f"loss (label smoothing {r['label_smoothing']:g})" if r.get("label_smoothing") else "loss"
+    return (table(["#", "label", "predicted", "confidence", "p(right answer)", loss], rows, numeric={0, 3, 4, 5})
             + f"<p>{esc(text)}</p>")
 
 

@@ -68,7 +68,8 @@ def loss_lines(r: dict) -> list[str]:
     what = " (each window's mean over its tokens)" if r["kind"] == "lm" else ""
     smooth = r["label_smoothing"]
     k = p["n_classes"]
-    lines = [f"3. the loss: cross-entropy per example{what}: {losses}",
+    kind = f"cross-entropy with label smoothing {smooth:g}" if smooth else "cross-entropy"
+    lines = [f"3. the loss: {kind} per example{what}: {losses}",
              "  in words, for #1 (the last token of its window):" if r["kind"] == "lm" else "  in words, for #1:",
              f"    the model gave the right answer {r['batch'][0]['label']!r} probability {one:.4f}; "
              f"-ln({one:.4f}) = {-math.log(one):.4f} is its cross-entropy"]
