@@ -70,6 +70,7 @@ def skewed_indices(values: np.ndarray, value: str, share: float, seed: int) -> t
 def skew_compare(split: dict, cfg: TrainConfig, repeats: int, skew: tuple[str, str, float]) -> dict:
     column, value, share = skew
     train_values, test_values = group_values(split["train"], column), group_values(split["test"], column)
+    skewed_indices(train_values, value, share, cfg.seed)  # an unknown value or share refused before any training
     in_group = test_values == value
     if not in_group.any():
         raise UserError(f"no test example has {column}={value!r}: nothing to measure the group on; check the value")
