@@ -165,3 +165,18 @@ def test_torchrun_run_at_lr_1e12_stops_on_every_rank(tmp_path, digits_csv):
     s = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert s["stop_reason"] == "diverged" and s["steps"] == s["diverged"]["step"] - 1 < 200
     assert not (tmp_path / "ddp" / "model").exists()
+
+
+def test_the_data_scale_advice_only_where_inputs_are_numbers_as_given():
+    from glassbox.config import TrainConfig
+    from glassbox.train.loop import divergence
+
+    def advice(inputs, **settings):
+        return divergence(5, 1.0, float("inf"), 1.0, False, TrainConfig(**settings), inputs)["advice"]
+
+    scale = "check the data's scale"
+    assert scale in advice(torch.randn(4, 64), data="table.csv")            # table columns
+    assert scale in advice(torch.randn(4, 3, 8, 8))                          # raw image tensors through the Python API
+    assert scale not in advice(torch.randn(4, 3, 8, 8), data="photos/")     # a run's images: standardised per channel
+    assert scale not in advice(torch.randint(0, 99, (4, 16)), data="sms.tsv", text="text")  # token ids
+    assert advice(torch.randn(4, 64)).startswith("lower --lr (this run used 0.003 with adamw)")

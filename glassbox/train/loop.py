@@ -147,11 +147,16 @@ def _json_number(x: float):
     return x if math.isfinite(x) else str(x)
 
 
-def divergence(step: int, lr: float, loss: float, grad_norm: float, restored: bool, cfg: TrainConfig) -> dict:
-    """What a diverged run records (summary.json) and the one line of advice it ends with."""
+def divergence(step: int, lr: float, loss: float, grad_norm: float, restored: bool, cfg: TrainConfig,
+               inputs: torch.Tensor | None = None) -> dict:
+    """What a diverged run records (summary.json) and the one line of advice it ends with. The data's scale is
+    worth checking only for numbers as given: not for token ids (text, corpora), nor for the images of a
+    `glassbox train` run, whose encoder standardised every channel."""
+    numbers = inputs is not None and torch.is_tensor(inputs) and inputs.is_floating_point()
+    scale = numbers and cfg.task != "lm" and not (cfg.data is not None and inputs.dim() == 4)
     return {"step": step, "lr": lr, "loss": _json_number(loss), "grad_norm": _json_number(grad_norm), "restored": restored,
             "advice": f"lower --lr (this run used {cfg.lr:g} with {cfg.optimizer})"
-                      + ("" if cfg.task == "lm" else " or check the data's scale (inputs with very large values)")}
+                      + (" or check the data's scale (inputs with very large values)" if scale else "")}
 
 
 def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfig | None = None,
@@ -337,7 +342,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         model.load_state_dict(best_weights)
     best = next((h for h in evals if h["step"] == stopper.best_step), history[0])
     if diverged is not None:  # weights worth keeping only if an evaluation beat the untrained model's loss
-        diverged = divergence(*diverged, best["step"] > 0 and best["val_loss"] < chance["untrained_loss"], cfg)
+        diverged = divergence(*diverged, best["step"] > 0 and best["val_loss"] < chance["untrained_loss"], cfg, val[0])
     verdict = explain(history, best["step"], reason == "early_stop", reason, diverged)
     progress.say(verdict)
     if dist.enabled:
