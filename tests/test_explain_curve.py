@@ -235,7 +235,7 @@ def test_curve_scores_are_sklearns_and_torchmetrics(digits_split):
 
 
 def test_curve_on_the_digits_by_cli(tmp_path):
-    out = tmp_path / "run"
+    out = tmp_path / "curve"
     printed = run_cli(["curve", "digits", "--max-steps", "20", "--out", str(out)])
     r = json.loads((out / "curve.json").read_text())
     labels = load_builtin("digits").labels
@@ -249,8 +249,13 @@ def test_curve_on_the_digits_by_cli(tmp_path):
         assert p["gap"] == pytest.approx(p["train_accuracy"] - p["val_accuracy"])
     assert r["points"][-1]["test_accuracy"] > r["points"][0]["test_accuracy"] > r["chance_accuracy"]
     assert f"bought {100 * r['points'][-1]['gain']:+.1f} points" in printed
-    html = (out / "curve.html").read_text()
-    assert html.count('<img src="data:image/png;base64,') == 1 and "1,443" in html
+    browser = chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    dom = render(browser, out / "curve.html", tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('<img src="data:image/png;base64,') == 1 and '<section id="curve">' in dom.stdout
+    assert f"<td>{r['points'][-1]['n']:,}</td>" in dom.stdout  # the table's last row: the whole training split
 
 
 def test_curve_skews_adult_by_sex(tmp_path):
