@@ -170,3 +170,17 @@ def test_a_run_from_before_config_json_kept_sources_still_resumes(tmp_path, digi
     assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
     assert json.loads((run / "summary.json").read_text())["steps"] == steps
     assert manifest(run)["model_config"]["dropout"] == 0.1  # the checkpoint's model, as it was built
+
+
+def test_a_tables_plain_mlp_takes_its_own_defaults(digits_csv):
+    from glassbox.run.settings import settings_for_new_run
+
+    plr = settings_for_new_run({"data": str(digits_csv), "label": "digit"})
+    mlp = settings_for_new_run({"data": str(digits_csv), "label": "digit", "model": "mlp"})
+    assert (plr.lr, plr.batch_size, plr.epochs) == (KIND_DEFAULTS["tabular"]["lr"], KIND_DEFAULTS["tabular"]["batch_size"],
+                                                    KIND_DEFAULTS["tabular"]["epochs"])
+    assert (mlp.lr, mlp.batch_size, mlp.epochs, mlp.dropout) == (TrainConfig().lr, TrainConfig().batch_size,
+                                                                 TrainConfig().epochs, 0.1)
+    assert mlp.sources["dropout"] == "default for the plain MLP on a table (--model mlp)"
+    with pytest.raises(UserError, match="--tokenizer does not apply to the plain MLP on a table"):
+        settings_for_new_run({"data": str(digits_csv), "label": "digit", "model": "mlp", "tokenizer": "bpe"})

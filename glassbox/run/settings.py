@@ -25,20 +25,24 @@ RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh",
 # silently ignored, so it is refused. (Transformer settings on text apply only with --model transformer.)
 APPLIES_TO = {"tokenizer": {"lm"}, "block_size": {"lm"}, "vocab_size": {"lm", "transformer"},
               "n_layer": {"lm", "transformer"}, "n_head": {"lm", "transformer"}, "n_embd": {"lm", "transformer"},
-              "image_size": {"image"}, "label_from_name": {"image"}, "label": {"tabular", "text", "transformer"},
+              "image_size": {"image"}, "label_from_name": {"image"}, "label": {"tabular", "mlp", "text", "transformer"},
               "text": {"text", "transformer"},
-              "columns": {"tabular", "text", "transformer"}, "group": {"tabular", "text", "transformer"},
-              "control": {"tabular", "text", "transformer", "image"}, "test": {"tabular", "text", "transformer", "image"},
-              "test_fraction": {"tabular", "text", "transformer", "image"}}
+              "columns": {"tabular", "mlp", "text", "transformer"}, "group": {"tabular", "mlp", "text", "transformer"},
+              "control": {"tabular", "mlp", "text", "transformer", "image"},
+              "test": {"tabular", "mlp", "text", "transformer", "image"},
+              "test_fraction": {"tabular", "mlp", "text", "transformer", "image"}}
 
 
 def run_kind(cfg: TrainConfig) -> str:
-    """The kind of run, as KIND_DEFAULTS names it: lm, image, tabular, text (fastText) or transformer."""
+    """The kind of run, as KIND_DEFAULTS names it: lm, image, tabular (MLP-PLR), mlp (a table's plain MLP), text
+    (fastText) or transformer."""
     if cfg.task == "lm":
         return "lm"
     kind = kind_of(str(cfg.data), cfg)
     if kind == "text" and cfg.model == "transformer":
         return "transformer"
+    if kind == "tabular" and cfg.model == "mlp":
+        return "mlp"
     return {"builtin": "image"}.get(kind, kind)
 
 
@@ -65,7 +69,7 @@ def check_model_fits(kind: str, cfg: TrainConfig) -> None:
                 raise UserError(f"{why} applies to classifiers; a language model (--task lm) is a GPT, with no groups "
                                 f"or label control: drop {why.split()[0]}")
         return
-    data_kind = "text" if kind == "transformer" else kind
+    data_kind = {"transformer": "text", "mlp": "tabular"}.get(kind, kind)
     fits = MODELS_FOR[data_kind]
     if cfg.model != "auto" and cfg.model not in fits:
         hint = " (gpt trains on a text corpus: --task lm)" if cfg.model == "gpt" else ""
