@@ -36,12 +36,14 @@ def train(data: str | None = None, *, sources: dict | None = None, **settings) -
         dist = distributed.setup(pick_device(str(given.get("device", "auto"))))
         run_dir = prepare_run_dir(make_config({"resume": True, "out": out}), "")
         cfg, data_record = settings_for_resume(run_dir, given, sources)
+        distributed.share(cfg.batch_size, dist.world_size)  # the global batch must split among this many processes
         check_source_unchanged(run_dir, data_record, str(cfg.data))
     else:
         cfg = settings_for_new_run(given, sources)
         # Under torchrun: one process per device joins the group here. Every process loads, splits and encodes
-        # the same data (all seeded) and trains its shard; rank 0 alone writes and finishes the run.
+        # the same data (all seeded) and trains its slice of every global batch; rank 0 alone writes and finishes.
         dist = distributed.setup(pick_device(cfg.device))
+        distributed.share(cfg.batch_size, dist.world_size)  # refused before a run folder is made
         run_dir = prepare_run_dir(cfg, str(cfg.data))
         if dist.is_main:
             write_json(run_dir / "config.json", settings_record(cfg, source_record(str(cfg.data))))
