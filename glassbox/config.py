@@ -59,7 +59,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     seed: int = 0                 # one seed for split, init, batches and augmentation
     device: str = "auto"          # auto (CUDA if available, else CPU) | cpu | cuda | cuda:N
-    threads: int | None = None    # CPU threads for training (default: 1 for a small model, else torch's count)
+    threads: int | None = None    # CPU threads for training (None: 1 or torch's count, whichever times faster)
     compile: bool = False         # torch.compile the training forward pass (first steps slower, later ones faster)
     # --- evaluation, early stopping, checkpoints ---
     eval_every: int | None = None  # evaluate on validation every N steps (None: derived, see DERIVED)

@@ -36,7 +36,7 @@ TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
     ("--label-smoothing", float, "cross-entropy label smoothing"),
     ("--seed", int, "one seed for split, init, batches and augmentation"),
     ("--device", str, "auto | cpu | cuda | cuda:N"),
-    ("--threads", int, "CPU threads for training (default: 1 for a small model, where more only add waiting)"),
+    ("--threads", int, "CPU threads for training (default: 1 or all cores, whichever a few timed steps of this model run faster)"),
     ("--eval-every", int, "evaluate on validation every N steps"),
     ("--patience", int, "evaluations without improvement before stopping"),
     ("--min-delta", float, "smallest validation-loss drop that counts as improvement"),
