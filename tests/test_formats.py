@@ -156,3 +156,21 @@ def test_jsonl_numbers_and_booleans_read_as_a_csv_would_hold_them(tmp_path):
     df, lines = read_table(path)
     assert df["y"].tolist() == ["1", "1", "true", "ok"]
     assert df["x"].tolist() == ["1.5", "2", "", "[1, 2]"] and lines == [1, 2, 3, 4]
+
+
+def test_the_builtin_digits_are_scikit_learns_without_importing_it():
+    import subprocess
+    import sys
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from glassbox.data.builtin import digits_arrays
+
+    images, target = digits_arrays()
+    d = load_digits()
+    assert np.array_equal(images, d.images) and np.array_equal(target, d.target) and images.shape == (1797, 8, 8)
+    probe = ("import sys; from glassbox.data.builtin import load_builtin; ex = load_builtin('digits'); "
+             "print(len(ex), 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1797", "False"]
