@@ -62,6 +62,16 @@ def rebuilt_digits(out: Path, r: dict):
             encoder.encode(val.inputs), torch.from_numpy(val.labels))
 
 
+
+def page_dom(page, tmp_path) -> str:
+    """The page as headless Chromium built it (the test is skipped where Chromium is not installed)."""
+    browser = chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    dom = render(browser, page, tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return dom.stdout
+
 def test_explain_loss_is_torch_cross_entropy_and_its_words_are_its_numbers(explained):
     out, printed, r = explained
     cfg, model, x, y, _, _ = rebuilt_digits(out, r)
@@ -123,14 +133,10 @@ def test_explain_steps_memorise_the_batch_and_the_page_renders(explained, tmp_pa
     assert h[-1]["batch_loss"] < h[0]["batch_loss"] - 0.1  # one batch, six steps: its loss falls
     assert all(row["max_fd_error"] < 1e-6 for row in h[1:])
     assert f"after 6 steps on this one batch its loss went {h[0]['batch_loss']:.4f} -> {h[-1]['batch_loss']:.4f}" in printed
-    browser = chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (.ci/run installs it)")
-    dom = render(browser, out / "explain.html", tmp_path, "--dump-dom")
-    assert dom.returncode == 0, dom.stderr[-2000:]
+    dom = page_dom(out / "explain.html", tmp_path)
     for section in ("batch", "predictions", "loss", "gradients", "update", "steps"):
-        assert f'<section id="{section}">' in dom.stdout
-    assert len(re.findall(r'<img src="data:image/png;base64,', dom.stdout)) == 3  # thumbnails, layers, steps
+        assert f'<section id="{section}">' in dom
+    assert len(re.findall(r'<img src="data:image/png;base64,', dom)) == 3  # thumbnails, layers, steps
     assert "http" not in (out / "explain.html").read_text().replace("http-equiv", "")
 
 
@@ -249,13 +255,9 @@ def test_curve_on_the_digits_by_cli(tmp_path):
         assert p["gap"] == pytest.approx(p["train_accuracy"] - p["val_accuracy"])
     assert r["points"][-1]["test_accuracy"] > r["points"][0]["test_accuracy"] > r["chance_accuracy"]
     assert f"bought {100 * r['points'][-1]['gain']:+.1f} points" in printed
-    browser = chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (.ci/run installs it)")
-    dom = render(browser, out / "curve.html", tmp_path, "--dump-dom")
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('<img src="data:image/png;base64,') == 1 and '<section id="curve">' in dom.stdout
-    assert f"<td>{r['points'][-1]['n']:,}</td>" in dom.stdout  # the table's last row: the whole training split
+    dom = page_dom(out / "curve.html", tmp_path)
+    assert dom.count('<img src="data:image/png;base64,') == 1 and '<section id="curve">' in dom
+    assert f"<td>{r['points'][-1]['n']:,}</td>" in dom  # the table's last row: the whole training split
 
 
 def test_curve_skews_adult_by_sex(tmp_path):

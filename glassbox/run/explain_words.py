@@ -93,7 +93,9 @@ def gradient_lines(r: dict) -> list[str]:
                  f"with h = {FD_STEP:g}:")
     for w in step["weights"]:
         lines.append(f"    {w['weight']}: backprop {w['backprop']:+.6e}, finite difference {w['finite_difference']:+.6e} "
-                     f"(relative difference {w['relative_error']:.1e})")
+                     f"(relative difference {w['relative_error']:.1e}"
+                     + (f"; at h = {w['h']:g}: a ReLU or max-pool switches inside w ± {FD_STEP:g}" if w.get("h", FD_STEP)
+                        != FD_STEP else "") + ")")
     zeros = sum(row["zero_grads"] for row in layers)
     total = sum(row["weights"] for row in layers)
     lines.append(f"  {zeros:,} of {total:,} weights ({zeros / total:.1%}) got a gradient of exactly 0 from this batch: "
