@@ -24,7 +24,8 @@ from glassbox.errors import UserError
 class TrainConfig:
     # --- data ---
     data: str | None = None       # data file or folder, or a built-in name ('digits'); the DATA argument
-    task: str = "auto"            # auto | classify | lm (auto: lm for --task lm, else classify)
+    task: str = "auto"            # auto | classify | regression | lm (auto: regression for a table whose label is
+                                  # numbers with more than 20 distinct values, else classify)
     label: str | None = None      # label column (tabular/text); images take labels from folders or names
     text: str | None = None       # text column: makes it a text-classification run
     columns: list[str] | None = None  # column names for a header-less file, e.g. [label, text]
@@ -57,6 +58,7 @@ class TrainConfig:
     weight_decay: float = 0.01    # decoupled weight decay (AdamW) or L2 (SGD)
     grad_clip: float = 1.0        # clip the gradient norm at this value, 0 disables
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    loss: str = "mse"             # regression: mse | huber (Huber with delta 1 on the standardised target)
     seed: int = 0                 # one seed for split, init, batches and augmentation
     device: str = "auto"          # auto (CUDA if available, else CPU) | cpu | cuda | cuda:N
     threads: int | None = None    # CPU threads for training (None: 1 or torch's count, whichever times faster)
@@ -190,7 +192,7 @@ def schedule(cfg: TrainConfig, n_train: int, n_val: int) -> dict:
 
 
 # Settings that take one of a few names (None: not set).
-CHOICES = {"task": ("auto", "classify", "lm"), "model": ("auto", "mlp_plr", "mlp", "cnn", "fasttext", "transformer", "gpt"),
+CHOICES = {"task": ("auto", "classify", "regression", "lm"), "loss": ("mse", "huber"), "model": ("auto", "mlp_plr", "mlp", "cnn", "fasttext", "transformer", "gpt"),
            "optimizer": ("adamw", "sgd"), "tokenizer": ("char", "bpe"), "control": (None, "shuffled-labels")}
 
 

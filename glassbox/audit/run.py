@@ -29,9 +29,12 @@ def run_audit(examples: Examples, test: Examples | None = None, pred_probs: np.n
     findings += duplicates.leakage(c)
     if not near:
         findings = [f for f in findings if f.name != "near_leakage"]
+    classes = examples.targets is None  # a continuous label has no classes to balance, count or disagree on
     findings += [duplicates.conflicting_labels(examples, c), checks.class_balance(examples),
-                 checks.small_classes(examples), checks.missing_values(examples), checks.extreme_lengths(examples)]
-    findings += [f for f in (checks.id_columns(examples), checks.group_coverage(examples, groups)) if f is not None]
+                 checks.small_classes(examples)] if classes else []
+    findings += [checks.missing_values(examples), checks.extreme_lengths(examples)]
+    findings += [f for f in (checks.id_columns(examples), checks.group_coverage(examples, groups) if classes else None)
+                 if f is not None]
     if pred_probs is not None:
         findings.append(label_errors(examples, pred_probs))
     elif label_errors_note:

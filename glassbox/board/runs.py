@@ -147,6 +147,8 @@ def finite_or_none(value):
 def score(summary: dict) -> tuple[str | None, float | None]:
     if summary.get("task") == "lm":
         return "perplexity", finite_or_none(summary.get("perplexity"))
+    if summary.get("task") == "regression":  # in the label's units, the error a user reads first
+        return "test RMSE", finite_or_none(summary.get("test_rmse"))
     return "test accuracy", finite_or_none(summary.get("test_accuracy"))
 
 

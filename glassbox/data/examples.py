@@ -22,6 +22,8 @@ class Examples:
     lines:   1-based line number (or file name) of each example in the user's file, for messages.
     groups:  optional group columns (name -> list of str), for the audit and per-group metrics.
     source:  where the examples came from (a path or a built-in name).
+    targets: for regression, the label as a number, float64 (N,); labels and classes keep its text, so the audit
+             shows the label as written. None for a classifier.
     """
 
     kind: str
@@ -33,6 +35,7 @@ class Examples:
     groups: dict[str, list[str]] = field(default_factory=dict)
     source: str = ""
     meta: dict = field(default_factory=dict)
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -65,4 +68,5 @@ class Examples:
             groups={k: [v[i] for i in idx] for k, v in self.groups.items()},
             source=self.source,
             meta=self.meta,
+            targets=None if self.targets is None else self.targets[idx],
         )

@@ -7,13 +7,15 @@ from pathlib import Path
 import torch
 
 from glassbox.data.encoders import encoder_from_dict
+from glassbox.data.regression import TargetScale
 from glassbox.errors import UserError
 from glassbox.export.artifact import load_artifact
 from glassbox.runtime.threads import cpu_threads, forward_flops, threads_for_flops
 
 
 class Predictor:
-    """Loads RUN/model once; `predict(inputs)` returns label and probability for each input."""
+    """Loads RUN/model once; `predict(inputs)` returns label and probability for each input (a regression: the
+    value and its prediction interval)."""
 
     def __init__(self, artifact: str | Path):
         self.manifest, self.model = load_artifact(artifact)
@@ -23,17 +25,23 @@ class Predictor:
         self.threads = None  # CPU threads of the last predictions
         flops = self.manifest.get("inference_flops")  # one prediction's FLOPs, counted at export
         self.flops_per_example = float(flops) if isinstance(flops, (int, float)) and flops > 0 else None
-        if self.manifest.get("task") != "classify":
+        self.regression = self.manifest.get("task") == "regression"
+        if not self.regression and self.manifest.get("task") != "classify":
             what = "a language model" if self.manifest.get("task") == "lm" else f"a {self.manifest.get('task')!r} model"
             raise UserError(f"{artifact} is {what}, not a classifier; use 'glassbox generate'")
         try:
             self.encoder = encoder_from_dict(self.manifest["preprocessing"])
-            self.classes = [str(c) for c in self.manifest["classes"]]
+            if self.regression:  # the target's scale and the interval's half-width, as the training run measured them
+                self.scale = TargetScale(float(self.manifest["target"]["mean"]), float(self.manifest["target"]["std"]))
+                half = self.manifest["interval"]["half_width"]  # None: too few validation rows for its level
+                self.interval = {"level": float(self.manifest["interval"]["level"]),
+                                 "half_width": None if half is None else float(half)}
+            self.classes = [str(c) for c in self.manifest["classes"] or []]
             self.temperature = float(self.manifest.get("temperature", 1.0))
             n_out = int(self.manifest["model_config"]["n_classes"])
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
             raise UserError(f"{artifact}/manifest.json is damaged ({type(e).__name__}: {e}); export it again from its run") from None
-        if len(self.classes) != n_out:
+        if len(self.classes) != n_out and not (self.regression and n_out == 1):
             raise UserError(f"{artifact}/manifest.json names {len(self.classes)} classes but the model has {n_out} outputs: "
                             f"the manifest was changed; export it again from its run")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -48,14 +56,19 @@ class Predictor:
 
     @property
     def calibrated(self) -> bool:
-        """True only when a T is applied that examples it was not fitted on showed to lower NLL. An older
+        """A regression: False (its intervals are split conformal, not calibrated probabilities). Else True only when a T is applied that examples it was not fitted on showed to lower NLL. An older
         artifact's T is still applied (its predictions stay as they were) but was never checked."""
         record = self.calibration
-        return "temperature" in self.manifest and record is not None and record.get("applied") is True
+        return not self.regression and "temperature" in self.manifest and record is not None and record.get("applied") is True
 
     def how_scaled(self) -> str:
         """What the probabilities are, in words: scaled by a checked T, an unchecked one, or not at all."""
         record, t = self.calibration, self.temperature
+        if self.regression:
+            if self.interval["half_width"] is None:
+                return "no prediction interval (too few validation examples in its run for one)"
+            return (f"its {self.interval['level']:.0%} prediction interval, value ± {self.interval['half_width']:.4g} "
+                    f"(split conformal: the training run's validation residuals set the width)")
         if self.calibrated:
             return (f"calibrated by temperature scaling (T = {t:.3g}, fitted on the validation split and checked on "
                     f"validation examples held out from its fit)")
@@ -72,20 +85,30 @@ class Predictor:
         return parse(raw) if parse is not None else list(raw)
 
     @torch.inference_mode()
-    def predict_proba(self, inputs, batch_size: int = 256) -> torch.Tensor:
+    def outputs(self, inputs, batch_size: int = 256) -> torch.Tensor:
+        """The model's outputs for the inputs, (N, K): logits, or a regression's standardised value."""
         x = self.encoder.encode(inputs)
         # A small model answers faster on one CPU thread (one SMS message: 0.37 vs 0.89 ms); runtime/threads.py.
         if self.flops_per_example is None and len(x):  # an artifact from before the count was saved: count once
             self.flops_per_example = forward_flops(self.model, x[:1])
         self.threads = threads_for_flops((self.flops_per_example or 0) * min(len(x), batch_size))
         with cpu_threads(self.threads):
-            out = [torch.softmax(self.model(x[i:i + batch_size]) / self.temperature, dim=-1)
-                   for i in range(0, len(x), batch_size)]
-        return torch.cat(out) if out else torch.zeros(0, len(self.classes))
+            out = [self.model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, 1 if self.regression else len(self.classes))
+
+    def predict_proba(self, inputs, batch_size: int = 256) -> torch.Tensor:
+        return torch.softmax(self.outputs(inputs, batch_size) / self.temperature, dim=-1)
+
+    def predict_values(self, inputs, batch_size: int = 256):
+        """A regression's predictions in the label's units, float64 (N,)."""
+        return self.scale.to_units(self.outputs(inputs, batch_size))
 
     def predict(self, inputs) -> list[dict]:
-        if self.manifest["task"] != "classify":
-            raise UserError(f"this artifact is a {self.manifest['task']} model; use 'glassbox generate' for language models")
+        if self.regression:
+            half, level = self.interval["half_width"], self.interval["level"]
+            return [{"value": round(v, 6), "level": level,
+                     "interval": None if half is None else [round(v - half, 6), round(v + half, 6)]}
+                    for v in self.predict_values(inputs).tolist()]
         probs = self.predict_proba(inputs)
         conf, idx = probs.max(dim=-1)
         return [{"label": self.classes[i], "probability": round(float(c), 6),

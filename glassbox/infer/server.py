@@ -78,6 +78,8 @@ def add_common_routes(app, model, limits: Limits, metrics: ServeMetrics, token_r
         info["columns"] = getattr(model.encoder, "columns", None) if info["input"] == "table" else None
         info["probabilities"] = model.how_scaled()
         info["calibrated"] = model.calibrated
+    if manifest["task"] == "regression":  # what a value's interval is: its nominal level and half-width
+        info["interval"], info["label"] = manifest.get("interval"), (manifest.get("data_format") or {}).get("label")
     info["limits"], info["token_required"] = limits.to_dict(), token_required
 
     @app.exception_handler(RequestValidationError)

@@ -35,6 +35,7 @@ class MLPPLRConfig:
     hidden: int = 256              # width of each hidden layer
     n_layers: int = 2              # hidden layers
     dropout: float = 0.1           # dropout after each hidden layer
+    regression: bool = False       # one output, a number: the ensemble predicts the members' mean
 
 
 def embedding_width(cardinality: int) -> int:
@@ -91,6 +92,8 @@ class MLPPLR(nn.Module):
             for i, member in enumerate(self.members):
                 logits[i::m] = member(x[i::m])
             return logits
+        if self.config.regression:
+            return torch.stack([member(x).float() for member in self.members]).mean(dim=0)
         # the ensemble's prediction: log of the mean of the members' probabilities (a log-probability is a logit)
         log_probs = torch.stack([F.log_softmax(member(x).float(), dim=-1) for member in self.members])
         return torch.logsumexp(log_probs, dim=0) - math.log(m)

@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 
 from glassbox.errors import UserError
-from glassbox.report import lm, sections
+from glassbox.report import lm, regression, sections
 from glassbox.report.card import model_card
 from glassbox.report.html import page
 from glassbox.report.load import Run, load_run
@@ -31,6 +31,15 @@ CLASSIFIER_SECTIONS = [
     ("cost", "Cost ledger", sections.cost),
     ("card", "Model card", model_card),
 ]
+REGRESSION_SECTIONS = [
+    ("summary", "Summary", regression.summary),
+    ("audit", "Data audit", sections.audit),
+    ("curves", "Learning curves", regression.curves),
+    ("residuals", "Residuals", regression.residuals),
+    ("intervals", "Prediction intervals", regression.intervals),
+    ("groups", "Groups", regression.groups),
+    ("cost", "Cost ledger", sections.cost),
+]
 LM_SECTIONS = [
     ("summary", "Summary", lm.summary),
     ("audit", "Data audit", sections.audit),
@@ -44,7 +53,8 @@ LM_SECTIONS = [
 
 def build_report(run: Run) -> str:
     """The report's HTML for a loaded run."""
-    chosen = LM_SECTIONS if run.is_lm else CLASSIFIER_SECTIONS
+    task = run.summary.get("task")
+    chosen = {"lm": LM_SECTIONS, "regression": REGRESSION_SECTIONS}.get(task, CLASSIFIER_SECTIONS)
     parts = []
     for anchor, title, fn in chosen:
         try:
@@ -56,7 +66,7 @@ def build_report(run: Run) -> str:
                             f"train again (or --resume the run) to rewrite them") from None
     s = run.summary
     name = Path(str(s.get("data", run.path.name))).name or run.path.name
-    what = "language model" if run.is_lm else "classifier"
+    what = {"lm": "language model", "regression": "regression model"}.get(task, "classifier")
     made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"A {what} trained on {run.trained_on}. Run folder: {run.path}. Report made {made}."
     return page(f"glassbox report: {name}", subtitle, [p for p in parts if p[2]])

@@ -64,8 +64,8 @@ def missing_fields(summary: dict) -> list[str]:
     """What every finished run's summary.json says and this one lacks: the kind of run and its data (the
     report leaves out the sections whose figures a summary lacks, but not these)."""
     lacking = []
-    if not isinstance(summary.get("task"), str) or summary["task"] not in ("classify", "lm"):
-        lacking.append("task: classify or lm")
+    if not isinstance(summary.get("task"), str) or summary["task"] not in ("classify", "regression", "lm"):
+        lacking.append("task: classify, regression or lm")
     if not isinstance(summary.get("data"), str) or not summary["data"]:
         lacking.append("data: what it trained on")
     return lacking

@@ -219,3 +219,32 @@ def group_accuracy(column: str, report: dict) -> str | None:
     ax.grid(alpha=0.25, axis="x")
     fig.tight_layout()
     return to_png(fig)
+
+
+def residual_plots(true: list[float], predicted: list[float], half_width=None) -> str | None:
+    """Predicted against true (the diagonal is exact) and residual against predicted (0 is exact), with the
+    prediction interval's band where it is finite."""
+    if not true:
+        return None
+    residual = [t - p for t, p in zip(true, predicted)]
+    band = half_width if _finite(half_width) else None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.4))
+    low, high = min(min(true), min(predicted)), max(max(true), max(predicted))
+    left.plot([low, high], [low, high], color=GREY, ls="--", lw=1, label="exact")
+    if band is not None:
+        left.fill_between([low, high], [low - band, high - band], [low + band, high + band], color=GREY, alpha=0.12,
+                          label="prediction interval")
+    left.scatter(true, predicted, s=6, alpha=0.5, color=TRAIN)
+    left.set_xlabel("true value")
+    left.set_ylabel("predicted value")
+    left.legend(fontsize=7, frameon=False, loc="upper left")
+    right.axhline(0, color=GREY, lw=1)
+    if band is not None:
+        right.axhspan(-band, band, color=GREY, alpha=0.12)
+    right.scatter(predicted, residual, s=6, alpha=0.5, color=VAL)
+    right.set_xlabel("predicted value")
+    right.set_ylabel("residual (true - predicted)")
+    for ax in (left, right):
+        ax.grid(alpha=0.25)
+    fig.tight_layout()
+    return to_png(fig)

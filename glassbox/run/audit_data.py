@@ -7,7 +7,7 @@ import sys
 from glassbox.config import make_config
 from glassbox.errors import UserError
 from glassbox.run.audit_step import audit_corpus_at, audit_examples
-from glassbox.run.data import check_labels, kind_of, load_examples, load_test, split_for
+from glassbox.run.data import kind_of, load_examples, load_test, settle_task, split_for
 from glassbox.run.out_of_fold import too_few
 
 
@@ -21,7 +21,9 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
     else:
         kind = kind_of(cfg.data, cfg)
         ex = load_examples(cfg.data, cfg, kind)
-        check_labels(ex)
+        ex, note = settle_task(ex, cfg)
+        if note and show:
+            print(note, file=sys.stderr, flush=True)
         if ex.kind == "tabular":  # the column checks training makes (a numeric column with a stray 'inf' or word)
             from glassbox.data.tabular import TabularEncoder
 

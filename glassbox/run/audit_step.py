@@ -19,9 +19,18 @@ def audit_examples(ex: Examples, test: Examples | None, split: dict | None, *, f
     from glassbox.audit import run_audit
     from glassbox.run.out_of_fold import label_check
 
-    probs, note = (label_check(ex, folds, seed, device, max_flops=max_flops, show=show) if label_errors
-                   else (None, "not checked (--no-label-errors)."))
+    if ex.targets is not None:  # cleanlab ranks a given class against predicted class probabilities
+        probs, note = None, REGRESSION_SKIPS
+    elif label_errors:
+        probs, note = label_check(ex, folds, seed, device, max_flops=max_flops, show=show)
+    else:
+        probs, note = None, "not checked (--no-label-errors)."
     return run_audit(ex, test=test, split=split, pred_probs=probs, label_errors_note=note)
+
+
+REGRESSION_SKIPS = ("skipped for a continuous label, with the class checks (balance, small classes, conflicting "
+                    "labels, label rates per group): each needs classes. Duplicates, near copies, leakage, missing "
+                    "values and ID-like columns are checked as for a classifier.")
 
 
 def audit_corpus_at(data: str, val_fraction: float):

@@ -16,16 +16,17 @@ from glassbox.models.registry import build_model
 from glassbox.run.after_training import classifier_figures, run_control
 from glassbox.run.audit_step import audit_examples, gate, headline
 from glassbox.run.cost import measure_cost
-from glassbox.run.data import (check_labels, data_format, free_text_columns, kind_of, load_examples, load_test,
-                               split_for)
-from glassbox.run.finish import finish, finish_diverged, folder_lines, say
+from glassbox.data.regression import TargetScale
+from glassbox.run.data import data_format, free_text_columns, kind_of, load_examples, load_test, settle_task, split_for
+from glassbox.run.finish import RUN_FILES, finish, finish_diverged, folder_lines, say, training_record
 from glassbox.run.model_for_data import make_encoder, model_config
 from glassbox.run.out_of_fold import TRAIN_FOLD_FLOPS
 from glassbox.run.settings import add_derived
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
-from glassbox.train.loop import cross_entropy, evaluate, fit, predict_logits
-from glassbox.train.parallel import world_record
+from glassbox.run import regression
+from glassbox.train.loop import chance_level, cross_entropy, evaluate, fit, predict_logits
+from glassbox.train.regression import LOSSES, mean_prediction_chance
 from glassbox.train.progress import Laps
 
 PARTS = ("train", "val", "test")
@@ -39,6 +40,8 @@ def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
                                         device=cfg.device, max_flops=TRAIN_FOLD_FLOPS, show=not cfg.quiet), cfg, run_dir)
     lap("audit")
     split, encoder, X, Y = encode_parts(ex, test, parts, cfg)
+    scale = TargetScale.fit(split["train"].targets) if ex.targets is not None else None  # as encode_parts fits it
+    task = "classify" if scale is None else "regression"
     say(cfg, f"split: train {len(Y['train'])}, validation {len(Y['val'])}, test {len(Y['test'])} "
              f"({'your --test file' if test is not None else 'carved from the data'}); identical examples never cross splits")
     torch.manual_seed(cfg.seed)
@@ -47,35 +50,48 @@ def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
     say(cfg, f"model: {arch} with {sum(p.numel() for p in model.parameters()):,} weights, all random to start")
     add_derived(cfg, run_dir, len(Y["train"]), len(Y["val"]))
     lap("data")  # encoding and model set-up
+    loss_fn = cross_entropy if scale is None else LOSSES[cfg.loss]
     result = fit(model, (X["train"], Y["train"]), (X["val"], Y["val"]), config=cfg, run_dir=run_dir,
-                 augment=image_augment(encoder) if ex.kind == "image" else None)
+                 augment=image_augment(encoder) if ex.kind == "image" else None, loss_fn=None if scale is None else loss_fn,
+                 chance_fn=chance_level if scale is None else mean_prediction_chance)
     lap("training")
     if not distributed.current().is_main:  # the other ranks helped train; rank 0 evaluates and writes
         return {"rank": distributed.current().rank, "steps": result.steps}
     if result.diverged and not result.diverged["restored"]:
-        return finish_diverged(result, {"task": "classify", "data": ex.source, "kind": ex.kind, "model": arch,
+        return finish_diverged(result, {"task": task, "data": ex.source, "kind": ex.kind, "model": arch,
                                         "n_params": sum(p.numel() for p in model.parameters()), "classes": ex.classes,
                                         "audit": headline(audit)},
                                cfg, run_dir, lap)
-    summary = scores(result, X, Y, ex, arch, cfg, audit)
+    if scale is None:
+        summary = scores(result, X, Y, ex, arch, cfg, audit)
+    else:
+        summary = regression.regression_scores(result, X, Y, split, ex, arch, cfg, audit, scale, loss_fn)
     lap("evaluation")
-    summary.update(post_training(result, X, Y, split["test"], arch, config, cfg, run_dir, lap))
+    summary.update(post_training(result, X, Y, split, arch, config, cfg, run_dir, lap, scale, loss_fn))
     summary["artifact"] = str(save_artifact(
-        run_dir / "model", result.model, arch, config, task="classify", classes=ex.classes,
+        run_dir / "model", result.model, arch, config, task=task, classes=ex.classes if scale is None else None,
         seen_keys=split["train"].keys + split["val"].keys, encoder=encoder.to_dict(), data_fingerprint=ex.fingerprint(),
-        extra={"data_format": data_format(cfg), **manifest_record(summary["calibration"]),
-               "inference_flops": summary["cost"]["inference"]["flops"]}))
+        extra={"data_format": data_format(cfg), "inference_flops": summary["cost"]["inference"]["flops"],
+               **(manifest_record(summary["calibration"]) if scale is None else
+                  {"target": summary["target"], "interval": {k: v for k, v in summary["interval"].items()
+                                                            if k not in ("test", "sentence")}})}))
     lap("export")
-    return finish(summary, cfg, run_dir, lap, lambda s: closing_words(s, run_dir))
+    closing = closing_words if scale is None else regression.closing_words
+    return finish(summary, cfg, run_dir, lap, lambda s: closing(s, run_dir))
 
 
 def load_and_split(cfg: TrainConfig, run_dir: Path):
     """The examples, the user's --test file (or None) and the split, written to RUN/split.json."""
     data = str(cfg.data)
     kind = kind_of(data, cfg)
-    ex = load_examples(data, cfg, kind)
-    check_labels(ex)
-    say(cfg, f"data: {len(ex)} {ex.kind} examples, {len(ex.classes)} classes ({', '.join(ex.classes[:10])}) from {ex.source}")
+    ex, note = settle_task(load_examples(data, cfg, kind), cfg)
+    if note:
+        say(cfg, note)
+    if ex.targets is None:
+        say(cfg, f"data: {len(ex)} {ex.kind} examples, {len(ex.classes)} classes ({', '.join(ex.classes[:10])}) from {ex.source}")
+    else:
+        say(cfg, f"data: {len(ex)} {ex.kind} examples from {ex.source}; label '{ex.meta.get('label')}': numbers from "
+                 f"{ex.targets.min():g} to {ex.targets.max():g} (mean {ex.targets.mean():.4g}), a regression")
     if ex.kind == "tabular":
         for column in free_text_columns(ex.inputs):
             say(cfg, f"note: column '{column}' looks like free text (most values distinct, long); as a tabular feature "
@@ -104,7 +120,11 @@ def encode_parts(ex, test, parts: dict, cfg: TrainConfig) -> tuple[dict, object,
              "test": test if test is not None else ex.subset(parts["test"])}
     encoder = make_encoder(split["train"], cfg)  # statistics from the training split only
     X = {name: encoder.encode(part.inputs) for name, part in split.items()}
-    Y = {name: torch.from_numpy(part.labels) for name, part in split.items()}
+    if ex.targets is None:
+        Y = {name: torch.from_numpy(part.labels) for name, part in split.items()}
+    else:  # the model learns the target standardised by the training split's mean and standard deviation
+        scale = TargetScale.fit(split["train"].targets)
+        Y = {name: scale.standardise(part.targets) for name, part in split.items()}
     return split, encoder, X, Y
 
 
@@ -123,31 +143,29 @@ def scores(result, X: dict, Y: dict, ex, arch: str, cfg: TrainConfig, audit: dic
     s = {name: evaluate(model, (X[name][:5000], Y[name][:5000]) if name == "train" else (X[name], Y[name]), device=device)
          for name in PARTS}  # training figures on (up to) 5,000 of its examples
     return {
-        "task": "classify", "data": ex.source, "kind": ex.kind, "model": arch,
-        "n_params": sum(p.numel() for p in model.parameters()), "classes": ex.classes,
-        "n_examples": {k: len(v) for k, v in Y.items()}, "steps": result.steps, "best_step": result.best_step,
-        "stopped_early": result.stopped_early, "stop_reason": result.stop_reason, "verdict": result.verdict,
-        "diverged": result.diverged,
-        "chance_loss": result.chance["uniform_loss"], "chance": result.chance,
+        "task": "classify", **training_record(result, ex, arch, cfg, audit), "classes": ex.classes,
+        "n_examples": {k: len(v) for k, v in Y.items()},
         **{f"{name}_loss": s[name][0] for name in PARTS}, **{f"{name}_accuracy": s[name][1] for name in PARTS},
         "generalisation_gap": s["train"][1] - s["val"][1],
-        "train_seconds": result.train_seconds, "threads": result.thread_choice, "examples_per_second": result.examples_seen / max(result.train_seconds, 1e-9),
-        "control": cfg.control, "data_fingerprint": ex.fingerprint(), "audit": headline(audit),
-        **world_record(result, cfg.batch_size),
     }
 
 
-def post_training(result, X: dict, Y: dict, test_ex, arch: str, config: dict, cfg: TrainConfig, run_dir: Path,
-                   lap: Laps) -> dict:
-    """Calibration, per-class and per-group figures, the cost ledger, and the memorisation control."""
+def post_training(result, X: dict, Y: dict, split: dict, arch: str, config: dict, cfg: TrainConfig, run_dir: Path,
+                  lap: Laps, scale: TargetScale | None = None, loss_fn=cross_entropy) -> dict:
+    """Calibration (a regression: prediction intervals), per-class and per-group figures, the cost ledger, and the
+    memorisation control."""
     model = result.model
     device = next(model.parameters()).device
-    logits = {name: predict_logits(model, X[name], device=device) for name in ("val", "test")}
-    extras = classifier_figures(logits, Y, test_ex.groups, test_ex.classes, cfg.seed)
-    batch = (X["train"][:cfg.batch_size], torch.zeros(len(X["train"][:cfg.batch_size]), dtype=torch.long))
-    extras["cost"] = measure_cost(model, batch, X["test"][:1], len(X["val"]), result, cfg, cross_entropy)
+    if scale is None:
+        logits = {name: predict_logits(model, X[name], device=device) for name in ("val", "test")}
+        extras = classifier_figures(logits, Y, split["test"].groups, split["test"].classes, cfg.seed)
+    else:
+        extras = regression.regression_figures(model, X, split, scale, cfg.seed)
+    batch = (X["train"][:cfg.batch_size], Y["train"][:cfg.batch_size])  # its labels count only as a shape
+    extras["cost"] = measure_cost(model, batch, X["test"][:1], len(X["val"]), result, cfg, loss_fn)
     lap("evaluation")
-    for sentence in (extras["calibration"]["sentence"], *extras.get("groups", {}).get("sentences", []),
+    first = extras["calibration"] if scale is None else extras["interval"]
+    for sentence in (first["sentence"], *extras.get("groups", {}).get("sentences", []),
                      extras["cost"]["sentence"]):
         say(cfg, sentence)
     if cfg.control == "shuffled-labels":
@@ -165,7 +183,5 @@ def closing_words(summary: dict, run_dir: Path) -> str:
         f"generalisation gap at the sweet spot: train accuracy {summary['train_accuracy']:.4f} vs validation "
         f"{summary['val_accuracy']:.4f} ({summary['generalisation_gap']:+.4f})",
         "wall time: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in summary.get("stage_seconds", {}).items()),
-        *folder_lines(run_dir, {"model artifact": "model", "summary": "summary.json", "metrics per eval": "metrics.jsonl",
-                                "split indices": "split.json", "checkpoints": "checkpoints", "audit": "audit.json",
-                                "report": "report.html"}),
+        *folder_lines(run_dir, RUN_FILES),
     ])

@@ -11,6 +11,7 @@ import numpy as np
 from glassbox.audit.duplicates import split_keys
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
+from glassbox.data.regression import as_regression, looks_continuous, strata
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 
@@ -70,6 +71,27 @@ def data_format(cfg: TrainConfig) -> dict:
     return {"label": cfg.label, "text": cfg.text, "columns": cfg.columns, "label_from_name": cfg.label_from_name}
 
 
+def settle_task(ex: Examples, cfg: TrainConfig) -> tuple[Examples, str | None]:
+    """The examples as their task trains them (regression: with `targets`), and, where the task was chosen from
+    the label, the line that says why and how to choose the other; a classifier's labels are checked."""
+    regression = cfg.task == "regression" or (cfg.task == "auto" and ex.kind == "tabular" and looks_continuous(ex))
+    if regression and cfg.control:
+        raise UserError(f"--control {cfg.control} measures a classifier's memorising against chance accuracy; a "
+                        f"regression has no such control yet: drop --control")
+    if cfg.task == "regression":
+        return as_regression(ex), None
+    if regression:
+        ex = as_regression(ex)
+        return ex, (f"task: regression, because the label '{ex.meta.get('label')}' holds {len(ex.classes):,} distinct "
+                    f"numbers ({ex.targets.min():g} to {ex.targets.max():g}); to train a classifier on them instead, "
+                    f"give --task classify")
+    if cfg.loss != "mse":
+        raise UserError(f"--loss {cfg.loss} is a regression loss and this run trains a classifier (cross-entropy); "
+                        f"drop --loss, or give --task regression for a numeric label")
+    check_labels(ex)
+    return ex, None
+
+
 def check_labels(ex: Examples) -> None:
     counts = np.bincount(ex.labels, minlength=len(ex.classes))
     if len(ex.classes) < 2:
@@ -79,8 +101,8 @@ def check_labels(ex: Examples) -> None:
         numeric = sum(_is_number(c) for c in ex.classes)
         if len(rare) > 10 and numeric > 0.9 * len(ex.classes):
             raise UserError(f"the label looks continuous: {len(ex.classes):,} distinct numbers ({', '.join(ex.classes[:3])}, "
-                            f"...), {len(rare):,} of them on a single example; glassbox trains classifiers: bin the "
-                            f"values into a few classes, or pick a label column with a few distinct values")
+                            f"...), {len(rare):,} of them on a single example; to predict the number, give --task "
+                            f"regression; to classify, bin the values into a few classes")
         if len(rare) > 10 and len(ex.classes) > 0.5 * len(ex):
             raise UserError(f"the label has {len(ex.classes):,} distinct values among {len(ex):,} examples, most of them "
                             f"once: is the label column the right one? A classifier needs several examples of each label")
@@ -106,6 +128,8 @@ def load_test(cfg: TrainConfig, ex: Examples) -> Examples:
         what = {"image": "images", "text": "texts", "tabular": "table rows"}
         raise UserError(f"--test {cfg.test} holds {what.get(kind, kind)} but the training data holds "
                         f"{what.get(ex.kind, ex.kind)}; give a test file of the same kind and format")
+    if ex.targets is not None:  # a regression's test labels are numbers, not classes seen in training
+        return as_regression(load_examples(cfg.test, cfg, kind))
     size = ex.inputs.shape[-1] if ex.kind == "image" else None
     return align_test(load_examples(cfg.test, cfg, kind, classes=ex.classes if ex.kind == "image" else None, size=size),
                       ex.classes)
@@ -129,10 +153,11 @@ def split_for(ex: Examples, cfg: TrainConfig, has_test: bool) -> dict[str, np.nd
     """The split `glassbox train` makes (and `glassbox audit` checks for leakage): seeded and stratified; identical
     examples and near copies stay in one split. With the user's own --test file: train and validation only."""
     keys = split_keys(ex)
+    labels = ex.labels if ex.targets is None else strata(ex.targets)  # a regression's split spans the target's range
     if has_test:
-        return split_indices(keys, ex.labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
+        return split_indices(keys, labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
     fractions = (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
-    return split_indices(keys, ex.labels, fractions, cfg.seed)
+    return split_indices(keys, labels, fractions, cfg.seed)
 
 
 def free_text_columns(frame) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from glassbox.config import make_config
-from glassbox.errors import UserError
+from glassbox.data.regression import as_regression
 from glassbox.run.data import align_test, load_examples
 
 
@@ -13,14 +13,11 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
                       columns=None, group=(), label_from_name: str | None = None, seed: int = 0) -> dict:
     """`glassbox eval`: score a frozen artifact on a labelled file, overall, per class and per group."""
     from glassbox.evaluate.calibration import accuracy, brier, ece, mce, nll
-    from glassbox.export.artifact import hash_keys, load_seen
     from glassbox.evaluate.classification import per_class_report
     from glassbox.evaluate.groups import groups_report
     from glassbox.infer.predictor import Predictor
 
     predictor = Predictor(artifact)
-    if predictor.manifest["task"] != "classify":
-        raise UserError("glassbox eval scores classifiers; for a language model see its run's summary and report")
     kind = {"tabular": "tabular", "image": "image"}.get(predictor.manifest["preprocessing"]["type"], "text")
     given = {"label": label, "text": text, "columns": columns, "label_from_name": label_from_name}
     trained = predictor.manifest.get("data_format") or {}  # flags not given: read the file as training read its data
@@ -28,6 +25,8 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
                        "group": list(group or []), "seed": seed})
     ex = load_examples(data, cfg, kind, classes=predictor.classes if kind == "image" else None,
                        size=predictor.encoder.size if kind == "image" else None)
+    if predictor.regression:
+        return regression_eval(predictor, as_regression(ex), artifact, data)
     ex = align_test(ex, predictor.classes)
     inputs = predictor.encoder.frame(ex.inputs) if kind == "tabular" else ex.inputs
     probs = predictor.predict_proba(inputs).numpy()
@@ -40,17 +39,43 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
         positive = 1 if len(predictor.classes) == 2 else None
         out["groups"] = groups_report(probs, y, ex.groups, positive_class=positive, seed=seed,
                                       classes=list(predictor.classes))
-    seen_hashes = load_seen(artifact, predictor.manifest)
-    if seen_hashes is not None:  # which of these examples the model trained on or was tuned on
-        seen = np.isin(hash_keys(ex.keys), seen_hashes)
-        rows = np.flatnonzero(seen)
-        out["seen"] = {"count": int(seen.sum()), "share": float(seen.mean()) if len(seen) else 0.0,
-                       # every one, to remove them: the file line, or for images the file itself
-                       "lines": [_plain(ex.lines[i]) if ex.lines else int(i) + 1 for i in rows]}
-        if 0 < seen.sum() < len(seen):
-            fresh = ~seen
-            out["unseen"] = {"n": int(fresh.sum()), "accuracy": accuracy(probs[fresh], y[fresh]),
-                             "nll": nll(probs[fresh], y[fresh]), "ece": ece(probs[fresh], y[fresh])}
+    seen = seen_rows(artifact, predictor.manifest, ex, out)
+    if seen is not None and 0 < seen.sum() < len(seen):
+        fresh = ~seen
+        out["unseen"] = {"n": int(fresh.sum()), "accuracy": accuracy(probs[fresh], y[fresh]),
+                         "nll": nll(probs[fresh], y[fresh]), "ece": ece(probs[fresh], y[fresh])}
+    return out
+
+
+def seen_rows(artifact: str, manifest: dict, ex, out: dict) -> np.ndarray | None:
+    """Which of these examples the model trained on or was tuned on (None: the artifact does not record them);
+    out["seen"] gets their count, share and every one's file line (or image file), to remove them."""
+    from glassbox.export.artifact import hash_keys, load_seen
+
+    seen_hashes = load_seen(artifact, manifest)
+    if seen_hashes is None:
+        return None
+    seen = np.isin(hash_keys(ex.keys), seen_hashes)
+    out["seen"] = {"count": int(seen.sum()), "share": float(seen.mean()) if len(seen) else 0.0,
+                   "lines": [_plain(ex.lines[i]) if ex.lines else int(i) + 1 for i in np.flatnonzero(seen)]}
+    return seen
+
+
+def regression_eval(predictor, ex, artifact: str, data: str) -> dict:
+    """A regression artifact on a labelled table: RMSE, MAE and R^2, the prediction intervals' coverage, per-group
+    errors, and the same apart on the rows it never saw."""
+    from glassbox.evaluate.regression import coverage, errors, group_errors
+
+    pred = predictor.predict_values(predictor.encoder.frame(ex.inputs))
+    y = ex.targets
+    interval = {**predictor.interval, "guaranteed_at_most": predictor.manifest["interval"]["guaranteed_at_most"]}
+    out = {"artifact": str(artifact), "data": str(data), "task": "regression", **errors(y, pred),
+           "interval": {**interval, "test": coverage(y, pred, interval)}}
+    if ex.groups:
+        out["groups"] = group_errors(y, pred, ex.groups)
+    seen = seen_rows(artifact, predictor.manifest, ex, out)
+    if seen is not None and 0 < seen.sum() < len(seen):
+        out["unseen"] = errors(y[~seen], pred[~seen])
     return out
 
 

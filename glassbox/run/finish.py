@@ -7,7 +7,9 @@ from typing import Callable
 
 from glassbox.config import TrainConfig
 from glassbox.report import write_report
+from glassbox.run.audit_step import headline
 from glassbox.runtime.files import write_json
+from glassbox.train.parallel import world_record
 from glassbox.train.progress import Laps
 from glassbox.train.tensorboard import write_final
 
@@ -37,9 +39,27 @@ def finish_diverged(result, summary: dict, cfg: TrainConfig, run_dir: Path, lap:
     no artifact and nothing to score; summary.json and the report still say what happened and what to change."""
     summary.update(steps=result.steps, best_step=None, stopped_early=False, stop_reason="diverged",
                    diverged=result.diverged, verdict=result.verdict, chance=result.chance,
-                   chance_loss=result.chance["uniform_loss"], train_seconds=result.train_seconds, artifact=None)
+                   chance_loss=result.chance["loss"], train_seconds=result.train_seconds, artifact=None)
     files = {"summary": "summary.json", "metrics per eval": "metrics.jsonl", "report": "report.html"}
     return finish(summary, cfg, run_dir, lap, lambda s: "\n".join(folder_lines(run_dir, files)))
+
+
+# What a classifier's or a regression's run folder holds, as its closing lines name them.
+RUN_FILES = {"model artifact": "model", "summary": "summary.json", "metrics per eval": "metrics.jsonl",
+             "split indices": "split.json", "checkpoints": "checkpoints", "audit": "audit.json", "report": "report.html"}
+
+
+def training_record(result, ex, arch: str, cfg: TrainConfig, audit: dict) -> dict:
+    """What a classifier's and a regression's summary.json both record of the data, the model and its training."""
+    return {
+        "data": ex.source, "kind": ex.kind, "model": arch, "n_params": sum(p.numel() for p in result.model.parameters()),
+        "steps": result.steps, "best_step": result.best_step, "stopped_early": result.stopped_early,
+        "stop_reason": result.stop_reason, "verdict": result.verdict, "diverged": result.diverged,
+        "chance_loss": result.chance["loss"], "chance": result.chance, "train_seconds": result.train_seconds,
+        "threads": result.thread_choice, "examples_per_second": result.examples_seen / max(result.train_seconds, 1e-9),
+        "control": cfg.control, "data_fingerprint": ex.fingerprint(), "audit": headline(audit),
+        **world_record(result, cfg.batch_size),
+    }
 
 
 def folder_lines(run_dir: Path, files: dict[str, str]) -> list[str]:

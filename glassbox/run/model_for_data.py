@@ -34,7 +34,7 @@ def make_encoder(ex: Examples, cfg: TrainConfig, **text_encoder):
 def model_config(ex: Examples, encoder, cfg: TrainConfig, **overrides) -> tuple[str, dict]:
     """The architecture for the data and its config, every size taken from the settings as given (overrides: config
     fields that replace these, for the audit's quicker fold models)."""
-    k = len(ex.classes)
+    k = len(ex.classes) if ex.targets is None else 1  # a regression predicts one number
     arch = cfg.model if cfg.model != "auto" else MODELS_FOR[ex.kind][0]
     if ex.kind == "tabular":
         config = {"n_numeric": encoder.n_numeric, "n_classes": k, "cardinalities": encoder.cardinalities,
@@ -55,5 +55,6 @@ def model_config(ex: Examples, encoder, cfg: TrainConfig, **overrides) -> tuple[
 
         from glassbox.models.mlp_plr import MLPPLRConfig
 
-        return arch, asdict(MLPPLRConfig(**{**config, **overrides}))
+        regression = {"regression": True} if ex.targets is not None else {}
+        return arch, asdict(MLPPLRConfig(**{**config, **regression, **overrides}))
     return arch, {**config, **overrides}

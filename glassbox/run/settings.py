@@ -30,7 +30,7 @@ APPLIES_TO = {"tokenizer": {"lm"}, "block_size": {"lm"}, "vocab_size": {"lm", "t
               "columns": {"tabular", "mlp", "text", "transformer"}, "group": {"tabular", "mlp", "text", "transformer"},
               "control": {"tabular", "mlp", "text", "transformer", "image"},
               "test": {"tabular", "mlp", "text", "transformer", "image"},
-              "test_fraction": {"tabular", "mlp", "text", "transformer", "image"}}
+              "test_fraction": {"tabular", "mlp", "text", "transformer", "image"}, "loss": {"tabular", "mlp"}}
 
 
 def run_kind(cfg: TrainConfig) -> str:

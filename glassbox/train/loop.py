@@ -91,8 +91,12 @@ def chance_level(model: nn.Module, val, loss_fn, batch_size: int, device) -> dic
     loss, acc = evaluate(model, val, loss_fn, batch_size, device)
     k = model(val[0][:1].to(device)).shape[-1] if len(val[1]) else 0
     counts = torch.bincount(val[1].reshape(-1).long())
-    return {"uniform_loss": math.log(k), "n_classes": int(k), "majority_accuracy": counts.max().item() / counts.sum().item(),
-            "untrained_loss": loss, "untrained_accuracy": acc}
+    majority = counts.max().item() / counts.sum().item()
+    return {"uniform_loss": math.log(k), "loss": math.log(k), "n_classes": int(k), "majority_accuracy": majority,
+            "untrained_loss": loss, "untrained_accuracy": acc,
+            "sentence": f"chance level: a uniform guess over {k} classes has loss ln({k}) = {math.log(k):.4f}; always "
+                        f"answering the majority class scores {majority:.3f}; the untrained model's loss is "
+                        f"{loss:.4f}: random weights know nothing yet."}
 
 
 BATCH_SOURCE = ("next", "epoch", "state_dict", "load_state_dict")
@@ -160,12 +164,15 @@ def divergence(step: int, lr: float, loss: float, grad_norm: float, restored: bo
 
 
 def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfig | None = None,
-        run_dir: str | Path | None = None, augment=None, n_train: int | None = None, restore_best: bool = True) -> FitResult:
+        run_dir: str | Path | None = None, augment=None, n_train: int | None = None, restore_best: bool = True,
+        chance_fn=chance_level) -> FitResult:
     """Train any nn.Module whose forward maps a batch of inputs to logits.
 
     train_data: (X, y) tensors, a torch Dataset, or a batch source (see train/batches.py).
     val_data:   (X, y) tensors or a Dataset, never trained on; it picks the sweet spot.
-    run_dir:    where checkpoints and metrics.jsonl go (None: nothing is written)."""
+    run_dir:    where checkpoints and metrics.jsonl go (None: nothing is written).
+    chance_fn:  (model, val, loss_fn, batch_size, device) -> what knowing nothing scores, with its "loss" and
+                "sentence" (train/regression.py: predicting the training mean)."""
     cfg = config or TrainConfig()
     # With label smoothing the weights learn from softened targets (`objective`), but every loss reported (train,
     # validation, the chance level ln K, the sweet spot) is plain cross-entropy, the one the summary and report use.
@@ -225,15 +232,13 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                         tensorboard=cfg.tensorboard)
 
     if chance is None:  # before the first update: what do random weights know?
-        chance = chance_level(model, val, loss_fn, cfg.batch_size * 4, device)
+        chance = chance_fn(model, val, loss_fn, cfg.batch_size * 4, device)
         record = {"step": 0, "epoch": 0, "train_loss": None, "val_loss": chance["untrained_loss"],
                   "val_accuracy": chance["untrained_accuracy"], "lr": 0.0, "grad_norm": None, "examples_per_s": None,
-                  "chance_loss": chance["uniform_loss"]}  # ln K, for whoever watches metrics.jsonl as it grows
+                  "chance_loss": chance["loss"]}  # ln K, for whoever watches metrics.jsonl as it grows
         history.append(record)
         progress.evaluation(record)
-        progress.say(f"chance level: a uniform guess over {chance['n_classes']} classes has loss ln({chance['n_classes']}) = "
-                     f"{chance['uniform_loss']:.4f}; always answering the majority class scores {chance['majority_accuracy']:.3f}; "
-                     f"the untrained model's loss is {chance['untrained_loss']:.4f}: random weights know nothing yet.")
+        progress.say(chance["sentence"])
     stopper.must_beat = chance["untrained_loss"]  # no early stop before the model beats its random start
 
     model.train()

@@ -1,0 +1,121 @@
+"""How good a predicted number is, in the label's units: RMSE, MAE and R^2 next to always predicting the training
+mean; prediction intervals from validation residuals (split conformal) with their coverage measured on test; and
+the same errors per group."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LEVEL = 0.9  # the prediction intervals' nominal coverage
+
+
+def errors(y: np.ndarray, pred: np.ndarray) -> dict:
+    """RMSE, MAE, R^2 (1 - residual sum of squares / total sum of squares about y's own mean) and the mean
+    residual (y - prediction: positive where the model predicts too low)."""
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    residual = y - pred
+    total = float(((y - y.mean()) ** 2).sum())
+    return {"rmse": float(np.sqrt(np.mean(residual ** 2))), "mae": float(np.mean(np.abs(residual))),
+            "r2": 1.0 - float((residual ** 2).sum()) / total if total > 0 else float("nan"),
+            "mean_residual": float(residual.mean()), "n": int(len(y))}
+
+
+def conformal_interval(y_val: np.ndarray, pred_val: np.ndarray, level: float = LEVEL) -> dict:
+    """Split conformal: the half-width q is the ceil((n + 1) * level)-th smallest absolute validation residual, so a
+    new example exchangeable with validation falls inside prediction ± q with probability at least `level` (and
+    at most level + 1 / (n + 1)). With too few validation examples for that rank there is no interval (None)."""
+    scores = np.sort(np.abs(np.asarray(y_val, np.float64) - np.asarray(pred_val, np.float64)))
+    n = len(scores)
+    rank = math.ceil((n + 1) * level)
+    half_width = float(scores[rank - 1]) if rank <= n else None
+    return {"level": level, "half_width": half_width, "n_val": n, "rank": rank,
+            "guaranteed_at_most": min(1.0, level + 1 / (n + 1))}
+
+
+def coverage(y: np.ndarray, pred: np.ndarray, interval: dict) -> dict | None:
+    """The share of examples inside prediction ± half-width, its 95% Clopper-Pearson interval, and whether it
+    differs from the nominal level beyond that noise (None: no interval)."""
+    from scipy.stats import binomtest
+
+    if interval["half_width"] is None or not len(y):
+        return None
+    inside = np.abs(np.asarray(y, np.float64) - np.asarray(pred, np.float64)) <= interval["half_width"]
+    k, n = int(inside.sum()), len(inside)
+    ci = binomtest(k, n, interval["level"]).proportion_ci(0.95, method="exact")
+    low, high = float(ci.low), float(ci.high)
+    if high < interval["level"]:
+        verdict = "below"
+    elif low > interval["guaranteed_at_most"]:
+        verdict = "above"
+    else:
+        verdict = "consistent"
+    return {"covered": k, "n": n, "coverage": k / n, "ci": [low, high], "verdict": verdict}
+
+
+def interval_sentence(interval: dict, cover: dict | None) -> str:
+    nominal = f"{interval['level']:.0%}"
+    if cover is None:
+        return (f"prediction intervals: none, as {interval['n_val']:,} validation examples are too few for a "
+                f"{nominal} interval (it needs at least {math.ceil(interval['level'] / (1 - interval['level'])):,})")
+    measured = (f"on {cover['n']:,} test examples {cover['coverage']:.1%} fell inside (95% interval "
+                f"{cover['ci'][0]:.1%} to {cover['ci'][1]:.1%})")
+    verdict = {"consistent": f"consistent with the nominal {nominal} within the noise of this many examples",
+               "below": f"below the nominal {nominal} beyond noise: test examples differ from validation ones",
+               "above": f"above what the method promises ({interval['guaranteed_at_most']:.1%}) beyond noise: the "
+                        f"intervals are wider than they need be"}[cover["verdict"]]
+    return (f"prediction intervals: each prediction ± {interval['half_width']:.4g} (the absolute validation "
+            f"residual ranked {interval['rank']} of {interval['n_val']:,}, smallest first) for a nominal {nominal} coverage; "
+            f"{measured}: {verdict}.")
+
+
+def group_errors(y: np.ndarray, pred: np.ndarray, groups: dict[str, list]) -> dict:
+    """Per group value: n, RMSE, MAE, mean residual and its standard error; the group whose mean residual lies
+    furthest from 0 in standard errors, and whether that is beyond noise (over 2 standard errors, Bonferroni over
+    the groups compared)."""
+    from scipy.stats import norm
+
+    out = {}
+    for column, values in groups.items():
+        values = np.asarray([str(v) for v in values], dtype=object)
+        table = {}
+        for value in sorted(set(values)):
+            mine = values == value
+            e = errors(y[mine], pred[mine])
+            spread = float(np.std(y[mine] - pred[mine], ddof=1)) if mine.sum() > 1 else float("nan")
+            table[value] = {**e, "se_mean_residual": spread / math.sqrt(mine.sum())}
+        z = {g: abs(t["mean_residual"]) / t["se_mean_residual"] for g, t in table.items()
+             if t["se_mean_residual"] > 0}
+        worst = max(z, key=z.get) if z else None
+        cut = float(norm.ppf(1 - 0.025 / max(1, len(z))))  # two-sided 5%, shared among the groups
+        r = {"groups": table, "worst": worst, "z": z.get(worst), "z_cut": cut,
+             "beyond_noise": bool(worst is not None and z[worst] > cut)}
+        out[column] = {**r, "sentence": group_sentence(column, r)}
+    return out
+
+
+def group_sentence(column: str, r: dict) -> str:
+    if r["worst"] is None:
+        return f"group '{column}': too few test rows in each group to measure its mean residual"
+    t = r["groups"][r["worst"]]
+    if r["beyond_noise"]:
+        side = "too low" if t["mean_residual"] > 0 else "too high"
+        return (f"group '{column}': for {column}={r['worst']} the model predicts {side} by "
+                f"{abs(t['mean_residual']):.4g} on average ({t['n']:,} test rows, {r['z']:.1f} standard errors from "
+                f"0, beyond noise); RMSE there {t['rmse']:.4g}")
+    return (f"group '{column}': no group's mean residual differs from 0 beyond noise (the furthest, "
+            f"{column}={r['worst']}, {t['mean_residual']:+.4g} at {r['z']:.1f} standard errors, under {r['z_cut']:.1f})")
+
+
+def eval_lines(r: dict) -> list[str]:
+    """`glassbox eval` of a regression artifact, in words (r: run/eval_artifact.py regression_eval)."""
+    i, t = r["interval"], r["interval"]["test"]
+    inside = (f"; {t['coverage']:.1%} inside the {i['level']:.0%} prediction intervals (value ± {i['half_width']:.4g}; "
+              f"95% interval {t['ci'][0]:.1%} to {t['ci'][1]:.1%}: {t['verdict']})" if t else "; no prediction intervals")
+    lines = [f"{r['n']:,} examples: RMSE {r['rmse']:.4g}, MAE {r['mae']:.4g}, R^2 {r['r2']:.4f}, mean residual "
+             f"{r['mean_residual']:+.4g}{inside}"]
+    u = r.get("unseen")
+    if u:
+        lines.append(f"  on the {u['n']:,} examples it never saw: RMSE {u['rmse']:.4g}, MAE {u['mae']:.4g}, "
+                     f"R^2 {u['r2']:.4f}")
+    return lines + [g["sentence"] for g in (r.get("groups") or {}).values()]
