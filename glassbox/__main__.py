@@ -1,5 +1,3 @@
-import sys
+from glassbox.cli import entry
 
-from glassbox.cli import main
-
-sys.exit(main())
+entry()

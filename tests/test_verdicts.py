@@ -94,10 +94,16 @@ def test_the_digits_demo_verdict_follows_its_own_evaluations(demo_run):
     noise = np.median(np.abs(np.diff(later, 2))) / SCATTER
     risen = [r for r in evals if r["step"] > best["step"] and r["val_loss"] > best["val_loss"] + 2 * noise]
     memorising = len(risen) >= 2 and risen[-1] is evals[-1] and evals[-1]["train_loss"] < best["train_loss"]
-    assert s["best_step"] == best["step"] and f"step {best['step']} ({best['val_loss']:.4f})" in s["verdict"]
+    assert s["best_step"] == best["step"] and f"step {best['step']} " in s["verdict"]
+    assert f"({best['val_loss']:.4f})" in s["verdict"]
     assert ("began to memorise" in s["verdict"]) == memorising
-    # measured on this demo (best at step 368 of 460, 0 of 4 evaluations after it beyond 2 x 0.0073): no claim
-    assert not memorising and "no clear sign of memorising" in s["verdict"]
+    # measured on this demo (12 epochs at batch 128): validation loss was still at its lowest at the last step
+    # (0.0472 at step 144), so the verdict says so and makes no claim about memorising
+    assert not memorising
+    if best is evals[-1]:
+        assert "with validation loss still at its lowest" in s["verdict"] and "more steps may still help" in s["verdict"]
+    else:
+        assert "no clear sign of memorising" in s["verdict"]
     page = (demo_run / "report.html").read_text()
     assert "max_steps" not in page and "early_stop" not in page
     assert f"Training stopped at step {s['steps']} (" in page

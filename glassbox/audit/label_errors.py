@@ -18,6 +18,13 @@ MANY = 0.05  # flagging more than this share of the examples gets a word on what
 MIN_SKILL = 0.25  # fold models that close less of the gap from the majority class to perfect know too little to doubt a label
 
 
+def import_cleanlab() -> None:
+    """Load cleanlab's modules now (about a second, mostly the scikit-learn they import), e.g. while fold models
+    train in other processes, instead of when `label_errors` first runs."""
+    import cleanlab.filter  # noqa: F401
+    import cleanlab.rank  # noqa: F401
+
+
 def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "calibrated_count") -> Finding:
     """Flag the examples the model believes least, most suspicious first.
 

@@ -17,12 +17,15 @@ def audit_examples(ex: Examples, test: Examples | None, split: dict | None, *, f
     groups, likely label errors from k out-of-fold models); an AuditReport. max_flops: see out_of_fold.label_check;
     show: the fold models' progress on a terminal."""
     from glassbox.audit import run_audit
+    from glassbox.audit.label_errors import import_cleanlab
     from glassbox.run.out_of_fold import label_check
 
     if ex.targets is not None:  # cleanlab ranks a given class against predicted class probabilities
         probs, note = None, REGRESSION_SKIPS
     elif label_errors:
-        probs, note = label_check(ex, folds, seed, device, max_flops=max_flops, show=show)
+        # cleanlab (and the scikit-learn it imports, about a second) loads while the fold models train elsewhere
+        probs, note = label_check(ex, folds, seed, device, max_flops=max_flops, show=show,
+                                  while_waiting=import_cleanlab)
     else:
         probs, note = None, "not checked (--no-label-errors)."
     return run_audit(ex, test=test, split=split, pred_probs=probs, label_errors_note=note)

@@ -27,6 +27,7 @@ from glassbox.data.examples import Examples
 from glassbox.errors import UserError
 from glassbox.runtime import distributed
 from glassbox.runtime.device import pick_device
+from glassbox.runtime.processes import map_forked, parallel_workers
 from glassbox.train.loop import fit, predict_logits
 from glassbox.train.progress import Progress
 from glassbox.runtime.threads import forward_flops
@@ -131,33 +132,61 @@ class FoldModels:
         per_example = self.batch_flops / min(self.config.batch_size, n)
         return 3.0 * per_example * self.k * self.epochs(int(n_train)) * n_train
 
-    def probabilities(self, show: bool = False) -> np.ndarray:
+    def probabilities(self, show: bool = False, while_waiting=None) -> np.ndarray:
         """(N, n_classes) probabilities, each row from the fold model that did not train on that example.
-        show: a progress bar of the fold models on a terminal (stderr)."""
-        ex, x = self.examples, self.x
-        labels = torch.tensor(ex.labels, dtype=torch.long)  # a copy: tabular labels may be read-only
-        probs = np.zeros((len(ex), len(ex.classes)))
-        threads = self.threads or self.config.threads  # None: the first fold's fit times the counts, the rest reuse it
+        show: a progress bar of the fold models on a terminal (stderr). On a CPU with several cores the folds train
+        in forked processes of one thread each, as many at once as there are cores (runtime/processes.py);
+        while_waiting(): run meanwhile in this process. Each fold's result depends only on its seed and thread count."""
+        probs = np.zeros((len(self.examples), len(self.examples.classes)))
         bar = Progress(self.k, quiet=not show, label="audit: label check, fold models", stream=sys.stderr)
-        for fold in range(self.k):
-            held = np.flatnonzero(self.folds == fold)
-            rest = np.flatnonzero(self.folds != fold)
-            # Early stopping needs data the fold model does not train on: a tenth of the other folds.
-            sub = duplicate_aware_folds([ex.keys[i] for i in rest], ex.labels[rest], 10, self.seed + fold + 1)
-            train, val = rest[sub != 0], rest[sub == 0]
-            if not len(val):  # copies crowded into a few folds: no held-out part is left to stop on
-                val = train
-            torch.manual_seed(self.seed + fold)  # the initial weights follow the seed too, not whatever ran before
-            net = self.make_model()
-            fold_cfg = replace(self.config, seed=self.seed + fold, threads=threads, epochs=self.epochs(len(train)))
-            with distributed.local():  # under torchrun every rank trains the same fold models on its own
-                result = fit(net, (x[train], labels[train]), (x[val], labels[val]), config=fold_cfg)
-            threads = threads or result.threads
-            device = next(result.model.parameters()).device
-            probs[held] = torch.softmax(predict_logits(result.model, x[held], device=device), dim=-1).numpy()
-            bar.step(fold + 1)
+        workers = parallel_workers(self.k) if self.on_cpu and distributed.current().world_size == 1 else 1
+        if workers > 1 and (self.threads or self.config.threads or 1) == 1:
+            # PyTorch's optimizers import torch._dynamo at their first step (a second or more); imported here once,
+            # every worker inherits it instead of importing it again, and the training run after the audit needs it too
+            import torch._dynamo  # noqa: F401
+            done = []
+
+            def finished(fold, rows):
+                probs[self.folds == fold] = rows
+                done.append(fold)
+                bar.step(len(done))
+
+            map_forked(lambda fold: self.fold_probabilities(fold, 1)[0], range(self.k), workers,
+                       on_result=finished, while_waiting=while_waiting)
+        else:
+            threads = self.threads or self.config.threads  # None: the first fold's fit times the counts, the rest reuse it
+            for fold in range(self.k):
+                probs[self.folds == fold], threads = self.fold_probabilities(fold, threads)
+                bar.step(fold + 1)
+            if while_waiting is not None:
+                while_waiting()
         bar.close()
         return probs
+
+    @property
+    def on_cpu(self) -> bool:
+        return pick_device(self.config.device).type == "cpu"
+
+    def fold_probabilities(self, fold: int, threads: int | None) -> tuple:
+        """(probabilities of fold `fold`'s examples from a model trained on the other folds, the thread count it
+        trained on)."""
+        ex, x = self.examples, self.x
+        labels = torch.tensor(ex.labels, dtype=torch.long)  # a copy: tabular labels may be read-only
+        held = np.flatnonzero(self.folds == fold)
+        rest = np.flatnonzero(self.folds != fold)
+        # Early stopping needs data the fold model does not train on: a tenth of the other folds.
+        sub = duplicate_aware_folds([ex.keys[i] for i in rest], ex.labels[rest], 10, self.seed + fold + 1)
+        train, val = rest[sub != 0], rest[sub == 0]
+        if not len(val):  # copies crowded into a few folds: no held-out part is left to stop on
+            val = train
+        torch.manual_seed(self.seed + fold)  # the initial weights follow the seed too, not whatever ran before
+        net = self.make_model()
+        fold_cfg = replace(self.config, seed=self.seed + fold, threads=threads, epochs=self.epochs(len(train)))
+        with distributed.local():  # under torchrun every rank trains the same fold models on its own
+            result = fit(net, (x[train], labels[train]), (x[val], labels[val]), config=fold_cfg)
+        device = next(result.model.parameters()).device
+        rows = torch.softmax(predict_logits(result.model, x[held], device=device), dim=-1).numpy()
+        return rows, threads or result.threads
 
 
 MIN_PER_FOLD = 10  # fewer examples per fold and the fold models learn too little to doubt a label
@@ -179,10 +208,11 @@ TRAIN_FOLD_FLOPS = {"cpu": 1e12, "cuda": 1e14}
 
 
 def label_check(ex: Examples, folds: int, seed: int, device: str = "auto", max_flops: dict | None = None,
-                show: bool = False) -> tuple:
+                show: bool = False, while_waiting=None) -> tuple:
     """(out-of-fold probabilities for the label-error check, None) or (None, why it was not run).
 
-    max_flops: device type -> the most FLOPs image fold models may cost (None: no limit); show: a progress bar."""
+    max_flops: device type -> the most FLOPs image fold models may cost (None: no limit); show: a progress bar;
+    while_waiting: see FoldModels.probabilities."""
     few = too_few(ex, folds)
     if few:
         return None, few
@@ -193,7 +223,7 @@ def label_check(ex: Examples, folds: int, seed: int, device: str = "auto", max_f
             return None, (f"not checked during training: the {folds} fold models it trains on {len(ex):,} images would "
                           f"cost {flops / 1e12:.{1 if flops < 1e13 else 0}f} TFLOP, over the {budget / 1e12:g} TFLOP "
                           f"a training run spends on it; run `glassbox audit` on the same data to check")
-    return plan.probabilities(show), None
+    return plan.probabilities(show, while_waiting), None
 
 
 def out_of_fold_probs(examples: Examples, k: int = 5, seed: int = 0, config: TrainConfig | None = None,
