@@ -158,3 +158,30 @@ def test_bf16_compute_on_cpu_matches_fp32():
         assert not torch.equal(low, model(x)) and torch.allclose(low, model(x), atol=0.05)
     else:
         assert torch.equal(low, model(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_written_out_causal_attention_matches_pytorchs(dtype):
+    """The bf16 CPU path (models/gpt.py: causal_attention_cpu_bf16) against torch's scaled_dot_product_attention,
+    forward and backward, at every prefix length generation uses."""
+    from glassbox.models.gpt import causal_attention_cpu_bf16
+
+    torch.manual_seed(0)
+    for T in (1, 7, 32):
+        q, k, v = (torch.randn(3, 4, T, 16, dtype=dtype, requires_grad=True) for _ in range(3))
+        ours = causal_attention_cpu_bf16(q, k, v, 0.0)
+        ours.float().square().sum().backward()
+        mine = [t.grad.clone() for t in (q, k, v)]
+        for t in (q, k, v):
+            t.grad = None
+        ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+        ref.square().sum().backward()
+        tol = 1e-5 if dtype == torch.float32 else 3e-2
+        assert ours.dtype == dtype and torch.allclose(ours.float(), ref, atol=tol, rtol=tol)
+        assert all(torch.allclose(a.float(), b.float(), atol=tol * 4, rtol=tol * 4) for a, b in zip(mine, (q.grad, k.grad, v.grad)))
+    # dropout on the attention weights is the training run's: a seeded draw, and none in eval mode
+    x = torch.randn(2, 4, 8, 16)
+    torch.manual_seed(1)
+    a = causal_attention_cpu_bf16(x, x, x, 0.5)
+    torch.manual_seed(1)
+    assert torch.equal(a, causal_attention_cpu_bf16(x, x, x, 0.5)) and not torch.allclose(a, causal_attention_cpu_bf16(x, x, x, 0.0))
