@@ -65,7 +65,7 @@ def interval_sentence(interval: dict, cover: dict | None) -> str:
                "above": f"above what the method promises ({interval['guaranteed_at_most']:.1%}) beyond noise: the "
                         f"intervals are wider than they need be"}[cover["verdict"]]
     return (f"prediction intervals: each prediction ± {interval['half_width']:.4g} (the absolute validation "
-            f"residual ranked {interval['rank']} of {interval['n_val']:,}, smallest first) for a nominal {nominal} coverage; "
+            f"residual ranked {interval['rank']:,} of {interval['n_val']:,}, smallest first) for a nominal {nominal} coverage; "
             f"{measured}: {verdict}.")
 
 

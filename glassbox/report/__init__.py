@@ -31,15 +31,12 @@ CLASSIFIER_SECTIONS = [
     ("cost", "Cost ledger", sections.cost),
     ("card", "Model card", model_card),
 ]
-REGRESSION_SECTIONS = [
-    ("summary", "Summary", regression.summary),
-    ("audit", "Data audit", sections.audit),
-    ("curves", "Learning curves", regression.curves),
-    ("residuals", "Residuals", regression.residuals),
-    ("intervals", "Prediction intervals", regression.intervals),
-    ("groups", "Groups", regression.groups),
-    ("cost", "Cost ledger", sections.cost),
-]
+SHARED = {section[0]: section for section in CLASSIFIER_SECTIONS}
+# A regression: residuals and prediction intervals where a classifier has its confusion matrix and calibration.
+REGRESSION_SECTIONS = [("summary", "Summary", regression.summary), SHARED["audit"],
+                       ("curves", "Learning curves", regression.curves), ("residuals", "Residuals", regression.residuals),
+                       ("intervals", "Prediction intervals", regression.intervals),
+                       ("groups", "Groups", regression.groups), SHARED["cost"]]
 LM_SECTIONS = [
     ("summary", "Summary", lm.summary),
     ("audit", "Data audit", sections.audit),
