@@ -3,7 +3,9 @@
 Numeric columns are standardised with statistics from the training split only; categorical
 columns become integer codes (0 = unseen or missing) that the model embeds. Numbers written as text are read as
 numbers: thousands separators and currency signs ("$1,234.50"), and booleans (true/false, yes/no: 1/0). ISO dates
-("2024-03-01", with or without a time) become days since 1970-01-01. An ID-like column (a distinct text in nearly
+("2024-03-01", with or without a time) become days since 1970-01-01, which also carries the year, and
+their month and day of the week as points on a circle (December next to January, Sunday next to Monday), computed
+from the date alone. An ID-like column (a distinct text in nearly
 every row, or a row counter) is left out: it names rows rather than describing them."""
 from __future__ import annotations
 
@@ -70,11 +72,26 @@ def _as_float(col: pd.Series) -> pd.Series:
     return values.where(np.isfinite(values))
 
 
+def _as_dates(col: pd.Series) -> pd.Series:
+    """ISO dates (and date-times) as datetimes; anything else becomes NaT (missing)."""
+    stripped = col.str.strip()
+    return pd.to_datetime(stripped.where(stripped.str.match(ISO_DATE, na=False)), format="ISO8601", errors="coerce")
+
+
 def _as_days(col: pd.Series) -> pd.Series:
     """ISO dates (and date-times) as days since 1970-01-01; anything else becomes NaN (missing)."""
-    stripped = col.str.strip()
-    dates = pd.to_datetime(stripped.where(stripped.str.match(ISO_DATE, na=False)), format="ISO8601", errors="coerce")
-    return (dates - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    return (_as_dates(col) - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+
+
+def calendar_features(col: pd.Series) -> list[np.ndarray]:
+    """Month and day of the week as (sin, cos) pairs on their circles: four float32 columns, 0 where the date is
+    missing. Nothing is fitted: the calendar is the same for every data set."""
+    dates = _as_dates(col.astype(str))
+    out = []
+    for part, period in ((dates.dt.month - 1, 12), (dates.dt.day_of_week, 7)):
+        angle = 2 * np.pi * part.to_numpy(np.float64) / period
+        out += [np.nan_to_num(np.sin(angle)).astype(np.float32), np.nan_to_num(np.cos(angle)).astype(np.float32)]
+    return out
 
 
 def is_date_column(col: pd.Series, missing: pd.Series) -> bool:
@@ -84,14 +101,14 @@ def is_date_column(col: pd.Series, missing: pd.Series) -> bool:
 
 def id_like_columns(df: pd.DataFrame) -> dict[str, str]:
     """Columns that name rows rather than describe them, with why: a distinct text in nearly every row (at least
-    ID_MIN_DISTINCT of them), or whole numbers that count the rows (each once, no gaps). Nothing learned from them
-    carries over to new rows."""
+    ID_MIN_DISTINCT of them; not dates, which a daily table holds once each), or whole numbers that count the rows
+    (each once, no gaps). Nothing learned from them carries over to new rows."""
     found = {}
     for name in df.columns:
         col = df[name].astype(str).str.strip()
         present = col[~col.str.lower().isin(MISSING)]
         distinct = present.nunique()
-        if distinct < ID_MIN_DISTINCT:
+        if distinct < ID_MIN_DISTINCT or is_date_column(present, present == ""):  # a date describes its row
             continue
         numbers = _as_float(present)
         if numbers.notna().mean() >= 0.5:  # a column of numbers (strays aside) is an ID only as a row counter
@@ -108,7 +125,8 @@ class TabularEncoder:
     """Rows of str -> float tensor (N, n_numeric + n_categorical): numeric first, then category codes."""
 
     def __init__(self, numeric=None, categorical=None, columns=None, ignored=None):
-        self.numeric = numeric or {}          # name -> {"mean", "std", "missing": bool, "parse": "date" for dates}
+        self.numeric = numeric or {}          # name -> {"mean", "std", "missing": bool, "parse": "date" for dates,
+                                              #          "calendar": True for a date's month and weekday columns}
         self.categorical = categorical or {}  # name -> list of categories (code = index + 1)
         self.columns = columns or []          # feature columns in the training file's order
         self.ignored = ignored or {}          # ID-like columns left out -> why (id_like_columns)
@@ -134,7 +152,7 @@ class TabularEncoder:
                 v = values[~missing].to_numpy(np.float64)
                 std = float(v.std()) or 1.0
                 self.numeric[name] = {"mean": float(v.mean()), "std": std, "missing": bool(missing.any()),
-                                      **({"parse": "date"} if dates else {})}
+                                      **({"parse": "date", "calendar": True} if dates else {})}
             elif present and stray.mean() < 0.1 and col[~missing].nunique() > MAX_CATEGORICAL_WITH_STRAYS:
                 i = int(np.flatnonzero(stray.to_numpy())[0])
                 line = ex.lines[i] if ex.lines else i + 1
@@ -153,7 +171,7 @@ class TabularEncoder:
 
     @property
     def n_numeric(self) -> int:
-        return len(self.numeric) + sum(s["missing"] for s in self.numeric.values())
+        return len(self.numeric) + sum(s["missing"] + 4 * s.get("calendar", False) for s in self.numeric.values())
 
     def encode(self, df: pd.DataFrame) -> torch.Tensor:
         cols = []
@@ -162,6 +180,8 @@ class TabularEncoder:
             cols.append(((v - s["mean"]) / s["std"]).fillna(0.0).to_numpy(np.float32))
             if s["missing"]:
                 cols.append(v.isna().to_numpy(np.float32))
+            if s.get("calendar"):  # an artifact from before calendar features has none
+                cols += calendar_features(df[name])
         for name, cats in self.categorical.items():
             code = {c: i + 1 for i, c in enumerate(cats)}
             cols.append(df[name].astype(str).str.strip().map(code).fillna(0).to_numpy(np.float32))
