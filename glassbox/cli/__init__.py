@@ -19,7 +19,7 @@ TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
     ("--test", str, "your own held-out test file or folder (instead of a carved test split)"),
     ("--label-from-name", str, "regex whose match in an image file name is its label, e.g. 'cat|dog'"),
     ("--image-size", int, "train on images resized to this side length"),
-    ("--task", str, "classify (default) or lm (next-token language model)"),
+    ("--task", str, "auto | classify | regression (a number per row of a table) | lm (next-token language model)"),
     ("--model", str, "auto | mlp_plr | mlp | cnn | fasttext | transformer | gpt"),
     ("--out", str, "the run folder (default runs/<date>-<time>-<data name>)"),
     ("--epochs", float, "passes over the training data (or --max-steps, not both)"),
@@ -35,6 +35,7 @@ TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
     ("--grad-clip", float, "clip the gradient norm at this value (0 disables)"),
     ("--dropout", float, "dropout probability"),
     ("--label-smoothing", float, "cross-entropy label smoothing"),
+    ("--loss", str, "regression loss: mse | huber"),
     ("--seed", int, "one seed for split, init, batches and augmentation"),
     ("--device", str, "auto | cpu | cuda | cuda:N"),
     ("--threads", int, "CPU threads for training (default: 1 or all cores, whichever a few timed steps of this model run faster)"),
@@ -184,11 +185,16 @@ def predict_over_http(args) -> None:
 
 
 def print_predictions(raw: list[str], predictions: list[dict], how_scaled: str, calibrated: bool, as_json: bool):
+    regression = bool(predictions) and "value" in predictions[0]
     if not as_json:  # say what the numbers are, on stderr so stdout stays one line per input
-        print(f"label, probability of that label {how_scaled}, input", file=sys.stderr)
+        print(f"value, low and high end of {how_scaled}, input" if regression else
+              f"label, probability of that label {how_scaled}, input", file=sys.stderr)
     for text, out in zip(raw, predictions):
         if as_json:
             print(json.dumps({"input": text, **out, "calibrated": calibrated}))
+        elif regression:
+            low, high = (f"{end:.6g}" for end in out["interval"]) if out["interval"] else ("-", "-")
+            print(f"{out['value']:.6g}\t{low}\t{high}\t{text}")
         else:
             print(f"{out['label']}\t{out['probability']:.4f}\t{text}")
 
@@ -226,52 +232,13 @@ def cmd_audit(args) -> int:
     return 1 if failed else 0
 
 
-def eval_scaling(calibrated: bool, t: float) -> str:
-    """cmd_eval's words for the artifact's temperature: checked, applied but never checked (older runs), or none."""
-    if calibrated:
-        return f"calibrated with T = {t:.2f}"
-    return f"scaled by T = {t:.2f}, not checked by its run" if t != 1.0 else "uncalibrated"
-
-
-def cmd_eval(args) -> None:
-    from glassbox.evaluate.group_sentences import group_lines
-    from glassbox.run.eval_artifact import evaluate_artifact
-
-    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    r = evaluate_artifact(args.artifact, args.data, label=args.label, text=args.text, columns=columns,
-                          group=args.group or (), label_from_name=args.label_from_name)
-    if args.json:
-        print(json.dumps(r, indent=1))
-        return
-    print(f"{r['n']} examples: accuracy {r['accuracy']:.4f}, NLL {r['nll']:.4f}, ECE {r['ece']:.4f}, "
-          f"Brier {r['brier']:.4f} ({eval_scaling(r['calibrated'], r['temperature'])})")
-    for c in r["per_class"]["classes"]:
-        print(f"  class {c['name']}: precision {c['precision']:.3f} recall {c['recall']:.3f} F1 {c['f1']:.3f} (n={c['support']})")
-    seen = r.get("seen")
-    if seen and seen["count"]:
-        lines = ", ".join(map(str, seen["lines"][:5])) + (", ..." if seen["count"] > 5 else "")
-        print(f"WARNING: {seen['count']:,} of these {r['n']:,} examples ({seen['share']:.1%}; lines {lines}) were in this "
-              f"model's training or validation split: on them the scores measure memory, not how it does on new data.")
-        u = r.get("unseen")
-        if u:
-            print(f"  on the {u['n']:,} examples it never saw: accuracy {u['accuracy']:.4f}, NLL {u['nll']:.4f}, "
-                  f"ECE {u['ece']:.4f}")
-    elif seen:
-        print("none of these examples were in the model's training or validation split")
-    else:
-        print("this artifact keeps no record of its training examples (no seen.safetensors): if this file overlaps "
-              "them, the scores above flatter the model")
-    for line in group_lines(r.get("groups") or {}, [c["name"] for c in r["per_class"]["classes"]]):
-        print(line)
-
-
 def cmd_report(args) -> None:
     from glassbox.report import write_report
 
     print(write_report(args.run, power_watts=args.power_watts, price_per_kwh=args.price_per_kwh))
 
 
-COMMANDS = ("serve", "explain", "curve", "board")  # each glassbox/cli/<name>.py has add_parser(sub), which sets func; imports stay light
+COMMANDS = ("eval", "serve", "explain", "curve", "board")  # each glassbox/cli/<name>.py has add_parser(sub), which sets func; imports stay light
 
 
 class Parser(argparse.ArgumentParser):
@@ -321,12 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="folds for the out-of-fold label-error check")
     p.add_argument("--config", help="YAML or JSON file of settings")
     p.set_defaults(func=cmd_audit)
-    p = sub.add_parser("eval", help="score a frozen artifact on a labelled file: overall, per class, per group")
-    p.add_argument("artifact", help="the artifact folder, RUN/model")
-    p.add_argument("data", help="a labelled file or image folder, in the training data's format")
-    add_flags(p, ("--label", "--text", "--columns", "--group", "--label-from-name"), default=None)
-    p.add_argument("--json", action="store_true", help="the whole result as JSON")
-    p.set_defaults(func=cmd_eval)
     p = sub.add_parser("report", help="(re)write RUN/report.html from a finished run folder")
     p.add_argument("run", help="the run folder")
     add_flags(p, ("--power-watts", "--price-per-kwh"), default=None)
