@@ -153,7 +153,7 @@ def test_report_audit_and_board_row(run, tmp_path):
     assert f"{s['test_rmse']:.4g}" in html and f"{s['interval']['half_width']:.4g}" in html
     findings = {f["name"]: f for f in json.loads((run[0] / "audit.json").read_text())["findings"]}
     assert not {"class_balance", "small_classes", "conflicting_labels", "group_coverage"} & set(findings)
-    assert "skipped for a continuous label" in findings["label_errors"]["message"]
+    assert not findings["label_errors"]["checked"] and "the label is a number" in findings["label_errors"]["message"]
     assert {"exact_duplicates", "missing_values"} <= set(findings)
     assert score(s) == ("test RMSE", s["test_rmse"])
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -178,6 +178,9 @@ def test_what_regression_cannot_take_is_refused_in_one_line(diabetes, digits_csv
                           "--loss huber is a regression loss")
     assert_one_line_error(*run_cli(capsys, "train", data, "--label", "target", "--control", "shuffled-labels", *out),
                           "drop --control")
+    for command in ("explain", "curve"):  # they show a classifier's step and learning curve
+        assert_one_line_error(*run_cli(capsys, command, data, "--label", "target", "--out", str(tmp_path / command)),
+                              f"glassbox {command} takes a classifier's data", "train it with glassbox train")
     words = diabetes[1].copy()
     words.loc[7, "target"] = "unknown"  # one label a word: line 9 of the file (the header is line 1)
     words.to_csv(tmp_path / "words.csv", index=False)

@@ -31,9 +31,9 @@ def audit_examples(ex: Examples, test: Examples | None, split: dict | None, *, f
     return run_audit(ex, test=test, split=split, pred_probs=probs, label_errors_note=note)
 
 
-REGRESSION_SKIPS = ("skipped for a continuous label, with the class checks (balance, small classes, conflicting "
-                    "labels, label rates per group): each needs classes. Duplicates, near copies, leakage, missing "
-                    "values and ID-like columns are checked as for a classifier.")
+REGRESSION_SKIPS = ("not checked: the label is a number, and this check, like the class checks left out (balance, "
+                    "small classes, conflicting labels, label rates per group), needs classes. Duplicates, near "
+                    "copies, leakage, missing values and ID-like columns are checked as for a classifier.")
 
 
 def audit_corpus_at(data: str, val_fraction: float):

@@ -80,11 +80,15 @@ def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
     return finish(summary, cfg, run_dir, lap, lambda s: closing(s, run_dir))
 
 
-def load_and_split(cfg: TrainConfig, run_dir: Path):
-    """The examples, the user's --test file (or None) and the split, written to RUN/split.json."""
+def load_and_split(cfg: TrainConfig, run_dir: Path, command: str = "train"):
+    """The examples, the user's --test file (or None) and the split, written to RUN/split.json. `command` names a
+    command that takes a classifier's data only (explain, curve): a numeric label is refused there."""
     data = str(cfg.data)
     kind = kind_of(data, cfg)
     ex, note = settle_task(load_examples(data, cfg, kind), cfg)
+    if ex.targets is not None and command != "train":
+        raise UserError(f"glassbox {command} takes a classifier's data for now, and the label '{ex.meta.get('label')}' "
+                        f"is a number (a regression): train it with glassbox train, or pick a label column of classes")
     if note:
         say(cfg, note)
     if ex.targets is None:

@@ -79,7 +79,7 @@ def measure(cfg: TrainConfig, run_dir, repeats: int, skew: tuple | None) -> dict
         return lm_curve(cfg, run_dir, repeats)
     from glassbox.run.classifier import load_and_split
 
-    ex, test, parts = load_and_split(cfg, run_dir)
+    ex, test, parts = load_and_split(cfg, run_dir, "curve")
     split = {"train": ex.subset(parts["train"]), "val": ex.subset(parts["val"]),
              "test": test if test is not None else ex.subset(parts["test"])}
     if skew:

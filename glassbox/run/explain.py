@@ -107,7 +107,7 @@ def classifier_setup(cfg: TrainConfig, run_dir: Path, examples: int) -> dict:
     from glassbox.run.classifier import encode_parts, load_and_split
     from glassbox.run.model_for_data import model_config
 
-    ex, test, parts = load_and_split(cfg, run_dir)
+    ex, test, parts = load_and_split(cfg, run_dir, "explain")
     split, encoder, X, Y = encode_parts(ex, test, parts, cfg)
     torch.manual_seed(cfg.seed)  # the same random start as `glassbox train` with this seed
     arch, config = model_config(split["train"], encoder, cfg, **({"bf16": False} if ex.kind == "image" else {}))
