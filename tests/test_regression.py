@@ -133,6 +133,8 @@ def test_predict_serve_and_eval_give_the_runs_numbers(diabetes, run, capsys, tmp
     with running_server(model) as (_, url):
         info = httpx.get(url + "/info", timeout=30).json()
         answer = httpx.post(url + "/predict", json={"inputs": rows}, timeout=30).json()
+        assert main(["predict", "--url", url, "--json", *rows]) == 0  # the client prints what a local predict prints
+        assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == printed
     assert info["task"] == "regression" and info["interval"]["half_width"] == half
     assert answer["predictions"] == [{k: p[k] for k in ("value", "level", "interval")} for p in printed]
     test.to_csv(tmp_path / "test.csv", index=False)
@@ -199,3 +201,7 @@ def test_huber_is_torchs_and_a_huber_run_records_it(diabetes, tmp_path):
     assert s["target"]["loss"] == "huber" and s["task"] == "regression"
     z = json.loads((tmp_path / "h" / "metrics.jsonl").read_text().splitlines()[0])
     assert z["chance_loss"] == pytest.approx(s["chance_loss"]) and s["chance_loss"] < 0.5  # Huber of predicting the mean
+    # 20 steps explain little: the report's first worry says so, with the run's own R^2 and the mean's RMSE
+    html = (tmp_path / "h" / "report.html").read_text(encoding="utf-8")
+    assert s["test_r2"] < 0.3 and f"It explains only {100 * s['test_r2']:.1f}% of the test set" in html
+    assert f"the {s['chance']['test_rmse']:.4g} of always predicting the training mean" in html

@@ -23,7 +23,7 @@ class Server:
             raise UserError(f"--url {url} must start with http:// or https://, e.g. http://127.0.0.1:8000")
         self.url, self.token = url.rstrip("/"), token
         self.info = self.call("GET", "/info")
-        if self.info.get("task") != "classify":
+        if self.info.get("task") not in ("classify", "regression"):
             raise UserError(f"the model at {self.url} is {'a language model' if self.info.get('task') == 'lm' else 'not a classifier'}"
                             f", not a classifier; use 'glassbox generate'")
 

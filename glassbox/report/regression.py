@@ -7,6 +7,7 @@ from glassbox.report import plots
 from glassbox.report.html import count, esc, image, is_number, num, para, pct, seconds, table
 from glassbox.report.load import Run
 from glassbox.report.sections import STOPPED, model_name
+from glassbox.report.worries import top_worries
 
 METRICS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 
@@ -35,7 +36,10 @@ def summary(run: Run) -> str:
     rows += [[f"always the training mean, {part}"] + [g4(chance.get(f"{key}_{m}")) for _, m in METRICS]
              + [num(s.get("chance_loss")) if key == "val" else "–"] for part, key in (("validation", "val"), ("test", "test"))]
     rows.append(["the untrained model (random weights)", "–", "–", "–", num(chance.get("untrained_loss"))])
-    return (para(lead, "lead") + para(how_good, "lead") + "<h3>Scores at a glance</h3>"
+    items = "".join(f"<li>{esc(w)}</li>" for w in top_worries(s, run.audit))
+    return (para(lead, "lead") + para(how_good, "lead") + "<h3>What to worry about most</h3>"
+            + (f'<ol class="worries">{items}</ol>' if items else para("Nothing in this run stands out."))
+            + "<h3>Scores at a glance</h3>"
             + table(["", "RMSE", "MAE", "R²", "loss (standardised)"], rows, {1, 2, 3, 4}))
 
 

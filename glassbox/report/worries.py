@@ -137,7 +137,7 @@ def calibration(s: dict):
 
 def generalisation(s: dict):
     gap = s.get("generalisation_gap")  # train minus validation accuracy (classifiers only)
-    if s.get("task") == "lm" or not is_number(gap) or gap <= 0.02:
+    if s.get("task") in ("lm", "regression") or not is_number(gap) or gap <= 0.02:
         return None
     return (55 if gap > 0.05 else 25), (
         f"It does better on examples it was trained on than on new ones: training accuracy "
@@ -195,6 +195,16 @@ def lm_chance(s: dict):
                f"perplexity; a uniform guess: {math.exp(chance):.0f}), so expect slips in everything it writes.")
 
 
+def little_explained(s: dict):
+    """A regression whose test R^2 is low: its predictions are not much better than the training mean."""
+    r2, chance = s.get("test_r2"), (s.get("chance") or {}).get("test_rmse")
+    if s.get("task") != "regression" or not is_number(r2) or r2 >= 0.3:
+        return None
+    return (85 if r2 < 0.1 else 50), (
+        f"It explains only {pct(r2)} of the test set's variance (R²): its typical error, RMSE "
+        f"{s.get('test_rmse', float('nan')):.4g}, is close to the {chance:.4g} of always predicting the training mean.")
+
+
 def knowledge(s: dict):
     """Holds for every model: a caveat to fill the list when nothing more serious stands out."""
     source = s.get("data", "its training data")
@@ -208,7 +218,7 @@ def knowledge(s: dict):
 def top_worries(summary: dict, audit: dict | None = None, memorization: dict | None = None, n: int = 3) -> list[str]:
     found = [leak(summary), diverged(summary), near_chance(summary), group_gap(summary), calibration(summary),
              generalisation(summary), worst_class(summary), stopping(summary), test_size(summary),
-             memorisation(summary, memorization), lm_chance(summary), knowledge(summary),
+             memorisation(summary, memorization), lm_chance(summary), little_explained(summary), knowledge(summary),
              *audit_problems(audit)]
     found = sorted((w for w in found if w), key=lambda w: -w[0])
     return [text for _, text in found[:n]]
