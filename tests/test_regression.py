@@ -150,9 +150,11 @@ def test_predict_serve_and_eval_give_the_runs_numbers(diabetes, run, capsys, tmp
 def test_report_audit_and_board_row(run, tmp_path):
     html = (run[0] / "report.html").read_text(encoding="utf-8")
     assert re.findall(r"<h2>(.*?)</h2>", html) == ["Summary", "Data audit", "Learning curves", "Residuals",
-                                                   "Prediction intervals", "Groups", "Cost ledger"]
+                                                   "Prediction intervals", "Groups", "Cost ledger", "Model card"]
     s = json.loads((run[0] / "summary.json").read_text())
     assert f"{s['test_rmse']:.4g}" in html and f"{s['interval']['half_width']:.4g}" in html
+    card = html.split('<section id="card">')[1]
+    assert f"Test RMSE {s['test_rmse']:.4g}, MAE {s['test_mae']:.4g}, R² {s['test_r2']:.3f}" in card
     findings = {f["name"]: f for f in json.loads((run[0] / "audit.json").read_text())["findings"]}
     assert not {"class_balance", "small_classes", "conflicting_labels", "group_coverage"} & set(findings)
     assert not findings["label_errors"]["checked"] and "the label is a number" in findings["label_errors"]["message"]

@@ -36,7 +36,7 @@ SHARED = {section[0]: section for section in CLASSIFIER_SECTIONS}
 REGRESSION_SECTIONS = [("summary", "Summary", regression.summary), SHARED["audit"],
                        ("curves", "Learning curves", regression.curves), ("residuals", "Residuals", regression.residuals),
                        ("intervals", "Prediction intervals", regression.intervals),
-                       ("groups", "Groups", regression.groups), SHARED["cost"]]
+                       ("groups", "Groups", regression.groups), SHARED["cost"], SHARED["card"]]
 LM_SECTIONS = [
     ("summary", "Summary", lm.summary),
     ("audit", "Data audit", sections.audit),

@@ -13,6 +13,11 @@ def intended_use(run: Run) -> str:
     if run.is_lm:
         return (f"Generating text in the style of {s.get('data', 'its training text')}. It continues text with what "
                 f"is likely there, not with what is true; it states nothing as fact.")
+    if s.get("task") == "regression":
+        return (f"Predicting '{s.get('label')}', a number, for rows like those in {s.get('data', 'its training data')}. "
+                f"It answers with a number and an interval for any row, even one unlike every row it saw; its scores "
+                f"and its intervals' coverage hold for rows drawn the way its training data was, and on anything else "
+                f"they say nothing.")
     classes = [str(c) for c in s.get("classes") or []]
     shown = ", ".join(f"'{c}'" for c in classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
     return (f"Sorting {s.get('kind', '')} examples like those in {s.get('data', 'its training data')} into one of "
@@ -48,6 +53,8 @@ def performance(run: Run) -> str:
     s = run.summary
     if run.is_lm:
         return f"Validation perplexity {s.get('perplexity', float('nan')):.2f} (vocabulary of {count(s.get('vocab_size'))})."
+    if s.get("task") == "regression":
+        return regression_performance(s)
     text = f"Test accuracy {pct(s.get('test_accuracy'))} on {counted((s.get('n_examples') or {}).get('test'), 'example')}"
     majority = (s.get("chance") or {}).get("majority_accuracy")
     text += f" (the most common class alone: {pct(majority)})." if majority is not None else "."
@@ -62,6 +69,18 @@ def performance(run: Run) -> str:
         ci = (column.get("worst") or {}).get("gap_ci")
         text += (f" Largest group gap: {gap['column']}={gap['value']}, {100 * gap['gap']:.1f} points below overall "
                  f"accuracy (95% interval {interval(ci, lambda x: f'{100 * x:.1f}')} points).")
+    return text
+
+
+def regression_performance(s: dict) -> str:
+    chance, i = s.get("chance") or {}, s.get("interval") or {}
+    text = (f"Test RMSE {s.get('test_rmse', float('nan')):.4g}, MAE {s.get('test_mae', float('nan')):.4g}, R² "
+            f"{s.get('test_r2', float('nan')):.3f} on {counted((s.get('n_examples') or {}).get('test'), 'example')} "
+            f"(always the training mean: RMSE {chance.get('test_rmse', float('nan')):.4g}).")
+    t = i.get("test")
+    if t:
+        text += (f" Its {pct(i.get('level'), 0)} prediction intervals (value ± {i.get('half_width', float('nan')):.4g}) "
+                 f"held {pct(t.get('coverage'))} of the test values (95% interval {interval(t.get('ci'))}).")
     return text
 
 
