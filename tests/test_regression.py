@@ -75,6 +75,11 @@ def test_a_numeric_label_trains_as_regression_and_its_scores_are_sklearns(diabet
         assert s["chance"][f"{name}_rmse"] == pytest.approx(math.sqrt(mean_squared_error(y, mean)), rel=1e-9)
         assert s["chance"][f"{name}_r2"] == pytest.approx(r2_score(y, mean), abs=1e-9)
     assert s["test_r2"] > s["chance"]["test_r2"] + 0.1  # it learned something beyond the mean (about 0.3 here)
+    # the test RMSE's bootstrap interval: around the estimate, as wide as the delta method's normal interval
+    squared = (test["target"].astype(float) - predicted(run, test)) ** 2
+    delta = 1.96 * squared.std(ddof=1) / math.sqrt(len(squared)) / (2 * s["test_rmse"])
+    low, high = s["test_ci"]["rmse"]
+    assert low < s["test_rmse"] < high and high - low == pytest.approx(2 * delta, rel=0.3)
     target = json.loads((run[0] / "model" / "manifest.json").read_text())["target"]
     assert target["mean"] == pytest.approx(train["target"].astype(float).mean(), rel=1e-12)
     assert target["std"] == pytest.approx(train["target"].astype(float).std(ddof=0), rel=1e-12)

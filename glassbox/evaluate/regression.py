@@ -21,6 +21,23 @@ def errors(y: np.ndarray, pred: np.ndarray) -> dict:
             "mean_residual": float(residual.mean()), "n": int(len(y))}
 
 
+def bootstrap_intervals(y: np.ndarray, pred: np.ndarray, seed: int, resamples: int = 1000) -> dict:
+    """95% percentile-bootstrap intervals of RMSE, MAE and R^2: the rows resampled with replacement (seeded),
+    `resamples` times, 100 at a time to bound the memory."""
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    rng = np.random.default_rng(seed)
+    found = {"rmse": [], "mae": [], "r2": []}
+    for start in range(0, resamples, 100):
+        rows = rng.integers(0, len(y), size=(min(100, resamples - start), len(y)))
+        truth, residual = y[rows], y[rows] - pred[rows]
+        total = ((truth - truth.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        found["rmse"].append(np.sqrt((residual ** 2).mean(axis=1)))
+        found["mae"].append(np.abs(residual).mean(axis=1))
+        found["r2"].append(1 - (residual ** 2).sum(axis=1) / np.where(total > 0, total, np.nan))
+    return {k: [float(np.nanpercentile(np.concatenate(v), 2.5)), float(np.nanpercentile(np.concatenate(v), 97.5))]
+            for k, v in found.items()}
+
+
 def conformal_interval(y_val: np.ndarray, pred_val: np.ndarray, level: float = LEVEL) -> dict:
     """Split conformal: the half-width q is the ceil((n + 1) * level)-th smallest absolute validation residual, so a
     new example exchangeable with validation falls inside prediction ± q with probability at least `level` (and

@@ -26,7 +26,9 @@ def summary(run: Run) -> str:
             f"in {count(s.get('steps'))} steps ({seconds(s.get('train_seconds'))}), on the target standardised by "
             f"the training split's mean ({g4(target.get('mean'))}) and standard deviation ({g4(target.get('std'))}) "
             f"with {'Huber' if target.get('loss') == 'huber' else 'squared-error'} loss.")
+    ci = (s.get("test_ci") or {}).get("rmse") or [None, None]
     how_good = (f"On {count(n.get('test'))} test rows it never saw, its typical error (RMSE) is {g4(s.get('test_rmse'))} "
+                f"(95% bootstrap interval {g4(ci[0])} to {g4(ci[1])}) "
                 f"and its mean absolute error {g4(s.get('test_mae'))}; always predicting the training mean would "
                 f"give {g4(chance.get('test_rmse'))} and {g4(chance.get('test_mae'))}. It explains "
                 f"{pct(s.get('test_r2'))} of the test set's variance (R²).")

@@ -166,6 +166,11 @@ def stopping(s: dict):
 def test_size(s: dict):
     n = (s.get("n_examples") or {}).get("test")
     acc = s.get("test_accuracy")
+    ci = (s.get("test_ci") or {}).get("rmse")  # a regression's: a bootstrap interval
+    if n and ci and is_number(s.get("test_rmse")):
+        return (45 if n < 200 else 25 if n < 1000 else 10), (
+            f"The test score comes from {counted(n, 'example')}, so its RMSE, {s['test_rmse']:.4g}, is known only to "
+            f"within {ci[0]:.4g} to {ci[1]:.4g} (95% bootstrap interval); small differences between runs mean nothing.")
     if not n or not is_number(acc):
         return None
     half = 1.96 * math.sqrt(max(acc * (1 - acc), 1 / n) / n)

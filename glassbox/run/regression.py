@@ -9,7 +9,7 @@ import numpy as np
 
 from glassbox.config import TrainConfig
 from glassbox.data.regression import TargetScale
-from glassbox.evaluate.regression import (conformal_interval, coverage, errors, group_errors,
+from glassbox.evaluate.regression import (bootstrap_intervals, conformal_interval, coverage, errors, group_errors,
                                           interval_sentence)
 from glassbox.run.finish import RUN_FILES, folder_lines, training_record
 from glassbox.train.loop import evaluate, predict_logits
@@ -44,6 +44,7 @@ def regression_scores(result, X: dict, Y: dict, split: dict, ex, arch: str, cfg:
         "n_examples": {k: len(v) for k, v in Y.items()}, **{f"{name}_loss": loss[name] for name in PARTS},
         **{f"{name}_{metric}": scored[name][metric] for name in PARTS for metric in ("rmse", "mae", "r2")},
         "errors": scored, "generalisation_gap": scored["val"]["rmse"] - scored["train"]["rmse"],
+        "test_ci": bootstrap_intervals(truth["test"], pred["test"], cfg.seed),  # how far chance alone moves them
     }
 
 
