@@ -203,7 +203,7 @@ def test_huber_is_torchs_and_a_huber_run_records_it(diabetes, tmp_path):
     by_hand = np.mean([0.5 * 0.2 ** 2, 0.5 * 1.0 ** 2, 3.0 - 0.5])  # squared within 1, linear beyond
     assert float(LOSSES["huber"](pred, y)) == pytest.approx(by_hand, rel=1e-6)
     assert main(["train", str(diabetes[0]), "--label", "target", "--task", "regression", "--loss", "huber",
-                 "--max-steps", "20", "--quiet", "--out", str(tmp_path / "h")]) == 0
+                 "--max-steps", "20", "--quiet", "--tensorboard", "--out", str(tmp_path / "h")]) == 0
     s = json.loads((tmp_path / "h" / "summary.json").read_text())
     assert s["target"]["loss"] == "huber" and s["task"] == "regression"
     z = json.loads((tmp_path / "h" / "metrics.jsonl").read_text().splitlines()[0])
@@ -212,3 +212,9 @@ def test_huber_is_torchs_and_a_huber_run_records_it(diabetes, tmp_path):
     html = (tmp_path / "h" / "report.html").read_text(encoding="utf-8")
     assert s["test_r2"] < 0.3 and f"It explains only {100 * s['test_r2']:.1f}% of the test set" in html
     assert f"the {s['chance']['test_rmse']:.4g} of always predicting the training mean" in html
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "h" / "tensorboard"))
+    events.Reload()
+    for key in ("test_rmse", "test_mae", "test_r2"):  # the final figures next to the loop's scalars
+        assert events.Scalars(f"final/{key}")[-1].value == pytest.approx(s[key], rel=1e-6)

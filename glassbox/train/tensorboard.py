@@ -16,7 +16,8 @@ SCALARS = {"train_loss": "loss/train", "val_loss": "loss/validation", "val_accur
 # summary.json key -> the final figure's tag (the HParams table's metric columns)
 FINAL = {"test_accuracy": "final/test_accuracy", "test_loss": "final/test_loss", "val_loss": "final/val_loss",
          "val_accuracy": "final/val_accuracy", "perplexity": "final/perplexity", "best_step": "final/best_step",
-         "train_seconds": "final/train_seconds"}
+         "train_seconds": "final/train_seconds", "test_rmse": "final/test_rmse", "test_mae": "final/test_mae",
+         "test_r2": "final/test_r2"}  # the last three: a regression's
 
 
 def require_tensorboard() -> None:
