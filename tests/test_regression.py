@@ -198,16 +198,29 @@ def test_what_regression_cannot_take_is_refused_in_one_line(diabetes, digits_csv
     assert not (tmp_path / "r" / "model").exists()
 
 
-def test_huber_is_torchs_and_a_huber_run_records_it(diabetes, tmp_path):
+def test_huber_with_a_test_file_of_ones_own(diabetes, tmp_path):
     pred, y = torch.tensor([[0.0], [0.5], [3.0]]), torch.tensor([[0.2], [-0.5], [0.0]])
     by_hand = np.mean([0.5 * 0.2 ** 2, 0.5 * 1.0 ** 2, 3.0 - 0.5])  # squared within 1, linear beyond
     assert float(LOSSES["huber"](pred, y)) == pytest.approx(by_hand, rel=1e-6)
-    assert main(["train", str(diabetes[0]), "--label", "target", "--task", "regression", "--loss", "huber",
-                 "--max-steps", "20", "--quiet", "--tensorboard", "--out", str(tmp_path / "h")]) == 0
+    rows = diabetes[1]
+    rows.iloc[:380].to_csv(tmp_path / "train.csv", index=False)
+    test = pd.concat([rows.iloc[380:], rows.iloc[:1]])  # the last 62 patients, and a copy of the first
+    test.to_csv(tmp_path / "test.csv", index=False)
+    assert main(["train", str(tmp_path / "train.csv"), "--label", "target", "--task", "regression", "--loss", "huber",
+                 "--test", str(tmp_path / "test.csv"), "--max-steps", "20", "--quiet", "--tensorboard",
+                 "--out", str(tmp_path / "h"), "--force"]) == 0  # without --force the leak below stops the run
     s = json.loads((tmp_path / "h" / "summary.json").read_text())
-    assert s["target"]["loss"] == "huber" and s["task"] == "regression"
+    assert s["target"]["loss"] == "huber" and s["task"] == "regression" and s["n_examples"]["test"] == 63
+    y_test = test["target"].astype(float)
+    assert s["test_rmse"] == pytest.approx(math.sqrt(mean_squared_error(y_test, predicted((tmp_path / "h",), test))),
+                                           rel=1e-6)
+    leak = next(f for f in json.loads((tmp_path / "h" / "audit.json").read_text())["findings"] if f["name"] == "leakage")
+    assert (leak["count"], leak["severity"]) == (1, "error")  # the copied patient: in training and in the test file
     z = json.loads((tmp_path / "h" / "metrics.jsonl").read_text().splitlines()[0])
-    assert z["chance_loss"] == pytest.approx(s["chance_loss"]) and s["chance_loss"] < 0.5  # Huber of predicting the mean
+    val = rows.iloc[:380].iloc[json.loads((tmp_path / "h" / "split.json").read_text())["val"]]
+    scaled = (val["target"].astype(float).to_numpy() - s["target"]["mean"]) / s["target"]["std"]
+    huber_of_mean = np.mean(np.where(np.abs(scaled) <= 1, 0.5 * scaled ** 2, np.abs(scaled) - 0.5))
+    assert z["chance_loss"] == pytest.approx(s["chance_loss"]) == pytest.approx(huber_of_mean, rel=1e-5)
     # 20 steps explain little: the report's first worry says so, with the run's own R^2 and the mean's RMSE
     html = (tmp_path / "h" / "report.html").read_text(encoding="utf-8")
     assert s["test_r2"] < 0.3 and f"It explains only {100 * s['test_r2']:.1f}% of the test set" in html
