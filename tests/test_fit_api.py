@@ -143,3 +143,27 @@ def test_fit_without_validation_examples_says_so():
     x, y = digits_tensors()
     with pytest.raises(ValueError, match="at least one validation example"):
         glassbox.fit(nn.Linear(64, 10), (x[:100], y[:100]), (x[:0], y[:0]), config={"max_steps": 5, "quiet": True})
+
+
+def test_evaluations_batch_token_rows_by_tokens_and_thread_as_predictions_do():
+    """train/evaluation_plan.py: how many rows an evaluation scores at once and on how many threads. Neither
+    changes the figure: the mean loss over the same rows, at any batch and thread count, agrees to float rounding."""
+    from glassbox.models.gpt import GPT, GPTConfig
+    from glassbox.runtime.threads import cpu_threads, forward_flops, threads_for_flops
+    from glassbox.train.evaluation_plan import eval_rows, eval_threads
+
+    windows = torch.randint(0, 65, (256, 64))
+    assert eval_rows(12, windows) == 128                  # 8,192 tokens of 64-token windows, not 4 x 12 = 48
+    assert eval_rows(12, torch.randint(0, 65, (8, 1024))) == 48    # long sequences keep 4 batches
+    assert eval_rows(64, torch.randn(10, 1, 8, 8)) == eval_rows(64, torch.randn(10, 5)) == 256   # numbers: 4 batches
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(65, 64, 2, 4, 64))
+    assert eval_threads(gpt, windows, 128, 1, 3, on_gpu=False) == 3      # --threads 3 given: used as given
+    expected = threads_for_flops(forward_flops(gpt, windows[:128]))
+    assert eval_threads(gpt, windows, 128, 1, None, on_gpu=False) == expected
+    assert eval_threads(nn.Linear(4, 2), torch.randn(50, 4), 200, 2, None, on_gpu=False) == 1   # tiny: one thread
+    data = (windows, torch.randint(0, 65, (256, 64)))
+    with cpu_threads(1):
+        one = evaluate(gpt, data, batch_size=48)[0]
+    with cpu_threads(torch.get_num_threads()):
+        assert evaluate(gpt, data, batch_size=128)[0] == pytest.approx(one, rel=1e-5)

@@ -21,7 +21,9 @@ from glassbox.runtime import distributed
 from glassbox.runtime.device import pick_device
 from glassbox.train.batches import LoaderBatches, TensorBatches
 from glassbox.train.checkpoint import Checkpointer
+from glassbox.runtime.threads import cpu_threads
 from glassbox.train.early_stopping import EarlyStopping, explain
+from glassbox.train.evaluation_plan import eval_rows, eval_threads
 from glassbox.train.parallel import resume_note, session, step_check, stop_run, summed
 from glassbox.train.progress import Progress, truncate_metrics
 from glassbox.train.schedule import lr_at
@@ -232,7 +234,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
                         tensorboard=cfg.tensorboard)
 
     if chance is None:  # before the first update: what do random weights know?
-        chance = chance_fn(model, val, loss_fn, cfg.batch_size * 4, device)
+        chance = chance_fn(model, val, loss_fn, eval_rows(cfg.batch_size, val[0]), device)
         record = {"step": 0, "epoch": 0, "train_loss": None, "val_loss": chance["untrained_loss"],
                   "val_accuracy": chance["untrained_accuracy"], "lr": 0.0, "grad_norm": None, "examples_per_s": None,
                   "chance_loss": chance["loss"]}  # ln K, for whoever watches metrics.jsonl as it grows
@@ -251,6 +253,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
         if thread_choice["seconds_per_step"]:
             progress.say(describe_threads(thread_choice))
     threads = thread_choice["threads"]
+    rows = eval_rows(cfg.batch_size, val[0])
+    at_eval = eval_threads(model, val[0], rows, threads, cfg.threads, on_gpu)  # the same rule on a resume
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     reason, t0, seen, first_step = "max_steps", time.perf_counter(), 0, step  # seen: global examples, this session
@@ -291,7 +295,8 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
             progress.step(step)
 
             if step % eval_every == 0 or step == total:
-                val_loss, val_acc = evaluate(model, val, loss_fn, cfg.batch_size * 4, device)
+                with cpu_threads(at_eval):
+                    val_loss, val_acc = evaluate(model, val, loss_fn, rows, device)
                 train_loss = summed(run_loss, dist) / dist.world_size / max(1, run_n)  # over the global batch
                 if not math.isfinite(val_loss):  # the same weights and data on every rank: all stop here alike
                     diverged = (step, lr, val_loss, float(grad_norm))
