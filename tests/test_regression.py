@@ -20,6 +20,7 @@ from scipy.stats import beta
 from sklearn.dummy import DummyRegressor
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
+from glassbox.board.detail import headlines
 from glassbox.board.runs import score
 from glassbox.cli import main
 from glassbox.infer.predictor import Predictor
@@ -165,6 +166,9 @@ def test_report_audit_and_board_row(run, tmp_path):
     assert not findings["label_errors"]["checked"] and "the label is a number" in findings["label_errors"]["message"]
     assert {"exact_duplicates", "missing_values"} <= set(findings)
     assert score(s) == ("test RMSE", s["test_rmse"])
+    told = headlines(s, json.loads((run[0] / "audit.json").read_text()), None)  # the board's page of the run
+    assert told["calibration"] == s["interval"]["sentence"] and told["scores"]["test_r2"] == s["test_r2"]
+    assert told["groups"] == [{"column": "sex", "sentence": s["groups"]["by_column"]["sex"]["sentence"]}]
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (.ci/run installs it)")

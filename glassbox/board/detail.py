@@ -78,13 +78,16 @@ def headlines(summary: dict, audit: dict | None, memorization: dict | None) -> d
         worries = top_worries(summary, audit, memorization)
     except (TypeError, AttributeError, KeyError, ValueError):  # a summary.json glassbox did not write
         worries = []
-    calibration = summary.get("calibration") if isinstance(summary.get("calibration"), dict) else {}
-    columns = (summary.get("groups") or {}).get("columns") or {}
+    # a regression's prediction intervals stand where a classifier's calibration does, its groups by column alike
+    calibration = next((v for v in (summary.get("calibration"), summary.get("interval")) if isinstance(v, dict)), {})
+    groups = summary.get("groups") or {}
+    columns = groups.get("columns") or groups.get("by_column") or {}
     return {"verdict": summary.get("verdict"), "worries": worries, "calibration": calibration.get("sentence"),
             "groups": [{"column": c, "sentence": rep.get("sentence")} for c, rep in columns.items()
                        if isinstance(rep, dict)],
             "scores": {k: finite_or_none(summary.get(k)) for k in (
-                "test_accuracy", "test_loss", "val_accuracy", "val_loss", "perplexity", "generalisation_gap")}}
+                "test_accuracy", "test_loss", "val_accuracy", "val_loss", "perplexity", "generalisation_gap",
+                "test_rmse", "test_mae", "test_r2")}}
 
 
 def run_detail(folder: Path, row: dict) -> dict:
