@@ -4,7 +4,7 @@ The audit's k fold models are independent and small: each runs a step of hundred
 second thread cannot split (glassbox/train/thread_choice.py times exactly that), so on a CPU with n cores they
 finish sooner as n processes of one thread each, n fold models at a time. Workers are forked: they start with
 the parent's imports and data already in memory (copy-on-write), so nothing is pickled on the way in; only each
-job's result travels back. Forking needs a POSIX system and a process that has not started CUDA; elsewhere
+job's result travels back. Forking needs Linux and a process that has not started CUDA; elsewhere
 `parallel_workers` says 1 and the caller runs its jobs in turn.
 
     n = parallel_workers(jobs=5)                       # 1: run them in turn
@@ -33,7 +33,8 @@ def cpu_cores() -> int:
 def parallel_workers(jobs: int) -> int:
     """How many forked workers `jobs` independent CPU jobs should use: one per core, at most one per job; 1 where
     forking is unavailable or unsafe (no fork, CUDA already started in this process)."""
-    if "fork" not in multiprocessing.get_all_start_methods() or torch.cuda.is_initialized():
+    # Linux only: macOS offers fork, but its system libraries (Accelerate among them) are not safe to use after it
+    if not sys.platform.startswith("linux") or torch.cuda.is_initialized():
         return 1
     return max(1, min(jobs, cpu_cores()))
 
