@@ -32,7 +32,7 @@ def cpu_cores() -> int:
 
 def parallel_workers(jobs: int) -> int:
     """How many forked workers `jobs` independent CPU jobs should use: one per core, at most one per job; 1 where
-    forking is unavailable or unsafe (no fork, CUDA already started in this process)."""
+    forking is unavailable or unsafe (not Linux, CUDA already started in this process)."""
     # Linux only: macOS offers fork, but its system libraries (Accelerate among them) are not safe to use after it
     if not sys.platform.startswith("linux") or torch.cuda.is_initialized():
         return 1
