@@ -202,6 +202,17 @@ def test_what_regression_cannot_take_is_refused_in_one_line(diabetes, digits_csv
     assert not (tmp_path / "r" / "model").exists()
 
 
+def test_glassbox_audit_reads_a_numeric_label_as_train_does(diabetes, capsys):
+    assert main(["audit", str(diabetes[0]), "--label", "target"]) == 0
+    assert "task: regression, because the label 'target' holds 214 distinct numbers" in capsys.readouterr().err
+    assert main(["audit", str(diabetes[0]), "--label", "target", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    names = {f["name"] for f in report["findings"]}
+    assert names == {"exact_duplicates", "near_duplicates", "leakage", "near_leakage", "missing_values",
+                     "extreme_lengths", "id_columns", "label_errors"}
+    assert report["errors"] == 0 and report["n_examples"] == 442
+
+
 def test_huber_with_a_test_file_of_ones_own(diabetes, tmp_path):
     pred, y = torch.tensor([[0.0], [0.5], [3.0]]), torch.tensor([[0.2], [-0.5], [0.0]])
     by_hand = np.mean([0.5 * 0.2 ** 2, 0.5 * 1.0 ** 2, 3.0 - 0.5])  # squared within 1, linear beyond
