@@ -151,6 +151,12 @@ def test_predict_serve_and_eval_give_the_runs_numbers(diabetes, run, capsys, tmp
     assert r["r2"] == pytest.approx(r2_score(y, predicted(run, test)), rel=1e-6)
     assert r["seen"]["count"] == 0 and r["interval"]["test"]["covered"] == json.loads(
         (run[0] / "summary.json").read_text())["interval"]["test"]["covered"]
+    # two rows, one of each sex: R^2 of a single value and a group's spread are undefined, and said so (JSON null)
+    test.groupby("sex").head(1).to_csv(tmp_path / "two.csv", index=False)
+    assert main(["eval", str(model), str(tmp_path / "two.csv"), "--group", "sex", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [g["se_mean_residual"] for g in r["groups"]["sex"]["groups"].values()] == [None, None]
+    assert [g["r2"] for g in r["groups"]["sex"]["groups"].values()] == [None, None] and r["n"] == 2
 
 
 def test_report_audit_and_board_row(run, tmp_path):

@@ -32,8 +32,9 @@ def looks_continuous(ex: Examples) -> bool:
     return len(ex.classes) > CONTINUOUS_MIN_VALUES and bool(np.isfinite(label_numbers(ex)).all())
 
 
-def as_regression(ex: Examples) -> Examples:
-    """The examples with their labels as numbers (`targets`); refused in one line where a label is not a number."""
+def as_regression(ex: Examples, must_vary: bool = True) -> Examples:
+    """The examples with their labels as numbers (`targets`); refused in one line where a label is not a number, or
+    (must_vary: data to train on) where every label is the same."""
     if ex.kind != "tabular":
         raise UserError(f"--task regression trains on tables (CSV, TSV, JSONL); {ex.source} holds {ex.kind} "
                         f"examples: drop --task regression to train a classifier")
@@ -45,7 +46,7 @@ def as_regression(ex: Examples) -> Examples:
         raise UserError(f"regression needs a number in every label, but line {line} holds "
                         f"{ex.classes[ex.labels[i]]!r} ({len(bad):,} such rows); fix or remove them, or train a "
                         f"classifier with --task classify")
-    if np.ptp(targets) == 0:
+    if must_vary and np.ptp(targets) == 0:
         raise UserError(f"every label in {ex.source} is {targets[0]:g}: there is nothing to predict; pick a label "
                         f"column whose values vary")
     return replace(ex, targets=targets)

@@ -17,7 +17,7 @@ def errors(y: np.ndarray, pred: np.ndarray) -> dict:
     residual = y - pred
     total = float(((y - y.mean()) ** 2).sum())
     return {"rmse": float(np.sqrt(np.mean(residual ** 2))), "mae": float(np.mean(np.abs(residual))),
-            "r2": 1.0 - float((residual ** 2).sum()) / total if total > 0 else float("nan"),
+            "r2": 1.0 - float((residual ** 2).sum()) / total if total > 0 else None,  # None: y constant, R^2 undefined
             "mean_residual": float(residual.mean()), "n": int(len(y))}
 
 
@@ -99,10 +99,10 @@ def group_errors(y: np.ndarray, pred: np.ndarray, groups: dict[str, list]) -> di
         for value in sorted(set(values)):
             mine = values == value
             e = errors(y[mine], pred[mine])
-            spread = float(np.std(y[mine] - pred[mine], ddof=1)) if mine.sum() > 1 else float("nan")
-            table[value] = {**e, "se_mean_residual": spread / math.sqrt(mine.sum())}
+            spread = float(np.std(y[mine] - pred[mine], ddof=1)) if mine.sum() > 1 else None  # one row: no spread
+            table[value] = {**e, "se_mean_residual": None if spread is None else spread / math.sqrt(mine.sum())}
         z = {g: abs(t["mean_residual"]) / t["se_mean_residual"] for g, t in table.items()
-             if t["se_mean_residual"] > 0}
+             if t["se_mean_residual"]}
         worst = max(z, key=z.get) if z else None
         cut = float(norm.ppf(1 - 0.025 / max(1, len(z))))  # two-sided 5%, shared among the groups
         r = {"groups": table, "worst": worst, "z": z.get(worst), "z_cut": cut,
@@ -124,15 +124,20 @@ def group_sentence(column: str, r: dict) -> str:
             f"{column}={r['worst']}, {t['mean_residual']:+.4g} at {r['z']:.1f} standard errors, under {r['z_cut']:.1f})")
 
 
+def r2_words(r2) -> str:
+    """R^2 to 4 decimals; None where the true values do not vary (one row, or all alike) and it is undefined."""
+    return f"{r2:.4f}" if r2 is not None else "undefined (the true values do not vary)"
+
+
 def eval_lines(r: dict) -> list[str]:
     """`glassbox eval` of a regression artifact, in words (r: run/eval_artifact.py regression_eval)."""
     i, t = r["interval"], r["interval"]["test"]
     inside = (f"; {t['coverage']:.1%} inside the {i['level']:.0%} prediction intervals (value ± {i['half_width']:.4g}; "
               f"95% interval {t['ci'][0]:.1%} to {t['ci'][1]:.1%}: {t['verdict']})" if t else "; no prediction intervals")
-    lines = [f"{r['n']:,} examples: RMSE {r['rmse']:.4g}, MAE {r['mae']:.4g}, R^2 {r['r2']:.4f}, mean residual "
+    lines = [f"{r['n']:,} examples: RMSE {r['rmse']:.4g}, MAE {r['mae']:.4g}, R^2 {r2_words(r['r2'])}, mean residual "
              f"{r['mean_residual']:+.4g}{inside}"]
     u = r.get("unseen")
     if u:
         lines.append(f"  on the {u['n']:,} examples it never saw: RMSE {u['rmse']:.4g}, MAE {u['mae']:.4g}, "
-                     f"R^2 {u['r2']:.4f}")
+                     f"R^2 {r2_words(u['r2'])}")
     return lines + [g["sentence"] for g in (r.get("groups") or {}).values()]

@@ -75,7 +75,7 @@ def performance(run: Run) -> str:
 def regression_performance(s: dict) -> str:
     chance, i = s.get("chance") or {}, s.get("interval") or {}
     text = (f"Test RMSE {s.get('test_rmse', float('nan')):.4g}, MAE {s.get('test_mae', float('nan')):.4g}, R² "
-            f"{s.get('test_r2', float('nan')):.3f} on {counted((s.get('n_examples') or {}).get('test'), 'example')} "
+            f"{s.get('test_r2') if s.get('test_r2') is not None else float('nan'):.3f} on {counted((s.get('n_examples') or {}).get('test'), 'example')} "
             f"(always the training mean: RMSE {chance.get('test_rmse', float('nan')):.4g}).")
     t = i.get("test")
     if t:

@@ -129,7 +129,7 @@ def load_test(cfg: TrainConfig, ex: Examples) -> Examples:
         raise UserError(f"--test {cfg.test} holds {what.get(kind, kind)} but the training data holds "
                         f"{what.get(ex.kind, ex.kind)}; give a test file of the same kind and format")
     if ex.targets is not None:  # a regression's test labels are numbers, not classes seen in training
-        return as_regression(load_examples(cfg.test, cfg, kind))
+        return as_regression(load_examples(cfg.test, cfg, kind), must_vary=False)
     size = ex.inputs.shape[-1] if ex.kind == "image" else None
     return align_test(load_examples(cfg.test, cfg, kind, classes=ex.classes if ex.kind == "image" else None, size=size),
                       ex.classes)

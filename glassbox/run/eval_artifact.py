@@ -26,7 +26,7 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
     ex = load_examples(data, cfg, kind, classes=predictor.classes if kind == "image" else None,
                        size=predictor.encoder.size if kind == "image" else None)
     if predictor.regression:
-        return regression_eval(predictor, as_regression(ex), artifact, data)
+        return regression_eval(predictor, as_regression(ex, must_vary=False), artifact, data)
     ex = align_test(ex, predictor.classes)
     inputs = predictor.encoder.frame(ex.inputs) if kind == "tabular" else ex.inputs
     probs = predictor.predict_proba(inputs).numpy()

@@ -10,7 +10,7 @@ import numpy as np
 from glassbox.config import TrainConfig
 from glassbox.data.regression import TargetScale
 from glassbox.evaluate.regression import (bootstrap_intervals, conformal_interval, coverage, errors, group_errors,
-                                          interval_sentence)
+                                          interval_sentence, r2_words)
 from glassbox.run.finish import RUN_FILES, folder_lines, training_record
 from glassbox.train.loop import evaluate, predict_logits
 
@@ -74,9 +74,9 @@ def residual_sample(y: np.ndarray, pred: np.ndarray, seed: int, at_most: int = 2
 def closing_words(summary: dict, run_dir: Path) -> str:
     c = summary["chance"]
     return "\n".join([
-        f"test RMSE {summary['test_rmse']:.4g}, MAE {summary['test_mae']:.4g}, R^2 {summary['test_r2']:.4f}; chance "
+        f"test RMSE {summary['test_rmse']:.4g}, MAE {summary['test_mae']:.4g}, R^2 {r2_words(summary['test_r2'])}; chance "
         f"level (always the training mean, {summary['target']['mean']:.4g}): RMSE {c['test_rmse']:.4g}, MAE "
-        f"{c['test_mae']:.4g}, R^2 {c['test_r2']:.4f}",
+        f"{c['test_mae']:.4g}, R^2 {r2_words(c['test_r2'])}",
         f"generalisation gap at the sweet spot: train RMSE {summary['train_rmse']:.4g} vs validation "
         f"{summary['val_rmse']:.4g} ({summary['generalisation_gap']:+.4g})",
         "wall time: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in summary.get("stage_seconds", {}).items()),
