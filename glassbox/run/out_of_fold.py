@@ -39,9 +39,10 @@ from glassbox.run.model_for_data import make_encoder, model_config
 # as momentum 0.9 at lr 0.3 (5 flip seeds: precision 0.963 vs 0.962, recall 0.897 vs 0.901) in 15% less
 # time. Tables and images: AdamW, as their full training runs; tables on the plain MLP, which learns in 3
 # epochs where each of the default table model's 3 ensemble members would see one. Text and table models are far
-# below the size where a second CPU thread helps, so they train on one without timing it first; for image models the first
-# fold's training times 1 thread against torch's count (glassbox/train/thread_choice.py) and the rest follow.
-# docs/benchmarks.md has the measurements.
+# below the size where a second CPU thread helps, so they train on one without timing it first. On a multi-core
+# Linux CPU every kind's folds train side by side, one thread each (FoldModels.probabilities); otherwise image fold
+# models time 1 thread against torch's count on the first fold (glassbox/train/thread_choice.py) and the rest
+# follow. docs/benchmarks.md has the measurements.
 FOLD_TRAIN = {
     "text": TrainConfig(optimizer="sgd", lr=3.0, momentum=0.0, epochs=5, batch_size=128, weight_decay=0.0,
                         patience=3, quiet=True, device="cpu", threads=1),
