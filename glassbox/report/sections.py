@@ -5,17 +5,12 @@ from __future__ import annotations
 from glassbox.report import plots
 from glassbox.report.html import (Raw, capital, count, esc, image, interval, is_number, num, para, pct, processes, seconds,
                                   severity, si, sig, table)
+from glassbox.models.registry import display_name
 from glassbox.report.load import Run
 from glassbox.report.worries import top_worries
 
 NUMS = set(range(1, 12))  # every column after the first holds numbers, in most tables here
-MODEL_NAMES = {"mlp_plr": "ensemble of MLPs with periodic embeddings of numbers (MLP-PLR)",
-               "mlp": "multilayer perceptron (MLP)", "cnn": "convolutional network (CNN)",
-               "fasttext": "fastText classifier", "transformer": "Transformer classifier", "gpt": "GPT"}
-
-
-def model_name(name) -> str:
-    return MODEL_NAMES.get(str(name), str(name))
+model_name = display_name  # a model's name in words, from the one table of models
 
 
 def what_was_trained(run: Run) -> str:

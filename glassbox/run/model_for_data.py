@@ -9,8 +9,10 @@ from __future__ import annotations
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 
+from glassbox.models.registry import MODELS, default_model, models_for
+
 # The models each kind of data can train (the first is the default).
-MODELS_FOR = {"tabular": ("mlp_plr", "mlp"), "image": ("cnn",), "text": ("fasttext", "transformer")}
+MODELS_FOR = {kind: models_for(kind) for kind in ("tabular", "image", "text")}
 
 
 def make_encoder(ex: Examples, cfg: TrainConfig, **text_encoder):
@@ -34,27 +36,7 @@ def make_encoder(ex: Examples, cfg: TrainConfig, **text_encoder):
 def model_config(ex: Examples, encoder, cfg: TrainConfig, **overrides) -> tuple[str, dict]:
     """The architecture for the data and its config, every size taken from the settings as given (overrides: config
     fields that replace these, for the audit's quicker fold models)."""
-    k = len(ex.classes) if ex.targets is None else 1  # a regression predicts one number
-    arch = cfg.model if cfg.model != "auto" else MODELS_FOR[ex.kind][0]
-    if ex.kind == "tabular":
-        config = {"n_numeric": encoder.n_numeric, "n_classes": k, "cardinalities": encoder.cardinalities,
-                  "dropout": cfg.dropout}
-    elif ex.kind == "image":
-        small = encoder.size <= 16  # tiny images: bf16 saves no time
-        config = {"in_channels": encoder.channels, "n_classes": k, "image_size": encoder.size,
-                  "width": 16 if small else 32, "stages": 2 if small else 3, "dropout": cfg.dropout,
-                  "bf16": not small, "flip_tta": encoder.channels == 3}
-    elif arch == "transformer":
-        config = {"vocab_size": encoder.vocab_size, "n_classes": k, "max_len": encoder.max_len,
-                  "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd, "dropout": cfg.dropout}
-    else:
-        config = {"vocab_size": encoder.vocab_size, "n_classes": k, "dropout": cfg.dropout,
-                  "word_vocab": encoder.word_vocab_}
-    if arch == "mlp_plr":  # every field in the manifest: the artifact predicts the same if a default changes later
-        from dataclasses import asdict
-
-        from glassbox.models.mlp_plr import MLPPLRConfig
-
-        regression = {"regression": True} if ex.targets is not None else {}
-        return arch, asdict(MLPPLRConfig(**{**config, **regression, **overrides}))
-    return arch, {**config, **overrides}
+    regression = ex.targets is not None
+    k = 1 if regression else len(ex.classes)  # a regression predicts one number
+    arch = cfg.model if cfg.model != "auto" else default_model(ex.kind)
+    return arch, {**MODELS[arch].config_for(encoder, cfg, k, regression), **overrides}
