@@ -186,7 +186,7 @@ def test_classifier_settings_on_a_language_model_are_refused(capsys, tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("some text\n" * 100)
     assert_one_line_error(*run_cli(capsys, "train", str(corpus), "--task", "lm", "--group", "x",
-                                   "--out", str(tmp_path / "r")), "--group applies to classifiers")
+                                   "--out", str(tmp_path / "r")), "--group does not apply to a language model")
     assert not (tmp_path / "r").exists()
 
 

@@ -59,11 +59,11 @@ def test_fold_models_in_workers_match_fold_models_in_turn(digits_csv, monkeypatc
     or one after another in this process, each on one thread, they are bit for bit the same."""
     from glassbox.config import TrainConfig
     from glassbox.run import out_of_fold
-    from glassbox.run.data import load_examples
+    from glassbox.data.kinds import KINDS
 
-    monkeypatch.setitem(out_of_fold.MIN_STEPS, "tabular", 30)  # a few updates each: the same either way, sooner
-    ex = load_examples(str(digits_csv), TrainConfig(label="digit"), "tabular")
+    ex = KINDS["tabular"].load(str(digits_csv), TrainConfig(label="digit"))
     plan = out_of_fold.FoldModels(ex, k=3, seed=0)
+    plan.min_steps = 30  # a few updates each: the same either way, sooner
     together = plan.probabilities()
     apart = np.zeros_like(together)
     for fold in range(3):

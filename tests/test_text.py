@@ -194,7 +194,7 @@ def test_text_transformer_ignores_padding_and_learns(one_thread):
 def test_free_text_in_a_table_is_recognised(sms):
     import pandas as pd
 
-    from glassbox.run.data import free_text_columns
+    from glassbox.data.kinds.table import free_text_columns
 
     n = 500
     frame = pd.DataFrame({"message": sms.inputs[:n], "kind": ["a", "b"] * (n // 2),

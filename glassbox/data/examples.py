@@ -52,11 +52,11 @@ class Examples:
 
     def subset(self, idx) -> "Examples":
         idx = np.asarray(idx, dtype=np.int64)
-        if self.kind == "tabular":
+        if hasattr(self.inputs, "iloc"):  # a table's DataFrame
             inputs = self.inputs.iloc[idx].reset_index(drop=True)
-        elif self.kind == "text":
+        elif isinstance(self.inputs, list):  # texts
             inputs = [self.inputs[i] for i in idx]
-        else:
+        else:  # an array of images
             inputs = self.inputs[idx]
         return Examples(
             kind=self.kind,

@@ -114,7 +114,7 @@ def add_predict_route(app, predictor, batcher: Batcher, limits: Limits) -> None:
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, Field
 
-    decode_off_loop = units_of.input_kind(predictor) == "image"
+    decode_off_loop = units_of.slow_to_parse(predictor)
 
     class PredictRequest(BaseModel):
         inputs: list[str] = Field(..., description="CSV rows of feature values, texts, or images as base64 of "

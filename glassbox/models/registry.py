@@ -63,19 +63,24 @@ class ModelEntry:
                               # kind is that kind's default
     display: str              # its name in words, for the report
     config_for: Callable      # (fitted encoder, TrainConfig, n_outputs, regression) -> the config dict the manifest keeps
-    encoder: str = ""         # the encoder it reads, where the kind has more than one (text: "ngrams" or "bpe")
+    defaults: str = ""        # its row of config.KIND_DEFAULTS: the defaults a run of this model starts from
+    settings: frozenset = frozenset()  # the model's own settings (--n-layer, ...): given to another model, refused
 
 
 MODELS: dict[str, ModelEntry] = {e.name: e for e in (
     ModelEntry("mlp_plr", "glassbox.models.mlp_plr", "MLPPLR", "MLPPLRConfig", ("tabular",),
-               "ensemble of MLPs with periodic embeddings of numbers (MLP-PLR)", _mlp_plr),
-    ModelEntry("mlp", "glassbox.models.mlp", "MLP", "MLPConfig", ("tabular",), "multilayer perceptron (MLP)", _mlp),
-    ModelEntry("cnn", "glassbox.models.cnn", "CNN", "CNNConfig", ("image",), "convolutional network (CNN)", _cnn),
+               "ensemble of MLPs with periodic embeddings of numbers (MLP-PLR)", _mlp_plr, defaults="tabular"),
+    ModelEntry("mlp", "glassbox.models.mlp", "MLP", "MLPConfig", ("tabular",), "multilayer perceptron (MLP)", _mlp,
+               defaults="mlp"),
+    ModelEntry("cnn", "glassbox.models.cnn", "CNN", "CNNConfig", ("image",), "convolutional network (CNN)", _cnn,
+               defaults="image"),
     ModelEntry("fasttext", "glassbox.models.fasttext", "FastText", "FastTextConfig", ("text",), "fastText model",
-               _fasttext, encoder="ngrams"),
+               _fasttext, defaults="text"),
     ModelEntry("transformer", "glassbox.models.text_transformer", "TextTransformer", "TextTransformerConfig",
-               ("text",), "Transformer encoder", _transformer, encoder="bpe"),
-    ModelEntry("gpt", "glassbox.models.gpt", "GPT", "GPTConfig", ("corpus",), "GPT", _gpt),
+               ("text",), "Transformer encoder", _transformer, defaults="transformer",
+               settings=frozenset({"vocab_size", "n_layer", "n_head", "n_embd"})),
+    ModelEntry("gpt", "glassbox.models.gpt", "GPT", "GPTConfig", ("corpus",), "GPT", _gpt, defaults="lm",
+               settings=frozenset({"tokenizer", "block_size", "vocab_size", "n_layer", "n_head", "n_embd"})),
 )}
 
 

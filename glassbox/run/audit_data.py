@@ -7,7 +7,7 @@ import sys
 from glassbox.config import make_config
 from glassbox.errors import UserError
 from glassbox.run.audit_step import audit_corpus_at, audit_examples
-from glassbox.run.data import kind_of, load_examples, load_test, settle_task, split_for
+from glassbox.run.data import kind_of, load_test, settle_task, split_for
 from glassbox.run.out_of_fold import too_few
 
 
@@ -20,17 +20,13 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
         report = audit_corpus_at(cfg.data, cfg.val_fraction)
     else:
         kind = kind_of(cfg.data, cfg)
-        ex = load_examples(cfg.data, cfg, kind)
-        ex, note = settle_task(ex, cfg)
+        ex, note = settle_task(kind.load(cfg.data, cfg), cfg)
         if note and show:
             print(note, file=sys.stderr, flush=True)
-        if ex.kind == "tabular":  # the column checks training makes (a numeric column with a stray 'inf' or word)
-            from glassbox.data.tabular import TabularEncoder
-
-            TabularEncoder().fit(ex)
+        kind.check(ex)  # the checks training makes as it fits the encoder (a table's column with a stray 'inf' or word)
         test = load_test(cfg, ex) if cfg.test else None
-        if label_errors and show and ex.kind == "image" and not too_few(ex, folds):
-            print(f"training {folds} small CNNs on the {len(ex):,} images, each scoring the ones it did not see, for "
+        if label_errors and show and kind.fold.costly and not too_few(ex, folds):
+            print(f"training {folds} small models on the {len(ex):,} {kind.plural}, each scoring the ones it did not see, for "
                   f"the likely-label-errors check (--no-label-errors skips it)", file=sys.stderr, flush=True)
         split = None
         if test is None:  # leakage across the split `glassbox train` would make (same seed and fractions)

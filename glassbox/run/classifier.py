@@ -17,7 +17,8 @@ from glassbox.run.after_training import classifier_figures, run_control
 from glassbox.run.audit_step import audit_examples, gate, headline
 from glassbox.run.cost import measure_cost
 from glassbox.data.regression import TargetScale
-from glassbox.run.data import data_format, free_text_columns, kind_of, load_examples, load_test, settle_task, split_for
+from glassbox.data.builtin import BUILTIN
+from glassbox.run.data import data_format, kind_of, load_test, settle_task, split_for
 from glassbox.run.finish import RUN_FILES, finish, finish_diverged, folder_lines, say, training_record
 from glassbox.run.model_for_data import make_encoder, model_config
 from glassbox.run.out_of_fold import TRAIN_FOLD_FLOPS
@@ -85,7 +86,7 @@ def load_and_split(cfg: TrainConfig, run_dir: Path, command: str = "train"):
     command that takes a classifier's data only (explain, curve): a numeric label is refused there."""
     data = str(cfg.data)
     kind = kind_of(data, cfg)
-    ex, note = settle_task(load_examples(data, cfg, kind), cfg)
+    ex, note = settle_task(kind.load(data, cfg), cfg)
     if ex.targets is not None and command != "train":
         raise UserError(f"glassbox {command} takes a classifier's data for now, and the label '{ex.meta.get('label')}' "
                         f"is a number (a regression): train it with glassbox train, or pick a label column of classes")
@@ -96,14 +97,11 @@ def load_and_split(cfg: TrainConfig, run_dir: Path, command: str = "train"):
     else:
         say(cfg, f"data: {len(ex)} {ex.kind} examples from {ex.source}; label '{ex.meta.get('label')}': numbers from "
                  f"{ex.targets.min():g} to {ex.targets.max():g} (mean {ex.targets.mean():.4g}), a regression")
-    if ex.kind == "tabular":
-        for column in free_text_columns(ex.inputs):
-            say(cfg, f"note: column '{column}' looks like free text (most values distinct, long); as a tabular feature "
-                     f"each distinct text is one category and nothing carries over to new texts. To learn from its "
-                     f"words, train a text model: --text {column}")
+    for line in kind.notes(ex):
+        say(cfg, line)
     test = None
     if cfg.test:
-        if kind == "builtin":
+        if data in BUILTIN:
             raise UserError(f"'{data}' is built in and carves its own test split; drop --test")
         test = load_test(cfg, ex)
     parts = split_for(ex, cfg, has_test=test is not None)

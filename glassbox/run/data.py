@@ -11,58 +11,20 @@ import numpy as np
 from glassbox.audit.duplicates import split_keys
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
+from glassbox.data.kinds import KINDS, DataKind, detect
 from glassbox.data.regression import as_regression, looks_continuous, strata
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
 
 
-def kind_of(data: str, cfg: TrainConfig) -> str:
-    from glassbox.data.builtin import BUILTIN
-    from glassbox.data.images import is_image_source
-
-    if cfg.task == "lm":
-        return "lm"
-    if data in BUILTIN:
-        return "builtin"
-    if not Path(data).exists():
-        raise UserError(f"data not found: {data}; give a CSV/TSV/JSONL file, an image folder, or 'digits'")
-    if Path(data).is_dir():
-        if is_image_source(data):
-            return "image"
-        p = Path(data)
-        for have, need in (("images-idx3-ubyte", "labels-idx1-ubyte"), ("labels-idx1-ubyte", "images-idx3-ubyte")):
-            if any(p.glob(f"*{have}*")):
-                raise UserError(f"{data} holds an IDX {have.split('-')[0]} file but no *{need}* file next to it; "
-                                f"put both IDX files of the set in the folder")
-        raise UserError(f"{data} is a folder with no images or IDX files; give a data file or an image folder")
-    return "text" if cfg.text else "tabular"
+def kind_of(data: str, cfg: TrainConfig) -> DataKind:
+    """The kind of the data (glassbox/data/kinds): a corpus with --task lm, an image folder or built-in name, a file
+    with --text, else a table."""
+    return detect(data, cfg)
 
 
-def load_examples(data: str, cfg: TrainConfig, kind: str, classes=None, size=None) -> Examples:
-    if kind == "builtin":
-        from glassbox.data.builtin import load_builtin
-
-        return load_builtin(data)
-    if kind == "image":
-        from glassbox.data.images import load_images
-
-        return load_images(data, cfg.label_from_name, size or cfg.image_size, classes=classes)
-    if kind == "text":
-        from glassbox.data.text import load_text
-
-        if not cfg.label:
-            raise UserError("text data needs --label COL naming the label column")
-        if not cfg.text:
-            raise UserError("text data needs --text COL naming the column that holds the text")
-        if cfg.label == cfg.text:
-            raise UserError(f"--text and --label both name the column {cfg.text!r}; the text and the label it should "
-                            f"predict must be two different columns")
-        return load_text(data, cfg.text, cfg.label, columns=cfg.columns, group_cols=cfg.group)
-    from glassbox.data.tabular import load_tabular
-
-    if not cfg.label:
-        raise UserError("tabular data needs --label COL naming the column to predict")
-    return load_tabular(data, cfg.label, columns=cfg.columns, groups=cfg.group)
+def load_examples(data: str, cfg: TrainConfig, kind: DataKind | None = None) -> Examples:
+    return (kind or detect(data, cfg)).load(data, cfg)
 
 
 def data_format(cfg: TrainConfig) -> dict:
@@ -74,7 +36,7 @@ def data_format(cfg: TrainConfig) -> dict:
 def settle_task(ex: Examples, cfg: TrainConfig) -> tuple[Examples, str | None]:
     """The examples as their task trains them (regression: with `targets`), and, where the task was chosen from
     the label, the line that says why and how to choose the other; a classifier's labels are checked."""
-    regression = cfg.task == "regression" or (cfg.task == "auto" and ex.kind == "tabular" and looks_continuous(ex))
+    regression = cfg.task == "regression" or (cfg.task == "auto" and KINDS[ex.kind].guesses_regression and looks_continuous(ex))
     if regression and cfg.control:
         raise UserError(f"--control {cfg.control} measures a classifier's memorising against chance accuracy; a "
                         f"regression has no such control yet: drop --control")
@@ -120,19 +82,16 @@ def _is_number(text: str) -> bool:
 
 def load_test(cfg: TrainConfig, ex: Examples) -> Examples:
     """The user's own test file (--test), read like the training data, its labels mapped onto the training classes."""
+    kind = KINDS[ex.kind]
     if not Path(cfg.test).exists():
         raise UserError(f"--test {cfg.test} not found; give your own held-out test file or folder, or drop --test "
                         f"to carve a test split from the data")
-    kind = kind_of(cfg.test, cfg)
-    if kind != ex.kind:
-        what = {"image": "images", "text": "texts", "tabular": "table rows"}
-        raise UserError(f"--test {cfg.test} holds {what.get(kind, kind)} but the training data holds "
-                        f"{what.get(ex.kind, ex.kind)}; give a test file of the same kind and format")
-    if ex.targets is not None:  # a regression's test labels are numbers, not classes seen in training
-        return as_regression(load_examples(cfg.test, cfg, kind), must_vary=False)
-    size = ex.inputs.shape[-1] if ex.kind == "image" else None
-    return align_test(load_examples(cfg.test, cfg, kind, classes=ex.classes if ex.kind == "image" else None, size=size),
-                      ex.classes)
+    if detect(cfg.test, cfg) is not kind:
+        raise UserError(f"--test {cfg.test} holds {detect(cfg.test, cfg).plural} but the training data holds "
+                        f"{kind.plural}; give a test file of the same kind and format")
+    regression = ex.targets is not None  # a regression's test labels are numbers, not classes seen in training
+    test = kind.load(cfg.test, cfg, classes=None if regression else ex.classes, size=kind.size_of(ex))
+    return as_regression(test, must_vary=False) if regression else align_test(test, ex.classes)
 
 
 def align_test(test: Examples, classes: list[str]) -> Examples:
@@ -158,14 +117,3 @@ def split_for(ex: Examples, cfg: TrainConfig, has_test: bool) -> dict[str, np.nd
         return split_indices(keys, labels, (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed, names=("train", "val"))
     fractions = (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction, cfg.test_fraction)
     return split_indices(keys, labels, fractions, cfg.seed)
-
-
-def free_text_columns(frame) -> list[str]:
-    """Columns whose values are mostly distinct and long (20+ characters on average): texts, not categories."""
-    out = []
-    for name in frame.columns:
-        values = frame[name].astype(str)
-        if len(values) >= 20 and values.nunique() > 0.5 * len(values) and values.str.len().mean() >= 20 \
-                and not values.str.strip().str.match(r"^-?[\d.,eE+-]+$").mean() > 0.5:
-            out.append(str(name))
-    return out

@@ -1,4 +1,4 @@
-"""`glassbox eval`: score a frozen classifier on a labelled file, read exactly as `glassbox train` reads data
+"""`glassbox eval`: score a frozen classifier or regression on a labelled file, read exactly as `glassbox train` reads data
 (run/data.py): overall, per class, per group, and apart on the examples the model already saw."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 
 from glassbox.config import make_config
 from glassbox.data.regression import as_regression
-from glassbox.run.data import align_test, load_examples
+from glassbox.data.kinds import for_encoder
+from glassbox.run.data import align_test
 
 
 def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: str | None = None,
@@ -18,17 +19,16 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
     from glassbox.infer.predictor import Predictor
 
     predictor = Predictor(artifact)
-    kind = {"tabular": "tabular", "image": "image"}.get(predictor.manifest["preprocessing"]["type"], "text")
+    kind = for_encoder(predictor.manifest["preprocessing"]["type"])
     given = {"label": label, "text": text, "columns": columns, "label_from_name": label_from_name}
     trained = predictor.manifest.get("data_format") or {}  # flags not given: read the file as training read its data
     cfg = make_config({**{k: v if v is not None else trained.get(k) for k, v in given.items()},
                        "group": list(group or []), "seed": seed})
-    ex = load_examples(data, cfg, kind, classes=predictor.classes if kind == "image" else None,
-                       size=predictor.encoder.size if kind == "image" else None)
+    ex = kind.load(data, cfg, classes=predictor.classes or None, size=getattr(predictor.encoder, "size", None))
     if predictor.regression:
-        return regression_eval(predictor, as_regression(ex, must_vary=False), artifact, data)
+        return regression_eval(predictor, kind, as_regression(ex, must_vary=False), artifact, data)
     ex = align_test(ex, predictor.classes)
-    inputs = predictor.encoder.frame(ex.inputs) if kind == "tabular" else ex.inputs
+    inputs = kind.model_inputs(predictor.encoder, ex.inputs)
     probs = predictor.predict_proba(inputs).numpy()
     y = ex.labels
     out = {"artifact": str(artifact), "data": str(data), "n": len(y), "calibrated": predictor.calibrated,
@@ -61,12 +61,12 @@ def seen_rows(artifact: str, manifest: dict, ex, out: dict) -> np.ndarray | None
     return seen
 
 
-def regression_eval(predictor, ex, artifact: str, data: str) -> dict:
-    """A regression artifact on a labelled table: RMSE, MAE and R^2, the prediction intervals' coverage, per-group
+def regression_eval(predictor, kind, ex, artifact: str, data: str) -> dict:
+    """A regression artifact on labelled data: RMSE, MAE and R^2, the prediction intervals' coverage, per-group
     errors, and the same apart on the rows it never saw."""
     from glassbox.evaluate.regression import coverage, errors, group_errors
 
-    pred = predictor.predict_values(predictor.encoder.frame(ex.inputs))
+    pred = predictor.predict_values(kind.model_inputs(predictor.encoder, ex.inputs))
     y = ex.targets
     interval = {**predictor.interval, "guaranteed_at_most": predictor.manifest["interval"]["guaranteed_at_most"]}
     out = {"artifact": str(artifact), "data": str(data), "task": "regression", **errors(y, pred),

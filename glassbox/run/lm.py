@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from glassbox.config import TrainConfig
-from glassbox.data.corpus import RandomWindows, load_prepared, prepare_corpus, val_windows
+from glassbox.data.corpus import RandomWindows, load_prepared, val_windows
+from glassbox.data.kinds import KINDS
 from glassbox.evaluate.memorization import memorization_report
 from glassbox.export.artifact import save_artifact
 from glassbox.infer.generator import Generator
@@ -78,9 +79,7 @@ def tokenize(cfg: TrainConfig, run_dir: Path):
     """Train the tokenizer on the training text and write the token ids (rank 0; under torchrun the other ranks
     wait, then read the same files): (tokenizer, train ids, validation ids, the corpus's description)."""
     if distributed.current().is_main:
-        prepare_corpus(str(cfg.data), run_dir / "data", tokenizer=cfg.tokenizer,
-                       vocab_size=cfg.vocab_size if cfg.tokenizer == "bpe" else None,
-                       val_fraction=cfg.val_fraction, block_size=cfg.block_size)
+        KINDS["corpus"].prepare(str(cfg.data), cfg, run_dir / "data")
     distributed.barrier()
     tok, train_ids, val_ids, corpus = load_prepared(run_dir / "data")
     corpus["trained_on"] = _dt.date.today().isoformat()

@@ -9,28 +9,14 @@ from __future__ import annotations
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 
-from glassbox.models.registry import MODELS, default_model, models_for
-
-# The models each kind of data can train (the first is the default).
-MODELS_FOR = {kind: models_for(kind) for kind in ("tabular", "image", "text")}
+from glassbox.data.kinds import KINDS
+from glassbox.models.registry import MODELS, default_model
 
 
-def make_encoder(ex: Examples, cfg: TrainConfig, **text_encoder):
-    """The encoder (raw input -> tensor) for the examples' kind, fitted on them; text_encoder: HashedNgramEncoder
-    arguments for the fastText model."""
-    if ex.kind == "tabular":
-        from glassbox.data.tabular import TabularEncoder
-
-        return TabularEncoder().fit(ex)
-    if ex.kind == "image":
-        from glassbox.data.images import ImageEncoder
-
-        return ImageEncoder().fit(ex)
-    from glassbox.data.text import BPEEncoder, HashedNgramEncoder
-
-    if cfg.model == "transformer":
-        return BPEEncoder(vocab_size=cfg.vocab_size).fit(ex.inputs)
-    return HashedNgramEncoder(**text_encoder).fit(ex.inputs)
+def make_encoder(ex: Examples, cfg: TrainConfig, **options):
+    """The encoder (raw input -> tensor) for the examples' kind, fitted on them; options: the kind's encoder
+    arguments (text: HashedNgramEncoder's, for the audit's fold models)."""
+    return KINDS[ex.kind].make_encoder(ex, cfg, **options)
 
 
 def model_config(ex: Examples, encoder, cfg: TrainConfig, **overrides) -> tuple[str, dict]:

@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
+from glassbox.data.kinds import KINDS
 from glassbox.errors import UserError
 from glassbox.runtime import distributed
 from glassbox.runtime.device import pick_device
@@ -34,31 +35,13 @@ from glassbox.runtime.threads import forward_flops
 from glassbox.models.registry import build_model
 from glassbox.run.model_for_data import make_encoder, model_config
 
-# How each kind's fold models train: a few quick epochs (k folds must cost less than one careful training
-# run), early stopping on a tenth of the training folds. Text: plain SGD at lr 3 finds label errors as well
-# as momentum 0.9 at lr 0.3 (5 flip seeds: precision 0.963 vs 0.962, recall 0.897 vs 0.901) in 15% less
-# time. Tables and images: AdamW, as their full training runs; tables on the plain MLP, which learns in 3
-# epochs where each of the default table model's 3 ensemble members would see one. Text and table models are far
-# below the size where a second CPU thread helps, so they train on one without timing it first. On a multi-core
-# Linux CPU every kind's folds train side by side, one thread each (FoldModels.probabilities); otherwise image fold
-# models time 1 thread against torch's count on the first fold (glassbox/train/thread_choice.py) and the rest
-# follow. docs/benchmarks.md has the measurements.
-FOLD_TRAIN = {
-    "text": TrainConfig(optimizer="sgd", lr=3.0, momentum=0.0, epochs=5, batch_size=128, weight_decay=0.0,
-                        patience=3, quiet=True, device="cpu", threads=1),
-    "tabular": TrainConfig(model="mlp", optimizer="adamw", lr=3e-3, epochs=3, batch_size=256, weight_decay=0.01,
-                           dropout=0.1, patience=3, quiet=True, device="cpu", threads=1),
-    "image": TrainConfig(optimizer="adamw", lr=3e-3, epochs=3, batch_size=64, weight_decay=0.01,
-                         patience=3, quiet=True, device="auto"),
-}
-# The fold models are the training run's models (model_for_data.py) but for these: image fold models are 16
-# channels wide (on the 8x8 digits 8 or 16 find flipped labels alike; on photos a quarter of the 32-wide model's
-# FLOPs) and score each image once, not also its mirror image.
-FOLD_MODEL = {"text": {}, "tabular": {}, "image": {"width": 16, "flip_tta": False}}
-# Small data sets get more epochs, so that each fold model still makes this many updates. Images: on the digits
-# with 5% of labels flipped (3 flip seeds), 3 epochs (54 updates a fold) find them as well as 150 updates
-# (precision 0.977 vs 0.926, recall 0.944 vs 0.967) at a third of the cost.
-MIN_STEPS = {"text": 300, "tabular": 300, "image": 50}
+# How each kind's fold models train (its `fold`, glassbox/data/kinds): a few quick epochs (k folds must cost less
+# than one careful training run), early stopping on a tenth of the training folds, on the training run's model with a
+# few of its config fields replaced, and at least a minimum of updates per fold on small data sets. Text and table
+# models are far below the size where a second CPU thread helps, so they train on one without timing it first. On a
+# multi-core Linux CPU every kind's folds train side by side, one thread each (FoldModels.probabilities); otherwise
+# image fold models time 1 thread against torch's count on the first fold (glassbox/train/thread_choice.py) and the
+# rest follow. docs/benchmarks.md has the measurements.
 
 
 def duplicate_aware_folds(keys: list[str], labels: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -84,7 +67,7 @@ def duplicate_aware_folds(keys: list[str], labels: np.ndarray, k: int = 5, seed:
 class FoldModels:
     """k quick models of the data's kind, each trained without one fold and scoring that fold.
 
-    config:  TrainConfig for each fold (default FOLD_TRAIN[kind]); model: the fold model's config fields
+    config:  TrainConfig for each fold (default: the kind's fold plan); model: the fold model's config fields
              (FastTextConfig, MLPConfig or CNNConfig); encoder: HashedNgramEncoder arguments (text).
     threads: torch CPU threads while training (default: the config's, else as `glassbox train` picks).
     device:  where the fold models train (default: the config's; image models: a GPU if there is one).
@@ -96,8 +79,10 @@ class FoldModels:
     def __init__(self, examples: Examples, k: int = 5, seed: int = 0, config: TrainConfig | None = None,
                  model: dict | None = None, encoder: dict | None = None, threads: int | None = None,
                  device: str | None = None):
-        if examples.kind not in FOLD_TRAIN:
-            raise ValueError(f"no fold model for {examples.kind!r} examples; known kinds: {', '.join(FOLD_TRAIN)}")
+        plan = KINDS[examples.kind].fold
+        if plan is None:
+            raise ValueError(f"no fold model for {examples.kind!r} examples: they have no labels to check")
+        self.min_steps = plan.min_steps
         self.examples, self.k, self.seed, self.threads = examples, k, seed, threads
         self.folds = duplicate_aware_folds(examples.keys, examples.labels, k, seed)
         few = too_few(examples, k)
@@ -106,19 +91,19 @@ class FoldModels:
         if np.bincount(self.folds, minlength=k).min() < 2:
             raise UserError(f"--folds {k} leaves a fold (nearly) empty with {len(examples):,} examples; use fewer "
                             f"folds (the default is 5)")
-        self.config = replace(config or FOLD_TRAIN[examples.kind], seed=seed)
+        self.config = replace(config or plan.config, seed=seed)
         if device is not None:
             self.config = replace(self.config, device=device)
         enc = make_encoder(examples, self.config, **(encoder or {}))
         self.x = enc.encode(examples.inputs)
-        self.arch, self.model_config = model_config(examples, enc, self.config, **{**FOLD_MODEL[examples.kind], **(model or {})})
+        self.arch, self.model_config = model_config(examples, enc, self.config, **{**plan.model, **(model or {})})
 
     def make_model(self) -> nn.Module:
         return build_model(self.arch, self.model_config)
 
     def epochs(self, n_train: int) -> float:
         cfg = self.config
-        return max(cfg.epochs or 1, MIN_STEPS[self.examples.kind] * cfg.batch_size / max(1, n_train))
+        return max(cfg.epochs or 1, self.min_steps * cfg.batch_size / max(1, n_train))
 
     @functools.cached_property
     def batch_flops(self) -> int:
@@ -217,8 +202,9 @@ def label_check(ex: Examples, folds: int, seed: int, device: str = "auto", max_f
     few = too_few(ex, folds)
     if few:
         return None, few
-    plan = FoldModels(ex, k=folds, seed=seed, device=device if ex.kind == "image" else None)
-    if max_flops is not None and ex.kind == "image":
+    costly = KINDS[ex.kind].fold.costly
+    plan = FoldModels(ex, k=folds, seed=seed, device=device if costly else None)
+    if max_flops is not None and costly:
         flops, budget = plan.flops, max_flops[pick_device(plan.config.device).type]
         if flops > budget:
             return None, (f"not checked during training: the {folds} fold models it trains on {len(ex):,} images would "

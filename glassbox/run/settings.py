@@ -13,37 +13,29 @@ from pathlib import Path
 from glassbox.config import (DERIVED, KIND_WORDS, RUN_RECORD_KEY, SETTINGS, TrainConfig, known_keys, make_config, resolve,
                              schedule)
 from glassbox.errors import UserError
+from glassbox.data.kinds import KINDS, DataKind
+from glassbox.models.registry import MODELS, default_model, models_for
 from glassbox.run.data import kind_of
-from glassbox.run.model_for_data import MODELS_FOR
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
 
 # What a resumed run may set anew: how it talks and what the cost ledger assumes, never what it learns from.
 RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh", "tensorboard")
 
-# Which kinds of run each data-specific setting means something for; given anywhere else it would be
-# silently ignored, so it is refused. (Transformer settings on text apply only with --model transformer.)
-APPLIES_TO = {"tokenizer": {"lm"}, "block_size": {"lm"}, "vocab_size": {"lm", "transformer"},
-              "n_layer": {"lm", "transformer"}, "n_head": {"lm", "transformer"}, "n_embd": {"lm", "transformer"},
-              "image_size": {"image"}, "label_from_name": {"image"}, "label": {"tabular", "mlp", "text", "transformer"},
-              "text": {"text", "transformer"},
-              "columns": {"tabular", "mlp", "text", "transformer"}, "group": {"tabular", "mlp", "text", "transformer"},
-              "control": {"tabular", "mlp", "text", "transformer", "image"},
-              "test": {"tabular", "mlp", "text", "transformer", "image"},
-              "test_fraction": {"tabular", "mlp", "text", "transformer", "image"}, "loss": {"tabular", "mlp"}}
+def data_settings() -> frozenset:
+    """The settings that mean something for some kinds of data or some models only (glassbox/data/kinds,
+    models/registry.py); given to a run they mean nothing for, they would be silently ignored, so they are refused."""
+    return frozenset().union(*(k.settings for k in KINDS.values()), *(m.settings for m in MODELS.values()))
+
+
+def chosen_model(kind: DataKind, cfg: TrainConfig) -> str:
+    """The model a run trains: --model as given, else the default for its kind of data."""
+    return cfg.model if cfg.model != "auto" else default_model(kind.name)
 
 
 def run_kind(cfg: TrainConfig) -> str:
-    """The kind of run, as KIND_DEFAULTS names it: lm, image, tabular (MLP-PLR), mlp (a table's plain MLP), text
-    (fastText) or transformer."""
-    if cfg.task == "lm":
-        return "lm"
-    kind = kind_of(str(cfg.data), cfg)
-    if kind == "text" and cfg.model == "transformer":
-        return "transformer"
-    if kind == "tabular" and cfg.model == "mlp":
-        return "mlp"
-    return {"builtin": "image"}.get(kind, kind)
+    """The kind of run, as KIND_DEFAULTS names it: the row its model starts from (models/registry.py)."""
+    return MODELS[chosen_model(kind_of(str(cfg.data), cfg), cfg)].defaults
 
 
 def settings_for_new_run(given: dict, sources: dict | None = None) -> TrainConfig:
@@ -53,40 +45,37 @@ def settings_for_new_run(given: dict, sources: dict | None = None) -> TrainConfi
     first = make_config(given)  # types and ranges, before the data is looked at
     if not first.data:
         raise UserError("give the data to train on: glassbox train DATA --label COL")
-    kind = run_kind(first)
-    cfg = resolve(given, kind, sources)
-    check_model_fits(kind, cfg)
-    check_settings_apply(given, kind, cfg)
+    kind = kind_of(str(first.data), first)
+    check_model_fits(kind, first)
+    row = MODELS[chosen_model(kind, first)].defaults
+    cfg = resolve(given, row, sources)
+    check_settings_apply(given, kind, row, cfg)
     return cfg
 
 
-def check_model_fits(kind: str, cfg: TrainConfig) -> None:
-    """Refuse, before any work, a --model that cannot read this kind of data (or a classifier's setting on an LM)."""
-    if kind == "lm":
-        for wrong, why in ((cfg.model not in ("auto", "gpt"), f"--model {cfg.model}"), (bool(cfg.group), "--group"),
-                           (cfg.control is not None, "--control")):
-            if wrong:
-                raise UserError(f"{why} applies to classifiers; a language model (--task lm) is a GPT, with no groups "
-                                f"or label control: drop {why.split()[0]}")
+def check_model_fits(kind: DataKind, cfg: TrainConfig) -> None:
+    """Refuse, before any work, a --model unknown or unable to read this kind of data."""
+    if cfg.model == "auto":
         return
-    data_kind = {"transformer": "text", "mlp": "tabular"}.get(kind, kind)
-    fits = MODELS_FOR[data_kind]
-    if cfg.model != "auto" and cfg.model not in fits:
-        hint = " (gpt trains on a text corpus: --task lm)" if cfg.model == "gpt" else ""
-        raise UserError(f"--model {cfg.model} cannot read {data_kind} data; for {data_kind} data use --model "
-                        f"{' or '.join(fits)}{hint}")
+    if cfg.model not in MODELS:
+        raise UserError(f"unknown model {cfg.model!r}; choose one of: auto, {', '.join(MODELS)}")
+    fits = models_for(kind.name)
+    if cfg.model not in fits:
+        other = KINDS[MODELS[cfg.model].reads[0]]
+        raise UserError(f"--model {cfg.model} cannot read {kind.name} data; for {kind.name} data use --model "
+                        f"{' or '.join(fits)} ({cfg.model} trains on {other.described})")
 
 
-def check_settings_apply(given: dict, kind: str, cfg: TrainConfig) -> None:
+def check_settings_apply(given: dict, kind: DataKind, row: str, cfg: TrainConfig) -> None:
     """Refuse a data-specific setting the run would ignore (a --tokenizer on a table, --label on photos)."""
     if "momentum" in given and cfg.optimizer != "sgd":
         raise UserError(f"--momentum applies to --optimizer sgd, and this run uses {cfg.optimizer} (which keeps its "
                         f"own running averages); drop --momentum or add --optimizer sgd")
-    defaults = TrainConfig()
+    defaults, applies = TrainConfig(), kind.settings | MODELS[chosen_model(kind, cfg)].settings
     for key in given:  # a setting left at its global default changes nothing (an old run's config.json lists them all)
-        if key in APPLIES_TO and kind not in APPLIES_TO[key] and given[key] != getattr(defaults, key, None):
+        if key in data_settings() and key not in applies and given[key] != getattr(defaults, key, None):
             flag = "--" + key.replace("_", "-")
-            raise UserError(f"{flag} does not apply to {KIND_WORDS[kind]} and would be ignored; drop it")
+            raise UserError(f"{flag} does not apply to {KIND_WORDS[row]} and would be ignored; drop it")
     if cfg.label and cfg.label in cfg.group:
         raise UserError(f"--group {cfg.label} is the label itself: per-group scores of the label are trivially perfect "
                         f"or zero; group by another column")

@@ -1,0 +1,60 @@
+"""What every kind of data provides (a Protocol: the kinds are plain classes that share no code by inheritance)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from glassbox.config import TrainConfig
+from glassbox.data.examples import Examples
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """How the audit's quick fold models train on a kind (run/out_of_fold.py): a few epochs with these settings,
+    these fields of the training run's model config replaced, and at least `min_steps` updates per fold. `costly`:
+    they train on the run's device, and inside `glassbox train` only within a FLOP budget (images); otherwise they
+    are always cheap next to the training run and train on the CPU."""
+    config: TrainConfig
+    model: dict = field(default_factory=dict)
+    min_steps: int = 0
+    costly: bool = False
+
+
+class DataKind(Protocol):
+    name: str                  # as Examples.kind, summary.json and the audit record it: "tabular", "text", "image", ...
+    plural: str                # its examples in words: "table rows", "texts", "images"
+    described: str             # what such data is, for a message: "an image folder"
+    wire: str                  # what a client sends `glassbox serve` for one input: "table", "text", "image"
+    encoder_types: tuple       # the manifest's preprocessing types of this kind's encoders
+    settings: frozenset        # the data settings that mean something for it (--label, --text, --image-size, ...)
+    fold: FoldPlan | None      # the audit's fold models (None: the label-error check does not apply)
+    slow_to_parse: bool        # parsing a request's inputs takes long enough to run off the server's event loop
+    guesses_regression: bool   # --task auto trains a regression when the label holds many distinct numbers
+
+    def detect(self, data: str, cfg: TrainConfig) -> bool:
+        """Whether the data at `data` is of this kind for a run with these settings."""
+
+    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None) -> Examples:
+        """The examples at `data`. A test file or a file scored by an artifact is read to match the
+        training data: `classes` (images: the training classes), `size` (images: the training size)."""
+
+    def notes(self, ex: Examples) -> list[str]:
+        """Lines the user should read about these examples before training (e.g. a table's column of free text)."""
+
+    def check(self, ex: Examples) -> None:
+        """Refuse (UserError) what training would refuse as it fits the encoder, for `glassbox audit`."""
+
+    def size_of(self, ex: Examples) -> int | None:
+        """The input size a test file must be read at (images: the side length; None where it does not apply)."""
+
+    def make_encoder(self, ex: Examples, cfg: TrainConfig, **options):
+        """The encoder (raw input -> tensor) for these examples, fitted on them."""
+
+    def model_inputs(self, encoder, inputs):
+        """Examples' inputs as the encoder of an artifact takes them."""
+
+    def wire_units(self, encoder, raw: list[str]) -> list:
+        """One request's inputs, as a client sends them, checked and parsed: one unit each."""
+
+    def wire_join(self, encoder, units: list):
+        """Units from any requests -> the encoder's input for one forward pass."""
