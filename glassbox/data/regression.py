@@ -35,9 +35,6 @@ def looks_continuous(ex: Examples) -> bool:
 def as_regression(ex: Examples, must_vary: bool = True) -> Examples:
     """The examples with their labels as numbers (`targets`); refused in one line where a label is not a number, or
     (must_vary: data to train on) where every label is the same."""
-    if ex.kind != "tabular":
-        raise UserError(f"--task regression trains on tables (CSV, TSV, JSONL); {ex.source} holds {ex.kind} "
-                        f"examples: drop --task regression to train a classifier")
     targets = label_numbers(ex)
     bad = np.flatnonzero(~np.isfinite(targets))
     if len(bad):

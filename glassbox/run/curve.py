@@ -100,7 +100,7 @@ def nested_subsets(labels: np.ndarray, fractions, seed: int) -> list[np.ndarray]
 def train_on(split: dict, idx: np.ndarray, cfg: TrainConfig, steps: int) -> dict:
     """Fit the run's encoder and model on split["train"][idx] for `steps` updates (the sweet spot restored) and
     score it: test accuracy, loss and each test example's probabilities; train and validation accuracy."""
-    from glassbox.run.classifier import image_augment
+    from glassbox.data.kinds import KINDS
     from glassbox.run.model_for_data import make_encoder, model_config
 
     sub = split["train"].subset(idx)
@@ -113,7 +113,7 @@ def train_on(split: dict, idx: np.ndarray, cfg: TrainConfig, steps: int) -> dict
     arch, config = model_config(sub, encoder, cfg)
     quiet = replace(cfg, quiet=True, max_steps=steps, epochs=None, resume=False, out=None)
     res = fit(build_model(arch, config), (X["train"], Y["train"]), (X["val"], Y["val"]), config=quiet,
-              augment=image_augment(encoder) if sub.kind == "image" else None)
+              augment=KINDS[sub.kind].augment(encoder))
     device = next(res.model.parameters()).device
     logits = predict_logits(res.model, X["test"], device=device).numpy()
     y_test = Y["test"].numpy()

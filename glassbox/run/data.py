@@ -90,7 +90,7 @@ def load_test(cfg: TrainConfig, ex: Examples) -> Examples:
         raise UserError(f"--test {cfg.test} holds {detect(cfg.test, cfg).plural} but the training data holds "
                         f"{kind.plural}; give a test file of the same kind and format")
     regression = ex.targets is not None  # a regression's test labels are numbers, not classes seen in training
-    test = kind.load(cfg.test, cfg, classes=None if regression else ex.classes, size=kind.size_of(ex))
+    test = kind.load(cfg.test, cfg, classes=None if regression else ex.classes, **kind.shape_of(ex))
     return as_regression(test, must_vary=False) if regression else align_test(test, ex.classes)
 
 

@@ -24,7 +24,7 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
     trained = predictor.manifest.get("data_format") or {}  # flags not given: read the file as training read its data
     cfg = make_config({**{k: v if v is not None else trained.get(k) for k, v in given.items()},
                        "group": list(group or []), "seed": seed})
-    ex = kind.load(data, cfg, classes=predictor.classes or None, size=getattr(predictor.encoder, "size", None))
+    ex = kind.load(data, cfg, classes=predictor.classes or None, **kind.encoder_shape(predictor.encoder))
     if predictor.regression:
         return regression_eval(predictor, kind, as_regression(ex, must_vary=False), artifact, data)
     ex = align_test(ex, predictor.classes)

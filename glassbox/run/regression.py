@@ -1,6 +1,9 @@
-"""Where a regression run differs from a classifier's (classifier.py runs both): its scores in the label's units
-next to predicting the training mean, prediction intervals in place of calibration, per-group errors, and the
-closing lines. Everything else (data, split, audit, encoder, the loop, cost, artifact, finish) is the classifier's."""
+"""The regression task: a number per example (a table's column, a text's or an image's numeric label). The model
+learns the target standardised by the training split's mean and standard deviation (fitted once, here), with MSE or
+Huber loss; its chance level is predicting the training mean. After training: RMSE, MAE and R^2 in the label's units
+next to the mean's, bootstrap intervals, split-conformal prediction intervals in place of calibration, per-group
+errors, the artifact's target scale and interval, and the closing lines. classifier.py runs it as it runs
+classification (classify.py): data, split, audit, encoder, the loop, cost, artifact and finish are shared."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +16,7 @@ from glassbox.evaluate.regression import (bootstrap_intervals, conformal_interva
                                           interval_sentence, r2_words)
 from glassbox.run.finish import RUN_FILES, folder_lines, training_record
 from glassbox.train.loop import evaluate, predict_logits
+from glassbox.train.regression import LOSSES, mean_prediction_chance
 
 PARTS = ("train", "val", "test")
 
@@ -69,6 +73,44 @@ def residual_sample(y: np.ndarray, pred: np.ndarray, seed: int, at_most: int = 2
     if len(rows) > at_most:
         rows = np.sort(np.random.default_rng(seed).choice(rows, at_most, replace=False))
     return {"true": y[rows].tolist(), "predicted": pred[rows].tolist(), "n_test": int(len(y))}
+
+
+class Regress:
+    name = "regression"
+    chance_fn = staticmethod(mean_prediction_chance)  # always the training mean
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.loss_fn = self.fit_loss = LOSSES[cfg.loss]
+        self.scale: TargetScale | None = None  # fitted on the training split by `targets`
+
+    def targets(self, split: dict) -> dict:
+        """Each part's target standardised by the training split's mean and standard deviation, (N, 1)."""
+        self.scale = TargetScale.fit(split["train"].targets)
+        return {name: self.scale.standardise(part.targets) for name, part in split.items()}
+
+    def scores(self, result, X: dict, Y: dict, split: dict, ex, arch: str, audit: dict) -> dict:
+        return regression_scores(result, X, Y, split, ex, arch, self.cfg, audit, self.scale, self.loss_fn)
+
+    def figures(self, model, X: dict, Y: dict, split: dict) -> dict:
+        return regression_figures(model, X, split, self.scale, self.cfg.seed)
+
+    @staticmethod
+    def first_sentence(figures: dict) -> str:
+        return figures["interval"]["sentence"]
+
+    def control(self, X: dict, Y: dict, arch: str, config: dict, run_dir: Path, result) -> dict:
+        raise AssertionError("a regression has no shuffled-label control; run/data.py refuses --control for it")
+
+    @staticmethod
+    def artifact_record(summary: dict, ex) -> dict:
+        """What the artifact keeps for this task: the target's scale and the prediction interval."""
+        return {"classes": None, "extra": {"target": summary["target"], "interval": {
+            k: v for k, v in summary["interval"].items() if k not in ("test", "sentence")}}}
+
+    @staticmethod
+    def closing_words(summary: dict, run_dir: Path) -> str:
+        return closing_words(summary, run_dir)
 
 
 def closing_words(summary: dict, run_dir: Path) -> str:

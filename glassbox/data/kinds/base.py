@@ -34,9 +34,11 @@ class DataKind(Protocol):
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         """Whether the data at `data` is of this kind for a run with these settings."""
 
-    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None) -> Examples:
-        """The examples at `data`. A test file or a file scored by an artifact is read to match the
-        training data: `classes` (images: the training classes), `size` (images: the training size)."""
+    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None,
+             channels: int | None = None) -> Examples:
+        """The examples at `data`. A test file or a file scored by an artifact is read to match the training data:
+        `classes` (images: the training classes), and the shape `shape_of` or `encoder_shape` gives (images: side
+        length and channels)."""
 
     def notes(self, ex: Examples) -> list[str]:
         """Lines the user should read about these examples before training (e.g. a table's column of free text)."""
@@ -44,11 +46,17 @@ class DataKind(Protocol):
     def check(self, ex: Examples) -> None:
         """Refuse (UserError) what training would refuse as it fits the encoder, for `glassbox audit`."""
 
-    def size_of(self, ex: Examples) -> int | None:
-        """The input size a test file must be read at (images: the side length; None where it does not apply)."""
+    def shape_of(self, ex: Examples) -> dict:
+        """What a test file must match to be read like these examples, as `load`'s keywords ({} where nothing)."""
+
+    def encoder_shape(self, encoder) -> dict:
+        """The same, for the data an artifact's encoder reads."""
 
     def make_encoder(self, ex: Examples, cfg: TrainConfig, **options):
         """The encoder (raw input -> tensor) for these examples, fitted on them."""
+
+    def augment(self, encoder):
+        """The training batches' augmentation (a callable on a batch of encoded inputs), or None."""
 
     def model_inputs(self, encoder, inputs):
         """Examples' inputs as the encoder of an artifact takes them."""

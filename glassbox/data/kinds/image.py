@@ -47,14 +47,17 @@ class Images:
                                     f"put both IDX files of the set in the folder")
         return is_image_source(data)
 
-    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None) -> Examples:
-        """The images; a test folder is read at the training size, its labels among the training classes."""
+    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None,
+             channels: int | None = None) -> Examples:
+        """The images; a test folder is read at the training size and channels, its labels among the training
+        classes."""
         from glassbox.data.builtin import BUILTIN, load_builtin
         from glassbox.data.images import load_images
 
         if data in BUILTIN:
             return load_builtin(data)
-        return load_images(data, cfg.label_from_name, size or cfg.image_size, classes=classes)
+        mode = {1: "L", 3: "RGB"}.get(channels)
+        return load_images(data, cfg.label_from_name, size or cfg.image_size, classes=classes, mode=mode)
 
     def notes(self, ex: Examples) -> list[str]:
         return []
@@ -62,13 +65,23 @@ class Images:
     def check(self, ex: Examples) -> None:
         return None
 
-    def size_of(self, ex: Examples) -> int:
-        return int(ex.inputs.shape[-1])
+    def shape_of(self, ex: Examples) -> dict:
+        return {"size": int(ex.inputs.shape[-1]), "channels": int(ex.inputs.shape[1])}
+
+    def encoder_shape(self, encoder) -> dict:
+        return {"size": encoder.size, "channels": encoder.channels}
 
     def make_encoder(self, ex: Examples, cfg: TrainConfig, **options):
         from glassbox.data.images import ImageEncoder
 
         return ImageEncoder().fit(ex)
+
+    def augment(self, encoder):
+        """Shifts for every image; for photos also mirror images and soft focus (still photos of the same thing)."""
+        from glassbox.data.augment import ImageAugment
+
+        photos = encoder.channels == 3
+        return ImageAugment(flip=photos, shift=max(1, encoder.size // 8), blur=0.15 if photos else 0.0)
 
     def model_inputs(self, encoder, inputs):
         return inputs

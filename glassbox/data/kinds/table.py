@@ -26,7 +26,8 @@ class Table:
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return Path(data).is_file() and not cfg.text
 
-    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None) -> Examples:
+    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None,
+             channels: int | None = None) -> Examples:
         from glassbox.data.tabular import load_tabular
 
         if not cfg.label:
@@ -44,13 +45,19 @@ class Table:
         word, a column of one value, ... (UserError)."""
         self.make_encoder(ex, TrainConfig())
 
-    def size_of(self, ex: Examples) -> None:
-        return None
+    def shape_of(self, ex: Examples) -> dict:
+        return {}
+
+    def encoder_shape(self, encoder) -> dict:
+        return {}
 
     def make_encoder(self, ex: Examples, cfg: TrainConfig, **options):
         from glassbox.data.tabular import TabularEncoder
 
         return TabularEncoder().fit(ex)
+
+    def augment(self, encoder):
+        return None
 
     def model_inputs(self, encoder, inputs):
         return encoder.frame(inputs)

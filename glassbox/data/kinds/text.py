@@ -28,7 +28,8 @@ class Texts:
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return Path(data).is_file() and bool(cfg.text)
 
-    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None) -> Examples:
+    def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None,
+             channels: int | None = None) -> Examples:
         from glassbox.data.text import load_text
 
         if not cfg.label:
@@ -47,8 +48,11 @@ class Texts:
     def check(self, ex: Examples) -> None:
         return None
 
-    def size_of(self, ex: Examples) -> None:
-        return None
+    def shape_of(self, ex: Examples) -> dict:
+        return {}
+
+    def encoder_shape(self, encoder) -> dict:
+        return {}
 
     def make_encoder(self, ex: Examples, cfg: TrainConfig, **options):
         """fastText's hashed n-grams (options: HashedNgramEncoder's arguments), or subwords for --model transformer."""
@@ -57,6 +61,9 @@ class Texts:
         if cfg.model == "transformer":
             return BPEEncoder(vocab_size=cfg.vocab_size).fit(ex.inputs)
         return HashedNgramEncoder(**options).fit(ex.inputs)
+
+    def augment(self, encoder):
+        return None
 
     def model_inputs(self, encoder, inputs):
         return inputs
