@@ -12,23 +12,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import torch
 
 from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
-from glassbox.evaluate.calibration import ece, nll_per_example
-from glassbox.models.registry import build_model
 from glassbox.report.curve_page import curve_lines, curve_page
 from glassbox.run.finish import say
 from glassbox.run.folder import prepare_run_dir
 from glassbox.run.settings import settings_for_new_run
 from glassbox.run.start import remove_if_empty
+from glassbox.run.curve_training import FRACTIONS, nested_subsets, paired_interval, train_on
 from glassbox.runtime.files import atomic_write, write_json
-from glassbox.train.loop import evaluate, fit, predict_logits
 
-FRACTIONS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 PAYS = 0.005        # a doubling pays when it buys at least half a point of test accuracy, beyond the noise
-Z95 = 1.96          # a normal 95% interval
 
 
 def curve(data: str | None = None, *, sources: dict | None = None, repeats: int = 1, skew: str | None = None,
@@ -87,50 +82,6 @@ def measure(cfg: TrainConfig, run_dir, repeats: int, skew: tuple | None) -> dict
 
         return skew_compare(split, cfg, repeats, skew)
     return size_curve(split, cfg, repeats)
-
-
-def nested_subsets(labels: np.ndarray, fractions, seed: int) -> list[np.ndarray]:
-    """Stratified, seeded subsets, each inside the next: per class, the first share of one seeded permutation (at
-    least one example of every class)."""
-    rng = np.random.default_rng(seed)
-    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
-    return [np.sort(np.concatenate([idx[:max(1, round(f * len(idx)))] for idx in per_class])) for f in fractions]
-
-
-def train_on(split: dict, idx: np.ndarray, cfg: TrainConfig, steps: int) -> dict:
-    """Fit the run's encoder and model on split["train"][idx] for `steps` updates (the sweet spot restored) and
-    score it: test accuracy, loss and each test example's probabilities; train and validation accuracy."""
-    from glassbox.data.kinds import KINDS
-    from glassbox.run.model_for_data import make_encoder, model_config
-
-    sub = split["train"].subset(idx)
-    encoder = make_encoder(sub, cfg)  # statistics and vocabulary from these examples alone
-    X = {"train": encoder.encode(sub.inputs), "val": encoder.encode(split["val"].inputs),
-         "test": encoder.encode(split["test"].inputs)}
-    Y = {"train": torch.from_numpy(sub.labels), "val": torch.from_numpy(split["val"].labels),
-         "test": torch.from_numpy(split["test"].labels)}
-    torch.manual_seed(cfg.seed)
-    arch, config = model_config(sub, encoder, cfg)
-    quiet = replace(cfg, quiet=True, max_steps=steps, epochs=None, resume=False, out=None)
-    res = fit(build_model(arch, config), (X["train"], Y["train"]), (X["val"], Y["val"]), config=quiet,
-              augment=KINDS[sub.kind].augment(encoder))
-    device = next(res.model.parameters()).device
-    logits = predict_logits(res.model, X["test"], device=device).numpy()
-    y_test = Y["test"].numpy()
-    probs = np.exp(logits - logits.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    _, train_acc = evaluate(res.model, (X["train"][:5000], Y["train"][:5000]), device=device)
-    val_loss, val_acc = evaluate(res.model, (X["val"], Y["val"]), device=device)
-    return {"n": len(idx), "steps": res.steps, "best_step": res.best_step, "stopped_early": res.stopped_early,
-            "test_accuracy": float((probs.argmax(1) == y_test).mean()),
-            "test_loss": float(nll_per_example(logits, y_test).mean()), "test_ece": ece(probs, y_test),
-            "train_accuracy": train_acc, "val_accuracy": val_acc, "val_loss": val_loss, "probs": probs}
-
-
-def paired_interval(differences: np.ndarray) -> list[float]:
-    """95% interval of a mean difference measured on the same examples (normal approximation)."""
-    half = Z95 * differences.std(ddof=1) / np.sqrt(len(differences)) if len(differences) > 1 else float("inf")
-    return [float(differences.mean() - half), float(differences.mean() + half)]
 
 
 def size_curve(split: dict, cfg: TrainConfig, repeats: int) -> dict:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
-from glassbox.run.curve import FRACTIONS, paired_interval
+from glassbox.run.curve_training import FRACTIONS, paired_interval
 from glassbox.train.loop import evaluate, fit
 
 PAYS_NATS = 0.01    # a doubling pays when it lowers validation loss by at least this, beyond the noise

@@ -11,7 +11,7 @@ import numpy as np
 from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
 from glassbox.evaluate.calibration import ece, nll
-from glassbox.run.curve import paired_interval, train_on
+from glassbox.run.curve_training import paired_interval, train_on
 
 SKEW = re.compile(r"^(?P<column>[^=]+)=(?P<value>.*):(?P<share>[^:]+)$")
 
