@@ -268,6 +268,7 @@ def test_tensorboard_files_hold_what_metrics_jsonl_holds(runs, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
+    from glassbox.report.summary import load_summary
     from glassbox.train.tensorboard import SCALARS, write_final
 
     root, live = runs
@@ -296,7 +297,7 @@ def test_tensorboard_files_hold_what_metrics_jsonl_holds(runs, tmp_path):
     shutil.copytree(root / "done", done, ignore=shutil.ignore_patterns("checkpoints", "data", "model"))
     config, summary = (json.loads((done / name).read_text()) for name in ("config.json", "summary.json"))
     settings = {k: v for k, v in config.items() if k not in ("sources", "derived", "data_source")}
-    write_final(done, settings, config["sources"], summary)
+    write_final(done, settings, config["sources"], load_summary(summary))
     acc = EventAccumulator(str(done / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     final = acc.Scalars("final/perplexity")

@@ -277,12 +277,13 @@ def test_eval_prints_true_and_predicted_rates_per_group():
 
 def test_the_report_worries_about_errors_before_base_rates():
     """The report's group worry: a gap from base rates alone is a milder concern than errors that differ."""
+    from glassbox.report.summary import load_summary
     from glassbox.report.worries import group_gap
     probs, labels, groups = _two_groups(0.6)
-    score, text = group_gap({"groups": groups_report(probs, labels, {"g": groups})})
+    score, text = group_gap(load_summary({"groups": groups_report(probs, labels, {"g": groups})}))
     assert score == 45 and text.startswith("The model is less accurate for g=a than for the other examples: 0.775 vs "
                                            "0.915 (gap 0.140, beyond noise); 0.140 of it comes from different base "
                                            "rates, 0.000 from more errors within a class.")
     probs, labels, groups = _two_groups(0.3)
-    score, text = group_gap({"groups": groups_report(probs, labels, {"g": groups})})
+    score, text = group_gap(load_summary({"groups": groups_report(probs, labels, {"g": groups})}))
     assert score == 70 and text.endswith("Its true-positive rate differs by g beyond noise: 0.300 for b vs 0.600 for a.")

@@ -24,6 +24,7 @@ from glassbox.board.detail import headlines
 from glassbox.board.runs import score
 from glassbox.cli import main
 from glassbox.infer.predictor import Predictor
+from glassbox.report.summary import load_summary
 from glassbox.train.regression import LOSSES
 from tests.serving import running_server
 from tests.test_bad_input import assert_one_line_error, run_cli
@@ -171,8 +172,8 @@ def test_report_audit_and_board_row(run, tmp_path):
     assert not {"class_balance", "small_classes", "conflicting_labels", "group_coverage"} & set(findings)
     assert not findings["label_errors"]["checked"] and "the label is a number" in findings["label_errors"]["message"]
     assert {"exact_duplicates", "missing_values"} <= set(findings)
-    assert score(s) == ("test RMSE", s["test_rmse"])
-    told = headlines(s, json.loads((run[0] / "audit.json").read_text()), None)  # the board's page of the run
+    assert score(load_summary(s)) == ("test RMSE", s["test_rmse"])
+    told = headlines(load_summary(s), json.loads((run[0] / "audit.json").read_text()), None)  # the board's page
     assert told["calibration"] == s["interval"]["sentence"] and told["scores"]["test_r2"] == s["test_r2"]
     assert told["groups"] == [{"column": "sex", "sentence": s["groups"]["by_column"]["sex"]["sentence"]}]
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

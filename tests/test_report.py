@@ -19,6 +19,7 @@ from glassbox.errors import UserError
 from glassbox.evaluate import cost
 from glassbox.run.start import train
 from glassbox.report import build_report, load_run, plots, write_report
+from glassbox.report.summary import MemorisationControl, load_summary
 from glassbox.report.worries import top_worries
 
 CLASSIFIER_HEADINGS = ["Summary", "Data audit", "Learning curves", "Confusion matrix and per-class scores",
@@ -162,11 +163,11 @@ def test_language_model_report(lm_run):
 
 def test_worries_put_a_suspected_leak_first(digits_run):
     run = load_run(digits_run)
-    run.summary["control"] = {"leak_suspected": True, "val_accuracy": 0.6, "chance_accuracy": 0.1,
-                              "train_accuracy": 0.9, "sentence": "leak"}
+    run.summary.control = MemorisationControl(leak_suspected=True, val_accuracy=0.6, chance_accuracy=0.1,
+                                              train_accuracy=0.9, sentence="leak")
     worries = top_worries(run.summary, run.audit)
     assert len(worries) == 3 and worries[0].startswith("Something may leak the answer")
-    del run.summary["calibration"]
+    run.summary.calibration = None
     assert "Calibration" not in headings(build_report(run))  # missing data: the section is left out
 
 
@@ -243,7 +244,7 @@ def test_a_check_that_did_not_run_is_shown_as_skipped_with_its_reason(tmp_path):
 
     note = "not checked during training: the 5 fold models would cost 3 TFLOP; run `glassbox audit` to check"
     report = run_audit(load_builtin("digits"), label_errors_note=note).to_dict()
-    html = audit(Run(path=tmp_path, summary={"task": "classify"}, audit=report))
+    html = audit(Run(path=tmp_path, summary=load_summary({"task": "classify"}), audit=report))
     row = next(r for r in html.split("<tr>") if "Likely label errors" in r)
     assert ">skipped<" in row and "run `glassbox audit` to check" in row.replace("&#x60;", "`")
     assert ">skipped<" not in next(r for r in html.split("<tr>") if "Exact duplicates" in r)
@@ -254,10 +255,11 @@ def test_the_model_card_gives_the_confidence_of_the_model_as_saved(tmp_path):
     from glassbox.report.load import Run
 
     calib = {"before": {"verdict": "well calibrated", "ece": 0.007}, "after": {"verdict": "over-confident", "ece": 0.032}}
-    kept = Run(path=tmp_path, summary={"task": "classify", "test_accuracy": 0.98, "calibration": {**calib, "applied": True}})
+    kept = Run(path=tmp_path, summary=load_summary({"task": "classify", "test_accuracy": 0.98,
+                                                   "calibration": {**calib, "applied": True}}))
     assert "Confidence after temperature scaling: over-confident (ECE 0.032)." in performance(kept)
-    dropped = Run(path=tmp_path, summary={"task": "classify", "test_accuracy": 0.98,
-                                         "calibration": {**calib, "applied": False}})
+    dropped = Run(path=tmp_path, summary=load_summary({"task": "classify", "test_accuracy": 0.98,
+                                                      "calibration": {**calib, "applied": False}}))
     text = performance(dropped)
     assert "Confidence as saved (no temperature kept): well calibrated (ECE 0.007)." in text and "0.032" not in text
 
@@ -266,8 +268,118 @@ def test_the_model_card_gives_the_confidence_of_the_model_as_saved(tmp_path):
 def test_a_diverged_run_is_the_first_worry_after_a_leak():
     summary = {"task": "classify", "test_accuracy": 0.5, "best_step": 2,
                "diverged": {"step": 196, "lr": 196.0, "restored": True, "advice": "Lower --lr."}}
-    first = top_worries(summary)[0]
+    first = top_worries(load_summary(summary))[0]
     assert first.startswith("Training diverged at step 196 (learning rate 196)")
     assert "the weights from step 2, the best before it, are the ones scored and saved" in first
-    lost = top_worries({**summary, "diverged": {**summary["diverged"], "restored": False}})[0]
+    lost = top_worries(load_summary({**summary, "diverged": {**summary["diverged"], "restored": False}}))[0]
     assert "no model was saved" in lost and lost.endswith("Lower --lr.")
+
+
+# --- summary.json, typed (glassbox/report/summary.py) --------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"  # summary.json files written by glassbox before the summary was typed
+SUMMARY_CLASSES = {"classify": "ClassifierSummary", "regression": "RegressionSummary", "lm": "LMSummary"}
+
+
+@pytest.mark.parametrize("name", ["summary_classifier.json", "summary_regression.json", "digits_run", "tabular_run",
+                                  "lm_run"])
+def test_summary_json_reads_typed_and_writes_back_byte_for_byte(name, request):
+    path = DATA / name if name.endswith(".json") else request.getfixturevalue(name) / "summary.json"
+    text = path.read_text()
+    data = json.loads(text)
+    s = load_summary(data)
+    assert type(s).__name__ == SUMMARY_CLASSES[data["task"]]
+    assert json.dumps(s.to_dict(), indent=1) + "\n" == text  # the keys, their order and their values, as written
+    assert s.extra == {} and s.chance.extra == {} and s.cost.extra == {}  # every key of today's summaries is typed
+    assert (s.steps, s.chance.loss, s.cost.train.flops, s.audit.errors) == (
+        data["steps"], data["chance"]["loss"], data["cost"]["train"]["flops"], data["audit"]["errors"])
+    if data["task"] == "classify":
+        assert s.calibration.before.ece == data["calibration"]["before"]["ece"]
+        assert s.n_examples.test == data["n_examples"]["test"] and s.test_accuracy == data["test_accuracy"]
+    if data["task"] == "regression":
+        assert s.interval.test.coverage == data["interval"]["test"]["coverage"] and s.target.std == data["target"]["std"]
+
+
+def test_a_summary_keeps_keys_it_does_not_know_and_refuses_wrong_types():
+    from glassbox.report.summary import LMSummary, SummaryError
+
+    s = load_summary({"task": "lm", "data": "x.txt", "from_a_later_glassbox": [1, 2], "chance": {"new": True}})
+    assert isinstance(s, LMSummary) and s.perplexity is None and s.chance.loss is None  # missing: None
+    assert s.to_dict() == {"task": "lm", "data": "x.txt", "from_a_later_glassbox": [1, 2], "chance": {"new": True}}
+    s.wall_seconds = 3.5  # set after reading: written after what was read
+    assert list(s.to_dict()) == ["task", "data", "from_a_later_glassbox", "chance", "wall_seconds"]
+    assert type(load_summary({"data": "x.csv"})).__name__ == "ClassifierSummary"  # no task: a classifier
+    for bad, where in [({"test_accuracy": "high"}, "test_accuracy"), ({"chance": [0.1]}, "chance"),
+                       ({"calibration": {"before": {"ece": True}}}, "calibration.before.ece"),
+                       ({"task": "lm", "steps": 2.5}, "steps")]:
+        with pytest.raises(SummaryError, match=re.escape(where) + " is "):
+            load_summary({"task": "classify", "data": "x.csv", **bad})
+
+
+LATE_KEYS = ["world_size", "batch_size_per_process", "sessions", "threads", "stage_seconds", "wall_seconds"]
+
+
+@pytest.mark.parametrize("task", ["classify", "regression"])
+def test_an_older_summary_json_still_gives_its_report(task, tmp_path):
+    """A summary.json written before glassbox recorded processes, threads, stage times, whether T was applied,
+    the ledger's peak details or a regression's bootstrap intervals: the report leaves those out, nothing more."""
+    old = json.loads((DATA / f"summary_{'classifier' if task == 'classify' else 'regression'}.json").read_text())
+    for key in LATE_KEYS + ["test_ci"]:
+        old.pop(key, None)
+    for key in ["peak_how", "processes", "peak_per_process", "peak_threads"]:
+        del old["cost"][key]
+    del old["cost"]["train"]["sessions"], old["cost"]["train"]["eval_flops"]
+    if task == "classify":
+        for key in ["applied", "decision", "test_check", "temperature_at_bound"]:
+            del old["calibration"][key]
+        del old["calibration"]["before"]["ece_noise"], old["calibration"]["after"]["ece_noise"]
+    else:
+        del old["interval"]["guaranteed_at_most"]
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    html = write_report(tmp_path).read_text()
+    s = load_run(tmp_path).summary
+    assert s.world_size is None and s.stage_seconds is None and s.cost.peak_how is None
+    if task == "classify":
+        assert headings(html) == ["Summary", "Confusion matrix and per-class scores", "Calibration", "Cost ledger",
+                                  "Model card"]
+        assert s.calibration.applied is None and s.calibration.kept  # before the check, T was always applied
+        assert f"with T = {old['calibration']['fitted_temperature']:.2f} (applied)" in html
+        assert f"right {100 * old['test_accuracy']:.1f}% of the time" in html
+    else:
+        assert headings(html) == ["Summary", "Residuals", "Prediction intervals", "Groups", "Cost ledger", "Model card"]
+        assert f"its typical error (RMSE) is {old['test_rmse']:.4g} (95% bootstrap interval – to –)" in html
+    assert "Wall time of this run" not in html and " processes (" not in html
+
+
+@pytest.mark.parametrize("summary, why", [
+    ({"task": "classify", "data": "x.csv", "chance": [0.1, 0.2]}, "chance is [0.1, 0.2] where glassbox writes an object"),
+    ({"task": "regression", "data": "x.csv", "interval": {"test": "all"}}, "interval.test is \"all\" where glassbox"),
+    ({"task": "lm", "steps": 30, "perplexity": 12.5}, "lacks what a finished run records (data: what it trained on)")])
+def test_a_partial_or_foreign_summary_json_is_one_line_train_again(summary, why, tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(UserError) as e:
+        write_report(tmp_path)
+    message = str(e.value)
+    assert "\n" not in message and why in message and "train again (or --resume the run)" in message
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_bug_in_a_section_raises_with_its_traceback_not_train_again(digits_run, monkeypatch):
+    def confusion(matrix, names):  # a section's helper with a genuine bug
+        return matrix["not there"]
+
+    monkeypatch.setattr(plots, "confusion", confusion)
+    with pytest.raises(TypeError) as e:
+        build_report(load_run(digits_run))
+    assert not isinstance(e.value, UserError)
+    assert [entry.name for entry in e.traceback][-2:] == ["per_class", "confusion"]  # where it went wrong
+
+
+def test_tensorboard_final_figures_name_fields_of_the_typed_summary():
+    from dataclasses import fields
+
+    from glassbox.report.summary import ClassifierSummary, LMSummary, RegressionSummary
+    from glassbox.train.tensorboard import FINAL
+
+    named = {f.name for cls in (ClassifierSummary, RegressionSummary, LMSummary) for f in fields(cls)}
+    assert set(FINAL) <= named, set(FINAL) - named

@@ -16,6 +16,7 @@ from glassbox.evaluate import temperature as tm
 from glassbox.infer.predictor import Predictor
 from glassbox.report import sections, worries
 from glassbox.report.load import Run
+from glassbox.report.summary import load_summary
 from glassbox.run.start import train as run
 from tests.test_calibration import digits_logits  # noqa: F401 (a fixture: logistic regression on real digits)
 from tests.test_calibration import torch_lbfgs_temperature
@@ -99,7 +100,7 @@ def _easy_split(calibrated, scale=0.5):
 
 def test_the_report_says_whether_t_was_applied(calibrated, tmp_path):
     kept = _easy_split(calibrated)
-    score, text = worries.calibration({"calibration": kept})
+    score, text = worries.calibration(load_summary({"calibration": kept}))
     assert kept["before"]["verdict"] == "under-confident" and score == 60
     assert "temperature scaling was not applied: " + kept["reason"] in text
     slightly = _easy_split(calibrated, 0.8)   # confidence 0.6 points below accuracy on 596 test examples
@@ -107,17 +108,17 @@ def test_the_report_says_whether_t_was_applied(calibrated, tmp_path):
     assert not slightly["applied"] and abs(b["mean_confidence"] - b["accuracy"]) < 0.01
     assert b["ece"] > slightly["tolerance"] and b["ece"] <= b["ece_noise"]  # above the tolerance, yet within chance
     assert b["verdict"] == "no miscalibration beyond chance on this many examples"
-    assert worries.calibration({"calibration": slightly}) is None
+    assert worries.calibration(load_summary({"calibration": slightly})) is None
     b = {k: v for k, v in b.items() if k != "ece_noise"}  # a run from before the noise floor: the old check says it
-    score, text = worries.calibration({"calibration": {**slightly, "before": {**b, "verdict": "under-confident"}}})
+    score, text = worries.calibration(load_summary({"calibration": {**slightly, "before": {**b, "verdict": "under-confident"}}}))
     assert score == 20 and "on 596 test examples the gap is within noise" in text and "the evidence is thin" in text
-    html = sections.calibration(Run(tmp_path, {"calibration": kept}))
+    html = sections.calibration(Run(tmp_path, load_summary({"calibration": kept})))
     assert f"with T = {kept['fitted_temperature']:.2f} (not applied)" in html and "was not kept" in html
     base, labels, half = calibrated
     disagree = tm.calibration_report(base[:half] * 3, labels[:half], base[half:] * 0.3, labels[half:])
-    score, text = worries.calibration({"calibration": disagree})
+    score, text = worries.calibration(load_summary({"calibration": disagree}))
     assert score == 60 and text.endswith("Test disagrees with validation about this T (see the calibration section).")
-    html = sections.calibration(Run(tmp_path, {"calibration": disagree}))
+    html = sections.calibration(Run(tmp_path, load_summary({"calibration": disagree})))
     assert f"with T = {disagree['temperature']:.2f} (applied)" in html and "Test disagrees" in html
 
 

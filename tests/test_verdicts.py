@@ -11,6 +11,7 @@ from glassbox.cli import main
 from glassbox.report.card import performance
 from glassbox.report.load import Run
 from glassbox.report import worries
+from glassbox.report.summary import load_summary
 from glassbox.train.early_stopping import explain, val_noise
 from tests.conftest import shared
 
@@ -110,13 +111,13 @@ def test_the_digits_demo_verdict_follows_its_own_evaluations(demo_run):
 
 
 def test_prose_counts_and_intervals_read_as_a_person_writes_them(tmp_path):
-    assert "from 1 example," in worries.test_size({"n_examples": {"test": 1}, "test_accuracy": 1.0})[1]
+    assert "from 1 example," in worries.test_size(load_summary({"n_examples": {"test": 1}, "test_accuracy": 1.0}))[1]
     one = {"per_class": {"macro": {"f1": 0.9}, "worst_class": "a", "classes": [
         {"name": "a", "f1": 0.5, "recall": 1.0, "support": 1}, {"name": "b", "f1": 1.0, "recall": 1.0, "support": 9}]}}
-    assert "of the 1 test example of that class" in worries.worst_class(one)[1]
+    assert "of the 1 test example of that class" in worries.worst_class(load_summary(one))[1]
     gap = {"column": "sex", "value": "f", "gap": 0.038}
-    run = Run(tmp_path, {"test_accuracy": 0.9, "n_examples": {"test": 1}, "chance": {"majority_accuracy": 0.5},
-                         "groups": {"largest_gap": gap, "columns": {"sex": {"worst": {"gap_ci": [0.034, 0.041]}}}}})
+    run = Run(tmp_path, load_summary({"test_accuracy": 0.9, "n_examples": {"test": 1}, "chance": {"majority_accuracy": 0.5},
+                                      "groups": {"largest_gap": gap, "columns": {"sex": {"worst": {"gap_ci": [0.034, 0.041]}}}}}))
     text = performance(run)
     assert "on 1 example " in text and "3.8 points below overall accuracy (95% interval 3.4 – 4.1 points)" in text
 

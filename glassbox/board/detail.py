@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from glassbox.board.runs import Unreadable, finite_or_none, read_json, whole_lines
+from glassbox.report.summary import ClassifierSummary, LMSummary, RunSummary, SummaryError, load_summary
 from glassbox.report.worries import top_worries
 
 RECORD_KEYS = ("step", "epoch", "train_loss", "val_loss", "val_accuracy", "lr", "grad_norm", "examples_per_s",
@@ -72,22 +73,42 @@ def audit_lines(audit: dict | None) -> list[dict]:
              "message": f.get("message")} for f in findings if isinstance(f, dict)]
 
 
-def headlines(summary: dict, audit: dict | None, memorization: dict | None) -> dict:
+SCORES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "perplexity", "generalisation_gap", "test_rmse",
+          "test_mae", "test_r2")  # the page's score columns; each kind of run fills in its own
+
+
+def scores(s: RunSummary) -> dict:
+    """The run's figures by score column: None where this kind of run has none, or it is not a finite number."""
+    if isinstance(s, LMSummary):
+        own = {"val_accuracy": s.val_accuracy, "val_loss": s.val_loss, "perplexity": s.perplexity}
+    elif isinstance(s, ClassifierSummary):
+        own = {"test_accuracy": s.test_accuracy, "test_loss": s.test_loss, "val_accuracy": s.val_accuracy,
+               "val_loss": s.val_loss}
+    else:
+        own = {"test_loss": s.test_loss, "val_loss": s.val_loss, "test_rmse": s.test_rmse, "test_mae": s.test_mae,
+               "test_r2": s.test_r2}
+    figures = {**dict.fromkeys(SCORES), **own, "generalisation_gap": s.generalisation_gap}
+    return {k: finite_or_none(v) for k, v in figures.items()}
+
+
+def headlines(summary: RunSummary, audit: dict | None, memorization: dict | None) -> dict:
     """What a finished run adds: the verdict, the worries the report opens with, calibration and group sentences."""
     try:
         worries = top_worries(summary, audit, memorization)
-    except (TypeError, AttributeError, KeyError, ValueError):  # a summary.json glassbox did not write
+    except (TypeError, AttributeError, KeyError, ValueError):  # figures inside a summary.json glassbox did not write
         worries = []
     # a regression's prediction intervals stand where a classifier's calibration does, its groups by column alike
-    calibration = next((v for v in (summary.get("calibration"), summary.get("interval")) if isinstance(v, dict)), {})
-    groups = summary.get("groups") or {}
+    if isinstance(summary, LMSummary):
+        calibration, groups = None, {}
+    elif isinstance(summary, ClassifierSummary):
+        calibration, groups = summary.calibration, summary.groups or {}
+    else:
+        calibration, groups = summary.interval, summary.groups or {}
     columns = groups.get("columns") or groups.get("by_column") or {}
-    return {"verdict": summary.get("verdict"), "worries": worries, "calibration": calibration.get("sentence"),
+    return {"verdict": summary.verdict, "worries": worries, "calibration": calibration.sentence if calibration else None,
             "groups": [{"column": c, "sentence": rep.get("sentence")} for c, rep in columns.items()
                        if isinstance(rep, dict)],
-            "scores": {k: finite_or_none(summary.get(k)) for k in (
-                "test_accuracy", "test_loss", "val_accuracy", "val_loss", "perplexity", "generalisation_gap",
-                "test_rmse", "test_mae", "test_r2")}}
+            "scores": scores(summary)}
 
 
 def run_detail(folder: Path, row: dict) -> dict:
@@ -113,6 +134,11 @@ def read_detail(folder: Path, detail: dict) -> dict:
     detail["settings"] = [{"key": k, "value": v, "source": s} for k, (v, s) in settings_of(config).items()]
     detail["audit"] = audit_lines(files["audit.json"])
     if summary:
-        detail["headlines"] = headlines(summary, files["audit.json"], files["memorization.json"])
-        detail["chance_loss"] = finite_or_none(summary.get("chance_loss"))
+        try:
+            typed = load_summary(summary)
+        except SummaryError as e:
+            detail["problems"].append(f"summary.json holds values glassbox does not write ({e})")
+            return detail
+        detail["headlines"] = headlines(typed, files["audit.json"], files["memorization.json"])
+        detail["chance_loss"] = finite_or_none(typed.chance_loss)
     return detail

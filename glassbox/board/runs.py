@@ -13,6 +13,8 @@ import socket
 import time
 from pathlib import Path
 
+from glassbox.report.summary import LMSummary, RegressionSummary, RunSummary, Summary, SummaryError, load_summary
+
 RUNNING = "running.json"  # the name run/folder.py gives it (the board imports nothing that loads torch)
 NOT_RUNS = {"checkpoints", "model", "data", "control", "tensorboard"}  # folders inside a run, never runs themselves
 MAX_DEPTH = 3  # runs/<name>, runs/<group>/<name>, runs/<a>/<b>/<name>
@@ -144,17 +146,17 @@ def finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def score(summary: dict) -> tuple[str | None, float | None]:
-    if summary.get("task") == "lm":
-        return "perplexity", finite_or_none(summary.get("perplexity"))
-    if summary.get("task") == "regression":  # in the label's units, the error a user reads first
-        return "test RMSE", finite_or_none(summary.get("test_rmse"))
-    return "test accuracy", finite_or_none(summary.get("test_accuracy"))
+def score(summary: RunSummary) -> tuple[str | None, float | None]:
+    if isinstance(summary, LMSummary):
+        return "perplexity", finite_or_none(summary.perplexity)
+    if isinstance(summary, RegressionSummary):  # in the label's units, the error a user reads first
+        return "test RMSE", finite_or_none(summary.test_rmse)
+    return "test accuracy", finite_or_none(summary.test_accuracy)
 
 
-def total_steps(config: dict, summary: dict) -> int | None:
+def total_steps(config: dict, summary: Summary) -> int | None:
     derived = (config.get("derived") or {}).get("steps") or {}
-    for value in (summary.get("steps") if summary.get("stop_reason") == "max_steps" else None,
+    for value in (summary.steps if summary.stop_reason == "max_steps" else None,
                   derived.get("value"), config.get("max_steps")):
         if isinstance(value, int):
             return value
@@ -180,24 +182,26 @@ def read_row(folder: Path, run_id: str) -> dict:
     except Unreadable as e:
         return {**row, "problem": str(e), "data": None, "task": None, "model": None, "marker": None, "trained": False}
     try:
-        return {**row, **row_fields(folder, summary or {}, config, row["marker"])}
-    except (TypeError, AttributeError, ValueError) as e:  # JSON of the right syntax but not what glassbox writes
+        return {**row, **row_fields(folder, load_summary(summary) if summary else None, config, row["marker"])}
+    except (SummaryError, TypeError, AttributeError, ValueError) as e:  # JSON of the right syntax, not glassbox's
         return {**row, "problem": f"its files hold values glassbox does not write ({type(e).__name__}: {e})",
                 "data": None, "task": None, "model": None, "trained": False}
 
 
-def row_fields(folder: Path, summary: dict, config: dict, marker: dict | None) -> dict:
+def row_fields(folder: Path, summary: RunSummary | None, config: dict, marker: dict | None) -> dict:
+    """summary: None until the run has finished."""
     metrics = read_metrics(folder / "metrics.jsonl")
     best = [m["step"] for m in metrics if m.get("best")]
-    task = summary.get("task") or ("lm" if config.get("task") == "lm" else "classify")
-    name, value = score(summary) if summary else (None, None)
-    return {"data": str(summary.get("data") or config.get("data") or ""), "task": task,
-            "model": summary.get("model") or config.get("model"), "finished": bool(summary),
-            "stop_reason": summary.get("stop_reason"),
-            "step": metrics[-1]["step"] if metrics else summary.get("steps"), "total_steps": total_steps(config, summary),
-            "best_step": summary.get("best_step") if summary else (best[-1] if best else None),
-            "score_name": name, "score": value, "wall_seconds": finite_or_none(summary.get("wall_seconds")),
-            "started": started_at(folder, marker), "trained": bool(metrics) or bool(summary)}
+    done = summary is not None
+    s = summary if done else Summary()  # an unfinished run's figures: all None
+    name, value = score(summary) if done else (None, None)
+    return {"data": str(s.data or config.get("data") or ""),
+            "task": s.task or ("lm" if config.get("task") == "lm" else "classify"),
+            "model": s.model or config.get("model"), "finished": done, "stop_reason": s.stop_reason,
+            "step": metrics[-1]["step"] if metrics else s.steps, "total_steps": total_steps(config, s),
+            "best_step": s.best_step if done else (best[-1] if best else None),
+            "score_name": name, "score": value, "wall_seconds": finite_or_none(s.wall_seconds),
+            "started": started_at(folder, marker), "trained": bool(metrics) or done}
 
 
 class RunIndex:

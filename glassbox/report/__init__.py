@@ -9,8 +9,6 @@ needs no network, scripts or fonts to open. Sections whose data the run lacks ar
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import secrets
 from pathlib import Path
 
 from glassbox.errors import UserError
@@ -18,6 +16,8 @@ from glassbox.report import lm, regression, sections
 from glassbox.report.card import model_card
 from glassbox.report.html import page
 from glassbox.report.load import Run, load_run
+from glassbox.report.summary import Cost, LMSummary, RegressionSummary
+from glassbox.runtime.files import atomic_write
 
 # (anchor, heading, section function) in reading order; a function returning "" drops its section.
 CLASSIFIER_SECTIONS = [
@@ -49,21 +49,15 @@ LM_SECTIONS = [
 
 
 def build_report(run: Run) -> str:
-    """The report's HTML for a loaded run."""
-    task = run.summary.get("task")
-    chosen = {"lm": LM_SECTIONS, "regression": REGRESSION_SECTIONS}.get(task, CLASSIFIER_SECTIONS)
-    parts = []
-    for anchor, title, fn in chosen:
-        try:
-            parts.append((anchor, title, fn(run)))
-        except (TypeError, AttributeError, KeyError, ValueError, IndexError, ZeroDivisionError) as e:
-            reason = (str(e).splitlines() or [""])[0][:120]
-            raise UserError(f"the report's {title!r} section cannot be drawn from the JSON files in {run.path} "
-                            f"({type(e).__name__}: {reason}); they hold something a finished run does not write: "
-                            f"train again (or --resume the run) to rewrite them") from None
+    """The report's HTML for a loaded run. A section that fails raises: load_run has already refused a summary.json
+    that is not a finished run's, so what fails here is a bug in the section."""
     s = run.summary
-    name = Path(str(s.get("data", run.path.name))).name or run.path.name
-    what = {"lm": "language model", "regression": "regression model"}.get(task, "classifier")
+    chosen = (LM_SECTIONS if isinstance(s, LMSummary) else REGRESSION_SECTIONS if isinstance(s, RegressionSummary)
+              else CLASSIFIER_SECTIONS)
+    parts = [(anchor, title, fn(run)) for anchor, title, fn in chosen]
+    name = Path(s.data or run.path.name).name or run.path.name
+    what = ("language model" if isinstance(s, LMSummary) else "regression model" if isinstance(s, RegressionSummary)
+            else "classifier")
     made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"A {what} trained on {run.trained_on}. Run folder: {run.path}. Report made {made}."
     return page(f"glassbox report: {name}", subtitle, [p for p in parts if p[2]])
@@ -76,25 +70,20 @@ def write_report(run_dir, power_watts: float | None = None, price_per_kwh: float
     draw or electricity price (the run's own files are left as they are).
     Raises UserError when the folder holds no finished run (no summary.json)."""
     run = load_run(run_dir)
-    if (power_watts is not None or price_per_kwh is not None) and isinstance(run.summary.get("cost"), dict):
+    if (power_watts is not None or price_per_kwh is not None) and run.summary.cost is not None:
         from glassbox.config import make_config
         from glassbox.evaluate.cost import reprice
 
         make_config({"power_watts": power_watts, "price_per_kwh": price_per_kwh})  # the same checks as for train
-        run.summary["cost"] = reprice(run.summary["cost"], power_watts, price_per_kwh)
+        run.summary.cost = Cost.from_dict(reprice(run.summary.cost.to_dict(), power_watts, price_per_kwh))
     text = build_report(run)
     out = run.path / "report.html"
     if out.exists() and not out.is_file():
         raise UserError(f"{out} is a folder (or another thing that is not a file); move it away, then make the report "
                         f"again")
-    # write then rename, so a reader never sees half a page; a temporary name of its own, removed on failure
-    tmp = run.path / f".report.html.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
+        atomic_write(out, text.encode("utf-8"))  # a reader never sees half a page
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {out} ({e.strerror or type(e).__name__}); check the free space and the "
                         f"permissions of {run.path}") from None
     return out

@@ -2,25 +2,26 @@
 to be careful of, derived from the run folder."""
 from __future__ import annotations
 
-from glassbox.report.html import count, counted, esc, interval, pct
+from glassbox.report.html import count, counted, esc, interval, or_nan, pct
 from glassbox.report.load import Run
 from glassbox.report.sections import model_name
+from glassbox.report.summary import RegressionSummary
 from glassbox.report.worries import top_worries
 
 
 def intended_use(run: Run) -> str:
     s = run.summary
     if run.is_lm:
-        return (f"Generating text in the style of {s.get('data', 'its training text')}. It continues text with what "
+        return (f"Generating text in the style of {s.data or 'its training text'}. It continues text with what "
                 f"is likely there, not with what is true; it states nothing as fact.")
-    if s.get("task") == "regression":
-        return (f"Predicting '{s.get('label')}', a number, for rows like those in {s.get('data', 'its training data')}. "
+    if isinstance(s, RegressionSummary):
+        return (f"Predicting '{s.label}', a number, for rows like those in {s.data or 'its training data'}. "
                 f"It answers with a number and an interval for any row, even one unlike every row it saw; its scores "
                 f"and its intervals' coverage hold for rows drawn the way its training data was, and on anything else "
                 f"they say nothing.")
-    classes = [str(c) for c in s.get("classes") or []]
+    classes = [str(c) for c in s.classes or []]
     shown = ", ".join(f"'{c}'" for c in classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
-    return (f"Sorting {s.get('kind', '')} examples like those in {s.get('data', 'its training data')} into one of "
+    return (f"Sorting {s.kind or ''} examples like those in {s.data or 'its training data'} into one of "
             f"{len(classes)} classes: {shown}. It always answers with one of these classes, even for an input that "
             f"belongs to none of them. Its scores hold for inputs drawn the way its training data was; on anything "
             f"else they say nothing.")
@@ -28,20 +29,19 @@ def intended_use(run: Run) -> str:
 
 def training_data(run: Run) -> str:
     s, m = run.summary, run.manifest or {}
-    fingerprint = m.get("training_data_fingerprint") or s.get("data_fingerprint") or "not recorded"
+    fingerprint = m.get("training_data_fingerprint") or s.data_fingerprint or "not recorded"
     if run.is_lm:
-        tokens = (s.get("corpus") or {}).get("tokens") or {}
+        tokens = (s.corpus or {}).get("tokens") or {}
         size = f"{count(tokens.get('train'))} training and {count(tokens.get('val'))} validation tokens"
     else:
-        n = s.get("n_examples") or {}
-        size = (f"{count(n.get('train'))} training, {count(n.get('val'))} validation and {count(n.get('test'))} "
-                f"test examples")
-    return f"{s.get('data', 'unknown')}: {size}. Fingerprint (sha256 of the data): {fingerprint}."
+        n = s.n_examples
+        size = f"{count(n.train)} training, {count(n.val)} validation and {count(n.test)} test examples"
+    return f"{s.data or 'unknown'}: {size}. Fingerprint (sha256 of the data): {fingerprint}."
 
 
 def knowledge_cutoff(run: Run) -> str:
     if run.is_lm:
-        return (f"Trained on {run.trained_on}, on {run.summary.get('data', 'its corpus')} alone. It knows nothing that "
+        return (f"Trained on {run.trained_on}, on {run.summary.data or 'its corpus'} alone. It knows nothing that "
                 f"text does not contain: no events after it was written, no facts from anywhere else. Asked about "
                 f"them, it still writes fluent, confident text.")
     return (f"Trained on {run.trained_on}. The model knows nothing that is not in its training data: nothing that "
@@ -52,35 +52,33 @@ def knowledge_cutoff(run: Run) -> str:
 def performance(run: Run) -> str:
     s = run.summary
     if run.is_lm:
-        return f"Validation perplexity {s.get('perplexity', float('nan')):.2f} (vocabulary of {count(s.get('vocab_size'))})."
-    if s.get("task") == "regression":
+        return f"Validation perplexity {or_nan(s.perplexity):.2f} (vocabulary of {count(s.vocab_size)})."
+    if isinstance(s, RegressionSummary):
         return regression_performance(s)
-    text = f"Test accuracy {pct(s.get('test_accuracy'))} on {counted((s.get('n_examples') or {}).get('test'), 'example')}"
-    majority = (s.get("chance") or {}).get("majority_accuracy")
+    text = f"Test accuracy {pct(s.test_accuracy)} on {counted(s.n_examples.test, 'example')}"
+    majority = s.chance.majority_accuracy
     text += f" (the most common class alone: {pct(majority)})." if majority is not None else "."
-    calib = s.get("calibration") or {}
-    saved = calib.get("after") if calib.get("applied", True) else calib.get("before")  # what the saved model gives
+    calib = s.calibration
+    saved = (calib.after if calib.kept else calib.before) if calib else None  # what the saved model gives
     if saved:
-        how = "after temperature scaling" if calib.get("applied", True) else "as saved (no temperature kept)"
-        text += f" Confidence {how}: {saved.get('verdict')} (ECE {saved.get('ece', 0):.3f})."
-    gap = (s.get("groups") or {}).get("largest_gap")
+        how = "after temperature scaling" if calib.kept else "as saved (no temperature kept)"
+        text += f" Confidence {how}: {saved.verdict} (ECE {saved.ece or 0:.3f})."
+    gap = (s.groups or {}).get("largest_gap")
     if gap:
-        column = s["groups"]["columns"].get(gap["column"], {})
+        column = s.groups["columns"].get(gap["column"], {})
         ci = (column.get("worst") or {}).get("gap_ci")
         text += (f" Largest group gap: {gap['column']}={gap['value']}, {100 * gap['gap']:.1f} points below overall "
                  f"accuracy (95% interval {interval(ci, lambda x: f'{100 * x:.1f}')} points).")
     return text
 
 
-def regression_performance(s: dict) -> str:
-    chance, i = s.get("chance") or {}, s.get("interval") or {}
-    text = (f"Test RMSE {s.get('test_rmse', float('nan')):.4g}, MAE {s.get('test_mae', float('nan')):.4g}, R² "
-            f"{s.get('test_r2') if s.get('test_r2') is not None else float('nan'):.3f} on {counted((s.get('n_examples') or {}).get('test'), 'example')} "
-            f"(always the training mean: RMSE {chance.get('test_rmse', float('nan')):.4g}).")
-    t = i.get("test")
-    if t:
-        text += (f" Its {pct(i.get('level'), 0)} prediction intervals (value ± {i.get('half_width', float('nan')):.4g}) "
-                 f"held {pct(t.get('coverage'))} of the test values (95% interval {interval(t.get('ci'))}).")
+def regression_performance(s: RegressionSummary) -> str:
+    text = (f"Test RMSE {or_nan(s.test_rmse):.4g}, MAE {or_nan(s.test_mae):.4g}, R² {or_nan(s.test_r2):.3f} on "
+            f"{counted(s.n_examples.test, 'example')} (always the training mean: RMSE {or_nan(s.chance.test_rmse):.4g}).")
+    i = s.interval
+    if i and i.test:
+        text += (f" Its {pct(i.level, 0)} prediction intervals (value ± {or_nan(i.half_width):.4g}) "
+                 f"held {pct(i.test.coverage)} of the test values (95% interval {interval(i.test.ci)}).")
     return text
 
 
@@ -97,7 +95,7 @@ def audit_findings(run: Run) -> str:
 
 def limitations(run: Run) -> list[str]:
     out = top_worries(run.summary, run.audit, run.memorization, n=5)
-    if not run.is_lm and not run.summary.get("groups"):
+    if not run.is_lm and not run.summary.groups:
         out.append("No group columns were given, so nobody checked whether it works worse for some people "
                    "(train with --group COL to measure it).")
     return out
@@ -105,7 +103,7 @@ def limitations(run: Run) -> list[str]:
 
 def model_card(run: Run) -> str:
     m, s = run.manifest or {}, run.summary
-    model = (f"{model_name(m.get('architecture', s.get('model', 'model')))}, {count(m.get('n_params', s.get('n_params')))} weights; "
+    model = (f"{model_name(m.get('architecture', s.model or 'model'))}, {count(m.get('n_params', s.n_params))} weights; "
              f"glassbox {m.get('glassbox_version', '?')}, torch {m.get('torch_version', '?')}")
     rows = [("Model", model), ("Intended use", intended_use(run)), ("Training data", training_data(run)),
             ("Knowledge cutoff", knowledge_cutoff(run)), ("Performance", performance(run)),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import math
 
+from glassbox.report.summary import Summary
+
 CSS = """
 body { margin: 0; background: #f6f6f4; color: #1d1d1f;
        font: 16px/1.55 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
@@ -52,6 +54,11 @@ def esc(value) -> str:
 
 def is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def or_nan(x):
+    """A figure for a fixed format (`f"{x:.3f}"`): nan where the summary has none."""
+    return float("nan") if x is None else x
 
 
 def pct(x, digits: int = 1) -> str:
@@ -174,15 +181,15 @@ def page(title: str, subtitle: str, sections: list[tuple[str, str, str]]) -> str
     )
 
 
-def processes(s: dict) -> str:
+def processes(s: Summary) -> str:
     """' on 2 processes (global batch 64, 32 each)' for a run under torchrun, with each stretch of steps when a
     resumed run changed the number; '' for one process (and for runs from before glassbox recorded it)."""
-    sessions = [x for x in s.get("sessions") or [] if isinstance(x, dict)]
-    counts = {x.get("world_size") for x in sessions} | ({s["world_size"]} if isinstance(s.get("world_size"), int) else set())
+    sessions = [x for x in s.sessions or [] if isinstance(x, dict)]
+    counts = {x.get("world_size") for x in sessions} | ({s.world_size} if s.world_size is not None else set())
     if counts <= {1, None}:
         return ""
-    batch = s.get("batch_size_per_process", 0) * s.get("world_size", 1)
+    batch = (s.batch_size_per_process or 0) * (s.world_size or 1)
     if len(counts) == 1:
-        return f" on {s['world_size']} processes (global batch {count(batch)}, {count(s.get('batch_size_per_process'))} each)"
+        return f" on {s.world_size} processes (global batch {count(batch)}, {count(s.batch_size_per_process)} each)"
     stretches = ", ".join(f"steps {x['from_step'] + 1}-{x['to_step']} on {x['world_size']}" for x in sessions)
     return f" on several numbers of processes ({stretches}; global batch {count(batch)} throughout)"

@@ -15,29 +15,29 @@ def _ppl(loss) -> str:
 
 def what_was_trained(run: Run) -> str:
     s = run.summary
-    tokens = ((s.get("corpus") or {}).get("tokens") or {}).get("train")
-    unit = "character" if s.get("tokenizer") == "char" else "token"
-    return (f"A {str(s.get('model', 'language model')).upper()} with {count(s.get('n_params'))} weights learned to "
-            f"predict the next {unit} of {s.get('data', 'its text')}, from {count(tokens)} training tokens "
-            f"({s.get('tokenizer', '')} tokenizer, {count(s.get('vocab_size'))} tokens in its vocabulary), in "
-            f"{count(s.get('steps'))} steps ({seconds(s.get('train_seconds'))}){processes(s)}.")
+    tokens = ((s.corpus or {}).get("tokens") or {}).get("train")
+    unit = "character" if s.tokenizer == "char" else "token"
+    return (f"A {(s.model or 'language model').upper()} with {count(s.n_params)} weights learned to "
+            f"predict the next {unit} of {s.data or 'its text'}, from {count(tokens)} training tokens "
+            f"({s.tokenizer or ''} tokenizer, {count(s.vocab_size)} tokens in its vocabulary), in "
+            f"{count(s.steps)} steps ({seconds(s.train_seconds)}){processes(s)}.")
 
 
 def summary(run: Run) -> str:
-    s, chance = run.summary, run.summary.get("chance") or {}
-    v = s.get("vocab_size")
-    how_good = (f"On validation text it never trained on, its perplexity is {num(s.get('perplexity'), 2)}: on average "
+    s, chance = run.summary, run.summary.chance
+    v = s.vocab_size
+    how_good = (f"On validation text it never trained on, its perplexity is {num(s.perplexity, 2)}: on average "
                 f"it is as unsure as if it were choosing among that many tokens. A uniform guess over its "
                 f"{count(v)}-token vocabulary has perplexity {count(v)}. It names the next token right "
-                f"{pct(s.get('val_accuracy'))} of the time (always the most common token: "
-                f"{pct(chance.get('majority_accuracy'))}).")
+                f"{pct(s.val_accuracy)} of the time (always the most common token: "
+                f"{pct(chance.majority_accuracy)}).")
     items = "".join(f"<li>{esc(w)}</li>" for w in top_worries(s, run.audit, run.memorization))
-    rows = [["training text", num(s.get("train_loss")), _ppl(s.get("train_loss")), "–"],
-            ["validation text", num(s.get("val_loss")), _ppl(s.get("val_loss")), pct(s.get("val_accuracy"))],
-            [f"uniform guess over {count(v)} tokens (chance, ln V)", num(s.get("chance_loss")),
-             _ppl(s.get("chance_loss")), pct(1 / v) if v else "–"],
-            ["the untrained model (random weights)", num(chance.get("untrained_loss")),
-             _ppl(chance.get("untrained_loss")), pct(chance.get("untrained_accuracy"))]]
+    rows = [["training text", num(s.train_loss), _ppl(s.train_loss), "–"],
+            ["validation text", num(s.val_loss), _ppl(s.val_loss), pct(s.val_accuracy)],
+            [f"uniform guess over {count(v)} tokens (chance, ln V)", num(s.chance_loss),
+             _ppl(s.chance_loss), pct(1 / v) if v else "–"],
+            ["the untrained model (random weights)", num(chance.untrained_loss),
+             _ppl(chance.untrained_loss), pct(chance.untrained_accuracy)]]
     return (para(what_was_trained(run), "lead") + para(how_good, "lead")
             + "<h3>What to worry about most</h3>"
             + (f'<ol class="worries">{items}</ol>' if items else para("Nothing in this run stands out."))
@@ -47,11 +47,11 @@ def summary(run: Run) -> str:
 
 def samples(run: Run) -> str:
     s = run.summary
-    texts = [t for t in s.get("samples") or [] if isinstance(t, str)]
-    if not texts and not is_number(s.get("perplexity")):
+    texts = [t for t in s.samples or [] if isinstance(t, str)]
+    if not texts and not is_number(s.perplexity):
         return ""
-    html = para(f"Perplexity {num(s.get('perplexity'), 2)} on validation text (training text: "
-                f"{num(s.get('train_perplexity'), 2)}); it read {count(s.get('tokens_per_second'))} tokens per "
+    html = para(f"Perplexity {num(s.perplexity, 2)} on validation text (training text: "
+                f"{num(s.train_perplexity, 2)}); it read {count(s.tokens_per_second)} tokens per "
                 f"second while training.")
     if texts:
         html += para(f"{len(texts)} samples the model wrote, each starting from the same few characters of "
@@ -63,8 +63,8 @@ def samples(run: Run) -> str:
 def memorisation(run: Run) -> str:
     m = run.memorization
     if not m:
-        sentence = run.summary.get("memorization")
-        return para(sentence) if isinstance(sentence, str) else ""
+        sentence = run.summary.memorization
+        return para(sentence) if sentence is not None else ""
     html = para(m.get("summary") or m.get("sentence") or "")
     gen = {row.get("n"): row for row in (m.get("novelty") or {}).get("by_n") or []}
     ref = {row.get("n"): row for row in (m.get("novelty_of_held_out_text") or {}).get("by_n") or []}

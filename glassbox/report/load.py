@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from glassbox.errors import UserError
+from glassbox.report.summary import LMSummary, RunSummary, SummaryError, load_summary
 
 
 @dataclass
 class Run:
     path: Path
-    summary: dict                                       # summary.json
+    summary: RunSummary                                 # summary.json, typed (report/summary.py)
     metrics: list[dict] = field(default_factory=list)   # metrics.jsonl, one evaluation per entry
     audit: dict | None = None                           # audit.json
     manifest: dict | None = None                        # model/manifest.json
@@ -21,12 +22,12 @@ class Run:
 
     @property
     def is_lm(self) -> bool:
-        return self.summary.get("task") == "lm"
+        return isinstance(self.summary, LMSummary)
 
     @property
     def trained_on(self) -> str:
         """The training date (YYYY-MM-DD): from the artifact, else the corpus, else summary.json's time."""
-        m, corpus = self.manifest or {}, self.summary.get("corpus") or {}
+        m, corpus = self.manifest or {}, (self.summary.corpus if self.is_lm else None) or {}
         for created in [m.get("created"), (m.get("knowledge_cutoff") or {}).get("trained_on"),
                         corpus.get("trained_on"), corpus.get("created")]:
             if isinstance(created, str) and len(created) >= 10:
@@ -60,13 +61,13 @@ def _jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def missing_fields(summary: dict) -> list[str]:
+def missing_fields(summary: RunSummary) -> list[str]:
     """What every finished run's summary.json says and this one lacks: the kind of run and its data (the
     report leaves out the sections whose figures a summary lacks, but not these)."""
     lacking = []
-    if not isinstance(summary.get("task"), str) or summary["task"] not in ("classify", "regression", "lm"):
+    if summary.task not in ("classify", "regression", "lm"):
         lacking.append("task: classify, regression or lm")
-    if not isinstance(summary.get("data"), str) or not summary["data"]:
+    if not summary.data:
         lacking.append("data: what it trained on")
     return lacking
 
@@ -86,11 +87,16 @@ def load_run(run_dir) -> Run:
     if summary is None:
         raise UserError(f"{path} holds no summary.json: the run has not finished; "
                         f"finish it (glassbox train --out {path} --resume) and make the report again")
-    lacking = missing_fields(summary)
+    try:
+        typed = load_summary(summary)
+    except SummaryError as e:
+        raise UserError(f"{path / 'summary.json'} holds what a finished run does not write ({e}); it is not the "
+                        f"summary of a finished glassbox run: train again (or --resume the run) to rewrite it") from None
+    lacking = missing_fields(typed)
     if lacking:
         raise UserError(f"{path / 'summary.json'} lacks what a finished run records ({', '.join(lacking)}); it is not "
                         f"the summary of a finished glassbox run: train again (or --resume the run) to rewrite it")
-    return Run(path=path, summary=summary, metrics=_jsonl(path / "metrics.jsonl"),
+    return Run(path=path, summary=typed, metrics=_jsonl(path / "metrics.jsonl"),
                audit=_json(path / "audit.json"), manifest=_json(path / "model" / "manifest.json"),
                memorization=_json(path / "memorization.json"),
                control_metrics=_jsonl(path / "control" / "metrics.jsonl"))

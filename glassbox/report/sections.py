@@ -7,6 +7,7 @@ from glassbox.report.html import (Raw, capital, count, esc, image, interval, is_
                                   severity, si, sig, table)
 from glassbox.models.registry import display_name
 from glassbox.report.load import Run
+from glassbox.report.summary import CalibrationFigures, LMSummary, MemorisationControl
 from glassbox.report.worries import top_worries
 
 NUMS = set(range(1, 12))  # every column after the first holds numbers, in most tables here
@@ -15,32 +16,29 @@ model_name = display_name  # a model's name in words, from the one table of mode
 
 def what_was_trained(run: Run) -> str:
     s = run.summary
-    classes = [str(c) for c in s.get("classes") or []]
+    classes = [str(c) for c in s.classes or []]
     shown = ", ".join(classes[:8]) + (f" and {len(classes) - 8} more" if len(classes) > 8 else "")
-    n = s.get("n_examples") or {}
-    return (f"A {model_name(s.get('model', 'model'))} with {count(s.get('n_params'))} weights learned to sort "
-            f"{s.get('kind', '')} examples from {s.get('data', 'the data')} into {len(classes)} classes ({shown}), "
-            f"from {count(n.get('train'))} training examples in {count(s.get('steps'))} steps "
-            f"({seconds(s.get('train_seconds'))}){processes(s)}.")
+    return (f"A {model_name(s.model or 'model')} with {count(s.n_params)} weights learned to sort "
+            f"{s.kind or ''} examples from {s.data or 'the data'} into {len(classes)} classes ({shown}), "
+            f"from {count(s.n_examples.train)} training examples in {count(s.steps)} steps "
+            f"({seconds(s.train_seconds)}){processes(s)}.")
 
 
 def summary(run: Run) -> str:
-    s, chance = run.summary, run.summary.get("chance") or {}
-    n_test = (s.get("n_examples") or {}).get("test")
-    k = chance.get("n_classes") or len(s.get("classes") or []) or None
-    how_good = (f"On {count(n_test)} test examples it never saw, it is right {pct(s.get('test_accuracy'))} of the "
-                f"time. Always answering the most common class would be right {pct(chance.get('majority_accuracy'))} "
+    s, chance = run.summary, run.summary.chance
+    k = chance.n_classes or len(s.classes or []) or None
+    how_good = (f"On {count(s.n_examples.test)} test examples it never saw, it is right {pct(s.test_accuracy)} of the "
+                f"time. Always answering the most common class would be right {pct(chance.majority_accuracy)} "
                 f"of the time" + (f", and guessing at random among {k} classes {pct(1 / k)}." if k else "."))
     worries = top_worries(s, run.audit, run.memorization)
     items = "".join(f"<li>{esc(w)}</li>" for w in worries)
-    rows = [[name, pct(s.get(f"{key}_accuracy")), num(s.get(f"{key}_loss"))]
-            for name, key in [("training set (at the sweet spot)", "train"), ("validation set", "val"),
-                              ("test set", "test")]]
-    rows += [["always the most common class", pct(chance.get("majority_accuracy")), "–"],
-             [f"uniform guess over {k} classes (chance, ln K)" if k else "uniform guess",
-              pct(1 / k) if k else "–", num(s.get("chance_loss"))],
-             ["the untrained model (random weights)", pct(chance.get("untrained_accuracy")),
-              num(chance.get("untrained_loss"))]]
+    rows = [["training set (at the sweet spot)", pct(s.train_accuracy), num(s.train_loss)],
+            ["validation set", pct(s.val_accuracy), num(s.val_loss)],
+            ["test set", pct(s.test_accuracy), num(s.test_loss)],
+            ["always the most common class", pct(chance.majority_accuracy), "–"],
+            [f"uniform guess over {k} classes (chance, ln K)" if k else "uniform guess",
+             pct(1 / k) if k else "–", num(s.chance_loss)],
+            ["the untrained model (random weights)", pct(chance.untrained_accuracy), num(chance.untrained_loss)]]
     return (para(what_was_trained(run), "lead") + para(how_good, "lead")
             + "<h3>What to worry about most</h3>"
             + (f'<ol class="worries">{items}</ol>' if items else para("Nothing in this run stands out."))
@@ -90,29 +88,27 @@ def curves(run: Run) -> str:
     s = run.summary
     if not run.metrics:
         return ""
-    png = plots.learning_curves(run.metrics, s.get("best_step"), s.get("chance_loss"),
-                                (s.get("chance") or {}).get("majority_accuracy"))
-    html = para(s.get("verdict", "")) if s.get("verdict") else ""
+    png = plots.learning_curves(run.metrics, s.best_step, s.chance_loss, s.chance.majority_accuracy)
+    html = para(s.verdict) if s.verdict else ""
     html += image(png, "training and validation loss by step, with the sweet spot and the chance level")
     html += para("Training loss is measured on the batches the model learns from, validation loss on examples it "
                  "never trains on. The dashed line is chance: the loss of a uniform guess, ln K. The star marks the "
                  "sweet spot, the evaluation with the lowest validation loss, whose weights were kept.", "note")
-    gap = s.get("generalisation_gap")
-    stop = f"Training stopped at step {s.get('steps')} ({STOPPED.get(s.get('stop_reason'), 'why was not recorded')})."
-    windows = s.get("val_windows"), s.get("curve_val_windows")
-    if run.is_lm and is_number(windows[0]) and is_number(windows[1]) and windows[1] < windows[0]:
-        stop += (f" Validation loss here is on all {count(windows[0])} validation windows; the curve and the verdict "
-                 f"above use {count(windows[1])} of them, spread evenly over the text ({num(s.get('curve_val_loss'))} "
-                 f"at the sweet spot).")
-    if is_number(gap) and run.is_lm:
+    gap, lm = s.generalisation_gap, isinstance(s, LMSummary)
+    stop = f"Training stopped at step {s.steps} ({STOPPED.get(s.stop_reason, 'why was not recorded')})."
+    if lm and is_number(s.val_windows) and is_number(s.curve_val_windows) and s.curve_val_windows < s.val_windows:
+        stop += (f" Validation loss here is on all {count(s.val_windows)} validation windows; the curve and the "
+                 f"verdict above use {count(s.curve_val_windows)} of them, spread evenly over the text "
+                 f"({num(s.curve_val_loss)} at the sweet spot).")
+    if is_number(gap) and lm:
         side = (f"{num(gap)} higher on text it never trained on" if gap > 0 else
                 f"{num(-gap)} lower on text it never trained on: no sign of memorising yet (the two halves of "
                 f"a corpus differ in difficulty, so a small negative gap is noise)")
-        html += para(f"The generalisation gap: validation loss {num(s.get('val_loss'))} vs training loss "
-                     f"{num(s.get('train_loss'))}, {side}. " + stop)
+        html += para(f"The generalisation gap: validation loss {num(s.val_loss)} vs training loss "
+                     f"{num(s.train_loss)}, {side}. " + stop)
     elif is_number(gap):
-        html += para(f"The generalisation gap at the sweet spot (step {s.get('best_step')}): training accuracy "
-                     f"{pct(s.get('train_accuracy'))} vs validation {pct(s.get('val_accuracy'))}, a gap of "
+        html += para(f"The generalisation gap at the sweet spot (step {s.best_step}): training accuracy "
+                     f"{pct(s.train_accuracy)} vs validation {pct(s.val_accuracy)}, a gap of "
                      f"{100 * gap:.1f} points. " + stop)
     else:
         html += para(stop)
@@ -125,7 +121,7 @@ STOPPED = {"early_stop": "early: validation loss had not improved for --patience
 
 
 def per_class(run: Run) -> str:
-    pc = run.summary.get("per_class")
+    pc = run.summary.per_class
     if not pc:
         return ""
     classes = pc.get("classes") or []
@@ -146,38 +142,38 @@ def per_class(run: Run) -> str:
 
 
 def calibration(run: Run) -> str:
-    c = run.summary.get("calibration")
-    if not c:
+    c = run.summary.calibration
+    if c is None:
         return ""
-    before, after = c.get("before") or {}, c.get("after") or {}
-    rows = [[name, fmt(before.get(key)), fmt(after.get(key))] for name, key, fmt in [
-        ("ECE (average gap between confidence and accuracy)", "ece", num),
-        ("MCE (largest gap in any confidence band)", "mce", num),
-        ("NLL (test loss)", "nll", num), ("Brier score", "brier", num),
-        ("accuracy", "accuracy", pct), ("average confidence", "mean_confidence", pct)]]
-    applied = c.get("applied", True)  # a run from before the check always applied its T
-    t = c.get("fitted_temperature", c.get("temperature"))
+    before, after = c.before or CalibrationFigures(), c.after or CalibrationFigures()
+    rows = [["ECE (average gap between confidence and accuracy)", num(before.ece), num(after.ece)],
+            ["MCE (largest gap in any confidence band)", num(before.mce), num(after.mce)],
+            ["NLL (test loss)", num(before.nll), num(after.nll)], ["Brier score", num(before.brier), num(after.brier)],
+            ["accuracy", pct(before.accuracy), pct(after.accuracy)],
+            ["average confidence", pct(before.mean_confidence), pct(after.mean_confidence)]]
+    applied = c.kept
+    t = c.fitted_temperature if c.fitted_temperature is not None else c.temperature
     scaled = f"with T = {num(t, 2)} ({'applied' if applied else 'not applied'})"
-    html = para(c.get("sentence", ""))
+    html = para(c.sentence or "")
     html += table(["on the test set", "as trained", scaled], rows, {1, 2})
-    html += para(f"Verdict: as trained, {before.get('verdict', 'not measured')}; {scaled}, "
-                 f"{after.get('verdict', 'not measured')}.")
-    html += image(plots.reliability(c.get("reliability_before") or [], c.get("reliability_after") or [], t, applied),
+    html += para(f"Verdict: as trained, {before.verdict or 'not measured'}; {scaled}, "
+                 f"{after.verdict or 'not measured'}.")
+    html += image(plots.reliability(c.reliability_before or [], c.reliability_after or [], t, applied),
                   "reliability diagrams before and after temperature scaling")
     kept = ("was kept because validation examples held out from its fit showed a lower NLL, and is stored in the "
             "saved model" if applied else "was not kept: the saved model gives its scores as trained (T = 1)")
     return html + para(f"Each bar is one confidence band: the model's stated probability on the x-axis, how often it "
                        f"was right on the y-axis. Bars on the diagonal mean 'when it says 80%, it is right 80% of "
                        f"the time'; below it the model is over-confident. T was fitted on the "
-                       f"{count(c.get('n_val'))} validation examples and {kept}; the grey "
+                       f"{count(c.n_val)} validation examples and {kept}; the grey "
                        f"bars count the test examples in each band.", "note")
 
 
 def groups(run: Run) -> str:
-    g = run.summary.get("groups")
+    g = run.summary.groups
     if not g or not g.get("columns"):
         return ""
-    classes = run.summary.get("classes") or []
+    classes = run.summary.classes or []
     html = para("How the model fares for each group in the test set. Intervals are 95% bootstrap intervals; groups "
                 "too small to judge are listed but never ranked.")
     for column, rep in g["columns"].items():
@@ -211,56 +207,52 @@ def groups(run: Run) -> str:
 
 
 def control(run: Run) -> str:
-    c = run.summary.get("control")
-    if not isinstance(c, dict):
+    c = run.summary.control
+    if not isinstance(c, MemorisationControl):  # a str: the setting, for a run that did not get to the control
         return ""
-    steps = f" ({c['steps']:,} steps)" if isinstance(c.get("steps"), int) else ""
+    steps = f" ({c.steps:,} steps)" if isinstance(c.steps, int) else ""
     html = para(f"The same model was trained again from scratch on shuffled training labels, which carry no "
                 f"information: for twice the main run's planned steps{steps}, with no early stopping, so it has every "
                 f"chance to memorise. Whatever it scores on training data there is pure memorisation; on validation "
                 f"it should stay at chance.")
-    html += para(c.get("sentence", ""))
-    rows = [["training accuracy on shuffled labels", pct(c.get("train_accuracy"))],
-            ["chance on the shuffled training labels", pct(c.get("train_chance_accuracy"))],
-            ["validation accuracy (real labels)", pct(c.get("val_accuracy"))],
-            ["chance (most common class)", pct(c.get("chance_accuracy"))],
-            ["leak suspected", "yes" if c.get("leak_suspected") else "no"]]
+    html += para(c.sentence or "")
+    rows = [["training accuracy on shuffled labels", pct(c.train_accuracy)],
+            ["chance on the shuffled training labels", pct(c.train_chance_accuracy)],
+            ["validation accuracy (real labels)", pct(c.val_accuracy)],
+            ["chance (most common class)", pct(c.chance_accuracy)],
+            ["leak suspected", "yes" if c.leak_suspected else "no"]]
     html += table(["memorisation control", ""], rows, {1})
-    png = plots.learning_curves(run.control_metrics, None, run.summary.get("chance_loss"),
-                                (run.summary.get("chance") or {}).get("majority_accuracy"),
+    png = plots.learning_curves(run.control_metrics, None, run.summary.chance_loss, run.summary.chance.majority_accuracy,
                                 train_label="training loss (shuffled labels)")
     return html + image(png, "learning curves of the shuffled-label control run")
 
 
 def cost(run: Run) -> str:
-    c = run.summary.get("cost")
-    if not c:
+    s, c = run.summary, run.summary.cost
+    if c is None:
         return ""
-    t, i = c.get("train") or {}, c.get("inference") or {}
-    steps = t.get("steps") or run.summary.get("steps")
-    step_seconds = t["seconds"] / steps if is_number(t.get("seconds")) and steps else None
+    t, i = c.train, c.inference
+    steps = t.steps or s.steps
+    step_seconds = t.seconds / steps if is_number(t.seconds) and steps else None
     per_1000 = (lambda x: x * 1000 if is_number(x) else None)
-    rows = [["FLOPs", si(t.get("flops_per_step"), "FLOP"), si(t.get("flops"), "FLOP"), si(i.get("flops"), "FLOP"),
-             si(per_1000(i.get("flops")), "FLOP")],
-            ["time", seconds(step_seconds), seconds(t.get("seconds")), seconds(i.get("seconds")),
-             seconds(per_1000(i.get("seconds")))],
-            ["share of the machine's peak (MFU)", "–", pct(t.get("mfu"), 2), pct(i.get("mfu"), 2), "–"],
-            ["energy (kWh)", "–", sig(t.get("energy_kwh")), "–", sig(i.get("energy_kwh_per_1000"))],
-            ["money", "–", sig(t.get("cost")), "–", sig(i.get("cost_per_1000"))]]
-    html = para(c.get("sentence", ""))
+    rows = [["FLOPs", si(t.flops_per_step, "FLOP"), si(t.flops, "FLOP"), si(i.flops, "FLOP"), si(per_1000(i.flops), "FLOP")],
+            ["time", seconds(step_seconds), seconds(t.seconds), seconds(i.seconds), seconds(per_1000(i.seconds))],
+            ["share of the machine's peak (MFU)", "–", pct(t.mfu, 2), pct(i.mfu, 2), "–"],
+            ["energy (kWh)", "–", sig(t.energy_kwh), "–", sig(i.energy_kwh_per_1000)],
+            ["money", "–", sig(t.cost), "–", sig(i.cost_per_1000)]]
+    html = para(c.sentence or "")
     html += table(["", "one training step", "whole training run", "one prediction", "1,000 predictions"], rows, NUMS)
-    stages = run.summary.get("stage_seconds")
-    if isinstance(stages, dict) and stages:
+    if s.stage_seconds:
         html += para("Wall time of this run, stage by stage: " + ", ".join(
-            f"{name} {sig(sec, 2)} s" for name, sec in stages.items() if is_number(sec))
-            + (f" (all together {sig(run.summary['wall_seconds'], 3)} s)." if is_number(run.summary.get("wall_seconds")) else "."))
+            f"{name} {sig(sec, 2)} s" for name, sec in s.stage_seconds.items() if is_number(sec))
+            + (f" (all together {sig(s.wall_seconds, 3)} s)." if is_number(s.wall_seconds) else "."))
     return html + para(
-        f"Assumed, not metered: a constant {sig(c.get('power_watts'), 3)} W and {sig(c.get('price_per_kwh'), 3)} per "
+        f"Assumed, not metered: a constant {sig(c.power_watts, 3)} W and {sig(c.price_per_kwh, 3)} per "
         f"kWh (in your currency). The peak is this machine's measured matrix-multiply speed, "
-        f"{si(c.get('peak_flops'), 'FLOP/s')}. MFU (model FLOPs utilisation) is the share of that peak the work "
+        f"{si(c.peak_flops, 'FLOP/s')}. MFU (model FLOPs utilisation) is the share of that peak the work "
         f"achieved."
-        + (f" The whole-run FLOPs include {si(t['eval_flops'], 'FLOP')} spent on validation passes."
-           if is_number(t.get("eval_flops")) else "")
-        + (f" One training step costs {si(t['flops_per_token'], 'FLOP')} per token." if is_number(t.get("flops_per_token"))
+        + (f" The whole-run FLOPs include {si(t.eval_flops, 'FLOP')} spent on validation passes."
+           if is_number(t.eval_flops) else "")
+        + (f" One training step costs {si(t.flops_per_token, 'FLOP')} per token." if is_number(t.flops_per_token)
            else "")
-        + (f" One prediction here means {i['unit']}." if i.get("unit") else ""), "note")
+        + (f" One prediction here means {i.unit}." if i.unit else ""), "note")

@@ -8,30 +8,32 @@ from __future__ import annotations
 
 import math
 
-from glassbox.report.html import counted, is_number, pct
+from glassbox.report.html import counted, is_number, or_nan, pct
+from glassbox.report.summary import (CalibrationFigures, ClassifierSummary, LMSummary, MemorisationControl,
+                                     RegressionSummary, RunSummary)
 
 
 def _points(x: float) -> str:
     return f"{100 * x:.1f} points"
 
 
-def leak(s: dict):
-    c = s.get("control") or {}
-    if isinstance(c, dict) and c.get("leak_suspected"):
+def leak(s: RunSummary):
+    c = None if isinstance(s, LMSummary) else s.control
+    if isinstance(c, MemorisationControl) and c.leak_suspected:
         return 100, (f"Something may leak the answer: trained on shuffled labels, the same model still scored "
-                     f"{pct(c.get('val_accuracy'))} on validation against {pct(c.get('chance_accuracy'))} by chance. "
+                     f"{pct(c.val_accuracy)} on validation against {pct(c.chance_accuracy)} by chance. "
                      f"Do not trust any score here until you find it (copies across splits, or the label hidden "
                      f"in a feature).")
 
 
-def diverged(s: dict):
-    d = s.get("diverged")
-    if not isinstance(d, dict):
+def diverged(s: RunSummary):
+    d = s.diverged
+    if d is None:
         return None
-    kept = (f"the weights from step {s.get('best_step')}, the best before it, are the ones scored and saved"
-            if d.get("restored") else "no evaluation had beaten the untrained model, so no model was saved")
-    return 95, (f"Training diverged at step {d.get('step')} (learning rate {d.get('lr', float('nan')):.3g}): the loss "
-                f"or its gradient stopped being a finite number; {kept}. {d.get('advice', '')}".strip())
+    kept = (f"the weights from step {s.best_step}, the best before it, are the ones scored and saved"
+            if d.restored else "no evaluation had beaten the untrained model, so no model was saved")
+    return 95, (f"Training diverged at step {d.step} (learning rate {or_nan(d.lr):.3g}): the loss "
+                f"or its gradient stopped being a finite number; {kept}. {d.advice or ''}".strip())
 
 
 def audit_problems(audit: dict | None):
@@ -55,9 +57,11 @@ def audit_problems(audit: dict | None):
     return out
 
 
-def near_chance(s: dict):
-    acc, majority = s.get("test_accuracy"), (s.get("chance") or {}).get("majority_accuracy")
-    n = (s.get("n_examples") or {}).get("test") or 0
+def near_chance(s: RunSummary):
+    if not isinstance(s, ClassifierSummary):
+        return None
+    acc, majority = s.test_accuracy, s.chance.majority_accuracy
+    n = s.n_examples.test or 0
     if not (is_number(acc) and is_number(majority) and n):
         return None
     margin = 2 * math.sqrt(max(majority * (1 - majority), 1e-12) / n)
@@ -74,11 +78,13 @@ def _odds_beyond_noise(rep: dict):
     return max(spreads, key=lambda x: x[1].get("difference", 0)) if spreads else None
 
 
-def group_gap(s: dict):
+def group_gap(s: RunSummary):
     """The group column where the model's own errors differ most clearly (then where accuracy differs beyond
     noise, then most): its worst group against the rest, the gap split into base rates and errors."""
+    if not isinstance(s, ClassifierSummary):  # a regression's groups: errors by column, no accuracy gap
+        return None
     worst = []
-    for column, rep in ((s.get("groups") or {}).get("columns") or {}).items():
+    for column, rep in ((s.groups or {}).get("columns") or {}).items():
         w = rep.get("worst") or {}
         if is_number(w.get("gap")) and len(rep.get("ranked") or []) > 1:
             low = (w.get("gap_ci_adjusted") or [0, 0])[0]
@@ -107,45 +113,48 @@ def group_gap(s: dict):
 CALIBRATED = ("well calibrated", "no miscalibration beyond chance on this many examples")  # evaluate/calibration.py
 
 
-def calibration(s: dict):
-    c = s.get("calibration") or {}
-    before, after = c.get("before") or {}, c.get("after") or {}
-    if not before or before.get("verdict") in CALIBRATED:
+def calibration(s: RunSummary):
+    c = s.calibration if isinstance(s, ClassifierSummary) else None
+    if c is None or not c.before or c.before.verdict in CALIBRATED:
         return None
-    if not c.get("applied", True):  # a run from before the check always applied its T
-        figures = (f"average confidence {pct(before.get('mean_confidence'))}, accuracy {pct(before.get('accuracy'))}, "
-                   f"ECE {before.get('ece', float('nan')):.3f}")
-        why = f"temperature scaling was not applied: {c.get('reason', 'no reason recorded')}."
-        acc, n = before.get("accuracy"), c.get("n_test")
-        gap = abs(before.get("mean_confidence", acc) - acc) if is_number(acc) else float("nan")
+    before, after = c.before, c.after or CalibrationFigures()
+    if not c.kept:
+        figures = (f"average confidence {pct(before.mean_confidence)}, accuracy {pct(before.accuracy)}, "
+                   f"ECE {or_nan(before.ece):.3f}")
+        why = f"temperature scaling was not applied: {c.reason or 'no reason recorded'}."
+        acc, n = before.accuracy, c.n_test
+        confidence = acc if before.mean_confidence is None else before.mean_confidence
+        gap = abs(confidence - acc) if is_number(acc) else float("nan")
         noise = 2 * math.sqrt(acc * (1 - acc) / n) if is_number(acc) and is_number(n) and n > 0 else float("nan")
         if gap <= noise:  # confidence within two standard errors of accuracy: the test set cannot show a gap
-            return 20, (f"As trained the model looks {before.get('verdict')} ({figures}), but on {n} test examples "
+            return 20, (f"As trained the model looks {before.verdict} ({figures}), but on {n} test examples "
                         f"the gap is within noise (±{100 * noise:.1f} points), so the evidence is thin; {why}")
-        return 60, f"Its stated confidence cannot be taken at face value: as trained it is {before.get('verdict')} ({figures}); {why}"
+        return 60, f"Its stated confidence cannot be taken at face value: as trained it is {before.verdict} ({figures}); {why}"
     doubt = (" Test disagrees with validation about this T (see the calibration section)."
-             if (c.get("test_check") or {}).get("agrees") is False else "")
-    if after.get("verdict") not in CALIBRATED:
+             if (c.test_check or {}).get("agrees") is False else "")
+    if after.verdict not in CALIBRATED:
         return 60, (f"Its stated confidence cannot be taken at face value, even after temperature scaling: "
-                    f"{after.get('verdict', before.get('verdict'))} (average confidence "
-                    f"{pct(after.get('mean_confidence'))}, accuracy {pct(after.get('accuracy'))}, ECE "
-                    f"{after.get('ece', float('nan')):.3f}).{doubt}")
-    return 35, (f"As trained, the model is {before.get('verdict')} (ECE {before.get('ece', float('nan')):.3f}); "
-                f"the saved model divides its scores by T = {c.get('temperature', float('nan')):.2f}, which "
-                f"brings ECE to {after.get('ece', float('nan')):.3f}. Use the saved artifact, not raw logits.{doubt}")
+                    f"{after.verdict or before.verdict} (average confidence "
+                    f"{pct(after.mean_confidence)}, accuracy {pct(after.accuracy)}, ECE "
+                    f"{or_nan(after.ece):.3f}).{doubt}")
+    return 35, (f"As trained, the model is {before.verdict} (ECE {or_nan(before.ece):.3f}); "
+                f"the saved model divides its scores by T = {or_nan(c.temperature):.2f}, which "
+                f"brings ECE to {or_nan(after.ece):.3f}. Use the saved artifact, not raw logits.{doubt}")
 
 
-def generalisation(s: dict):
-    gap = s.get("generalisation_gap")  # train minus validation accuracy (classifiers only)
-    if s.get("task") in ("lm", "regression") or not is_number(gap) or gap <= 0.02:
+def generalisation(s: RunSummary):
+    if not isinstance(s, ClassifierSummary):
+        return None
+    gap = s.generalisation_gap  # train minus validation accuracy
+    if not is_number(gap) or gap <= 0.02:
         return None
     return (55 if gap > 0.05 else 25), (
         f"It does better on examples it was trained on than on new ones: training accuracy "
-        f"{pct(s.get('train_accuracy'))} vs validation {pct(s.get('val_accuracy'))} (gap {_points(gap)}).")
+        f"{pct(s.train_accuracy)} vs validation {pct(s.val_accuracy)} (gap {_points(gap)}).")
 
 
-def worst_class(s: dict):
-    pc = s.get("per_class") or {}
+def worst_class(s: RunSummary):
+    pc = (s.per_class if isinstance(s, ClassifierSummary) else None) or {}
     macro = (pc.get("macro") or {}).get("f1")
     row = next((c for c in pc.get("classes", []) if c.get("name") == pc.get("worst_class")), None)
     if not row or not is_number(macro) or len(pc.get("classes", [])) < 2:
@@ -155,22 +164,26 @@ def worst_class(s: dict):
         f"classes; it finds {pct(row['recall'])} of the {counted(row['support'], 'test example')} of that class.")
 
 
-def stopping(s: dict):
-    steps, best = s.get("steps"), s.get("best_step")
-    if s.get("stopped_early") or not is_number(steps) or best != steps:
+def stopping(s: RunSummary):
+    steps, best = s.steps, s.best_step
+    if s.stopped_early or not is_number(steps) or best != steps:
         return None
     return 30, (f"Validation loss was still falling when training ended (its best was at the last step, {steps}): "
                 f"more steps would likely help.")
 
 
-def test_size(s: dict):
-    n = (s.get("n_examples") or {}).get("test")
-    acc = s.get("test_accuracy")
-    ci = (s.get("test_ci") or {}).get("rmse")  # a regression's: a bootstrap interval
-    if n and ci and is_number(s.get("test_rmse")):
+def test_size(s: RunSummary):
+    if isinstance(s, LMSummary):
+        return None
+    n = s.n_examples.test
+    if isinstance(s, RegressionSummary):
+        ci = (s.test_ci or {}).get("rmse")  # a bootstrap interval
+        if not (n and ci and is_number(s.test_rmse)):
+            return None
         return (45 if n < 200 else 25 if n < 1000 else 10), (
-            f"The test score comes from {counted(n, 'example')}, so its RMSE, {s['test_rmse']:.4g}, is known only to "
+            f"The test score comes from {counted(n, 'example')}, so its RMSE, {s.test_rmse:.4g}, is known only to "
             f"within {ci[0]:.4g} to {ci[1]:.4g} (95% bootstrap interval); small differences between runs mean nothing.")
+    acc = s.test_accuracy
     if not n or not is_number(acc):
         return None
     half = 1.96 * math.sqrt(max(acc * (1 - acc), 1 / n) / n)
@@ -179,7 +192,7 @@ def test_size(s: dict):
                    f"(95% interval of {pct(acc)}); small differences between runs mean nothing.")
 
 
-def memorisation(s: dict, mem: dict | None):
+def memorisation(s: RunSummary, mem: dict | None):
     ext = (mem or {}).get("extraction") or {}
     diff, err = ext.get("difference"), ext.get("difference_stderr")
     if not (is_number(diff) and is_number(err)) or diff <= max(2 * err, 0.01):
@@ -189,9 +202,9 @@ def memorisation(s: dict, mem: dict | None):
                 f"{pct((ext.get('val') or {}).get('rate'))} for unseen text. Do not train on private text.")
 
 
-def lm_chance(s: dict):
-    loss, chance = s.get("val_loss"), s.get("chance_loss")
-    if s.get("task") != "lm" or not (is_number(loss) and is_number(chance)):
+def lm_chance(s: RunSummary):
+    loss, chance = s.val_loss, s.chance_loss
+    if not isinstance(s, LMSummary) or not (is_number(loss) and is_number(chance)):
         return None
     if loss > 0.9 * chance:
         return 85, (f"The language model has learned little: validation loss {loss:.3f} against "
@@ -200,27 +213,28 @@ def lm_chance(s: dict):
                f"perplexity; a uniform guess: {math.exp(chance):.0f}), so expect slips in everything it writes.")
 
 
-def little_explained(s: dict):
+def little_explained(s: RunSummary):
     """A regression whose test R^2 is low: its predictions are not much better than the training mean."""
-    r2, chance = s.get("test_r2"), (s.get("chance") or {}).get("test_rmse")
-    if s.get("task") != "regression" or not is_number(r2) or r2 >= 0.3:
+    if not isinstance(s, RegressionSummary) or not is_number(s.test_r2) or s.test_r2 >= 0.3:
         return None
+    r2 = s.test_r2
     return (85 if r2 < 0.1 else 50), (
         f"It explains only {pct(r2)} of the test set's variance (R²): its typical error, RMSE "
-        f"{s.get('test_rmse', float('nan')):.4g}, is close to the {chance:.4g} of always predicting the training mean.")
+        f"{or_nan(s.test_rmse):.4g}, is close to the {s.chance.test_rmse:.4g} of always predicting the training mean.")
 
 
-def knowledge(s: dict):
+def knowledge(s: RunSummary):
     """Holds for every model: a caveat to fill the list when nothing more serious stands out."""
-    source = s.get("data", "its training data")
-    if s.get("task") == "lm":
+    source = s.data or "its training data"
+    if isinstance(s, LMSummary):
         return 5, (f"It writes what is likely in the style of {source}, not what is true, and knows nothing outside "
                    f"that text.")
     return 5, (f"It knows only what is in {source}: inputs unlike those examples (another source, another time, "
                f"another population) get answers with the same confidence and no warning.")
 
 
-def top_worries(summary: dict, audit: dict | None = None, memorization: dict | None = None, n: int = 3) -> list[str]:
+def top_worries(summary: RunSummary, audit: dict | None = None, memorization: dict | None = None,
+                n: int = 3) -> list[str]:
     found = [leak(summary), diverged(summary), near_chance(summary), group_gap(summary), calibration(summary),
              generalisation(summary), worst_class(summary), stopping(summary), test_size(summary),
              memorisation(summary, memorization), lm_chance(summary), little_explained(summary), knowledge(summary),

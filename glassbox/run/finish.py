@@ -7,6 +7,7 @@ from typing import Callable
 
 from glassbox.config import TrainConfig
 from glassbox.report import write_report
+from glassbox.report.summary import load_summary
 from glassbox.run.audit_step import headline
 from glassbox.runtime.files import write_json
 from glassbox.train.parallel import world_record
@@ -20,18 +21,21 @@ def say(cfg: TrainConfig, text: str) -> None:
         print(text, flush=True)
 
 
-def finish(summary: dict, cfg: TrainConfig, run_dir: Path, lap: Laps, closing: Callable[[dict], str]) -> dict:
-    """Write summary.json and report.html, time them too, and say `closing(summary)`."""
-    summary["wall_seconds"], summary["stage_seconds"] = lap.elapsed, lap.seconds
-    write_json(run_dir / "summary.json", summary)
+def finish(built: dict, cfg: TrainConfig, run_dir: Path, lap: Laps, closing: Callable[[dict], str]) -> dict:
+    """Write summary.json (the typed summary of the dict the run built: report/summary.py) and report.html, time
+    them too, and say `closing(summary)`. Returns summary.json's content."""
+    summary = load_summary(built)  # a value of the wrong type is a bug in the run's own code: raised here
+    summary.wall_seconds, summary.stage_seconds = lap.elapsed, lap.seconds
+    write_json(run_dir / "summary.json", summary.to_dict())
     write_report(run_dir)
     lap("report")  # recorded after the page is written: the summary has it, the page cannot
-    summary["wall_seconds"], summary["stage_seconds"] = lap.elapsed, lap.seconds
-    write_json(run_dir / "summary.json", summary)
+    summary.wall_seconds, summary.stage_seconds = lap.elapsed, lap.seconds
+    written = summary.to_dict()
+    write_json(run_dir / "summary.json", written)
     if cfg.tensorboard:  # the settings and final figures next to the scalars the loop wrote (train/tensorboard.py)
         write_final(run_dir, cfg.to_dict(), cfg.sources, summary)
-    say(cfg, closing(summary))
-    return summary
+    say(cfg, closing(written))  # each middle's closing lines read the dict it built
+    return written
 
 
 def finish_diverged(result, summary: dict, cfg: TrainConfig, run_dir: Path, lap: Laps) -> dict:

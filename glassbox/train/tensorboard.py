@@ -13,7 +13,8 @@ FOLDER = "tensorboard"
 SCALARS = {"train_loss": "loss/train", "val_loss": "loss/validation", "val_accuracy": "accuracy/validation",
            "lr": "optimizer/learning_rate", "grad_norm": "optimizer/gradient_norm",
            "examples_per_s": "speed/examples_per_second"}
-# summary.json key -> the final figure's tag (the HParams table's metric columns)
+# the summary's attribute (report/summary.py; summary.json's key) -> the final figure's tag (the HParams table's
+# metric columns); a kind of run without one has no such attribute
 FINAL = {"test_accuracy": "final/test_accuracy", "test_loss": "final/test_loss", "val_loss": "final/val_loss",
          "val_accuracy": "final/val_accuracy", "perplexity": "final/perplexity", "best_step": "final/best_step",
          "train_seconds": "final/train_seconds", "test_rmse": "final/test_rmse", "test_mae": "final/test_mae",
@@ -56,13 +57,14 @@ def hparam_value(value):
     return json.dumps(value)
 
 
-def write_final(run_dir: Path, settings: dict, sources: dict, summary: dict) -> None:
-    """The run's settings (a table of value and source, and HParams) and its final figures, at its last step."""
+def write_final(run_dir: Path, settings: dict, sources: dict, summary) -> None:
+    """The run's settings (a table of value and source, and HParams) and its final figures, at its last step.
+    summary: the run's typed summary (report/summary.py, which this layer does not import)."""
     from torch.utils.tensorboard.summary import hparams
 
-    step = summary.get("steps") or 0
-    finals = {tag: float(summary[key]) for key, tag in FINAL.items()
-              if isinstance(summary.get(key), (int, float)) and not isinstance(summary.get(key), bool)}
+    step = summary.steps or 0
+    figures = {tag: getattr(summary, name, None) for name, tag in FINAL.items()}
+    finals = {tag: float(x) for tag, x in figures.items() if isinstance(x, (int, float)) and not isinstance(x, bool)}
     rows = "\n".join(f"| {key} | {json.dumps(value)} | {sources.get(key, '')} |" for key, value in settings.items())
     with open_writer(run_dir) as writer:
         writer.add_text("config", "| setting | value | from |\n|---|---|---|\n" + rows, step)
