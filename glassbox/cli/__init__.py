@@ -11,88 +11,90 @@ from pathlib import Path
 
 from glassbox.errors import Stopped, UserError
 
-TRAIN_FLAGS = [  # flag, type, help; every flag is also a config-file key
-    ("--label", str, "label column (tabular or text data)"),
-    ("--text", str, "text column: train a text classifier"),
-    ("--columns", str, "comma-separated column names for a header-less file, e.g. label,text"),
-    ("--group", str, "group column for the audit and per-group metrics (repeatable)"),
-    ("--test", str, "your own held-out test file or folder (instead of a carved test split)"),
-    ("--label-from-name", str, "regex whose match in an image file name is its label, e.g. 'cat|dog'"),
-    ("--image-size", int, "train on images resized to this side length"),
-    ("--task", str, "auto | classify | regression (a number per row of a table) | lm (next-token language model)"),
-    ("--model", str, "auto | mlp_plr | mlp | cnn | fasttext | transformer | gpt"),
-    ("--out", str, "the run folder (default runs/<date>-<time>-<data name>)"),
-    ("--epochs", float, "passes over the training data (or --max-steps, not both)"),
-    ("--max-steps", int, "optimizer updates (or --epochs, not both)"),
-    ("--batch-size", int, "examples per update, all processes together under torchrun"),
-    ("--grad-accum", int, "micro-batches per update"),
-    ("--optimizer", str, "adamw | sgd"),
-    ("--momentum", float, "SGD momentum (0: plain SGD)"),
-    ("--lr", float, "peak learning rate"),
-    ("--min-lr", float, "learning rate at the end of the cosine decay"),
-    ("--warmup-steps", int, "linear warm-up steps"),
-    ("--weight-decay", float, "weight decay"),
-    ("--grad-clip", float, "clip the gradient norm at this value (0 disables)"),
-    ("--dropout", float, "dropout probability"),
-    ("--label-smoothing", float, "cross-entropy label smoothing"),
-    ("--loss", str, "regression loss: mse | huber"),
-    ("--seed", int, "one seed for split, init, batches and augmentation"),
-    ("--device", str, "auto | cpu | cuda | cuda:N"),
-    ("--threads", int, "CPU threads for training (default: 1 or all cores, whichever a few timed steps of this model run faster)"),
-    ("--eval-every", int, "evaluate on validation every N steps"),
-    ("--patience", int, "evaluations without improvement before stopping"),
-    ("--min-delta", float, "smallest validation-loss drop that counts as improvement"),
-    ("--checkpoint-every", int, "checkpoint every N steps (default: at each evaluation)"),
-    ("--val-fraction", float, "share of examples held out for validation"),
-    ("--test-fraction", float, "share of examples held out for the test"),
-    ("--tokenizer", str, "language models: char | bpe"),
-    ("--vocab-size", int, "BPE vocabulary size (--task lm --tokenizer bpe, or --model transformer)"),
-    ("--n-layer", int, "transformer blocks (--task lm, or --model transformer)"),
-    ("--n-head", int, "attention heads (--task lm, or --model transformer)"),
-    ("--n-embd", int, "embedding width (--task lm, or --model transformer)"),
-    ("--block-size", int, "language models: context length"),
-    ("--control", str, "shuffled-labels: repeat the run with shuffled training labels"),
-    ("--power-watts", float, "cost ledger: the machine's power draw while training, in watts (default: 65 W for a CPU, "
-                             "a GPU's power limit)"),
-    ("--price-per-kwh", float, "cost ledger: electricity price per kWh, in your currency (default 0.30)"),
-]
-TRAIN_SWITCHES = [("--resume", "continue the run in --out from its last checkpoint"), ("--quiet", "no progress output"),
-                  ("--strict", "audit warnings stop training"), ("--force", "train even when the audit finds errors"),
-                  ("--compile", "torch.compile the training forward pass (needs a C++ compiler; first steps slower)"),
-                  ("--tensorboard", "also write TensorBoard event files to RUN/tensorboard/ (pip install 'glassbox[tensorboard]')")]
+# The flags of `train` that are not settings: they say how the command line itself is read.
+CLI_ONLY = {"--help": "show this help message and exit",  # argparse's own
+            "--config": "YAML or JSON file of settings (same names as the flags)"}
+FLAG_TYPES = {"str": str, "int": int, "float": float, "list[str]": str}  # a list is given "a,b" or flag by flag
+
+
+class Choices:
+    """A flag's names, as --help lists them; `names` is a function, so --model's are read from the model registry (and
+    torch imported) only when they are shown or checked. A name is checked after parsing, where a refusal is one line
+    that lists the names (config.check_choice), so argparse lets every value through here."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __contains__(self, value) -> bool:
+        return True
+
+
+def model_names() -> tuple[str, ...]:
+    """What --model takes: auto (the default for the data's kind) or a model of the registry."""
+    from glassbox.models.registry import MODELS
+
+    return ("auto", *MODELS)
+
+
+CLI_CHOICES = {"model": model_names}  # settings whose names config.py cannot see (it imports nothing above it)
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def flag_options(f) -> dict:
+    """add_argument's options for a setting's field: its type, choices, metavar and help (with its default)."""
+    about = f.metadata
+    text = (about["help"] + default_words(f.name)).replace("%", "%%")
+    kind = str(f.type).split(" | ")[0]
+    if kind == "bool":
+        return {"action": "store_true", "help": about["help"].replace("%", "%%")}
+    options = {"type": FLAG_TYPES[kind], "metavar": about["metavar"], "help": text}
+    if about["flag"] == "repeat":
+        options["action"] = "append"
+    if f.name in CLI_CHOICES:
+        options["choices"] = Choices(CLI_CHOICES[f.name])
+        options["help"] = text + "; one of: %(choices)s"
+    elif about["choices"]:
+        options["choices"] = Choices(lambda: about["choices"])
+    return options
 
 
 def add_flags(p: argparse.ArgumentParser, flags=None, default=argparse.SUPPRESS) -> None:
-    """Add `flags` (default: all of TRAIN_FLAGS) with train's types and help texts."""
-    for flag, typ, text in TRAIN_FLAGS:
-        if flags is None or flag in flags:
-            kw = {"action": "append"} if flag == "--group" else {}
-            p.add_argument(flag, type=typ, help=text + default_words(flag), default=default, **kw)
+    """Add the settings' flags (default: all of them), each made from its TrainConfig field (config.py): --name-of-it,
+    the field's type, choices and help text, and its default in words."""
+    from glassbox.config import setting_fields
+
+    for f in setting_fields():
+        flag = flag_of(f.name)
+        if f.metadata["flag"] is not None and (flags is None or flag in flags):
+            p.add_argument(flag, default=default, **flag_options(f))
 
 
-def default_words(flag: str) -> str:
+def default_words(key: str) -> str:
     """' (default X)' for a setting, with the kinds of run whose default differs (config.py KIND_DEFAULTS)."""
-    from glassbox.config import DERIVED, KIND_DEFAULTS, TrainConfig
+    from glassbox.config import DERIVED, KIND_DEFAULTS, default_of
 
-    key = flag.removeprefix("--").replace("-", "_")
-    value = getattr(TrainConfig(), key, None)
+    value = default_of(key)
     kinds = [f"{kind} {d[key]}" for kind, d in KIND_DEFAULTS.items() if key in d and d[key] is not None]
     if value is None and not kinds and key not in DERIVED:
         return ""
     shown = DERIVED.get(key, "none") if value is None else value
-    return (f" (default {shown}" + (f"; {', '.join(kinds)}" if kinds else "") + ")").replace("%", "%%")
+    return f" (default {shown}" + (f"; {', '.join(kinds)}" if kinds else "") + ")"
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     add_flags(p)
-    for flag, text in TRAIN_SWITCHES:
-        p.add_argument(flag, action="store_true", help=text, default=argparse.SUPPRESS)
-    p.add_argument("--config", help="YAML or JSON file of settings (same names as the flags)")
+    p.add_argument("--config", help=CLI_ONLY["--config"])
 
 
 def settings_from(args: argparse.Namespace) -> tuple[dict, dict]:
     """The settings given (a config file's, then the flags on the command line on top) and where each came from."""
-    from glassbox.config import load_config_file
+    from glassbox.config import check_choice, load_config_file
 
     settings = load_config_file(args.config) if getattr(args, "config", None) else {}
     sources = {key: f"config file {args.config}" for key in settings}
@@ -100,6 +102,9 @@ def settings_from(args: argparse.Namespace) -> tuple[dict, dict]:
         if key in ("command", "config", "func") or (key == "data" and value is None):
             continue
         settings[key], sources[key] = value, "command line" if key == "data" else "flag"
+    for key, names in CLI_CHOICES.items():  # the names config.py cannot check
+        if isinstance(settings.get(key), str):
+            check_choice(key, settings[key], names())
     return settings, sources
 
 
@@ -117,13 +122,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> None:
+    from glassbox.config import DEMO
     from glassbox.run.start import train
 
     print("glassbox demo: a small CNN learns scikit-learn's 1,797 handwritten digits (8x8, real data, offline)")
-    # Not the image defaults (tuned on 23,000 photos, docs/benchmarks.md): 1,797 clean 8x8 digits need no label
-    # smoothing, which would only make the demo's model under-confident.
-    demo = {"epochs": 12, "batch_size": 128, "lr": 3e-3, "patience": 8, "weight_decay": 0.01, "label_smoothing": 0.0}
-    train("digits", out=args.out, **demo, sources={**{k: "glassbox demo" for k in demo}, "data": "glassbox demo",
+    train("digits", out=args.out, **DEMO, sources={**{k: "glassbox demo" for k in DEMO}, "data": "glassbox demo",
                                                     "out": "flag"})
 
 

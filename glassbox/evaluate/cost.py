@@ -17,6 +17,8 @@ import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
+from glassbox.config import TrainConfig
+
 
 # AdamW's update is elementwise, so FlopCounterMode never sees it; we count it by hand from
 # torch's single-tensor AdamW: weight decay p*=(1-lr*wd) 1, m.lerp_(g) 3, v*=b2 then v+=(1-b2)*g*g 4,
@@ -28,7 +30,7 @@ SGD_FLOPS_PER_PARAM = 6
 PLAIN_SGD_FLOPS_PER_PARAM = 2
 DEFAULT_POWER_WATTS = 65.0     # wall power of a small 2-core CPU machine under load; pass your own
 GPU_FALLBACK_WATTS = 300.0     # a GPU whose power limit nvidia-smi cannot tell us
-DEFAULT_PRICE_PER_KWH = 0.30   # electricity price, in whatever currency you pay in
+DEFAULT_PRICE_PER_KWH = TrainConfig.price_per_kwh  # electricity price per kWh: the setting's default
 
 
 def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
