@@ -110,7 +110,8 @@ def classifier_setup(cfg: TrainConfig, run_dir: Path, examples: int) -> dict:
     ex, test, parts = load_and_split(cfg, run_dir, "explain")
     split, encoder, X, Y = encode_parts(ex, test, parts, cfg)
     torch.manual_seed(cfg.seed)  # the same random start as `glassbox train` with this seed
-    arch, config = model_config(split["train"], encoder, cfg, **({"bf16": False} if ex.kind == "image" else {}))
+    arch, config = model_config(split["train"], encoder, cfg)
+    config = {**config, **({"bf16": False} if "bf16" in config else {})}  # float64 throughout, bfloat16 nowhere
     model = build_model(arch, config).double()
     pick = torch.randperm(len(Y["train"]), generator=torch.Generator().manual_seed(cfg.seed))[:examples]
     chosen = split["train"].subset(pick.numpy())
@@ -136,13 +137,12 @@ def lm_setup(cfg: TrainConfig, run_dir: Path, examples: int) -> dict:
     """A language model's corpus, tokenizer and random GPT as `glassbox train --task lm` builds them (float64), and
     a seeded batch of `examples` windows."""
     from glassbox.data.corpus import RandomWindows, val_windows
-    from glassbox.models.gpt import GPT, GPTConfig
+    from glassbox.models.registry import MODELS
     from glassbox.run.lm import EVAL_WINDOWS, tokenize
 
     tok, train_ids, val_ids, _ = tokenize(cfg, run_dir)
     torch.manual_seed(cfg.seed)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                          n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bf16=False)).double()
+    model = build_model("gpt", {**MODELS["gpt"].config_for(tok, cfg, tok.vocab_size), "bf16": False}).double()
     x, y = RandomWindows(train_ids, cfg.block_size, examples, seed=cfg.seed).next()
     shown = [{"input": tok.decode(x[i].tolist()), "label": tok.decode([int(y[i, -1])]), "line": ""}
              for i in range(len(y))]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -16,7 +15,7 @@ from glassbox.data.kinds import KINDS
 from glassbox.evaluate.memorization import memorization_report
 from glassbox.export.artifact import save_artifact
 from glassbox.infer.generator import Generator
-from glassbox.models.gpt import GPT, GPTConfig
+from glassbox.models.registry import MODELS, build_model
 from glassbox.run.audit_step import audit_corpus_at, gate, headline
 from glassbox.run.cost import measure_cost
 from glassbox.run.finish import finish, finish_diverged, folder_lines, say
@@ -37,10 +36,8 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     lap("audit")
     tok, train_ids, val_ids, corpus = tokenize(cfg, run_dir)
     torch.manual_seed(cfg.seed)
-    gpt_config = GPTConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
-                           bf16=True)  # bfloat16 compute where this CPU does it natively (20% faster steps)
-    model = GPT(gpt_config)
+    gpt_config = MODELS["gpt"].config_for(tok, cfg, tok.vocab_size)  # the model table's GPT (models/registry.py)
+    model = build_model("gpt", gpt_config)
     say(cfg, f"model: GPT with {sum(p.numel() for p in model.parameters()):,} weights ({cfg.n_layer} layers, "
              f"{cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size} tokens), all random to start")
     batches = RandomWindows(train_ids, cfg.block_size, cfg.batch_size, seed=cfg.seed, rank=dist.rank,
@@ -54,7 +51,7 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     if not dist.is_main:  # the other ranks helped train; rank 0 evaluates and writes
         return {"rank": dist.rank, "steps": result.steps}
     if result.diverged and not result.diverged["restored"]:
-        return finish_diverged(result, {"task": "lm", "data": data, "model": "gpt", "model_config": asdict(gpt_config),
+        return finish_diverged(result, {"task": "lm", "data": data, "model": "gpt", "model_config": gpt_config,
                                         "n_params": sum(p.numel() for p in model.parameters()),
                                         "vocab_size": tok.vocab_size, "audit": headline(audit)}, cfg, run_dir, lap)
     summary = lm_scores(result, tok, train_ids, val_ids, corpus, gpt_config, cfg, audit)
@@ -66,7 +63,7 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     summary.update(memorization=memo["summary"], samples=samples(result.model, tok, val_ids, cfg.seed),
                    cost=lm_cost(result, batches, val_small, cfg))
     summary["artifact"] = str(save_artifact(
-        run_dir / "model", result.model, "gpt", asdict(gpt_config), task="lm", classes=None, encoder=tok.to_dict(),
+        run_dir / "model", result.model, "gpt", gpt_config, task="lm", classes=None, encoder=tok.to_dict(),
         data_fingerprint=corpus["sha256"],
         extra={"knowledge_cutoff": {"corpus_sha256": corpus["sha256"], "corpus_source": data,
                                     "corpus_tokens": corpus["tokens"], "trained_on": corpus["trained_on"]},
@@ -89,7 +86,7 @@ def tokenize(cfg: TrainConfig, run_dir: Path):
     return tok, train_ids, val_ids, corpus
 
 
-def lm_scores(result, tok, train_ids, val_ids, corpus: dict, gpt_config: GPTConfig, cfg: TrainConfig, audit: dict) -> dict:
+def lm_scores(result, tok, train_ids, val_ids, corpus: dict, gpt_config: dict, cfg: TrainConfig, audit: dict) -> dict:
     """Loss and perplexity on every validation window (and as many training windows) at the sweet spot."""
     model = result.model
     device = next(model.parameters()).device
@@ -105,7 +102,7 @@ def lm_scores(result, tok, train_ids, val_ids, corpus: dict, gpt_config: GPTConf
              + (f"; the curve and the verdict use {curve} of those windows, spread evenly over the text "
                 f"({result.best_val_loss:.4f} at the sweet spot)" if curve < len(val_all[1]) else ""))
     return {
-        "task": "lm", "data": str(cfg.data), "model": "gpt", "model_config": asdict(gpt_config),
+        "task": "lm", "data": str(cfg.data), "model": "gpt", "model_config": gpt_config,
         "n_params": sum(p.numel() for p in model.parameters()), "tokenizer": tok.kind, "vocab_size": tok.vocab_size,
         "corpus": corpus, "steps": result.steps, "best_step": result.best_step, "stopped_early": result.stopped_early,
         "stop_reason": result.stop_reason, "verdict": result.verdict, "diverged": result.diverged,

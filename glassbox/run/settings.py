@@ -96,6 +96,7 @@ def settings_for_resume(run_dir: Path, given: dict, sources: dict | None = None)
     except UserError as e:
         raise UserError(f"{run_dir / 'config.json'} is damaged ({e}); it records how the run started, so the run "
                         f"cannot be resumed: start afresh with a new --out") from None
+    check_model_fits(kind_of(str(first.data), first), first)  # a config.json edited to name an unknown model
     cfg = resolve(saved, run_kind(first), saved_sources)
     cfg.quiet, cfg.sources["quiet"] = bool(given.get("quiet", False)), "this command"  # how this process talks
     for key in RESUME_MAY_CHANGE:
