@@ -11,8 +11,8 @@ from rich.console import Console
 
 from glassbox.audit import run_audit
 from glassbox.audit.duplicates import split_keys
-from glassbox.audit.minhash import SHINGLE, minhash_signatures, near_duplicate_groups
 from glassbox.data.examples import Examples
+from glassbox.data.minhash import SHINGLE, minhash_signatures, near_duplicate_groups
 from glassbox.data.split import split_indices
 from glassbox.data.tabular import load_tabular
 from glassbox.data.text import load_text, normalise_text
@@ -251,8 +251,8 @@ def test_near_duplicate_photos_and_near_leakage_are_found(cats_dogs_64):
 
 def test_different_handwritten_digits_are_not_near_duplicates():
     # Different people's digits can share a perceptual hash; the pixel correlation keeps them apart.
-    from glassbox.audit.image_hash import candidate_pairs, perceptual_hashes
     from glassbox.data.builtin import load_builtin
+    from glassbox.data.image_hash import candidate_pairs, perceptual_hashes
 
     digits = load_builtin("digits")
     candidates = len(candidate_pairs(perceptual_hashes(digits.inputs))[0])

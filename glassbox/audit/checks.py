@@ -1,5 +1,6 @@
 """Checks on the shape of the data: class balance, classes and groups too small to measure, empty or
-missing values, texts of extreme length, and ID-like table columns. Each returns one Finding."""
+missing values, texts of extreme length, and ID-like table columns. Each returns one Finding. The checks of the
+inputs themselves apply as the kind of the examples says (DataKind.audit_checks)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 
 from glassbox.audit.report import Finding, flagged_rows
 from glassbox.data.examples import Examples
+from glassbox.data.kinds import KINDS
 from glassbox.data.tabular import MISSING, id_like_columns
 
 RARE_SHARE = 0.05  # a class below this share of the examples makes accuracy a misleading score
@@ -51,7 +53,8 @@ def small_classes(ex: Examples, min_count: int = MIN_CLASS) -> Finding:
 
 def missing_values(ex: Examples) -> Finding:
     """Empty texts, or missing cells in tabular rows (empty, '?', 'NA', ...)."""
-    if ex.kind == "text":
+    kind = KINDS[ex.kind]
+    if "empty_texts" in kind.audit_checks:
         empty = np.flatnonzero(np.fromiter((not t.strip() for t in ex.inputs), dtype=bool, count=len(ex)))
         stats = {"empty_texts": len(empty)}
         if not len(empty):
@@ -60,9 +63,8 @@ def missing_values(ex: Examples) -> Finding:
         msg = (f"{len(empty):,} texts are empty ({len(empty) / len(ex):.1%}): the model can only guess the most "
                f"common label for them. Fill them in or remove those rows.")
         return Finding("missing_values", "Empty texts", "warning", len(empty), msg, flagged_rows(ex, empty), stats)
-    if ex.kind != "tabular":
-        return Finding("missing_values", "Missing values", "info", 0,
-                       "an image has no missing values: a file that cannot be read stops loading with an error naming it.")
+    if "missing_values" not in kind.audit_checks:
+        return Finding("missing_values", "Missing values", "info", 0, kind.never_missing)
     missing = ex.inputs.apply(lambda col: col.astype(str).str.strip().str.lower().isin(MISSING))
     per_col = missing.sum().sort_values(ascending=False)
     per_col = per_col[per_col > 0]
@@ -82,7 +84,7 @@ def missing_values(ex: Examples) -> Finding:
 
 def extreme_lengths(ex: Examples) -> Finding:
     """Texts far longer than the rest (pasted documents, joined rows) or almost empty."""
-    if ex.kind != "text":
+    if "extreme_lengths" not in KINDS[ex.kind].audit_checks:
         return Finding("extreme_lengths", "Extreme lengths", "info", 0, "only checked for texts.")
     lengths = np.fromiter(map(len, ex.inputs), dtype=np.int64, count=len(ex))
     stripped = np.fromiter((len(t.strip()) for t in ex.inputs), dtype=np.int64, count=len(ex))
@@ -138,7 +140,7 @@ def group_coverage(ex: Examples, groups: dict[str, list] | None, min_count: int 
 def id_columns(ex: Examples) -> Finding | None:
     """Table columns that name rows rather than describe them (data/tabular.py: id_like_columns); the table
     encoder leaves them out. None for other kinds of data."""
-    if ex.kind != "tabular":
+    if "id_columns" not in KINDS[ex.kind].audit_checks:
         return None
     found = id_like_columns(ex.inputs)
     stats = {"columns": found}

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from glassbox.audit.minhash import THRESHOLD, near_duplicate_groups
 from glassbox.audit.report import AuditReport, Finding
+from glassbox.data.minhash import THRESHOLD, near_duplicate_groups
 
 MIN_CHARS = 30              # shortest normalised line the line checks consider
 PASSAGE_MIN_CHARS = 200     # shortest paragraph (text between blank lines) the near-copy check considers

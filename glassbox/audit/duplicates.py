@@ -2,7 +2,8 @@
 
 Everything works on integer codes of the examples' content keys (one pandas factorize), so a million
 examples cost a few vector operations. The user's test file, when given, is appended after the
-training examples, and each row carries the split ("part") it belongs to.
+training examples, and each row carries the split ("part") it belongs to. The kind of the examples
+(glassbox/data/kinds) finds their near copies and gives the words: what they are called, when two are the same.
 """
 from __future__ import annotations
 
@@ -11,13 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from glassbox.audit.image_hash import MAX_BITS, MIN_CORRELATION, near_duplicate_images
-from glassbox.audit.minhash import SHINGLE, THRESHOLD, near_duplicate_groups
 from glassbox.audit.report import Finding, flagged_rows
 from glassbox.data.examples import Examples
-from glassbox.data.tabular import MISSING
-
-ROUND = 2  # tabular near duplicates: standardised values equal after rounding to this many decimals
+from glassbox.data.kinds import KINDS
+from glassbox.data.minhash import THRESHOLD
 
 
 @dataclass
@@ -30,7 +28,7 @@ class Contents:
     row: np.ndarray  # (R,) index of each row in its own Examples
     first: np.ndarray  # (C,) position in these arrays of each code's first row
     near: np.ndarray  # (C,) near-duplicate group of each code, -1 for none
-    similarity: np.ndarray  # (C,) estimated similarity to the group's first code (NaN for tabular rows)
+    similarity: np.ndarray  # (C,) near-copy score (DataKind.near_copy_score), NaN where the kind has none
 
 
 def contents(examples: Examples, split: dict | None = None, test: Examples | None = None,
@@ -46,18 +44,9 @@ def contents(examples: Examples, split: dict | None = None, test: Examples | Non
     _, first = np.unique(codes, return_index=True)
     n_codes = len(first)
     near_ids, similarity = np.full(n_codes, -1), np.full(n_codes, np.nan)
-    if near and examples.kind == "text":
-        texts = [parts[part[i]][1].keys[row[i]] for i in first]
-        near_ids, similarity = near_duplicate_groups(texts, threshold)
-    elif near and examples.kind == "tabular":
-        frame = pd.concat([ex.inputs.iloc[rows] for _, ex, rows in parts], ignore_index=True).iloc[first]
-        near_ids = _group_ids(_tabular_near_hash(frame))
-    elif near and examples.kind == "image" and len({ex.inputs.shape[1:] for _, ex, _ in parts}) == 1:
-        images = np.empty((n_codes, *examples.inputs.shape[1:]), dtype=examples.inputs.dtype)
-        for p_idx, (_, ex, _) in enumerate(parts):  # each distinct image once, from the part it first appears in
-            sel = part[first] == p_idx
-            images[sel] = ex.inputs[row[first][sel]]
-        near_ids, similarity = near_duplicate_images(images)
+    if near:  # each distinct content once, from the part it first appears in (codes number them in that order)
+        pieces = [(ex, row[first][part[first] == p_idx]) for p_idx, (_, ex, _) in enumerate(parts)]
+        near_ids, similarity = KINDS[examples.kind].near_copy_groups(pieces, threshold)
     return Contents(parts, codes, part, row, first, near_ids, similarity)
 
 
@@ -79,33 +68,6 @@ def split_keys(examples: Examples, threshold: float = THRESHOLD) -> list[str]:
             for key, g in zip(examples.keys, group.tolist())]
 
 
-def _tabular_near_hash(frame: pd.DataFrame) -> np.ndarray:
-    """One hash per row of its features after standardising numbers and rounding them to ROUND decimals."""
-    cols = {}
-    for name in frame.columns:
-        text = frame[name].astype(str).str.strip().str.lower()
-        number = pd.to_numeric(text.where(~text.isin(MISSING)), errors="coerce")
-        if number.notna().sum() >= 0.95 * (~text.isin(MISSING)).sum() and number.notna().any():
-            cols[name] = ((number - number.mean()) / (number.std() or 1.0)).round(ROUND)
-        else:
-            cols[name] = text
-    return pd.util.hash_pandas_object(pd.DataFrame(cols), index=False).to_numpy()
-
-
-def _group_ids(values: np.ndarray) -> np.ndarray:
-    """Group id for values shared by two or more entries, numbered by first entry; -1 for unique values."""
-    codes, _ = pd.factorize(values)
-    sizes = np.bincount(codes)
-    ids = np.full(len(codes), -1)
-    shared = sizes[codes] >= 2
-    ids[shared] = pd.factorize(codes[shared])[0]
-    return ids
-
-
-def _what(ex: Examples) -> str:
-    return {"text": "texts", "tabular": "rows", "image": "images"}.get(ex.kind, "examples")
-
-
 def exact_duplicates(ex: Examples, c: Contents) -> Finding:
     """Rows whose content key repeats an earlier row's (within the training examples)."""
     mine = c.part < _n_own_parts(c)
@@ -116,17 +78,18 @@ def exact_duplicates(ex: Examples, c: Contents) -> Finding:
     sizes = np.bincount(inverse)
     repeat = np.flatnonzero(first_pos[inverse] != np.arange(len(codes)))
     repeat = repeat[np.lexsort((rows[repeat], inverse[repeat], -sizes[inverse[repeat]]))]
-    n, distinct, what = len(codes), len(first_pos), _what(ex)
+    kind = KINDS[ex.kind]
+    n, distinct, what = len(codes), len(first_pos), kind.counted
     copy_of = rows[first_pos[inverse[repeat]]]
     flagged = flagged_rows(ex, rows[repeat], copy_of_row=copy_of,
                            copy_of_line=[ex.lines[i] for i in copy_of] if ex.lines else copy_of + 1,
                            copies=sizes[inverse[repeat]])
     stats = {"examples": n, "distinct": distinct, "repeats": n - distinct,
              "groups_with_copies": int((sizes >= 2).sum()), "largest_group": int(sizes.max(initial=0))}
-    how = {"text": "once whitespace and case are ignored", "image": "pixel for pixel"}.get(ex.kind, "with identical values")
-    if ex.kind == "text":
-        stats["distinct_as_read"] = len(set(ex.inputs))
-        how += f" ({stats['distinct_as_read']:,} distinct exactly as read)"
+    how, as_read = kind.identical, kind.distinct_as_read(ex)
+    if as_read is not None:
+        stats["distinct_as_read"] = as_read
+        how += f" ({as_read:,} distinct exactly as read)"
     if n == distinct:
         return Finding("exact_duplicates", "Exact duplicates", "info", 0,
                        f"all {n:,} {what} are distinct {how.split(' (')[0]}.", flagged, stats)
@@ -138,8 +101,9 @@ def exact_duplicates(ex: Examples, c: Contents) -> Finding:
 
 
 def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> Finding:
-    """Distinct training contents that are near copies of another (MinHash for text, rounding for rows,
-    perceptual hashes and pixel correlation for images)."""
+    """Distinct training contents that are near copies of another, as the kind finds them (DataKind.near_copy_groups:
+    MinHash for texts, rounding for rows, perceptual hashes and pixel correlation for images)."""
+    kind = KINDS[ex.kind]
     in_train = np.zeros(len(c.first), dtype=bool)
     in_train[c.codes[c.part < _n_own_parts(c)]] = True
     group = np.where(in_train, c.near, -1)
@@ -151,31 +115,27 @@ def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> 
     sizes = np.bincount(group[codes])
     extra = extra[np.lexsort((extra, -_nan0(c.similarity[extra]), -sizes[group[extra]]))]
     rows, head_rows = c.row[c.first[extra]], c.row[c.first[head[np.searchsorted(codes, extra)]]]
-    method = {"text": f"sharing at least {threshold:.0%} of their {SHINGLE}-character pieces, by MinHash estimate",
-              "image": f"the same picture re-encoded, resized or lightly edited: perceptual hashes at most {MAX_BITS} "
-                       f"of 63 bits apart and pixels correlating at {MIN_CORRELATION} or more"
-              }.get(ex.kind, f"identical after standardising numbers and rounding to {ROUND} decimals")
+    method, score = kind.near_copy_method(threshold), kind.near_copy_score(threshold)
     extras = {"near_row": head_rows, "near_line": [ex.lines[i] for i in head_rows] if ex.lines else head_rows + 1}
-    if ex.kind == "text":
-        extras["similarity"] = c.similarity[extra]
-        extras["near_input"] = [ex.inputs[i] for i in head_rows]
-    if ex.kind == "image":
-        extras["correlation"] = c.similarity[extra]
+    if score is not None:
+        extras[score[0]] = c.similarity[extra]
+    if kind.shows_copied_input:
+        extras["near_input"] = kind.show_inputs(ex, head_rows)
     differ = ex.labels[rows] != ex.labels[head_rows]
     extras["near_label"] = np.asarray(ex.classes, dtype=object)[ex.labels[head_rows]]
     flagged = flagged_rows(ex, rows, **extras)
     n_groups = len(head_pos)
     stats = {"groups": n_groups, "near_copies": len(extra), "labels_differ": int(differ.sum()),
-             "threshold": {"text": threshold, "image": MIN_CORRELATION}.get(ex.kind)}
+             "threshold": score[1] if score is not None else None}
     if not len(extra):
         return Finding("near_duplicates", "Near duplicates", "info", 0,
-                       f"no {_what(ex)} are near copies of another ({method}).", flagged, stats)
-    msg = (f"{len(extra):,} {_what(ex)} are near copies of another, in {n_groups:,} groups, {method}: they differ "
+                       f"no {kind.counted} are near copies of another ({method}).", flagged, stats)
+    msg = (f"{len(extra):,} {kind.counted} are near copies of another, in {n_groups:,} groups, {method}: they differ "
            f"only by small edits. glassbox's split keeps each group in one split, so they cannot flatter the test "
            f"score, but each group weighs as many examples in training; merge or remove those that are the same example.")
     if differ.any():
-        msg += (f" {int(differ.sum()):,} of them carry another label than the {_what(ex)[:-1]} they copy: one of each "
-                f"such pair is likely mislabelled.")
+        msg += (f" {int(differ.sum()):,} of them carry another label than the {kind.counted[:-1]} they copy: one of "
+                f"each such pair is likely mislabelled.")
     return Finding("near_duplicates", "Near duplicates", "warning", len(extra), msg, flagged, stats)
 
 
@@ -211,15 +171,16 @@ def leakage(c: Contents) -> list[Finding]:
 
 def _leak_finding(c: Contents, pos, other_pos, name, title, severity, what) -> Finding:
     """Flag the rows at `pos` (later splits) with the split and row of the copy they match (`other_pos`)."""
-    names = [n for n, _, _ in c.parts]
+    names, kind = [n for n, _, _ in c.parts], KINDS[c.parts[0][1].kind]
     frames = []
     for p_idx, (part_name, ex, _) in enumerate(c.parts):
         sel = c.part[pos] == p_idx
         if sel.any():
             other = other_pos[sel]
             extra = {"also_in": [names[k] for k in c.part[other]], "other_row": c.row[other]}
-            if ex.kind == "text":
-                extra["other_input"] = [c.parts[k][1].inputs[r] for k, r in zip(c.part[other], c.row[other])]
+            if kind.shows_copied_input:
+                extra["other_input"] = [kind.show_inputs(c.parts[k][1], [r])[0]
+                                        for k, r in zip(c.part[other], c.row[other])]
             frames.append(flagged_rows(ex, c.row[pos[sel]], split=part_name, **extra))
     flagged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     counts = {n: int((c.part[pos] == i).sum()) for i, n in enumerate(names) if (c.part[pos] == i).any()}
@@ -243,12 +204,12 @@ def conflicting_labels(ex: Examples, c: Contents) -> Finding:
     summary = {code: ", ".join(f"{ex.classes[k]} x{v}" for k, v in grp["label"].value_counts().sort_index().items())
                for code, grp in bad.groupby("code")}
     flagged = flagged_rows(ex, bad["row"].to_numpy(), labels_in_group=bad["code"].map(summary).tolist())
-    groups = bad["code"].nunique()
+    groups, what = bad["code"].nunique(), KINDS[ex.kind].counted
     stats = {"rows": len(bad), "groups": int(groups)}
     if not len(bad):
         return Finding("conflicting_labels", "Conflicting labels", "info", 0,
-                       f"no identical {_what(ex)} carry different labels.", flagged, stats)
-    msg = (f"{len(bad):,} {_what(ex)} in {groups:,} groups of identical inputs carry different labels: no model can "
+                       f"no identical {what} carry different labels.", flagged, stats)
+    msg = (f"{len(bad):,} {what} in {groups:,} groups of identical inputs carry different labels: no model can "
            f"be right on all of them, so they cap the best score. Decide the right label and fix the others.")
     return Finding("conflicting_labels", "Conflicting labels", "warning", len(bad), msg, flagged, stats)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from glassbox.data.examples import Examples
+from glassbox.data.kinds import KINDS
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -74,25 +75,17 @@ class AuditReport:
 
 
 def flagged_rows(ex: Examples, rows, split: str | None = None, **extra) -> pd.DataFrame:
-    """The flagged-examples table: row index, 1-based file line, the input as shown, the given label."""
+    """The flagged-examples table: row index, 1-based file line, the input as a person reads it
+    (DataKind.show_inputs), the given label."""
     rows = np.asarray(rows, dtype=np.int64)
     lines = [ex.lines[i] for i in rows] if ex.lines else (rows + 1).tolist()
-    df = pd.DataFrame({"row": rows, "line": lines, "input": show_inputs(ex, rows),
+    df = pd.DataFrame({"row": rows, "line": lines, "input": KINDS[ex.kind].show_inputs(ex, rows),
                        "label": np.asarray(ex.classes, dtype=object)[ex.labels[rows]]})
     if split is not None:
         df.insert(0, "split", split)
     for name, values in extra.items():
         df[name] = values
     return df
-
-
-def show_inputs(ex: Examples, rows: np.ndarray) -> list:
-    """Each flagged example's input as a person reads it: the text, the feature values, or the file line."""
-    if ex.kind == "text":
-        return [ex.inputs[i] for i in rows]
-    if ex.kind == "tabular":
-        return ex.inputs.iloc[rows].to_dict("records")
-    return [None] * len(rows)  # images: the line column names the file
 
 
 def _records(df: pd.DataFrame) -> list[dict]:

@@ -5,9 +5,9 @@ import numpy as np
 
 from glassbox.audit import checks, duplicates
 from glassbox.audit.label_errors import label_errors
-from glassbox.audit.minhash import THRESHOLD
 from glassbox.audit.report import AuditReport, Finding
 from glassbox.data.examples import Examples
+from glassbox.data.minhash import THRESHOLD
 
 
 def run_audit(examples: Examples, test: Examples | None = None, pred_probs: np.ndarray | None = None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 
@@ -30,6 +32,12 @@ class DataKind(Protocol):
     fold: FoldPlan | None      # the audit's fold models (None: the label-error check does not apply)
     slow_to_parse: bool        # parsing a request's inputs takes long enough to run off the server's event loop
     guesses_regression: bool   # --task auto trains a regression when the label holds many distinct numbers
+    # What the data audit (glassbox/audit) says and checks about it:
+    counted: str               # its examples in the audit's findings: "rows", "texts", "images"
+    identical: str             # when two examples are exact copies, in words: "pixel for pixel", ...
+    audit_checks: frozenset    # the audit's checks of the inputs that apply: "empty_texts", "id_columns", ...
+    never_missing: str         # the audit's message where no check for missing values applies (images), else ""
+    shows_copied_input: bool   # findings show the copied example's input beside each copy (texts: short to read)
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         """Whether the data at `data` is of this kind for a run with these settings."""
@@ -66,3 +74,24 @@ class DataKind(Protocol):
 
     def wire_join(self, encoder, units: list):
         """Units from any requests -> the encoder's input for one forward pass."""
+
+    def show_inputs(self, ex: Examples, rows: np.ndarray) -> list:
+        """The inputs at `rows` as a person reads them in a finding: the text, the feature values, or None (an
+        image: the line column names its file)."""
+
+    def distinct_as_read(self, ex: Examples) -> int | None:
+        """How many inputs are distinct exactly as read, where `identical` ignores something (texts: whitespace
+        and case); None where it ignores nothing."""
+
+    def near_copy_groups(self, pieces: list[tuple[Examples, np.ndarray]],
+                         threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Near copies among distinct contents: those at `rows` of each (Examples, rows), in order (the training
+        examples, then a test file). Returns each content's group (-1 for none; groups numbered from 0) and its
+        score in it (`near_copy_score`; NaN where the kind has none). `threshold`: the texts' MinHash similarity."""
+
+    def near_copy_method(self, threshold: float) -> str:
+        """How `near_copy_groups` finds near copies, in words, for a finding."""
+
+    def near_copy_score(self, threshold: float) -> tuple[str, float] | None:
+        """The score each near copy carries in findings and the least a near copy reaches: ("similarity", 0.8),
+        ("correlation", 0.98); None where near copies are equal after rounding and carry no score."""

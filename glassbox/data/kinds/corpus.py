@@ -14,6 +14,12 @@ class Corpus:
     fold = None                    # no labels, no label-error check
     slow_to_parse = False
     guesses_regression = False
+    # Its audit is audit/corpus.py's (repeated lines, near-copied passages, validation text in training), on lines
+    # read from the files, not Examples: the Examples audit's words and checks below are never asked of it.
+    counted, identical = "lines", "once whitespace and case are ignored"
+    audit_checks = frozenset()
+    never_missing = ""
+    shows_copied_input = True
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return cfg.task == "lm"

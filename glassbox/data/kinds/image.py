@@ -32,6 +32,10 @@ class Images:
     fold = FOLD
     slow_to_parse = True
     guesses_regression = False
+    counted, identical = "images", "pixel for pixel"
+    audit_checks = frozenset()
+    never_missing = "an image has no missing values: a file that cannot be read stops loading with an error naming it."
+    shows_copied_input = False  # the line column names the file
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         from glassbox.data.builtin import BUILTIN
@@ -91,6 +95,35 @@ class Images:
 
     def wire_join(self, encoder, units: list):
         return np.stack(units)
+
+    def show_inputs(self, ex: Examples, rows: np.ndarray) -> list:
+        return [None] * len(rows)
+
+    def distinct_as_read(self, ex: Examples) -> int | None:
+        return None
+
+    def near_copy_groups(self, pieces: list[tuple[Examples, np.ndarray]],
+                         threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Perceptual hashes, confirmed by pixel correlation (data/image_hash.py); none where a test file's images
+        have another size or channel count than the training images."""
+        from glassbox.data.image_hash import near_duplicate_images
+
+        if len({ex.inputs.shape[1:] for ex, _ in pieces}) > 1:
+            n = sum(len(rows) for _, rows in pieces)
+            return np.full(n, -1), np.full(n, np.nan)
+        images = np.concatenate([ex.inputs[rows] for ex, rows in pieces]).astype(pieces[0][0].inputs.dtype, copy=False)
+        return near_duplicate_images(images)
+
+    def near_copy_method(self, threshold: float) -> str:
+        from glassbox.data.image_hash import MAX_BITS, MIN_CORRELATION
+
+        return (f"the same picture re-encoded, resized or lightly edited: perceptual hashes at most {MAX_BITS} of 63 "
+                f"bits apart and pixels correlating at {MIN_CORRELATION} or more")
+
+    def near_copy_score(self, threshold: float) -> tuple[str, float] | None:
+        from glassbox.data.image_hash import MIN_CORRELATION
+
+        return "correlation", MIN_CORRELATION
 
 
 def image_from_base64(encoder, text: str, number: int) -> np.ndarray:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 from glassbox.data.kinds.base import FoldPlan
@@ -12,6 +14,7 @@ from glassbox.errors import UserError
 # would see one; AdamW as the full run; far below the size where a second CPU thread helps, so one thread, untimed.
 FOLD = FoldPlan(TrainConfig(model="mlp", optimizer="adamw", lr=3e-3, epochs=3, batch_size=256, weight_decay=0.01,
                             dropout=0.1, patience=3, quiet=True, device="cpu", threads=1), min_steps=300)
+ROUND = 2  # near copies: rows whose standardised numbers are equal after rounding to this many decimals
 
 
 class Table:
@@ -22,6 +25,10 @@ class Table:
     fold = FOLD
     slow_to_parse = False
     guesses_regression = True
+    counted, identical = "rows", "with identical values"
+    audit_checks = frozenset({"missing_values", "id_columns"})
+    never_missing = ""
+    shows_copied_input = False  # a row's values are too many to read twice
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return Path(data).is_file() and not cfg.text
@@ -70,6 +77,25 @@ class Table:
 
         return pd.DataFrame(units, columns=encoder.columns, dtype=str)
 
+    def show_inputs(self, ex: Examples, rows: np.ndarray) -> list:
+        return ex.inputs.iloc[rows].to_dict("records")
+
+    def distinct_as_read(self, ex: Examples) -> int | None:
+        return None
+
+    def near_copy_groups(self, pieces: list[tuple[Examples, np.ndarray]],
+                         threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        import pandas as pd
+
+        frame = pd.concat([ex.inputs.iloc[rows] for ex, rows in pieces], ignore_index=True)
+        return _shared(_near_hash(frame)), np.full(len(frame), np.nan)
+
+    def near_copy_method(self, threshold: float) -> str:
+        return f"identical after standardising numbers and rounding to {ROUND} decimals"
+
+    def near_copy_score(self, threshold: float) -> tuple[str, float] | None:
+        return None
+
 
 def free_text_columns(frame) -> list[str]:
     """Columns whose values are mostly distinct and long (20+ characters on average): texts, not categories."""
@@ -80,3 +106,32 @@ def free_text_columns(frame) -> list[str]:
                 and not values.str.strip().str.match(r"^-?[\d.,eE+-]+$").mean() > 0.5:
             out.append(str(name))
     return out
+
+
+def _near_hash(frame) -> np.ndarray:
+    """One hash per row of its features after standardising numbers and rounding them to ROUND decimals."""
+    import pandas as pd
+
+    from glassbox.data.tabular import MISSING
+
+    cols = {}
+    for name in frame.columns:
+        text = frame[name].astype(str).str.strip().str.lower()
+        number = pd.to_numeric(text.where(~text.isin(MISSING)), errors="coerce")
+        if number.notna().sum() >= 0.95 * (~text.isin(MISSING)).sum() and number.notna().any():
+            cols[name] = ((number - number.mean()) / (number.std() or 1.0)).round(ROUND)
+        else:
+            cols[name] = text
+    return pd.util.hash_pandas_object(pd.DataFrame(cols), index=False).to_numpy()
+
+
+def _shared(values: np.ndarray) -> np.ndarray:
+    """Group id for values shared by two or more entries, numbered by first entry; -1 for unique values."""
+    import pandas as pd
+
+    codes, _ = pd.factorize(values)
+    sizes = np.bincount(codes)
+    ids = np.full(len(codes), -1)
+    shared = sizes[codes] >= 2
+    ids[shared] = pd.factorize(codes[shared])[0]
+    return ids

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
 from glassbox.data.kinds.base import FoldPlan
@@ -24,6 +26,10 @@ class Texts:
     fold = FOLD
     slow_to_parse = False
     guesses_regression = False
+    counted, identical = "texts", "once whitespace and case are ignored"  # data/text.py: normalise_text
+    audit_checks = frozenset({"empty_texts", "extreme_lengths"})
+    never_missing = ""
+    shows_copied_input = True
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return Path(data).is_file() and bool(cfg.text)
@@ -73,3 +79,24 @@ class Texts:
 
     def wire_join(self, encoder, units: list):
         return units
+
+    def show_inputs(self, ex: Examples, rows: np.ndarray) -> list:
+        return [ex.inputs[i] for i in rows]
+
+    def distinct_as_read(self, ex: Examples) -> int | None:
+        return len(set(ex.inputs))
+
+    def near_copy_groups(self, pieces: list[tuple[Examples, np.ndarray]],
+                         threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """MinHash over the content keys' character shingles (data/minhash.py); a score of 0 outside groups."""
+        from glassbox.data.minhash import near_duplicate_groups
+
+        return near_duplicate_groups([ex.keys[i] for ex, rows in pieces for i in rows], threshold)
+
+    def near_copy_method(self, threshold: float) -> str:
+        from glassbox.data.minhash import SHINGLE
+
+        return f"sharing at least {threshold:.0%} of their {SHINGLE}-character pieces, by MinHash estimate"
+
+    def near_copy_score(self, threshold: float) -> tuple[str, float] | None:
+        return "similarity", threshold
