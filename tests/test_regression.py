@@ -193,7 +193,6 @@ def test_what_regression_cannot_take_is_refused_in_one_line(diabetes, digits_csv
     out = ["--out", str(tmp_path / "r")]
     assert_one_line_error(*run_cli(capsys, "train", data, "--label", "target", "--task", "classify", *out),
                           "the label looks continuous: 214 distinct numbers", "--task regression")
-    assert_one_line_error(*run_cli(capsys, "train", "digits", "--task", "regression", *out), "trains on tables")
     assert_one_line_error(*run_cli(capsys, "train", str(digits_csv), "--label", "digit", "--loss", "huber", *out),
                           "--loss huber is a regression loss")
     assert_one_line_error(*run_cli(capsys, "train", data, "--label", "target", "--control", "shuffled-labels", *out),
