@@ -16,7 +16,7 @@ import functools
 import json
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 
 
 class SummaryError(ValueError):
