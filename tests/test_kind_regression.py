@@ -121,3 +121,12 @@ def test_text_regression_scores_a_message(spam_scores, capsys, tmp_path):
     with running_server(out / "model") as (_, url):
         answer = httpx.post(url + "/predict", json={"inputs": texts}, timeout=30).json()
     assert [p["value"] for p in answer["predictions"]] == [p["value"] for p in printed]
+
+
+def test_a_classifiers_setting_on_an_image_regression_is_refused(capsys, tmp_path):
+    from tests.test_bad_input import assert_one_line_error, run_cli
+
+    assert_one_line_error(*run_cli(capsys, "train", "digits", "--task", "regression", "--label-smoothing", "0.1",
+                                   "--out", str(tmp_path / "r")), "--label-smoothing 0.1 softens a classifier's",
+                          "drop --label-smoothing")
+    assert not (tmp_path / "r" / "model").exists()

@@ -158,12 +158,11 @@ def cmd_predict(args) -> None:
     if args.artifact is None:
         raise UserError("give the artifact folder: glassbox predict RUN/model INPUT... (or --url URL INPUT...)")
     predictor = Predictor(args.artifact)
-    kind = predictor.manifest["preprocessing"]["type"]
-    if args.file and kind == "tabular":
-        from glassbox.data.table import read_table
+    from glassbox.infer.inputs import kind_of
 
-        df, _ = read_table(args.file)
-        raw, inputs = [",".join(r) for r in df.astype(str).values.tolist()], predictor.encoder.frame(df)
+    read = kind_of(predictor).file_inputs(args.file, predictor.encoder) if args.file else None
+    if read is not None:  # a table file: its rows, with their header
+        raw, inputs = read
     else:
         raw = read_inputs(args)
         inputs = predictor.parse(raw)
@@ -173,13 +172,14 @@ def cmd_predict(args) -> None:
 def predict_over_http(args) -> None:
     """The same inputs and output as a local predict, answered by `glassbox serve` at --url."""
     from glassbox.infer.auth import read_token
-    from glassbox.infer.client import Server, table_rows, wire_inputs
+    from glassbox.infer.client import Server, file_rows, wire_inputs
 
     if args.artifact is not None:  # with --url there is no artifact: the first argument is an input
         args.inputs = [args.artifact, *args.inputs]
     server = Server(args.url, read_token(args.token_file))
-    if args.file and server.info.get("input") == "table":
-        raw, sent = table_rows(server.info, args.file)
+    read = file_rows(server.info, args.file) if args.file else None
+    if read is not None:  # a table file: its rows, with their header
+        raw, sent = read
     else:
         raw = read_inputs(args)
         sent = wire_inputs(server.info, raw)

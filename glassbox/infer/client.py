@@ -3,15 +3,11 @@
 the server's --max-inputs; a busy server (503) is asked again after the Retry-After it gives."""
 from __future__ import annotations
 
-import base64
-import csv
-import io
 import json
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
-
+from glassbox.data.kinds import for_wire
 from glassbox.errors import UserError
 
 RETRIES = 5  # 503s in a row before giving up
@@ -67,30 +63,12 @@ def refusal(where: str, e) -> str:
 
 
 def wire_inputs(info: dict, raw: list[str]) -> list[str]:
-    """What the server takes for what the user typed: an image path becomes the file's bytes, base64-encoded."""
-    if info.get("input") != "image":
-        return raw
-    out = []
-    for path in map(Path, raw):
-        if not path.is_file():
-            raise UserError(f"image not found: {path}; check the path")
-        out.append(base64.b64encode(path.read_bytes()).decode("ascii"))
-    return out
+    """What the server takes for what the user typed (its kind of data's `client_inputs`: an image path becomes the
+    file's bytes, base64-encoded)."""
+    return for_wire(info.get("input")).client_inputs(raw)
 
 
-def table_rows(info: dict, file: str) -> tuple[list[str], list[str]]:
-    """A CSV file with a header -> (its rows as typed, for the output; the feature values in training order)."""
-    from glassbox.data.table import read_table
-
-    df, _ = read_table(file)
-    columns = info.get("columns") or []
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise UserError(f"the input file lacks feature column(s) {', '.join(missing)}; the model takes: {', '.join(columns)}")
-    shown = [",".join(r) for r in df.astype(str).values.tolist()]
-    sent = []
-    for row in df[columns].astype(str).values.tolist():
-        line = io.StringIO()
-        csv.writer(line).writerow(row)
-        sent.append(line.getvalue().rstrip("\r\n"))
-    return shown, sent
+def file_rows(info: dict, file: str) -> tuple[list[str], list[str]] | None:
+    """--file read as the server's kind of data reads a file of its own (a table with a header: its rows as typed,
+    and the feature values in training order, as CSV); None: one input per line."""
+    return for_wire(info.get("input")).client_file(file, info.get("columns") or [])

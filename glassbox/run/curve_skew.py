@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from glassbox.config import TrainConfig, schedule
+from glassbox.data.kinds import KINDS
 from glassbox.errors import UserError
 from glassbox.evaluate.calibration import ece, nll
 from glassbox.run.curve_training import paired_interval, train_on
@@ -34,16 +35,18 @@ def parse_skew(text: str) -> tuple[str, str, float]:
 
 
 def group_values(ex, column: str) -> np.ndarray:
-    """Each example's value of `column`: a --group column, a table's feature column, or the label."""
+    """Each example's value of `column`: a --group column, one of the inputs' own columns (a table's), or the label."""
+    own = KINDS[ex.kind].columns(ex)
     if column in ex.groups:
         return np.array([str(v).strip() for v in ex.groups[column]])
-    if ex.kind == "tabular" and column in ex.inputs.columns:
-        return ex.inputs[column].astype(str).str.strip().to_numpy()
+    if column in own:
+        return own[column]
     if column in ("label", ex.meta.get("label"), ex.meta.get("label_col")):  # the label itself: a class cut down
         return np.array([ex.classes[i] for i in ex.labels])
-    named = list(ex.groups) + (list(map(str, ex.inputs.columns)) if ex.kind == "tabular" else []) + ["label"]
+    named = list(ex.groups) + list(own) + ["label"]
     raise UserError(f"--skew column {column!r} is not in the data; choose one of: {', '.join(named)}"
-                    + (" (a text's other columns: name them with --group)" if ex.kind == "text" else ""))
+                    + (" (the file's other columns: name them with --group)"
+                       if not own and "group" in KINDS[ex.kind].settings else ""))
 
 
 def skewed_indices(values: np.ndarray, value: str, share: float, seed: int) -> tuple[np.ndarray, dict]:

@@ -40,6 +40,9 @@ def settle_task(ex: Examples, cfg: TrainConfig) -> tuple[Examples, str | None]:
     if regression and cfg.control:
         raise UserError(f"--control {cfg.control} measures a classifier's memorising against chance accuracy; a "
                         f"regression has no such control yet: drop --control")
+    if regression and cfg.label_smoothing and not cfg.sources.get("label_smoothing", "default").startswith("default"):
+        raise UserError(f"--label-smoothing {cfg.label_smoothing:g} softens a classifier's class targets; a regression "
+                        f"predicts a number and has none: drop --label-smoothing")
     if cfg.task == "regression":
         return as_regression(ex), None
     if regression:

@@ -13,6 +13,7 @@ import torch
 
 from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
+from glassbox.data.kinds import KINDS
 from glassbox.models.registry import build_model
 from glassbox.report.explain_page import explain_page
 from glassbox.run.curve import refuse_unused
@@ -119,17 +120,12 @@ def classifier_setup(cfg: TrainConfig, run_dir: Path, examples: int) -> dict:
               if chosen.lines else ""} for i, y in enumerate(chosen.labels)]
     return {"kind": ex.kind, "arch": arch, "classes": ex.classes, "model": model, "n_train": len(Y["train"]),
             "batch": (as_float64(X["train"][pick]), Y["train"][pick]), "val": (as_float64(X["val"]), Y["val"]),
-            "shown": shown, "images": chosen.inputs if ex.kind == "image" else None}
+            "shown": shown, "images": KINDS[ex.kind].pictures(chosen)}
 
 
 def describe_input(ex, i: int, width: int = 160) -> str:
-    """One example as a person reads it: the text, the row's column=value pairs, or the image's size."""
-    if ex.kind == "text":
-        text = ex.inputs[i]
-    elif ex.kind == "tabular":
-        text = ", ".join(f"{c}={str(v).strip()}" for c, v in ex.inputs.iloc[i].items())
-    else:
-        text = "image " + "x".join(map(str, ex.inputs[i].shape[1:])) + f", {ex.inputs[i].shape[0]} channel(s)"
+    """One example as a person reads it (its kind's `describe`), cut to `width` characters."""
+    text = KINDS[ex.kind].describe(ex, i)
     return text if len(text) <= width else text[:width - 3] + "..."
 
 

@@ -42,4 +42,12 @@ def for_encoder(encoder_type: str) -> DataKind:
     return KINDS["text"]
 
 
-__all__ = ["KINDS", "DataKind", "FoldPlan", "detect", "for_encoder"]
+def for_wire(wire: str | None) -> DataKind:
+    """The kind whose inputs a server takes, by what its GET /info says a client sends ("table", "text", "image")."""
+    for kind in KINDS.values():
+        if kind.wire == wire and kind.encoder_types:
+            return kind
+    return KINDS["text"]
+
+
+__all__ = ["KINDS", "DataKind", "FoldPlan", "detect", "for_encoder", "for_wire"]

@@ -69,6 +69,26 @@ class DataKind(Protocol):
     def model_inputs(self, encoder, inputs):
         """Examples' inputs as the encoder of an artifact takes them."""
 
+    def file_inputs(self, path: str, encoder):
+        """`glassbox predict --file` where the kind reads a file its own way: (each input as typed, the encoder's
+        inputs); None: one input per line."""
+
+    def describe(self, ex: Examples, i: int) -> str:
+        """Example i as a person reads it: the text, a row's column=value pairs, an image's size."""
+
+    def pictures(self, ex: Examples):
+        """The examples' pixels where they are pictures a page can show, else None."""
+
+    def columns(self, ex: Examples) -> dict:
+        """The inputs' own named columns (a table's): name -> each example's value as text."""
+
+    def client_inputs(self, raw: list[str]) -> list[str]:
+        """`glassbox predict --url`: inputs as the user typed them -> what the client sends the server."""
+
+    def client_file(self, path: str, columns: list[str]):
+        """`glassbox predict --url --file` where the kind reads a file its own way: (each input as typed, what is
+        sent); None: one input per line."""
+
     def wire_units(self, encoder, raw: list[str]) -> list:
         """One request's inputs, as a client sends them, checked and parsed: one unit each."""
 

@@ -90,6 +90,31 @@ class Images:
     def model_inputs(self, encoder, inputs):
         return inputs
 
+    def file_inputs(self, path: str, encoder):
+        return None  # one image path per line (the command line's own reading)
+
+    def describe(self, ex: Examples, i: int) -> str:
+        return "image " + "x".join(map(str, ex.inputs[i].shape[1:])) + f", {ex.inputs[i].shape[0]} channel(s)"
+
+    def pictures(self, ex: Examples):
+        """The examples' pixels, for a page that shows them."""
+        return ex.inputs
+
+    def columns(self, ex: Examples) -> dict:
+        return {}
+
+    def client_inputs(self, raw: list[str]) -> list[str]:
+        """Image paths as typed -> each file's bytes, base64-encoded (the server never opens a path)."""
+        out = []
+        for path in map(Path, raw):
+            if not path.is_file():
+                raise UserError(f"image not found: {path}; check the path")
+            out.append(base64.b64encode(path.read_bytes()).decode("ascii"))
+        return out
+
+    def client_file(self, path: str, columns: list[str]) -> None:
+        return None
+
     def wire_units(self, encoder, raw: list[str]) -> list:
         return [image_from_base64(encoder, text, i) for i, text in enumerate(raw, 1)]
 

@@ -69,6 +69,48 @@ class Table:
     def model_inputs(self, encoder, inputs):
         return encoder.frame(inputs)
 
+    def file_inputs(self, path: str, encoder):
+        """`glassbox predict --file`: a table file with a header -> (each row as typed, the encoder's inputs)."""
+        from glassbox.data.table import read_table
+
+        df, _ = read_table(path)
+        return [",".join(r) for r in df.astype(str).values.tolist()], encoder.frame(df)
+
+    def describe(self, ex: Examples, i: int) -> str:
+        """One example as a person reads it: its column=value pairs."""
+        return ", ".join(f"{c}={str(v).strip()}" for c, v in ex.inputs.iloc[i].items())
+
+    def pictures(self, ex: Examples):
+        return None
+
+    def columns(self, ex: Examples) -> dict:
+        """The inputs' own named columns, name -> each example's value as text."""
+        return {str(c): ex.inputs[c].astype(str).str.strip().to_numpy() for c in ex.inputs.columns}
+
+    def client_inputs(self, raw: list[str]) -> list[str]:
+        return raw  # CSV rows of feature values, as typed
+
+    def client_file(self, path: str, columns: list[str]) -> tuple[list[str], list[str]]:
+        """A table file with a header -> (its rows as typed, for the output; the feature values the server's model
+        takes, in its training order, as CSV rows)."""
+        import csv
+        import io
+
+        from glassbox.data.table import read_table
+
+        df, _ = read_table(path)
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise UserError(f"the input file lacks feature column(s) {', '.join(missing)}; the model takes: "
+                            f"{', '.join(columns)}")
+        shown = [",".join(r) for r in df.astype(str).values.tolist()]
+        sent = []
+        for row in df[columns].astype(str).values.tolist():
+            line = io.StringIO()
+            csv.writer(line).writerow(row)
+            sent.append(line.getvalue().rstrip("\r\n"))
+        return shown, sent
+
     def wire_units(self, encoder, raw: list[str]) -> list:
         return encoder.parse(raw).values.tolist()
 

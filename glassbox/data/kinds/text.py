@@ -74,6 +74,24 @@ class Texts:
     def model_inputs(self, encoder, inputs):
         return inputs
 
+    def file_inputs(self, path: str, encoder):
+        return None  # one text per line (the command line's own reading)
+
+    def describe(self, ex: Examples, i: int) -> str:
+        return ex.inputs[i]
+
+    def pictures(self, ex: Examples):
+        return None
+
+    def columns(self, ex: Examples) -> dict:
+        return {}  # a text's other columns are read only when named with --group
+
+    def client_inputs(self, raw: list[str]) -> list[str]:
+        return raw
+
+    def client_file(self, path: str, columns: list[str]) -> None:
+        return None
+
     def wire_units(self, encoder, raw: list[str]) -> list:
         return list(raw)
 
