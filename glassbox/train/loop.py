@@ -5,11 +5,10 @@
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -19,15 +18,16 @@ import torch.distributed
 from glassbox.config import TrainConfig, schedule
 from glassbox.runtime import distributed
 from glassbox.runtime.device import pick_device
-from glassbox.train.batches import LoaderBatches, TensorBatches
-from glassbox.train.checkpoint import Checkpointer
 from glassbox.runtime.threads import cpu_threads
+from glassbox.train.batches import LoaderBatches, TensorBatches
 from glassbox.train.early_stopping import EarlyStopping, explain
-from glassbox.train.evaluation_plan import eval_rows, eval_threads
-from glassbox.train.parallel import resume_note, session, step_check, stop_run, summed
-from glassbox.train.progress import Progress, truncate_metrics
+from glassbox.train.evaluation_plan import eval_rows
+from glassbox.train.parallel import step_check, steps_running, stop_run, sync_on_last
+from glassbox.train.progress import Progress
+from glassbox.train.run_dir import RunDir
 from glassbox.train.schedule import lr_at
-from glassbox.train.thread_choice import choose_threads, describe as describe_threads
+from glassbox.train.state import TrainState
+from glassbox.train.thread_choice import LoopThreads, loop_threads
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -176,189 +176,202 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     chance_fn:  (model, val, loss_fn, batch_size, device) -> what knowing nothing scores, with its "loss" and
                 "sentence" (train/regression.py: predicting the training mean)."""
     cfg = config or TrainConfig()
-    # With label smoothing the weights learn from softened targets (`objective`), but every loss reported (train,
-    # validation, the chance level ln K, the sweet spot) is plain cross-entropy, the one the summary and report use.
-    objective = None
-    if loss_fn is None:
-        loss_fn = cross_entropy
-        if cfg.label_smoothing:
-            objective = lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),  # noqa: E731
-                                                          label_smoothing=cfg.label_smoothing)
+    loss_fn, objective = losses(loss_fn, cfg)
     device = pick_device(cfg.device)
     dist = distributed.setup(device)
     torch.manual_seed(cfg.seed)
     model.to(device)
     train = as_batches(train_data, cfg, dist, augment)
+    val = validation_tensors(val_data)
+    plan = schedule(cfg, n_train or _size(train_data, cfg.batch_size), len(val[1]))  # config.py: DERIVED
+    total, warmup, min_lr = plan["steps"], plan["warmup_steps"], plan["min_lr"]
+    note_long_warmup(cfg, warmup, total)
+    optimizer = make_optimizer(model, cfg)
+    state = TrainState(train, EarlyStopping(cfg.patience, cfg.min_delta), device, dist)
+    run = RunDir(run_dir, dist) if run_dir else None
+    if run is not None:  # resumes with --resume and a checkpoint
+        run.start(model, optimizer, state, cfg, total)
+    forward = training_forward(model, cfg, dist)
+    progress = Progress(total, quiet=cfg.quiet or not dist.is_main, metrics_path=run.metrics if run else None,
+                        start_step=state.step, tensorboard=cfg.tensorboard)
+    validation = Validation(val, loss_fn, eval_rows(cfg.batch_size, val[0]), device)
+    if state.chance is None:  # before the first update: what do random weights know?
+        untrained_evaluation(model, validation, chance_fn, state, progress)
+    state.early_stopping.must_beat = state.chance["untrained_loss"]  # no early stop before the model beats its random start
+
+    model.train()
+    threads = loop_threads(model, val, cfg.batch_size // dist.world_size, lambda m: make_optimizer(m, cfg), cfg.threads,
+                           state.threads, validation.rows, device, progress.say)
+    state.threads, validation.threads = threads.training, threads.evaluation
+    reason, diverged = "max_steps", None  # diverged: divergence(...) of the first non-finite loss or gradient norm
+    state.start_session()
+    with cpu_threads(threads.training), steps_running():  # a stop asked for now waits for the end of the step
+        try:
+            while state.step < total and not state.early_stopping.should_stop:  # (a resumed run may have stopped early already)
+                # each rank's random draws follow from the seed, its rank and the examples seen: exact on any resume
+                distributed.reseed(cfg.seed, dist.rank, state.step * cfg.batch_size * cfg.grad_accum, device)
+                lr = set_lr(optimizer, lr_at(state.step, cfg.lr, warmup, total, min_lr))
+                step_loss = None  # this update's loss summed over its micro-batches, for the divergence check
+                for micro in range(cfg.grad_accum):
+                    x, y = on_device(train.next(), device)           # 1. take a batch
+                    with sync_on_last(forward, dist, micro, cfg.grad_accum):
+                        logits = forward(x)                          # 2. predict
+                        loss = loss_fn(logits, y)                    # 3. measure the error
+                        learn = loss if objective is None else objective(logits, y)
+                        (learn / cfg.grad_accum).backward()          # 4. compute gradients
+                    state.count(loss, len(y))
+                    step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+                finite, stop = step_check(step_loss, grad_norm, dist)  # a stop asked of any rank: all finish this step
+                if not finite:                                       # diverged: stop now, before the update spreads it
+                    diverged = diverged_at(state.step + 1, lr, step_loss.item() / cfg.grad_accum, grad_norm, state, cfg, val)
+                    break
+                optimizer.step()                                     # 5. nudge every weight
+                optimizer.zero_grad(set_to_none=True)
+                state.step += 1                                      # 6. repeat
+                progress.step(state.step)
+
+                if state.step % plan["eval_every"] == 0 or state.step == total:
+                    diverged = evaluate_and_keep_best(model, validation, state, lr, grad_norm, run, progress, cfg)
+                    if diverged is not None:
+                        break
+                if run is not None and (state.step % plan["checkpoint_every"] == 0 or state.step == total or stop):
+                    run.save(model, optimizer, state, cfg)
+                if stop:
+                    reason = "stopped"
+                    break
+            if state.early_stopping.should_stop:
+                reason = "early_stop"
+            if diverged is not None:
+                reason = "diverged"
+        except KeyboardInterrupt:
+            reason = "interrupted"
+            progress.say("interrupted: stopping and restoring the best weights seen so far")
+    progress.close()
+    if reason == "stopped":  # every rank stops here alike, the checkpoint of this step written
+        raise stop_run(stop, state.step, total, state.early_stopping.best_step, run.path if run else None, dist)
+    return fit_result(model, state, reason, diverged, threads, dist, restore_best, progress)
+
+
+# The pieces `fit` calls, in the order it calls them.
+
+def losses(loss_fn, cfg: TrainConfig) -> tuple:
+    """(the loss reported, the loss the weights learn from; None: the same one). With label smoothing the weights
+    learn from softened targets, but every loss reported (train, validation, the chance level ln K, the sweet spot)
+    is plain cross-entropy, the one the summary and report use."""
+    if loss_fn is not None:
+        return loss_fn, None
+    if not cfg.label_smoothing:
+        return cross_entropy, None
+    return cross_entropy, lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
+                                                            label_smoothing=cfg.label_smoothing)
+
+
+def validation_tensors(val_data) -> tuple[torch.Tensor, torch.Tensor]:
     val = as_tensors(val_data)
     if len(val[1]) == 0:
         raise ValueError("fit needs at least one validation example: validation data picks the sweet spot and "
                          "is never trained on")
-    plan = schedule(cfg, n_train or _size(train_data, cfg.batch_size), len(val[1]))  # config.py: DERIVED
-    total, warmup, min_lr = plan["steps"], plan["warmup_steps"], plan["min_lr"]
-    eval_every, ckpt_every = plan["eval_every"], plan["checkpoint_every"]
-    if warmup >= total > 1 and not cfg.quiet and distributed.current().is_main:  # allowed (speed checks do it), but said
+    return val
+
+
+def note_long_warmup(cfg: TrainConfig, warmup: int, total: int) -> None:
+    """Warm-up as long as the run is allowed (speed checks do it), but said."""
+    if warmup >= total > 1 and not cfg.quiet and distributed.current().is_main:
         print(f"note: --warmup-steps {warmup} is not below the run's {total} steps: the learning rate never reaches "
               f"--lr ({cfg.lr:g}); use fewer warm-up steps for a full run (default 2% of the steps)", flush=True)
-    optimizer = make_optimizer(model, cfg)
-    stopper = EarlyStopping(cfg.patience, cfg.min_delta)
-    run_dir = Path(run_dir) if run_dir else None
-    if run_dir is not None and dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = Checkpointer(run_dir) if run_dir is not None else None  # every rank resumes from it; rank 0 alone writes
-    writes = ckpt is not None and dist.is_main
-    metrics = run_dir / "metrics.jsonl" if run_dir is not None and dist.is_main else None
-    history: list[dict] = []
-    step, best_weights, chance, running = 0, None, None, {"loss": 0.0, "n": 0}
-    before = {"seconds": 0.0, "seen": 0, "sessions": []}  # training time, examples and processes of earlier sessions
-    resumed_threads = None
-    if cfg.resume and ckpt is not None and ckpt.latest() is not None:
-        state = ckpt.load(model, optimizer)
-        step, history, chance = state["step"], state["history"], state["chance"]
-        running = state.get("running", running)  # the training loss summed since the last evaluation
-        before = {**before, **state.get("before", {})}
-        train.load_state_dict(state["batches"])
-        stopper.load_state_dict(state["early_stopping"])
-        best_weights = ckpt.load_best(stopper.best_step)
-        resumed_threads = state.get("threads")  # the count it started with: the same seed, the same sums
-        if metrics is not None:
-            truncate_metrics(metrics, step)
-        if not cfg.quiet and dist.is_main:
-            print(resume_note(step, total, step >= total or stopper.should_stop, before["sessions"], dist.world_size),
-                  flush=True)
-    elif metrics is not None and metrics.exists():
-        metrics.unlink()
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
-    if cfg.compile:  # only the training forward is compiled; evaluation and the saved weights use `model`
-        ddp_model = torch.compile(ddp_model)
-    progress = Progress(total, quiet=cfg.quiet or not dist.is_main, metrics_path=metrics, start_step=step,
-                        tensorboard=cfg.tensorboard)
 
-    if chance is None:  # before the first update: what do random weights know?
-        chance = chance_fn(model, val, loss_fn, eval_rows(cfg.batch_size, val[0]), device)
-        record = {"step": 0, "epoch": 0, "train_loss": None, "val_loss": chance["untrained_loss"],
-                  "val_accuracy": chance["untrained_accuracy"], "lr": 0.0, "grad_norm": None, "examples_per_s": None,
-                  "chance_loss": chance["loss"]}  # ln K, for whoever watches metrics.jsonl as it grows
-        history.append(record)
-        progress.evaluation(record)
-        progress.say(chance["sentence"])
-    stopper.must_beat = chance["untrained_loss"]  # no early stop before the model beats its random start
 
-    model.train()
-    on_gpu, no_sync = device.type != "cpu", contextlib.nullcontext()
-    # On a CPU the count of threads is timed on this model's step (train/thread_choice.py); restored after.
-    thread_choice = {"threads": torch.get_num_threads(), "how": "a GPU trains", "seconds_per_step": None}
-    if not on_gpu:
-        thread_choice = choose_threads(model, val, cfg.batch_size // dist.world_size,
-                                       lambda m: make_optimizer(m, cfg), cfg.threads, resumed_threads)
-        if thread_choice["seconds_per_step"]:
-            progress.say(describe_threads(thread_choice))
-    threads = thread_choice["threads"]
-    rows = eval_rows(cfg.batch_size, val[0])
-    at_eval = eval_threads(model, val[0], rows, threads, cfg.threads, on_gpu)  # the same rule on a resume
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    reason, t0, seen, first_step = "max_steps", time.perf_counter(), 0, step  # seen: global examples, this session
-    run_loss, run_n = torch.tensor(running["loss"], device=device), running["n"]
-    diverged = None  # (step, lr, loss, grad norm) of the first non-finite loss or gradient norm
-    t_last, seen_last = time.perf_counter(), 0
-    distributed.steps_running(True)  # a stop asked for now waits for the end of the step
-    try:
-        while step < total and not stopper.should_stop:  # (a resumed run may have stopped early already)
-            # each rank's random draws follow from the seed, its rank and the examples seen: exact on any resume
-            distributed.reseed(cfg.seed, dist.rank, step * cfg.batch_size * cfg.grad_accum, device)
-            lr = lr_at(step, cfg.lr, warmup, total, min_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            step_loss = None  # this update's loss summed over its micro-batches, for the divergence check
-            for micro in range(cfg.grad_accum):
-                x, y = train.next()                              # 1. take a batch
-                if on_gpu:  # from pinned memory the copy runs alongside the GPU's work
-                    x, y = (t.pin_memory().to(device, non_blocking=True) if t.device.type == "cpu" else t.to(device)
-                            for t in (x, y))
-                with ddp_model.no_sync() if dist.enabled and micro < cfg.grad_accum - 1 else no_sync:
-                    logits = ddp_model(x)                        # 2. predict
-                    loss = loss_fn(logits, y)                    # 3. measure the error
-                    learn = loss if objective is None else objective(logits, y)
-                    (learn / cfg.grad_accum).backward()          # 4. compute gradients
-                run_loss += loss.detach()
-                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
-                run_n += 1
-                seen += len(y) * dist.world_size  # every process took an equal share of the global batch
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-            finite, stop = step_check(step_loss, grad_norm, dist)  # a stop asked of any rank: all finish this step
-            if not finite:                                       # diverged: stop now, before the update spreads it
-                diverged = (step + 1, lr, step_loss.item() / cfg.grad_accum, float(grad_norm))
-                break
-            optimizer.step()                                     # 5. nudge every weight
-            optimizer.zero_grad(set_to_none=True)
-            step += 1                                            # 6. repeat
-            progress.step(step)
+def training_forward(model: nn.Module, cfg: TrainConfig, dist) -> nn.Module:
+    """What the training steps call: `model` wrapped by DDP under torchrun (which averages the gradients over the
+    processes), compiled with --compile. Evaluations and the saved weights use `model` itself."""
+    forward = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
+    return torch.compile(forward) if cfg.compile else forward
 
-            if step % eval_every == 0 or step == total:
-                with cpu_threads(at_eval):
-                    val_loss, val_acc = evaluate(model, val, loss_fn, rows, device)
-                train_loss = summed(run_loss, dist) / dist.world_size / max(1, run_n)  # over the global batch
-                if not math.isfinite(val_loss):  # the same weights and data on every rank: all stop here alike
-                    diverged = (step, lr, val_loss, float(grad_norm))
-                    break
-                now = time.perf_counter()
-                record = {"step": step, "epoch": train.epoch, "train_loss": train_loss, "val_loss": val_loss,
-                          "val_accuracy": val_acc, "lr": lr, "grad_norm": float(grad_norm),
-                          "examples_per_s": (seen - seen_last) / max(now - t_last, 1e-9)}
-                record["best"] = stopper.update(step, val_loss, train_loss)
-                if record["best"]:
-                    best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    if writes:
-                        ckpt.save_best(best_weights, step)
-                history.append(record)
-                progress.evaluation(record)
-                run_loss, run_n, t_last, seen_last = torch.zeros((), device=device), 0, now, seen
-            if ckpt is not None and (step % ckpt_every == 0 or step == total or stop):
-                running = {"loss": summed(run_loss, dist) / dist.world_size, "n": run_n}  # every rank takes part
-                elapsed = time.perf_counter() - t0
-                if writes:
-                    ckpt.save(step, model, optimizer, {
-                        "history": history, "chance": chance, "batches": train.state_dict(), "running": running,
-                        "before": {"seconds": before["seconds"] + elapsed, "seen": before["seen"] + seen,
-                                   "sessions": [*before["sessions"], session(dist.world_size, first_step, step, elapsed)]},
-                        "early_stopping": stopper.state_dict(), "best_step": stopper.best_step, "world_size": dist.world_size,
-                        "config": cfg.to_dict(), "threads": threads})
-            if stop:
-                reason = "stopped"
-                break
-            if stopper.should_stop:
-                reason = "early_stop"
-                break
-        if stopper.should_stop:
-            reason = "early_stop"
-        if diverged is not None:
-            reason = "diverged"
-    except KeyboardInterrupt:
-        reason = "interrupted"
-        progress.say("interrupted: stopping and restoring the best weights seen so far")
-    finally:
-        distributed.steps_running(False)
-        torch.set_num_threads(threads_before)
-    progress.close()
-    if reason == "stopped":  # every rank stops here alike, the checkpoint of this step written
-        raise stop_run(stop, step, total, stopper.best_step, run_dir, dist)
-    elapsed = time.perf_counter() - t0
-    train_seconds = before["seconds"] + elapsed  # across every session of a resumed run
-    seen += before["seen"]
-    sessions = [*before["sessions"], *([session(dist.world_size, first_step, step, elapsed)] if step > first_step else [])]
 
-    evals = [h for h in history if h["step"] > 0]
-    if best_weights is not None and restore_best:               # back to the sweet spot
-        model.load_state_dict(best_weights)
-    best = next((h for h in evals if h["step"] == stopper.best_step), history[0])
-    if diverged is not None:  # weights worth keeping only if an evaluation beat the untrained model's loss
-        diverged = divergence(*diverged, best["step"] > 0 and best["val_loss"] < chance["untrained_loss"], cfg, val[0])
-    verdict = explain(history, best["step"], reason == "early_stop", reason, diverged)
+@dataclass
+class Validation:
+    """How the loop evaluates: on which tensors, with which loss, how many rows at a time, on how many threads."""
+    data: tuple[torch.Tensor, torch.Tensor]
+    loss_fn: Callable
+    rows: int                  # validation rows per forward pass (train/evaluation_plan.py)
+    device: torch.device
+    threads: int | None = None  # CPU threads, set once training's count is chosen
+
+    def __call__(self, model: nn.Module) -> tuple[float, float | None]:
+        with cpu_threads(self.threads):
+            return evaluate(model, self.data, self.loss_fn, self.rows, self.device)
+
+
+def untrained_evaluation(model: nn.Module, validation: Validation, chance_fn, state: TrainState,
+                         progress: Progress) -> None:
+    """The chance level and the untrained model's loss: the run's first evaluation (step 0)."""
+    chance = state.chance = chance_fn(model, validation.data, validation.loss_fn, validation.rows, validation.device)
+    record = {"step": 0, "epoch": 0, "train_loss": None, "val_loss": chance["untrained_loss"],
+              "val_accuracy": chance["untrained_accuracy"], "lr": 0.0, "grad_norm": None, "examples_per_s": None,
+              "chance_loss": chance["loss"]}  # ln K, for whoever watches metrics.jsonl as it grows
+    state.history.append(record)
+    progress.evaluation(record)
+    progress.say(chance["sentence"])
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def on_device(batch: tuple, device: torch.device) -> tuple:
+    """A batch on the training device; from pinned memory a copy to a GPU runs alongside the GPU's work."""
+    if device.type == "cpu":
+        return batch
+    return tuple(t.pin_memory().to(device, non_blocking=True) if t.device.type == "cpu" else t.to(device)
+                 for t in batch)
+
+
+def diverged_at(step: int, lr: float, loss: float, grad_norm: torch.Tensor, state: TrainState, cfg: TrainConfig,
+                val: tuple) -> dict:
+    """`divergence` at the step whose loss or gradient norm went non-finite; the best weights are restored only if
+    an evaluation before it beat the untrained model."""
+    return divergence(step, lr, loss, float(grad_norm), state.beat_untrained(), cfg, val[0])
+
+
+def evaluate_and_keep_best(model: nn.Module, validation: Validation, state: TrainState, lr: float,
+                           grad_norm: torch.Tensor, run: RunDir | None, progress: Progress,
+                           cfg: TrainConfig) -> dict | None:
+    """Score the validation data, log the evaluation, and keep the weights when they are the best yet. A
+    non-finite validation loss logs nothing and returns where training diverged."""
+    val_loss, val_acc = validation(model)
+    train_loss = state.train_loss()  # over the global batch
+    if not math.isfinite(val_loss):  # the same weights and data on every rank: all stop here alike
+        return diverged_at(state.step, lr, val_loss, grad_norm, state, cfg, validation.data)
+    record = {"step": state.step, "epoch": state.batches.epoch, "train_loss": train_loss, "val_loss": val_loss,
+              "val_accuracy": val_acc, "lr": lr, "grad_norm": float(grad_norm), "examples_per_s": state.evaluated()}
+    record["best"] = state.early_stopping.update(state.step, val_loss, train_loss)
+    if record["best"]:
+        state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if run is not None:
+            run.save_best(state.best_weights, state.step)
+    state.history.append(record)
+    progress.evaluation(record)
+    return None
+
+
+def fit_result(model: nn.Module, state: TrainState, reason: str, diverged: dict | None, threads: LoopThreads, dist,
+               restore_best: bool, progress: Progress) -> FitResult:
+    """The end of training: the sweet-spot weights back in `model`, the verdict said, and the whole run's figures
+    (every session of a resumed run)."""
+    totals = state.totals()
+    if state.best_weights is not None and restore_best:  # back to the sweet spot
+        model.load_state_dict(state.best_weights)
+    best = state.best_record()
+    verdict = explain(state.history, best["step"], reason == "early_stop", reason, diverged)
     progress.say(verdict)
     if dist.enabled:
         torch.distributed.barrier()
-    return FitResult(model=model, best_step=best["step"], best_val_loss=best["val_loss"], best_val_accuracy=best["val_accuracy"],
-                     steps=step, stopped_early=reason == "early_stop", stop_reason=reason, verdict=verdict, chance=chance,
-                     history=history, train_seconds=train_seconds, examples_seen=seen, threads=threads,
-                     thread_choice=thread_choice,
-                     diverged=diverged, world_size=dist.world_size, sessions=sessions)
+    return FitResult(model=model, best_step=best["step"], best_val_loss=best["val_loss"],
+                     best_val_accuracy=best["val_accuracy"], steps=state.step, stopped_early=reason == "early_stop",
+                     stop_reason=reason, verdict=verdict, chance=state.chance, history=state.history,
+                     train_seconds=totals["seconds"], examples_seen=totals["seen"], threads=threads.training,
+                     thread_choice=threads.choice, diverged=diverged, world_size=dist.world_size,
+                     sessions=totals["sessions"])

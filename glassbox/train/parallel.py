@@ -1,8 +1,10 @@
 """What the loop needs to train one model on any number of processes and resume on another number:
-one all-reduce a step for the divergence check and a stop request, the global training loss, and the
-record of which stretch of steps ran on how many processes (the cost ledger sums their peaks)."""
+one all-reduce a step for the divergence check and a stop request, the global training loss, gradients
+exchanged once an update, and the record of which stretch of steps ran on how many processes (the cost
+ledger sums their peaks)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 from pathlib import Path
@@ -12,6 +14,24 @@ import torch.distributed
 
 from glassbox.errors import Stopped
 from glassbox.runtime import distributed
+
+
+def sync_on_last(forward: torch.nn.Module, dist, micro: int, micro_batches: int):
+    """Under torchrun, DDP's gradients are averaged over the processes on an update's last micro-batch only: the
+    earlier ones run under no_sync and just add up."""
+    if dist.enabled and micro < micro_batches - 1:
+        return forward.no_sync()
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def steps_running():
+    """Inside the block a stop asked for (a signal, the launcher's death) waits for the end of the step."""
+    distributed.steps_running(True)
+    try:
+        yield
+    finally:
+        distributed.steps_running(False)
 
 
 def step_check(loss: torch.Tensor, grad_norm: torch.Tensor, dist) -> tuple[bool, int]:

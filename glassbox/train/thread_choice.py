@@ -15,11 +15,35 @@ Threads change how sums are split, so the same seed on 1 and on 2 threads gives 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 from glassbox.runtime.threads import time_thread_counts
+from glassbox.train.evaluation_plan import eval_threads
+
+
+@dataclass
+class LoopThreads:
+    """The CPU threads of one `fit`: its training steps', its evaluations', and how the first count was chosen."""
+    training: int
+    evaluation: int
+    choice: dict  # choose_threads' answer (FitResult.thread_choice)
+
+
+def loop_threads(model: nn.Module, val: tuple, batch_size: int, make_optimizer, requested: int | None,
+                 resumed: int | None, rows: int, device: torch.device, say) -> LoopThreads:
+    """On a CPU, training's count is timed on this model's step (`choose_threads`; `say` tells how, when timed)
+    and evaluations follow the prediction rule (train/evaluation_plan.py); a GPU trains on torch's count."""
+    on_gpu = device.type != "cpu"
+    choice = {"threads": torch.get_num_threads(), "how": "a GPU trains", "seconds_per_step": None}
+    if not on_gpu:
+        choice = choose_threads(model, val, batch_size, make_optimizer, requested, resumed)
+        if choice["seconds_per_step"]:
+            say(describe(choice))
+    evaluation = eval_threads(model, val[0], rows, choice["threads"], requested, on_gpu)  # the same rule on a resume
+    return LoopThreads(choice["threads"], evaluation, choice)
 
 
 def choose_threads(model: nn.Module, val: tuple, batch_size: int, make_optimizer, requested: int | None,
