@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from glassbox.runtime.files import write_json
 from glassbox.runtime.threads import cpu_threads
 
 PEAK_TARGET_SECONDS = 0.25     # each timed repeat of the peak matmul runs about this long
@@ -95,9 +96,7 @@ def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False
     cache[key] = entry
     path = cache_dir() / "matmul_peak.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache, indent=1))
-    os.replace(tmp, path)                                # never leave a half-written cache
+    write_json(path, cache)                              # never leave a half-written cache
     return float(peak)
 
 

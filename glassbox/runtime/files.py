@@ -10,8 +10,10 @@ from pathlib import Path
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
+    """`data` as the whole of `path`. The temporary name is this process's own, so processes writing the same file
+    at once (two runs sharing the cache of the machine's matmul peak) each rename a whole file over it."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
