@@ -98,25 +98,19 @@ def make_app(root: str | Path):
 
 
 def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    import socket
-
     import uvicorn
 
     from glassbox.board.runs import find_runs
+    from glassbox.runtime.ports import check_can_listen, check_port
 
     root = Path(root)
     if not root.exists():
         raise UserError(f"runs folder not found: {root}; give the folder your runs are in (glassbox board RUNS_DIR)")
     if not root.is_dir():
         raise UserError(f"{root} is a file, not a folder; give the folder your runs are in (glassbox board RUNS_DIR)")
-    if not 0 < port < 65536:
-        raise UserError(f"--port must be between 1 and 65535. Got {port}")
+    check_port(port)
     app = make_app(root)
-    try:  # a port in use is said now, in one line, not as uvicorn's traceback
-        socket.create_server((host, port)).close()
-    except (OSError, UnicodeError) as e:
-        raise UserError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); choose another --port "
-                        f"or --host") from None
+    check_can_listen(host, port)
     print(f"glassbox board: http://{host}:{port}/ shows the {len(find_runs(root))} runs under {root} "
           f"(read-only; Ctrl-C stops it)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):

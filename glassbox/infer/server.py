@@ -220,23 +220,17 @@ def serve(artifact: str | Path, host: str = "127.0.0.1", port: int = 8000, limit
           token_file: str | None = None, insecure: bool = False) -> None:
     import gc
     import signal
-    import socket
 
     import uvicorn
 
     from glassbox.infer.auth import check_exposure, read_token
+    from glassbox.runtime.ports import check_can_listen, check_port
 
-    if not 0 < port < 65536:
-        raise UserError(f"--port must be between 1 and 65535. Got {port}")
+    check_port(port)
     token = read_token(token_file)
     check_exposure(host, token, insecure)
     app = make_app(artifact, limits, token)  # a bad artifact fails here, before the port is taken
-    try:  # find out now, in one line, if the address cannot be used
-        with socket.create_server((host, port)):
-            pass
-    except (OSError, UnicodeError) as e:
-        raise UserError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
-                        f"choose another --port or --host") from None
+    check_can_listen(host, port)
     # uvicorn drains on SIGTERM (no new connections, in-flight requests get drain_s), then raises the signal
     # again under the handler it found: this one, so a drained server exits 0 instead of dying of the signal
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
