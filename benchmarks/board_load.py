@@ -32,7 +32,7 @@ CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 
 def real_run(folder: Path) -> Path:
-    from glassbox.run.start import train
+    from glassbox.run.train.start import train
 
     corpus = folder / "corpus.txt"
     corpus.write_text(CORPUS.read_text(encoding="utf-8")[:60_000], encoding="utf-8")

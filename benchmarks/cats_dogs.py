@@ -39,7 +39,7 @@ TARBALLS = ROOT.parent / "shared" / "data" / "cats_dogs"
 from glassbox.data.images import ImageEncoder, load_images  # noqa: E402
 from glassbox.audit.duplicates import split_keys  # noqa: E402
 from glassbox.data.split import split_indices  # noqa: E402
-from glassbox.run.start import train as run  # noqa: E402
+from glassbox.run.train.start import train as run  # noqa: E402
 
 # `glassbox train DATA --label-from-name 'cat|dog' --test TEST` as a user types it, with no other flag: the image
 # defaults (glassbox/config.py KIND_DEFAULTS["image"]: 15 epochs of batch 128, AdamW 3e-3 with warm-up and cosine

@@ -65,7 +65,7 @@ def layer(rel: str) -> int:
 
 
 def main() -> None:
-    from glassbox.run.start import train
+    from glassbox.run.train.start import train
 
     with tempfile.TemporaryDirectory() as tmp:
         data = digits_table(Path(tmp))

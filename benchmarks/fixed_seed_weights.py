@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from glassbox.run.start import train
+from glassbox.run.train.start import train
 from glassbox.runtime.files import sha256_file
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -19,7 +19,7 @@ def train(data, **settings):
     """The whole pipeline: load, audit, split, train, evaluate, export. Returns the run summary.
 
     `settings` are TrainConfig keys (label=..., epochs=..., out=...)."""
-    from glassbox.run.start import train as _train
+    from glassbox.run.train.start import train as _train
 
     return _train(data, **settings)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from glassbox.cli import main
-from glassbox.run.start import train as run
+from glassbox.run.train.start import train as run
 
 
 def test_digits_cnn_learns_and_writes_the_run_folder(tmp_path):

@@ -119,10 +119,10 @@ def test_commands_that_reuse_settings_take_them_as_train_does(name):
 
 
 def test_the_demo_trains_the_configs_demo_settings(monkeypatch, capsys):
-    import glassbox.run.start
+    import glassbox.run.train.start
 
     calls = []
-    monkeypatch.setattr(glassbox.run.start, "train", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.setattr(glassbox.run.train.start, "train", lambda *a, **kw: calls.append((a, kw)))
     assert main(["demo", "--out", "somewhere"]) == 0
     (data,), kw = calls[0]
     assert data == "digits" and kw.pop("out") == "somewhere"

@@ -23,7 +23,7 @@ def test_shuffled_labels_memorise_noise_but_stay_at_chance(tmp_path, digits_csv)
 
 
 def test_control_verdict_tells_leak_memorisation_and_neither_apart():
-    from glassbox.run.after_training import control_verdict
+    from glassbox.run.train.after_training import control_verdict
 
     # validation 0.20 on 10 balanced classes, 300 examples: 3 sigma is 0.052 above 0.10, so a leak
     leak = control_verdict(0.9, 0.20, 0.10, 300, 0.10, 1000)

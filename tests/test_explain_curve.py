@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from glassbox.cli import main
 from glassbox.data.builtin import load_builtin
 from glassbox.models.registry import build_model
-from glassbox.run.curve_training import FRACTIONS, nested_subsets, paired_interval, train_on
-from glassbox.run.curve_skew import figures
-from glassbox.run.explain_step import DROPOUT_SEED
+from glassbox.run.curve.training import FRACTIONS, nested_subsets, paired_interval, train_on
+from glassbox.run.curve.skew import figures
+from glassbox.run.explain.step import DROPOUT_SEED
 from glassbox.run.model_for_data import make_encoder, model_config
 from glassbox.run.settings import settings_for_new_run
 from tests.conftest import shared

@@ -17,7 +17,7 @@ from PIL import Image
 
 from glassbox.errors import UserError
 from glassbox.evaluate import cost
-from glassbox.run.start import train
+from glassbox.run.train.start import train
 from glassbox.report import build_report, load_run, plots, write_report
 from glassbox.report.summary import MemorisationControl, load_summary
 from glassbox.report.worries import top_worries

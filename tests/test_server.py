@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from glassbox.cli import main
 from glassbox.infer.server import make_app
-from glassbox.run.start import train as run
+from glassbox.run.train.start import train as run
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from glassbox.infer.predictor import Predictor
 from glassbox.report import sections, worries
 from glassbox.report.load import Run
 from glassbox.report.summary import load_summary
-from glassbox.run.start import train as run
+from glassbox.run.train.start import train as run
 from tests.test_calibration import digits_logits  # noqa: F401 (a fixture: logistic regression on real digits)
 from tests.test_calibration import torch_lbfgs_temperature
 

@@ -109,7 +109,7 @@ def settings_from(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def cmd_train(args) -> int:
-    from glassbox.run.start import train
+    from glassbox.run.train.start import train
 
     settings, sources = settings_from(args)
     summary = train(**settings, sources=sources)
@@ -123,7 +123,7 @@ def cmd_train(args) -> int:
 
 def cmd_demo(args) -> None:
     from glassbox.config import DEMO
-    from glassbox.run.start import train
+    from glassbox.run.train.start import train
 
     print("glassbox demo: a small CNN learns scikit-learn's 1,797 handwritten digits (8x8, real data, offline)")
     train("digits", out=args.out, **DEMO, sources={**{k: "glassbox demo" for k in DEMO}, "data": "glassbox demo",
@@ -220,7 +220,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_audit(args) -> int:
-    from glassbox.run.audit_data import audit_data
+    from glassbox.run.audit.audit import audit_data
 
     settings, _ = settings_from(args)
     for key in ("json", "no_label_errors", "folds"):

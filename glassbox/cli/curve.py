@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from glassbox.cli import settings_from
-    from glassbox.run.curve import curve
+    from glassbox.run.curve.curve import curve
 
     settings, sources = settings_from(args)
     for key in ("repeats", "skew"):

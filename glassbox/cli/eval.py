@@ -25,7 +25,7 @@ def eval_scaling(calibrated: bool, t: float) -> str:
 
 def run(args) -> None:
     from glassbox.evaluate.group_sentences import group_lines
-    from glassbox.run.eval_artifact import evaluate_artifact
+    from glassbox.run.eval.artifact import evaluate_artifact
 
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     r = evaluate_artifact(args.artifact, args.data, label=args.label, text=args.text, columns=columns,

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from glassbox.cli import settings_from
-    from glassbox.run.explain import explain
+    from glassbox.run.explain.explain import explain
 
     settings, sources = settings_from(args)
     for key in ("examples", "steps", "every"):

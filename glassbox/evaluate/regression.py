@@ -130,7 +130,7 @@ def r2_words(r2) -> str:
 
 
 def eval_lines(r: dict) -> list[str]:
-    """`glassbox eval` of a regression artifact, in words (r: run/eval_artifact.py regression_eval)."""
+    """`glassbox eval` of a regression artifact, in words (r: run/eval/artifact.py regression_eval)."""
     i, t = r["interval"], r["interval"]["test"]
     inside = (f"; {t['coverage']:.1%} inside the {i['level']:.0%} prediction intervals (value ± {i['half_width']:.4g}; "
               f"95% interval {t['ci'][0]:.1%} to {t['ci'][1]:.1%}: {t['verdict']})" if t else "; no prediction intervals")

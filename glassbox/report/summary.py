@@ -1,6 +1,6 @@
 """RUN/summary.json as typed records: one dataclass per kind of run (ClassifierSummary, RegressionSummary,
 LMSummary) and typed records for what the report reads most (the chance level, calibration, the cost ledger,
-prediction intervals, the audit's headline, the memorisation control, a divergence). run/finish.py writes it; the
+prediction intervals, the audit's headline, the memorisation control, a divergence). run/train/finish.py writes it; the
 report, the board and TensorBoard's final figures read it by attribute.
 
     summary = load_summary(json.loads(path.read_text()))   # the class its "task" names
@@ -177,7 +177,7 @@ class Calibration(Record):
 
 @dataclass(kw_only=True)
 class TrainingCost(Record):
-    """The cost ledger's training side (evaluate/cost.py, run/cost.py)."""
+    """The cost ledger's training side (evaluate/cost.py, run/train/cost.py)."""
     flops: float | None = None                  # the whole run's FLOPs, validation passes included
     seconds: float | None = None                # training wall time
     flops_per_second: float | None = None
@@ -222,7 +222,7 @@ class Cost(Record):
 
 @dataclass(kw_only=True)
 class MemorisationControl(Record):
-    """The same model trained again on shuffled labels (run/after_training.py control_verdict)."""
+    """The same model trained again on shuffled labels (run/train/after_training.py control_verdict)."""
     train_accuracy: float | None = None         # on its own shuffled training labels: memorised noise
     val_accuracy: float | None = None           # on real validation labels: should be chance
     chance_accuracy: float | None = None        # the most common validation class
@@ -309,7 +309,7 @@ class Summary(Record):
 
 @dataclass(kw_only=True)
 class ClassifierSummary(Summary):
-    """A classifier's summary.json (run/classifier.py scores, post_training)."""
+    """A classifier's summary.json (run/train/classifier.py scores, post_training)."""
     kind: str | None = None                     # tabular, text or image
     classes: list[str] | None = None            # the class names, in label order
     examples_per_second: float | None = None    # training throughput
@@ -327,7 +327,7 @@ class ClassifierSummary(Summary):
 
 @dataclass(kw_only=True)
 class RegressionSummary(Summary):
-    """A regression's summary.json (run/regression.py): errors in the label's units."""
+    """A regression's summary.json (run/train/regression.py): errors in the label's units."""
     kind: str | None = None                     # tabular
     classes: list[str] | None = None            # a diverged run's distinct labels, as the data read them
     examples_per_second: float | None = None
@@ -354,7 +354,7 @@ class RegressionSummary(Summary):
 
 @dataclass(kw_only=True)
 class LMSummary(Summary):
-    """A language model's summary.json (run/lm.py)."""
+    """A language model's summary.json (run/train/lm.py)."""
     model_config: dict | None = None            # the GPT's sizes (models/gpt.py GPTConfig)
     tokenizer: str | None = None                # char or bpe
     vocab_size: int | None = None

@@ -12,7 +12,7 @@ from glassbox.config import TrainConfig, schedule
 from glassbox.data.kinds import KINDS
 from glassbox.errors import UserError
 from glassbox.evaluate.calibration import ece, nll
-from glassbox.run.curve_training import paired_interval, train_on
+from glassbox.run.curve.training import paired_interval, train_on
 
 SKEW = re.compile(r"^(?P<column>[^=]+)=(?P<value>.*):(?P<share>[^:]+)$")
 

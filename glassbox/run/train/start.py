@@ -54,10 +54,10 @@ def train(data: str | None = None, *, sources: dict | None = None, **settings) -
         if cfg.tensorboard:
             require_tensorboard()  # now, in one line, not after the audit
         if cfg.task == "lm":
-            from glassbox.run.lm import run_lm
+            from glassbox.run.train.lm import run_lm
 
             return run_lm(cfg, run_dir)
-        from glassbox.run.classifier import run_classifier
+        from glassbox.run.train.classifier import run_classifier
 
         return run_classifier(cfg, run_dir)
     except UserError:

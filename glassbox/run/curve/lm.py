@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
-from glassbox.run.curve_training import FRACTIONS, paired_interval
+from glassbox.run.curve.training import FRACTIONS, paired_interval
 from glassbox.train.loop import evaluate, fit
 
 PAYS_NATS = 0.01    # a doubling pays when it lowers validation loss by at least this, beyond the noise
@@ -20,7 +20,7 @@ PAYS_NATS = 0.01    # a doubling pays when it lowers validation loss by at least
 
 def lm_curve(cfg: TrainConfig, run_dir: Path, repeats: int) -> dict:
     from glassbox.data.corpus import val_windows
-    from glassbox.run.lm import EVAL_WINDOWS, tokenize
+    from glassbox.run.train.lm import EVAL_WINDOWS, tokenize
 
     tok, train_ids, val_ids, _ = tokenize(cfg, run_dir)
     n_tokens = len(train_ids)

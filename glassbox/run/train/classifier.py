@@ -15,18 +15,18 @@ from glassbox.errors import UserError
 from glassbox.export.artifact import save_artifact
 from glassbox.models.registry import build_model
 from glassbox.run.audit_step import audit_examples, gate, headline
-from glassbox.run.cost import measure_cost
+from glassbox.run.train.cost import measure_cost
 from glassbox.data.builtin import BUILTIN
 from glassbox.data.kinds import KINDS
 from glassbox.run.data import data_format, kind_of, load_test, settle_task, split_for
-from glassbox.run.finish import finish, finish_diverged, say
+from glassbox.run.train.finish import finish, finish_diverged, say
 from glassbox.run.model_for_data import make_encoder, model_config
 from glassbox.run.out_of_fold import TRAIN_FOLD_FLOPS
 from glassbox.run.settings import add_derived
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
-from glassbox.run.classify import Classify
-from glassbox.run.regression import Regress
+from glassbox.run.train.classify import Classify
+from glassbox.run.train.regression import Regress
 from glassbox.train.loop import fit
 from glassbox.train.progress import Laps
 

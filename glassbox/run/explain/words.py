@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 
 from glassbox.report.explain_page import memorised_sentence
-from glassbox.run.explain_step import CONFIDENT, FD_STEP
+from glassbox.run.explain.step import CONFIDENT, FD_STEP
 
 SHOWN_LAYERS = 16   # layers listed on the terminal (explain.json and the page have all)
 

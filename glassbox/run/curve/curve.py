@@ -16,11 +16,11 @@ import numpy as np
 from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
 from glassbox.report.curve_page import curve_lines, curve_page
-from glassbox.run.finish import say
+from glassbox.run.train.finish import say
 from glassbox.run.folder import prepare_run_dir
 from glassbox.run.settings import settings_for_new_run
-from glassbox.run.start import remove_if_empty
-from glassbox.run.curve_training import FRACTIONS, nested_subsets, paired_interval, train_on
+from glassbox.run.train.start import remove_if_empty
+from glassbox.run.curve.training import FRACTIONS, nested_subsets, paired_interval, train_on
 from glassbox.runtime.files import atomic_write, write_json
 
 PAYS = 0.005        # a doubling pays when it buys at least half a point of test accuracy, beyond the noise
@@ -36,7 +36,7 @@ def curve(data: str | None = None, *, sources: dict | None = None, repeats: int 
     refuse_unused(given, "curve")
     cfg = settings_for_new_run(given, sources)
     if skew:
-        from glassbox.run.curve_skew import parse_skew
+        from glassbox.run.curve.skew import parse_skew
 
         skew = parse_skew(skew)  # a malformed --skew is refused before any data is read
         if cfg.task == "lm":
@@ -69,16 +69,16 @@ def refuse_unused(given: dict, command: str) -> None:
 def measure(cfg: TrainConfig, run_dir, repeats: int, skew: tuple | None) -> dict:
     """The sizes (or the skew) trained and scored: what curve.json holds but the data's name."""
     if cfg.task == "lm":
-        from glassbox.run.curve_lm import lm_curve
+        from glassbox.run.curve.lm import lm_curve
 
         return lm_curve(cfg, run_dir, repeats)
-    from glassbox.run.classifier import load_and_split
+    from glassbox.run.train.classifier import load_and_split
 
     ex, test, parts = load_and_split(cfg, run_dir, "curve")
     split = {"train": ex.subset(parts["train"]), "val": ex.subset(parts["val"]),
              "test": test if test is not None else ex.subset(parts["test"])}
     if skew:
-        from glassbox.run.curve_skew import skew_compare
+        from glassbox.run.curve.skew import skew_compare
 
         return skew_compare(split, cfg, repeats, skew)
     return size_curve(split, cfg, repeats)

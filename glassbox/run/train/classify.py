@@ -10,8 +10,8 @@ import torch
 
 from glassbox.config import TrainConfig
 from glassbox.evaluate.temperature import manifest_record
-from glassbox.run.after_training import classifier_figures, run_control
-from glassbox.run.finish import RUN_FILES, folder_lines, training_record
+from glassbox.run.train.after_training import classifier_figures, run_control
+from glassbox.run.train.finish import RUN_FILES, folder_lines, training_record
 from glassbox.train.loop import chance_level, cross_entropy, evaluate, predict_logits
 
 PARTS = ("train", "val", "test")

@@ -14,7 +14,7 @@ from glassbox.config import TrainConfig
 from glassbox.data.regression import TargetScale
 from glassbox.evaluate.regression import (bootstrap_intervals, conformal_interval, coverage, errors, group_errors,
                                           interval_sentence, r2_words)
-from glassbox.run.finish import RUN_FILES, folder_lines, training_record
+from glassbox.run.train.finish import RUN_FILES, folder_lines, training_record
 from glassbox.train.loop import evaluate, predict_logits
 from glassbox.train.regression import LOSSES, mean_prediction_chance
 

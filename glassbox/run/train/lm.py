@@ -17,8 +17,8 @@ from glassbox.export.artifact import save_artifact
 from glassbox.infer.generator import Generator
 from glassbox.models.registry import MODELS, build_model
 from glassbox.run.audit_step import audit_corpus_at, gate, headline
-from glassbox.run.cost import measure_cost
-from glassbox.run.finish import finish, finish_diverged, folder_lines, say
+from glassbox.run.train.cost import measure_cost
+from glassbox.run.train.finish import finish, finish_diverged, folder_lines, say
 from glassbox.run.settings import add_derived
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json

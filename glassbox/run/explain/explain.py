@@ -16,14 +16,14 @@ from glassbox.errors import UserError
 from glassbox.data.kinds import KINDS
 from glassbox.models.registry import build_model
 from glassbox.report.explain_page import explain_page
-from glassbox.run.curve import refuse_unused
-from glassbox.run.explain_from_run import is_run_folder, run_settings, start_from_first_checkpoint
-from glassbox.run.explain_step import ExplainedSteps, predictions
-from glassbox.run.explain_words import explain_lines
-from glassbox.run.finish import say
+from glassbox.run.curve.curve import refuse_unused
+from glassbox.run.explain.from_run import is_run_folder, run_settings, start_from_first_checkpoint
+from glassbox.run.explain.step import ExplainedSteps, predictions
+from glassbox.run.explain.words import explain_lines
+from glassbox.run.train.finish import say
 from glassbox.run.folder import prepare_run_dir
 from glassbox.run.settings import settings_for_new_run
-from glassbox.run.start import remove_if_empty
+from glassbox.run.train.start import remove_if_empty
 from glassbox.runtime.files import atomic_write, write_json
 
 BATCH_EXAMPLES = 8      # examples in the explained batch: few enough to read each one
@@ -105,7 +105,7 @@ def as_float64(x: torch.Tensor) -> torch.Tensor:
 def classifier_setup(cfg: TrainConfig, run_dir: Path, examples: int) -> dict:
     """The data, split, encoder and random model `glassbox train` would build (model in float64), and a seeded
     batch of `examples` training examples."""
-    from glassbox.run.classifier import encode_parts, load_and_split
+    from glassbox.run.train.classifier import encode_parts, load_and_split
     from glassbox.run.model_for_data import model_config
 
     ex, test, parts = load_and_split(cfg, run_dir, "explain")
@@ -134,7 +134,7 @@ def lm_setup(cfg: TrainConfig, run_dir: Path, examples: int) -> dict:
     a seeded batch of `examples` windows."""
     from glassbox.data.corpus import RandomWindows, val_windows
     from glassbox.models.registry import MODELS
-    from glassbox.run.lm import EVAL_WINDOWS, tokenize
+    from glassbox.run.train.lm import EVAL_WINDOWS, tokenize
 
     tok, train_ids, val_ids, _ = tokenize(cfg, run_dir)
     torch.manual_seed(cfg.seed)

@@ -1,0 +1,1 @@
+"""`glassbox audit`: the data's audit before any training (audit.py)."""

@@ -1,0 +1,2 @@
+"""`glassbox curve`: what more examples buy (curve.py), with one group cut down (skew.py) or by corpus size (lm.py);
+what every curve trains and measures is in training.py."""

@@ -1,0 +1,1 @@
+"""`glassbox eval`: a frozen artifact scored on a labelled file (artifact.py)."""
