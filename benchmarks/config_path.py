@@ -4,8 +4,11 @@ Every call into a glassbox function that receives the run's TrainConfig (an argu
 order, by the file it runs in. From that sequence (consecutive calls in one file counted once) it prints:
   files     the distinct files the config enters
   returns   how often it comes back to a file it had left
-  back_up   how often it moves from a layer to one upstream of it (tests/test_layers.py's order; the doors and the
-            jobs, cli/ and run/, count as the top)
+  back_up   how often it moves from a layer to one upstream of it, against the data's flow (tests/test_layers.py's
+            order, data -> audit -> models -> train -> ...); the jobs and doors (run/, cli/), which call every layer
+            from above, are left out of this count
+  edges     the distinct moves from one file to another, and how many of those go back up: a loop that calls a
+            helper on every step counts once here, however many steps it takes
 
     python benchmarks/config_path.py            # this checkout
     git worktree add /tmp/base <commit> && PYTHONPATH=/tmp/base python benchmarks/config_path.py   # another commit
@@ -64,8 +67,15 @@ def layer(rel: str) -> int:
     return ORDER.index(name) if name in ORDER else len(ORDER)
 
 
+def against_flow(before: str, now: str) -> bool:
+    top = ORDER.index("run")
+    return layer(now) < layer(before) < top
+
 def main() -> None:
-    from glassbox.run.train.start import train
+    try:
+        from glassbox.run.train.start import train
+    except ImportError:  # a commit from before run/ had a folder per job
+        from glassbox.run.start import train
 
     with tempfile.TemporaryDirectory() as tmp:
         data = digits_table(Path(tmp))
@@ -75,8 +85,11 @@ def main() -> None:
     for before, now in zip(path, path[1:]):
         left.add(before)
         returns += now in left
-    back_up = sum(layer(now) < layer(before) for before, now in zip(path, path[1:]))
-    print(f"files {len(set(path))}  returns {returns}  back_up {back_up}  (calls in sequence: {len(path)})")
+    back_up = sum(against_flow(before, now) for before, now in zip(path, path[1:]))
+    edges = set(zip(path, path[1:]))
+    up = sum(against_flow(before, now) for before, now in edges)
+    print(f"files {len(set(path))}  returns {returns}  back_up {back_up}  edges {len(edges)} ({up} back up)  "
+          f"(calls in sequence: {len(path)})")
     if "-v" in sys.argv:
         print("\n".join(path))
 

@@ -1,5 +1,8 @@
 """glassbox: train models from examples and see, on your own run, what really happens."""
 
+import sys
+from types import ModuleType
+
 from glassbox.runtime.version import __version__  # noqa: F401
 
 
@@ -15,13 +18,26 @@ def fit(model, train_data, val_data, loss_fn=None, config=None, **kwargs):
     return _fit(model, train_data, val_data, loss_fn=loss_fn, config=config or TrainConfig(), **kwargs)
 
 
-def train(data, **settings):
-    """The whole pipeline: load, audit, split, train, evaluate, export. Returns the run summary.
+class _Train:
+    """glassbox.train(data, **settings): the whole pipeline: load, audit, split, train, evaluate, export. Returns the
+    run summary. `settings` are TrainConfig keys (label=..., epochs=..., out=...).
 
-    `settings` are TrainConfig keys (label=..., epochs=..., out=...)."""
-    from glassbox.run.train.start import train as _train
+    `glassbox.train` is also the subpackage of the training loop (glassbox/train/): its attributes are the
+    subpackage's (`glassbox.train.loop`), so both `glassbox.train(data)` and `import glassbox.train.loop` work in
+    one process, in either order."""
 
-    return _train(data, **settings)
+    def __call__(self, data, **settings):
+        from glassbox.run.train.start import train as _train
+
+        return _train(data, **settings)
+
+    def __getattr__(self, name):
+        import importlib
+
+        return getattr(importlib.import_module("glassbox.train"), name)
+
+
+train = _Train()
 
 
 def load(artifact):
@@ -29,3 +45,17 @@ def load(artifact):
     from glassbox.infer.predictor import Predictor
 
     return Predictor(artifact)
+
+
+class _Package(type(sys.modules[__name__])):
+    """The package `glassbox`, whose `train` stays the entry above: importing the subpackage `glassbox.train` (the
+    loop) would otherwise set the attribute `train` to that subpackage, and `glassbox.train(data)` would fail with
+    "'module' object is not callable" in any process that had imported the loop."""
+
+    def __setattr__(self, name, value):
+        if name == "train" and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

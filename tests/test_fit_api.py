@@ -167,3 +167,21 @@ def test_evaluations_batch_token_rows_by_tokens_and_thread_as_predictions_do():
         one = evaluate(gpt, data, batch_size=48)[0]
     with cpu_threads(torch.get_num_threads()):
         assert evaluate(gpt, data, batch_size=128)[0] == pytest.approx(one, rel=1e-5)
+
+
+def test_glassbox_train_stays_callable_after_the_loop_is_imported(tmp_path):
+    """`glassbox.train` is both the pipeline and the loop's subpackage: importing the loop first (as fit does)
+    must not turn `glassbox.train(data)` into "'module' object is not callable". In a fresh process."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    code = ("import glassbox, glassbox.train.loop\n"
+            "import glassbox.train.loop as loop\n"
+            f"s = glassbox.train('digits', max_steps=3, quiet=True, threads=1, out={str(tmp_path / 'run')!r})\n"
+            "print(s['task'], s['steps'], loop.fit is glassbox.train.loop.fit)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["classify", "3", "True"]

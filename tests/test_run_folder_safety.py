@@ -386,3 +386,13 @@ def test_a_runs_config_json_can_be_reused_as_a_config_file(tmp_path, capsys):
     again = tmp_path / "again"
     assert cli_main(["train", "--config", str(first / "config.json"), "--out", str(again), "--quiet"]) == 0
     assert _json.loads((again / "config.json").read_text())["max_steps"] == 5
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    from glassbox.runtime.files import atomic_write
+
+    (tmp_path / "out").mkdir()  # a folder where the file should go: the rename fails
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "out", b"new")
+    atomic_write(tmp_path / "f.json", b"old")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.json", "out"] and (tmp_path / "f.json").read_bytes() == b"old"
