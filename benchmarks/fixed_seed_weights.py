@@ -3,9 +3,11 @@ tinyshakespeare language model), each on one thread so the sums are the same on 
 change behaviour (a refactor) prints the same four digests before and after.
 
     python benchmarks/fixed_seed_weights.py            # prints one line per run: name, sha256, seconds
+    python benchmarks/fixed_seed_weights.py demo lm    # some of them
 """
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -14,7 +16,8 @@ from pathlib import Path
 from glassbox.run.train.start import train
 from glassbox.runtime.files import sha256_file
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout (GLASSBOX_SHARED_DATA for a checkout elsewhere, e.g. a worktree of an older commit)
+DATA = Path(os.environ.get("GLASSBOX_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 RUNS = {
     "demo": ("digits", {"epochs": 12, "batch_size": 128, "lr": 3e-3, "patience": 8, "weight_decay": 0.01,
                         "label_smoothing": 0.0}),
