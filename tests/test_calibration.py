@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from glassbox.evaluate import calibration as cal
 from glassbox.evaluate import temperature as tm
+from glassbox.report.words.calibration import worded
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,7 @@ def test_calibration_report_is_json_safe_and_says_over_confident(digits_logits):
     logits, labels = digits_logits
     logits = logits * 5.0
     half = len(labels) // 2
-    rep = tm.calibration_report(logits[:half], labels[:half], logits[half:], labels[half:])
+    rep = worded(tm.calibration_report(logits[:half], labels[:half], logits[half:], labels[half:]))
     again = json.loads(json.dumps(rep))
     assert again == rep
     assert rep["before"]["verdict"] == "over-confident" and rep["after"]["verdict"] == "well calibrated"

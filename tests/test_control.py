@@ -23,16 +23,20 @@ def test_shuffled_labels_memorise_noise_but_stay_at_chance(tmp_path, digits_csv)
 
 
 def test_control_verdict_tells_leak_memorisation_and_neither_apart():
+    from glassbox.report.words.control import sentence
     from glassbox.run.train.after_training import control_verdict
 
     # validation 0.20 on 10 balanced classes, 300 examples: 3 sigma is 0.052 above 0.10, so a leak
     leak = control_verdict(0.9, 0.20, 0.10, 300, 0.10, 1000)
-    assert leak["leak_suspected"] and leak["sentence"].startswith("WARNING")
+    assert leak["leak_suspected"] and leak["margin"] == pytest.approx(3 * (0.09 / 300) ** 0.5)
+    assert sentence(leak).startswith("WARNING: with shuffled training labels the model still scores 0.200 on "
+                                     "validation, clearly above chance (0.100 ± 0.052)")
     noise = control_verdict(0.9, 0.11, 0.10, 300, 0.10, 1000)
-    assert not noise["leak_suspected"] and noise["memorised_noise"] and "memorise noise" in noise["sentence"]
+    assert not noise["leak_suspected"] and noise["memorised_noise"] and "memorise noise" in sentence(noise)
     # training accuracy 0.765 vs chance 0.759 on 5,000 examples: within noise, nothing memorised
     little = control_verdict(0.765, 0.74, 0.759, 3000, 0.759, 5000)
-    assert not little["leak_suspected"] and not little["memorised_noise"] and "memorised little" in little["sentence"]
+    assert not little["leak_suspected"] and not little["memorised_noise"] and "memorised little" in sentence(little)
+    assert "(0.765 vs 0.759)" in sentence(little) and "(0.740 vs 0.759), so nothing leaks" in sentence(little)
 
 
 def test_adult_groups_with_a_users_own_test_file(tmp_path):

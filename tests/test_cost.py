@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from glassbox.evaluate import cost
 from glassbox.evaluate import peak as matmul_peak
+from glassbox.report.words import cost as cost_words
 
 
 def test_linear_forward_and_train_step_flops_are_exact():
@@ -177,7 +178,7 @@ def test_matmul_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     (entry,) = json.loads((tmp_path / "matmul_peak.json").read_text()).values()
     assert entry["measurements"] == 2 and entry["last_measured_flops_per_second"] == pytest.approx(RATE / 1.25)
     assert entry["n"] == 1024 and entry["products_per_repeat"] == 2   # the full measurement's record is kept
-    assert matmul_peak.peak_provenance().startswith("the highest of 2 measurements on this machine since ")
+    assert cost_words.peak_how(matmul_peak.peak_record()).startswith("the highest of 2 measurements on this machine since ")
 
 
 def test_ledger_arithmetic():
@@ -190,19 +191,20 @@ def test_ledger_arithmetic():
     assert ledger["inference"]["energy_kwh_per_1000"] == pytest.approx(72.0 * 1.0 / 3.6e6)
     assert ledger["inference"]["cost_per_1000"] == pytest.approx(1e-5)
     assert ledger["training_equals_predictions"] == {"by_flops": pytest.approx(1e6), "by_time": pytest.approx(1e5)}
-    assert ledger["sentence"].startswith(
+    said = cost_words.sentence(ledger)
+    assert said.startswith(
         "Training cost as much as 1.00 million predictions by FLOPs, or 100,000 by time. "
         "Training used 1.00 TFLOP in 100 s, 10.0% of this machine's measured float32 matmul peak (100 GFLOP/s)")
-    assert "training used 0.0020 kWh costing 0.0010" in ledger["sentence"]
+    assert "training used 0.0020 kWh costing 0.0010" in said
     json.dumps(ledger)
     defaults = cost.cost_ledger(1e12, 100.0, 1e6, 1e-3, 1e11)
     assert (defaults["power_watts"], defaults["price_per_kwh"]) == (65.0, 0.30)
     one = cost.cost_ledger(1e12, 100.0, 1e6, 1e-3, 1e11, peak_threads=1)  # the peak on the threads training used
-    assert "float32 matmul peak on 1 thread, as training ran (100 GFLOP/s)" in one["sentence"]
+    assert "float32 matmul peak on 1 thread, as training ran (100 GFLOP/s)" in cost_words.sentence(one)
     assert cost.reprice(one, power_watts=100.0)["peak_threads"] == 1
     how = cost.cost_ledger(1e12, 100.0, 1e6, 1e-3, 1e11, peak_how="the highest of 3 measurements on this machine")
-    assert "peak (100 GFLOP/s, the highest of 3 measurements on this machine); one prediction" in how["sentence"]
-    assert cost.reprice(how, power_watts=100.0)["sentence"].count("the highest of 3 measurements") == 1
+    assert "peak (100 GFLOP/s, the highest of 3 measurements on this machine); one prediction" in cost_words.sentence(how)
+    assert cost_words.sentence(cost.reprice(how, power_watts=100.0)).count("the highest of 3 measurements") == 1
 
 
 def test_ledger_refuses_impossible_inputs():
@@ -217,7 +219,9 @@ def test_reprice_works_energy_and_money_out_again_and_keeps_the_rest():
     assert again["train"]["energy_kwh"] == pytest.approx(2 * ledger["train"]["energy_kwh"])
     assert again["train"]["cost"] == pytest.approx(ledger["train"]["cost"])           # twice the energy, half the price
     assert again["train"]["mfu"] == ledger["train"]["mfu"] and again["train"]["steps"] == 500
-    assert "At 144 W and 0.25 per kWh" in again["sentence"]
+    assert "At 144 W and 0.25 per kWh" in cost_words.sentence(again)
+    old_words = {**ledger, "sentence": cost_words.sentence(ledger)}  # as summary.json holds it
+    assert "sentence" not in cost.reprice(old_words, power_watts=144.0)  # words for the old figures are dropped
     assert cost.reprice(ledger, price_per_kwh=1.0)["power_watts"] == 72.0              # only what is given changes
 
 

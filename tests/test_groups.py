@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from glassbox.evaluate.groups import group_metrics, groups_report
+from glassbox.report.words.groups import column_sentence, group_lines, worded
 
 ADULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "uci_adult" / "adult.data"
 
@@ -56,11 +57,12 @@ def test_every_figure_equals_the_hand_computation():
     assert parity["demographic_parity_ratio"] == pytest.approx(0.75)
     assert parity["equalized_odds_difference"] == pytest.approx(0.5)       # TPR 1 vs 0.5; FPR differs by 1/6
     assert parity["equalized_odds_ratio"] == pytest.approx(0.5)            # min(0.5 / 1, (1/3) / (1/2))
-    assert rep["sentence"].startswith("Accuracy is lowest for g=B: 0.500 vs 0.833 for the other 6 examples "
-                                      "(gap 0.333, 95% CI ")
-    assert "Of the gap, 0.000 comes from a different mix of true classes (base rates) and 0.333 from" in rep["sentence"]
+    said = column_sentence(rep)
+    assert said.startswith("Accuracy is lowest for g=B: 0.500 vs 0.833 for the other 6 examples (gap 0.333, 95% CI ")
+    assert "Of the gap, 0.000 comes from a different mix of true classes (base rates) and 0.333 from" in said
     assert "The model says 'class 1' for 0.500 of g=B and 0.667 of g=A (demographic parity difference 0.167, " \
-           "ratio 0.750); the labels say 'class 1' for 0.500 and 0.500 of them" in rep["sentence"]
+           "ratio 0.750); the labels say 'class 1' for 0.500 and 0.500 of them" in said
+    assert "The model says 'yes' for 0.500 of g=B" in column_sentence(rep, ["no", "yes"])  # the positive class's name
     json.dumps(rep)
 
 
@@ -72,7 +74,7 @@ def test_tiny_group_is_flagged_and_not_ranked():
     assert c["value"] == "C" and c["too_small"] is True and c["accuracy"] == 0.0
     assert rep["too_small"] == ["C"] and "C" not in rep["ranked"]
     assert rep["worst"]["value"] == "B"             # C is worse, but too small to name
-    assert rep["sentence"].endswith("1 group with fewer than 4 examples is not ranked: C (2).")
+    assert column_sentence(rep).endswith("1 group with fewer than 4 examples is not ranked: C (2).")
     # C predicts positive for 2 of 2: it would top the selection rates, but it is too small to judge.
     assert c["positive_rate"] == 1.0 and rep["parity"]["selection"]["high"] == "A"
 
@@ -80,7 +82,7 @@ def test_tiny_group_is_flagged_and_not_ranked():
 def test_no_rankable_group():
     rep = group_metrics(_probs(P1), LABELS, GROUPS, min_size=30, n_boot=50)
     assert rep["worst"] is None and rep["ranked"] == []
-    assert rep["sentence"].startswith("No group group has 30 or more examples to rank.")
+    assert column_sentence(rep).startswith("No group group has 30 or more examples to rank.")
 
 
 def test_intervals_contain_the_estimate_and_repeat_with_the_seed():
@@ -160,7 +162,7 @@ def census():
 
 def test_census_groups_are_fast_and_name_a_real_worst_group(census):
     probs, y, groups = census
-    rep = groups_report(probs, y, groups)  # 32k rows x 1000 bootstrap resamples x 2 columns
+    rep = worded(groups_report(probs, y, groups))  # 32k rows x 1000 bootstrap resamples x 2 columns
     sex = {g["value"]: g for g in rep["columns"]["sex"]["groups"]}
     assert (sex["Male"]["size"], sex["Female"]["size"]) == (21790, 10771)
     # Fewer women earn >50K in this extract, so the model predicts it far less often for them.
@@ -170,6 +172,8 @@ def test_census_groups_are_fast_and_name_a_real_worst_group(census):
     assert len(race["groups"]) == 5 and race["too_small"] == []
     assert rep["largest_gap"]["gap"] == max(c["worst"]["gap"] for c in rep["columns"].values())
     assert len(rep["sentences"]) == 2 and all(s.startswith("Accuracy is lowest for") for s in rep["sentences"])
+    assert list(rep) == ["columns", "sentences", "largest_gap"]  # as summary.json has always held them
+    assert [c["sentence"] for c in rep["columns"].values()] == rep["sentences"]
     assert math.isfinite(rep["columns"]["race"]["overall"]["nll"])
 
 
@@ -252,18 +256,18 @@ def test_base_rates_and_errors_are_told_apart():
     assert w["error_part"] == pytest.approx(0, abs=1e-12) and w["base_rate_part"] == pytest.approx(0.14)
     assert rep["parity"]["equalized_odds_difference"] == pytest.approx(0, abs=1e-12)
     assert rep["parity"]["demographic_parity_difference"] == pytest.approx(0.325 - 0.105)  # (600 + 50) / 2000 vs (120 + 90) / 2000
-    assert "0.140 comes from a different mix of true classes (base rates) and 0.000 from" in rep["sentence"]
-    assert "may be chance" in rep["sentence"] and "errs differently by group is thin" in rep["sentence"]
+    said = column_sentence(rep)
+    assert "0.140 comes from a different mix of true classes (base rates) and 0.000 from" in said
+    assert "may be chance" in said and "errs differently by group is thin" in said
 
     rep = group_metrics(*_two_groups(0.3), name="g")
     assert rep["parity"]["tpr"]["difference"] == pytest.approx(0.3)
     assert rep["parity"]["tpr"]["ci_adjusted"][0] > 0
-    assert "the model's errors differ between groups beyond noise" in rep["sentence"]
+    assert "the model's errors differ between groups beyond noise" in column_sentence(rep)
 
 
 def test_eval_prints_true_and_predicted_rates_per_group():
     """`glassbox eval`'s group lines: predicted and labelled positive rate, true- and false-positive rate."""
-    from glassbox.evaluate.group_sentences import group_lines
     lines = group_lines(groups_report(_probs(P1), LABELS, {"g": GROUPS}, min_size=4, n_boot=200), ["no", "yes"])
     assert lines[0].startswith("Accuracy is lowest for g=B: 0.500 vs 0.833 for the other 6 examples")
     assert lines[1].startswith("  g=A: n=6, accuracy 0.833 [")

@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from glassbox.errors import UserError
-from glassbox.evaluate import cost
 from glassbox.run.train.start import train
 from glassbox.report import build_report, load_run, plots, write_report
+from glassbox.report.html import sig
 from glassbox.report.summary import MemorisationControl, load_summary
 from glassbox.report.worries import top_worries
 
@@ -230,7 +230,7 @@ def test_report_works_energy_and_money_out_again_for_another_power_and_price(dig
     html = write_report(run, power_watts=130.0, price_per_kwh=0.6).read_text()
     energy = before["train"]["energy_kwh"] * 130.0 / before["power_watts"]
     assert "At 130 W and 0.60 per kWh" in html
-    assert f"training used {cost._sig(energy)} kWh costing {cost._sig(energy * 0.6)}" in html
+    assert f"training used {sig(energy)} kWh costing {sig(energy * 0.6)}" in html
     assert json.loads((run / "summary.json").read_text())["cost"] == before  # the run's own files stay as they were
     with pytest.raises(UserError, match="power_watts"):
         write_report(run, power_watts=0.0)

@@ -17,6 +17,7 @@ from glassbox.infer.predictor import Predictor
 from glassbox.report import sections, worries
 from glassbox.report.load import Run
 from glassbox.report.summary import load_summary
+from glassbox.report.words.calibration import worded
 from glassbox.run.train.start import train as run
 from tests.test_calibration import digits_logits  # noqa: F401 (a fixture: logistic regression on real digits)
 from tests.test_calibration import torch_lbfgs_temperature
@@ -33,7 +34,7 @@ def calibrated(digits_logits):  # noqa: F811
 def test_over_confident_logits_are_scaled_and_the_evidence_checks_out(calibrated):
     base, labels, half = calibrated
     over = base * 3.0   # a good model made three times too sure of itself
-    rep = tm.calibration_report(over[:half], labels[:half], over[half:], labels[half:])
+    rep = worded(tm.calibration_report(over[:half], labels[:half], over[half:], labels[half:]))
     d, cf = rep["decision"], rep["decision"]["crossfit"]
     assert rep["applied"] and 2.5 < rep["temperature"] < 3.6 and d["val_errors"] >= tm.MIN_ERRORS
     assert cf["change_ci"][1] < 0 and rep["reason"].endswith("a clear gain")
@@ -71,7 +72,7 @@ def test_a_model_calibrated_by_construction_keeps_t_one(digits_logits, seed):  #
     rng = np.random.default_rng(seed)   # labels drawn from the model's own probabilities: calibrated exactly
     labels = np.array([rng.choice(10, p=row) for row in cal.softmax(logits)])
     half = len(labels) // 2
-    rep = tm.calibration_report(logits[:half], labels[:half], logits[half:], labels[half:], seed=seed)
+    rep = worded(tm.calibration_report(logits[:half], labels[:half], logits[half:], labels[half:], seed=seed))
     assert not rep["applied"] and rep["temperature"] == 1.0 and 0.85 < rep["fitted_temperature"] < 1.15
     assert rep["decision"]["val_errors"] >= tm.MIN_ERRORS   # kept at 1 by the evidence, not by a count
     lo, hi = rep["decision"]["crossfit"]["change_ci"]
@@ -95,7 +96,7 @@ def _easy_split(calibrated, scale=0.5):
     under = base * scale
     wrong, right = np.flatnonzero(under.argmax(1) != labels), np.flatnonzero(under.argmax(1) == labels)
     val, test = np.concatenate([right[:300], wrong[:3]]), np.concatenate([right[300:], wrong[3:]])
-    return tm.calibration_report(under[val], labels[val], under[test], labels[test])
+    return worded(tm.calibration_report(under[val], labels[val], under[test], labels[test]))
 
 
 def test_the_report_says_whether_t_was_applied(calibrated, tmp_path):
@@ -115,7 +116,7 @@ def test_the_report_says_whether_t_was_applied(calibrated, tmp_path):
     html = sections.calibration(Run(tmp_path, load_summary({"calibration": kept})))
     assert f"with T = {kept['fitted_temperature']:.2f} (not applied)" in html and "was not kept" in html
     base, labels, half = calibrated
-    disagree = tm.calibration_report(base[:half] * 3, labels[:half], base[half:] * 0.3, labels[half:])
+    disagree = worded(tm.calibration_report(base[:half] * 3, labels[:half], base[half:] * 0.3, labels[half:]))
     score, text = worries.calibration(load_summary({"calibration": disagree}))
     assert score == 60 and text.endswith("Test disagrees with validation about this T (see the calibration section).")
     html = sections.calibration(Run(tmp_path, load_summary({"calibration": disagree})))
@@ -124,10 +125,10 @@ def test_the_report_says_whether_t_was_applied(calibrated, tmp_path):
 
 def test_small_validation_split_and_test_disagreement_are_said(calibrated):
     base, labels, half = calibrated
-    rep = tm.calibration_report(base[:60] * 3, labels[:60], base[half:], labels[half:])
+    rep = worded(tm.calibration_report(base[:60] * 3, labels[:60], base[half:], labels[half:]))
     assert not rep["applied"] and rep["reason"].startswith("the validation split holds 60 examples, fewer than the 100")
     # validation over-confident, test under-confident: the T that helps validation hurts test, and it says so
-    rep = tm.calibration_report(base[:half] * 3, labels[:half], base[half:] * 0.3, labels[half:])
+    rep = worded(tm.calibration_report(base[:half] * 3, labels[:half], base[half:] * 0.3, labels[half:]))
     assert rep["applied"] and rep["test_check"]["agrees"] is False and rep["test_check"]["change_ci"][0] > 0
     assert f"Test disagrees with validation: T = {rep['temperature']:.2f} changed test NLL" in rep["sentence"]
 

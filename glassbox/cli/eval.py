@@ -24,7 +24,7 @@ def eval_scaling(calibrated: bool, t: float) -> str:
 
 
 def run(args) -> None:
-    from glassbox.evaluate.group_sentences import group_lines
+    from glassbox.report.words.groups import group_lines
     from glassbox.run.eval.artifact import evaluate_artifact
 
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
@@ -34,7 +34,7 @@ def run(args) -> None:
         print(json.dumps(r, indent=1))
         return
     if r.get("task") == "regression":
-        from glassbox.evaluate.regression import eval_lines
+        from glassbox.report.words.regression import eval_lines
 
         lines = eval_lines(r)
         print(lines[0])

@@ -162,30 +162,6 @@ def _mha_fastpath(enabled: bool):
         mha.set_fastpath_enabled(before)
 
 
-def _sig(x: float, digits: int = 2) -> str:
-    """x with `digits` significant figures, in plain decimals (0.000067, not 6.7e-05)."""
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    return f"{x:,.{decimals}f}"
-
-
-def _flops(x: float) -> str:
-    """4.2 TFLOP, 310 MFLOP, ..."""
-    for scale, prefix in [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]:
-        if abs(x) >= scale:
-            return f"{_sig(x / scale, 3)} {prefix}FLOP"
-    return f"{_sig(x, 3)} FLOP"
-
-
-def _count(x: float) -> str:
-    """12,300 or 4.5 million: how many predictions, in words a reader takes in at once."""
-    for scale, word in [(1e12, "trillion"), (1e9, "billion"), (1e6, "million")]:
-        if x >= scale:
-            return f"{_sig(x / scale, 3)} {word}"
-    return f"{x:,.0f}"
-
-
 def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops: float,
                 inference_seconds: float, peak_flops: float, power_watts: float = DEFAULT_POWER_WATTS,
                 price_per_kwh: float = DEFAULT_PRICE_PER_KWH, peak_dtype: str = "float32",
@@ -203,7 +179,8 @@ def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops:
        "train": {"flops", "seconds", "flops_per_second", "mfu", "energy_kwh", "cost"},
        "inference": {"flops", "seconds", "flops_per_second", "mfu",
                      "energy_kwh_per_1000", "cost_per_1000"},
-       "training_equals_predictions": {"by_flops", "by_time"}, "sentence"}
+       "training_equals_predictions": {"by_flops", "by_time"}}
+    report/words/cost.py says it in words.
     """
     for name, value in [("train_seconds", train_seconds), ("inference_seconds", inference_seconds),
                         ("peak_flops", peak_flops), ("power_watts", power_watts)]:
@@ -226,7 +203,7 @@ def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops:
              "mfu": inference_flops / inference_seconds / (peak_per_process or peak_flops),  # one process predicts
              "energy_kwh_per_1000": kwh(1000 * inference_seconds),
              "cost_per_1000": kwh(1000 * inference_seconds) * price_per_kwh}
-    ledger = {
+    return {
         "peak_flops": float(peak_flops), "peak_dtype": peak_dtype, "peak_threads": peak_threads, "peak_how": peak_how,
         "processes": float(processes), "peak_per_process": float(peak_per_process or peak_flops / processes),
         "power_watts": float(power_watts),
@@ -235,12 +212,11 @@ def cost_ledger(train_flops_total: float, train_seconds: float, inference_flops:
             "by_flops": train_flops_total / inference_flops if inference_flops > 0 else None,
             "by_time": train_seconds / inference_seconds},
     }
-    ledger["sentence"] = _sentence(ledger)
-    return ledger
 
 
 def reprice(ledger: dict, power_watts: float | None = None, price_per_kwh: float | None = None) -> dict:
-    """The same ledger with energy and money worked out again for another power draw or price."""
+    """The same ledger with energy and money worked out again for another power draw or price. Its sentence, if it
+    has one, said the old figures: it is left out (report/words/cost.py says the new ones)."""
     t, i = ledger["train"], ledger["inference"]
     new = cost_ledger(t["flops"], t["seconds"], i["flops"], i["seconds"], ledger["peak_flops"],
                       power_watts=ledger["power_watts"] if power_watts is None else power_watts,
@@ -250,37 +226,5 @@ def reprice(ledger: dict, power_watts: float | None = None, price_per_kwh: float
                       peak_per_process=ledger.get("peak_per_process"))
     for part in ("train", "inference"):
         new[part] = {**ledger[part], **new[part]}  # keep what the ledger knew besides (steps, FLOPs per step)
-    return {**ledger, **new}
+    return {**{k: v for k, v in ledger.items() if k != "sentence"}, **new}
 
-
-def _sentence(c: dict) -> str:
-    t, i, ratio = c["train"], c["inference"], c["training_equals_predictions"]
-    by_flops = f"{_count(ratio['by_flops'])} predictions by FLOPs, or " if ratio["by_flops"] else ""
-    idle = (": one example at a time keeps the machine mostly idle" if i["mfu"] < t["mfu"] / 2 else "")
-    return (f"Training cost as much as {by_flops}{_count(ratio['by_time'])} by time. "
-            f"Training used {_flops(t['flops'])} in {_sig(t['seconds'], 3)} s, {t['mfu']:.1%} of {_peak_words(c)}"
-            f"{', ' + c['peak_how'] if c.get('peak_how') else ''}); one prediction takes "
-            f"{_flops(i['flops'])} and {_sig(i['seconds'] * 1e3, 2)} ms ({i['mfu']:.2%} of "
-            f"{'peak' if _one(c) else 'the peak of one process'}{idle}). "
-            f"At {c['power_watts']:g} W and {c['price_per_kwh']:.2f} per kWh (assumed, not metered), "
-            f"training used {_sig(t['energy_kwh'])} kWh costing {_sig(t['cost'])}, and 1,000 "
-            f"predictions use {_sig(i['energy_kwh_per_1000'])} kWh costing {_sig(i['cost_per_1000'])}.")
-
-
-def _one(c: dict) -> bool:
-    return abs(c.get("processes", 1.0) - 1.0) < 1e-9
-
-
-def _peak_words(c: dict) -> str:
-    """Which peak MFU is against: this machine's, or the sum over the processes that trained (each on its own device
-    or share of the CPU), with the per-process figure it is summed from."""
-    n = c.get("peak_threads")
-    dtype = c.get("peak_dtype", "float32")
-    if _one(c):
-        threads = f" on {n} thread{'s' if n != 1 else ''}, as training ran" if n else ""
-        return f"this machine's measured {dtype} matmul peak{threads} ({_flops(c['peak_flops'])}/s"
-    k = c["processes"]
-    count = f"{k:g} processes" if k == round(k) else f"{k:.2f} processes on average over the training time"
-    each = f" on {n} thread{'s' if n != 1 else ''} each, as training ran" if n else " on its own device"
-    return (f"the summed measured {dtype} matmul peak of {count} ({_flops(c['peak_per_process'])}/s per process{each}; "
-            f"{_flops(c['peak_flops'])}/s in all")

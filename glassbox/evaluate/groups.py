@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from glassbox.evaluate.calibration import check_scores, ece, nll
-from glassbox.evaluate.group_sentences import column_sentence
 
 CI_LEVEL = 0.95   # width of every bootstrap interval
 
@@ -186,14 +185,12 @@ def _parity(t: _Tally, rows: list[dict], keep: list[int], positive: int) -> dict
 
 
 def group_metrics(probs, labels, group_values: list[str], positive_class: int | None = None,
-                  min_size: int = 30, n_boot: int = 1000, seed: int = 0, name: str = "group",
-                  classes: list[str] | None = None) -> dict:
+                  min_size: int = 30, n_boot: int = 1000, seed: int = 0, name: str = "group") -> dict:
     """Figures for each value of one group column, the overall ones, the worst rankable group against the
     rest, and (with a positive class) demographic parity and equalized odds.
 
     positive_class: the class whose rates are compared across groups; a binary task defaults to class 1;
       a multiclass task without one gets None for the rates (per-class recall is always there).
-    classes: class names, for the sentence only.
     Returns a JSON-safe dict:
       {"column", "positive_class", "min_size", "n_boot", "seed", "ci_level",
        "overall": {figures}, "groups": [{"value", "too_small", figures, "rest_accuracy", "gap_vs_rest",
@@ -201,12 +198,12 @@ def group_metrics(probs, labels, group_values: list[str], positive_class: int | 
        "worst": {"value", "accuracy", "rest_accuracy", "gap", "gap_ci", "gap_ci_adjusted", "adjusted_level",
                  "base_rate_part", "error_part", "error_part_ci_adjusted", ...} or None,
        "parity": {"demographic_parity_difference", "_ratio", "equalized_odds_difference", "_ratio",
-                  "selection", "tpr", "fpr": spreads} or None, "sentence"}
+                  "selection", "tpr", "fpr": spreads} or None}
     figures: size, accuracy(_ci), nll, ece, recall and label_share (per class), positive_rate(_ci) (the
       selection rate), label_positive_rate (the base rate), tpr(_ci), fpr(_ci).
     gap = the rest's accuracy - the worst group's (positive: worse). gap_ci_adjusted is the gap's interval at
       level 1 - 0.05 / (number of ranked groups): it allows for the worst group having been picked out of
-      several, and decides the sentence's "could be chance".
+      several, and decides whether the gap "could be chance" (report/words/groups.py says it in words).
     """
     probs, labels = check_scores(probs, labels, "probs")
     values = np.asarray([str(v) for v in group_values])
@@ -234,7 +231,7 @@ def group_metrics(probs, labels, group_values: list[str], positive_class: int | 
 
     rankable = [g for g in range(len(names)) if not groups[g]["too_small"]]
     ranked = sorted(rankable, key=lambda g: (groups[g]["accuracy"], groups[g]["value"]))
-    report = {
+    return {
         "column": name, "positive_class": positive_class, "min_size": min_size, "n_boot": n_boot,
         "seed": seed, "ci_level": CI_LEVEL, "overall": overall, "groups": groups,
         "ranked": [groups[g]["value"] for g in ranked],
@@ -242,19 +239,18 @@ def group_metrics(probs, labels, group_values: list[str], positive_class: int | 
         "worst": _worst(t, groups, ranked) if ranked else None,
         "parity": None if positive_class is None else _parity(t, groups, rankable, positive_class),
     }
-    report["sentence"] = column_sentence(report, classes)
-    return report
 
 
 def groups_report(probs, labels, groups: dict[str, list[str]], positive_class: int | None = None,
-                  min_size: int = 30, n_boot: int = 1000, seed: int = 0, classes: list[str] | None = None) -> dict:
+                  min_size: int = 30, n_boot: int = 1000, seed: int = 0) -> dict:
     """group_metrics for several group columns. JSON-safe dict:
 
-    {"columns": {name: group_metrics(...)}, "sentences": [one per column],
+    {"columns": {name: group_metrics(...)},
      "largest_gap": {"column", "value", "gap", "gap_ci", "gap_ci_adjusted"} or None
        (the worst group over all columns)}
+    report/words/groups.py `worded` adds each column's sentence, as a run stores it.
     """
-    columns = {name: group_metrics(probs, labels, values, positive_class, min_size, n_boot, seed, name, classes)
+    columns = {name: group_metrics(probs, labels, values, positive_class, min_size, n_boot, seed, name)
                for name, values in groups.items()}
     gaps = [(c["worst"]["gap"], name) for name, c in columns.items() if c["worst"] is not None]
     largest = None
@@ -263,5 +259,4 @@ def groups_report(probs, labels, groups: dict[str, list[str]], positive_class: i
         w = columns[name]["worst"]
         largest = {"column": name, "value": w["value"], "gap": w["gap"], "gap_ci": w["gap_ci"],
                    "gap_ci_adjusted": w["gap_ci_adjusted"]}
-    return {"columns": columns, "sentences": [c["sentence"] for c in columns.values()],
-            "largest_gap": largest}
+    return {"columns": columns, "largest_gap": largest}

@@ -118,8 +118,9 @@ def memorization_report(model, tokenizer, train_ids, val_ids, train_text: str | 
                         n_generations: int = 8, generation_len: int = 400, temperature: float = 1.0,
                         top_k: int | None = None, ns=(8, 13, 32), prefix_len: int = 32,
                         suffix_len: int = 32, n_samples: int = 200, seed: int = 0) -> dict:
-    """Novelty of sampled text (against held-out text of the same length as a baseline) and
-    extraction, with one plain-language summary."""
+    """Novelty of sampled text (against held-out text of the same length as a baseline) and extraction; whether
+    either shows memorisation is `copies_training_text` and `reproduces_training_text`, and
+    report/words/memorisation.py says it in words."""
     if train_text is None:
         train_text = tokenizer.decode(np.asarray(train_ids).tolist())
     device = next(model.parameters()).device
@@ -131,37 +132,27 @@ def memorization_report(model, tokenizer, train_ids, val_ids, train_text: str | 
                              top_k=top_k, generator=generator)[:, prompt_len:]
     generated = [tokenizer.decode(row) for row in samples.tolist()]
     held_out = [tokenizer.decode(row) for row in starts[:, prompt_len:].tolist()]
-    report = {
+    return {
         "novelty": novelty(generated, train_text, ns),
         "novelty_of_held_out_text": novelty(held_out, train_text, ns, n_examples=0),
         "extraction": extraction(model, train_ids, val_ids, prefix_len, suffix_len, n_samples, seed,
                                  tokenizer=tokenizer),
     }
-    report["summary"] = _summary(report)
-    return report
 
 
-def _summary(report: dict) -> str:
+def copies_training_text(report: dict) -> bool | None:
+    """Is the share of generated stretches (the longest n checked) found verbatim in the training text above twice
+    held-out text's share plus one point? None: too little text to tell."""
     gen, ref = report["novelty"]["by_n"][-1], report["novelty_of_held_out_text"]["by_n"][-1]
+    if gen["share"] is None or ref["share"] is None:
+        return None
+    return gen["share"] > 2 * ref["share"] + 0.01
+
+
+def reproduces_training_text(report: dict) -> bool | None:
+    """Does the model continue training prefixes exactly more often than validation ones, by more than two standard
+    errors and more than one point? None: too little text to tell."""
     ex = report["extraction"]
-    parts = []
-    if gen["share"] is not None and ref["share"] is not None:
-        copies = gen["share"] > 2 * ref["share"] + 0.01
-        parts.append(
-            ("generated text copies long stretches of the training text" if copies
-             else "generated text does not copy long stretches of the training text more than held-out text does")
-            + f": {gen['share']:.1%} of its {gen['n']}-character stretches appear verbatim in it"
-            + f" (held-out text: {ref['share']:.1%})"
-        )
-    if ex["difference"] is not None:
-        memorised = ex["difference"] > max(2 * ex["difference_stderr"], 0.01)
-        parts.append(
-            ("the model reproduces training text it was shown the start of" if memorised
-             else "the model continues training text no better than unseen text")
-            + f": {ex['train']['rate']:.1%} of {ex['prefix_len']}-token training prefixes continued exactly for"
-            + f" {ex['suffix_len']} tokens, against {ex['val']['rate']:.1%} for validation text"
-            + f" (difference {100 * ex['difference']:.1f} ± {100 * ex['difference_stderr']:.1f} points)"
-        )
-    if not parts:
-        return "not enough text to check memorisation"
-    return "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + "."
+    if ex["difference"] is None:
+        return None
+    return ex["difference"] > max(2 * ex["difference_stderr"], 0.01)

@@ -60,7 +60,7 @@ def measure_matmul_peak(device="cpu", dtype=torch.float32, refresh: bool = False
     highest value ever measured, so a first measurement on a busy machine is replaced by the next quiet one
     instead of sticking; a full measurement runs again when the cache is older than PEAK_MAX_AGE_SECONDS or
     with refresh=True. The cache is cache_dir()/matmul_peak.json, keyed by device name, dtype, torch version
-    and CPU/thread count; `peak_provenance` says how the value was obtained.
+    and CPU/thread count; `peak_record` says how the value was obtained.
     threads: on a CPU, measure with this many threads (the count training ran on); None: torch's count.
     """
     device = torch.device(device)
@@ -130,15 +130,14 @@ def _sized_operands(device: torch.device, dtype, gen):
         n *= 2
 
 
-def peak_provenance(device="cpu", dtype=torch.float32, threads: int | None = None) -> str:
-    """How the cached peak was obtained, in words: 'the highest of 4 measurements since 2026-12-06; this run's: ...'."""
+def peak_record(device="cpu", dtype=torch.float32, threads: int | None = None) -> dict:
+    """How the cached peak was obtained, as the cache records it: "measurements" (how many), "first_measured_at"
+    (when the first was taken) and "last_measured_flops_per_second" (this run's check), each where the cache has
+    it. report/words/cost.py `peak_how` says it in words."""
     device = torch.device(device)
     if threads and device.type == "cpu" and threads != torch.get_num_threads():
         with cpu_threads(threads):
-            return peak_provenance(device, dtype)
+            return peak_record(device, dtype)
     _, _, entry = _peak_entry(device, dtype)
-    count, since, last = entry.get("measurements", 1), str(entry.get("first_measured_at", "?"))[:10], entry.get(
-        "last_measured_flops_per_second")
-    latest = f"; this run's check: {last / 1e9:,.1f} GFLOP/s" if isinstance(last, (int, float)) else ""
-    return (f"the highest of {count} measurement{'s' if count != 1 else ''} on this machine since {since}{latest}"
-            if count > 1 else f"measured once, at this run{latest}")
+    return {key: entry[key] for key in ("measurements", "first_measured_at", "last_measured_flops_per_second")
+            if key in entry}

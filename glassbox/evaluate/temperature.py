@@ -1,5 +1,5 @@
 """Temperature scaling only where it helps: fit T on validation, keep it only when examples it was not
-fitted on say it lowers NLL, then measure calibration on test as saved, and say which happened and why.
+fitted on say it lowers NLL, then measure calibration on test as saved, and record which happened and why.
 
 The same validation split that picked the best checkpoint also fits T, so the validation NLL at the
 fitted T is optimistic: on a small, easy split (the digits demo: 178 examples, 1 wrong) T comes out
@@ -7,14 +7,15 @@ below 1 and makes test worse. The check here is cross-fitting: the validation sp
 parts; each part is scored with a T fitted on the other parts, so no example judges a T it helped fit.
 The per-example change in NLL (with that T minus at T = 1) gets a bootstrap 95% interval; T is kept
 only when the whole interval lies below zero. Test examples never take part in the decision; they are
-used afterwards to say whether test agrees.
+used afterwards to say whether test agrees. The figures come back as numbers and the decision's reason as a code;
+report/words/calibration.py says them in words.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from glassbox.evaluate.calibration import (N_BINS, T_MAX, T_MIN, busiest_bin, check_scores, figures,
-                                           fit_temperature, nll_from_logits, nll_per_example)
+from glassbox.evaluate.calibration import (N_BINS, T_MAX, T_MIN, check_scores, figures, fit_temperature,
+                                           nll_from_logits, nll_per_example)
 
 MIN_VAL = 100      # fewer validation examples than this: too few to check a temperature, T stays 1
 MIN_ERRORS = 10    # fewer wrong validation examples than this: too few to fit T (see _decision), T stays 1
@@ -52,8 +53,8 @@ def mean_with_interval(values: np.ndarray, seed: int = 0, n_boot: int = N_BOOT) 
 def decide_temperature(val_logits, val_labels, seed: int = 0) -> dict:
     """Fit T on validation and keep it only when cross-fitted evidence says it lowers NLL. JSON-safe:
 
-    {"applied", "temperature" (the T to use: the fitted one, or 1.0), "fitted_temperature", "reason",
-     "n_val", "val_errors", "min_val", "folds", "crossfit": {"nll_before", "nll_after", "change",
+    {"applied", "temperature" (the T to use: the fitted one, or 1.0), "fitted_temperature", "reason" (why, a code:
+     see _decision), "n_val", "val_errors", "min_val", "folds", "crossfit": {"nll_before", "nll_after", "change",
      "change_ci"} or None when the split is too small to cut into folds}
     """
     logits, labels = check_scores(val_logits, val_labels, "val_logits")
@@ -71,30 +72,25 @@ def decide_temperature(val_logits, val_labels, seed: int = 0) -> dict:
 
 
 def _decision(d: dict) -> tuple[bool, str]:
-    """Whether to apply the fitted T, and why, in plain words with the numbers."""
+    """Whether to apply the fitted T, and why, as a code (report/words/calibration.py says each in words):
+    too_few_examples, no_gain (T = 1 fits best), at_bound (T stopped at T_MIN or T_MAX), worse or not_clearly_better
+    (the cross-fitted change's 95% interval reaches 0 from above or straddles it), too_few_errors, clear_gain."""
     t, n, cf = d["fitted_temperature"], d["n_val"], d["crossfit"]
     if n < MIN_VAL:
-        return False, (f"the validation split holds {n} examples, fewer than the {MIN_VAL} needed to check "
-                       f"a temperature")
+        return False, "too_few_examples"
     if t == 1.0:
-        return False, "no temperature lowers validation NLL below T = 1"
+        return False, "no_gain"
     if t in (T_MIN, T_MAX):
-        return False, (f"the fitted T stopped at the search bound {t:g}: the {n} validation examples "
-                       f"({d['val_errors']} wrong) cannot pin it down")
+        return False, "at_bound"
     lo, hi = cf["change_ci"]
-    where = (f"T = {t:.2f} was fitted on the {n} validation examples; scoring each of {d['folds']} parts of them "
-             f"with a T fitted on the other parts changed NLL {cf['nll_before']:.4f} -> {cf['nll_after']:.4f} (change "
-             f"{cf['change']:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f})")
     if hi >= 0:
-        return False, where + (": not clearly better" if lo < 0 else ": worse")
+        return False, "not_clearly_better" if lo < 0 else "worse"
     # The best checkpoint was picked on this same split, so it makes few mistakes here; NLL's response to T
     # turns on how sure the model is when wrong, and a handful of wrong examples cannot show that (the digits
     # demo: 178 examples, 3 wrong, a "clear" cross-fitted gain for T = 0.45, and test NLL 0.083 -> 0.158).
     if d["val_errors"] < MIN_ERRORS:
-        return False, (f"{where}, which looks like a gain, but only {d['val_errors']} of the {n} validation "
-                       f"examples are wrong, fewer than the {MIN_ERRORS} needed to trust it: how sure the model is "
-                       f"when wrong decides T, and this split also picked the best checkpoint")
-    return True, where + ": a clear gain"
+        return False, "too_few_errors"
+    return True, "clear_gain"
 
 
 def check_on_test(test_logits, test_labels, decision: dict, seed: int = 0) -> dict:
@@ -120,8 +116,9 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels, n_bins:
      "n_bins", "tolerance", "val_nll_before", "val_nll_after" (in-sample, at the fitted T),
      "before": {"ece", "mce", "nll", "brier", "accuracy", "mean_confidence", "verdict"} (T = 1),
      "after": {same keys} (the fitted T, applied or not), "reliability_before": [bin...],
-     "reliability_after": [bin...], "sentence": plain words}
-    `tolerance` is the ECE at or below which a model is called well calibrated.
+     "reliability_after": [bin...]}
+    `tolerance` is the ECE at or below which a model is called well calibrated. "reason" is the decision's code;
+    report/words/calibration.py `worded` puts its words in its place and adds the sentence a run stores.
     """
     val_logits, val_labels = check_scores(val_logits, val_labels, "val_logits")
     test_logits, test_labels = check_scores(test_logits, test_labels, "test_logits")
@@ -132,7 +129,7 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels, n_bins:
     t = decision["fitted_temperature"]
     before, bins_before = figures(test_logits, test_labels, 1.0, n_bins, tolerance)
     after, bins_after = figures(test_logits, test_labels, t, n_bins, tolerance)
-    report = {
+    return {
         "applied": decision["applied"], "temperature": decision["temperature"], "fitted_temperature": t,
         "reason": decision["reason"], "decision": decision,
         "test_check": check_on_test(test_logits, test_labels, decision, seed),
@@ -143,61 +140,11 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels, n_bins:
         "before": before, "after": after,
         "reliability_before": bins_before, "reliability_after": bins_after,
     }
-    report["sentence"] = _sentence(report)
-    return report
-
-
-def _pct(x: float) -> str:
-    """A share as a percentage; one decimal near 0% and 100% so 99.6% does not read as 100%."""
-    return f"{x:.1%}" if round(x * 100) in (0, 100) and 0.0 < x < 1.0 else f"{x:.0%}"
-
-
-def _says(bins: list[dict], who: str) -> str:
-    b = busiest_bin(bins)
-    return f"when {who} says {_pct(b['mean_confidence'])} it is right {_pct(b['accuracy'])} of the time"
-
-
-def _sentence(r: dict) -> str:
-    """Which happened and why first; then the saved model's calibration on test; then whether test agrees."""
-    before, after, t = r["before"], r["after"], r["fitted_temperature"]
-    if r["applied"]:
-        text = (f"Temperature scaling applied: {r['reason']}. As trained, {_says(r['reliability_before'], 'this model')} "
-                f"({_ece_words(before, r['tolerance'])}); with T = {t:.2f}, "
-                f"{_says(r['reliability_after'], 'it')} ({_ece_words(after)}).")
-    else:
-        text = (f"Temperature scaling not applied (the saved model keeps T = 1): {r['reason']}. As saved, "
-                f"{_says(r['reliability_before'], 'this model')} ({_ece_words(before, r['tolerance'])}).")
-    text += (f" Accuracy is {before['accuracy']:.1%} either way; figures are for the confidence band holding the "
-             f"most of the {r['n_test']} test examples.")
-    return text + _test_words(r["test_check"], r["applied"], t)
-
-
-def _ece_words(fig: dict, tolerance: float | None = None) -> str:
-    """'verdict: ECE x, tolerance t; by chance alone ...' (the noise floor only where the figures have one)."""
-    text = f"{fig['verdict']}: ECE {fig['ece']:.3f}" + (f", tolerance {tolerance}" if tolerance is not None else "")
-    if "ece_noise" in fig:
-        text += f"; a perfectly calibrated model would show up to {fig['ece_noise']:.3f} here by chance"
-    return text
-
-
-def _test_words(c: dict, applied: bool, t: float) -> str:
-    """One sentence on whether test agrees with the validation decision (nothing when T = 1 was fitted)."""
-    if t == 1.0:
-        return ""
-    lo, hi = c["change_ci"]
-    change = (f"T = {t:.2f} {'changed' if applied else 'would have changed'} test NLL {c['nll_before']:.4f} -> "
-              f"{c['nll_after']:.4f} (change {c['change']:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f})")
-    if c["agrees"] is None:
-        return f" On test the change is within noise: {change}."
-    if c["agrees"]:
-        return f" Test agrees: {change}."
-    return (f" Test disagrees with validation: {change}; validation and test may differ, or validation "
-            f"is too small to tell.")
 
 
 def manifest_record(report: dict) -> dict:
     """What the artifact's manifest keeps: "temperature" only when applied (old readers apply any T they find),
-    and the decision with its evidence under "calibration"."""
+    and the decision with its evidence under "calibration" (report: as a run stores it, its reason in words)."""
     d = report["decision"]
     record = {"applied": report["applied"], "reason": report["reason"], "fitted_temperature": d["fitted_temperature"],
               "n_val": d["n_val"], "crossfit": d["crossfit"], "test_agrees": report["test_check"]["agrees"]}

@@ -73,9 +73,11 @@ def write_report(run_dir, power_watts: float | None = None, price_per_kwh: float
     if (power_watts is not None or price_per_kwh is not None) and run.summary.cost is not None:
         from glassbox.config import make_config
         from glassbox.evaluate.cost import reprice
+        from glassbox.report.words import cost as cost_words
 
         make_config({"power_watts": power_watts, "price_per_kwh": price_per_kwh})  # the same checks as for train
-        run.summary.cost = Cost.from_dict(reprice(run.summary.cost.to_dict(), power_watts, price_per_kwh))
+        ledger = reprice(run.summary.cost.to_dict(), power_watts, price_per_kwh)
+        run.summary.cost = Cost.from_dict({**ledger, "sentence": cost_words.sentence(ledger)})
     text = build_report(run)
     out = run.path / "report.html"
     if out.exists() and not out.is_file():

@@ -22,11 +22,9 @@ LOSSES = {"mse": mse, "huber": huber}
 
 def mean_prediction_chance(model, val, loss_fn, batch_size: int, device) -> dict:
     """What knowing nothing costs for a number: always predicting the training mean, which is 0 once the target is
-    standardised with the training split's statistics. Also the untrained model's loss, as for a classifier."""
+    standardised with the training split's statistics. Also the untrained model's loss, as for a classifier. The
+    loop prints its "sentence": the caller adds it (run/train/regression.py, from report/words/chance.py)."""
     untrained, _ = evaluate(model, val, loss_fn, batch_size, device)
     y = val[1].float()
     loss = float(loss_fn(torch.zeros_like(y), y))
-    return {"loss": loss, "mean_prediction_loss": loss, "untrained_loss": untrained, "untrained_accuracy": None,
-            "sentence": f"chance level: always predicting the training mean has validation loss {loss:.4f} (on the "
-                        f"target standardised by the training split's mean and standard deviation); the untrained model's "
-                        f"loss is {untrained:.4f}: random weights know nothing yet."}
+    return {"loss": loss, "mean_prediction_loss": loss, "untrained_loss": untrained, "untrained_accuracy": None}

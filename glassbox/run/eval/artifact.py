@@ -17,6 +17,7 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
     from glassbox.evaluate.classification import per_class_report
     from glassbox.evaluate.groups import groups_report
     from glassbox.infer.predictor import Predictor
+    from glassbox.report.words import groups as group_words
 
     predictor = Predictor(artifact)
     kind = for_encoder(predictor.manifest["preprocessing"]["type"])
@@ -37,8 +38,8 @@ def evaluate_artifact(artifact: str, data: str, label: str | None = None, text: 
            "per_class": per_class_report(y, probs.argmax(1), predictor.classes)}
     if ex.groups:
         positive = 1 if len(predictor.classes) == 2 else None
-        out["groups"] = groups_report(probs, y, ex.groups, positive_class=positive, seed=seed,
-                                      classes=list(predictor.classes))
+        groups = groups_report(probs, y, ex.groups, positive_class=positive, seed=seed)
+        out["groups"] = group_words.worded(groups, list(predictor.classes))
     seen = seen_rows(artifact, predictor.manifest, ex, out)
     if seen is not None and 0 < seen.sum() < len(seen):
         fresh = ~seen
@@ -65,6 +66,7 @@ def regression_eval(predictor, kind, ex, artifact: str, data: str) -> dict:
     """A regression artifact on labelled data: RMSE, MAE and R^2, the prediction intervals' coverage, per-group
     errors, and the same apart on the rows it never saw."""
     from glassbox.evaluate.regression import coverage, errors, group_errors
+    from glassbox.report.words.regression import worded_groups
 
     pred = predictor.predict_values(kind.model_inputs(predictor.encoder, ex.inputs))
     y = ex.targets
@@ -72,7 +74,7 @@ def regression_eval(predictor, kind, ex, artifact: str, data: str) -> dict:
     out = {"artifact": str(artifact), "data": str(data), "task": "regression", **errors(y, pred),
            "interval": {**interval, "test": coverage(y, pred, interval)}}
     if ex.groups:
-        out["groups"] = group_errors(y, pred, ex.groups)
+        out["groups"] = worded_groups(group_errors(y, pred, ex.groups))
     seen = seen_rows(artifact, predictor.manifest, ex, out)
     if seen is not None and 0 < seen.sum() < len(seen):
         out["unseen"] = errors(y[~seen], pred[~seen])

@@ -15,22 +15,26 @@ from glassbox.evaluate.classification import per_class_report
 from glassbox.evaluate.groups import groups_report
 from glassbox.evaluate.temperature import calibration_report
 from glassbox.models.registry import build_model
+from glassbox.report.words import calibration as calibration_words
+from glassbox.report.words import control as control_words
+from glassbox.report.words import groups as group_words
 from glassbox.train.loop import evaluate, fit
 
 
 def classifier_figures(logits: dict, Y: dict, test_groups: dict, classes: list[str], seed: int) -> dict:
     """Calibration (a temperature fitted on validation, kept only where examples it was not fitted on say it helps,
-    judged on test), per-class and per-group figures on the test split as the saved model gives them (JSON-safe)."""
+    judged on test), per-class and per-group figures on the test split as the saved model gives them (JSON-safe),
+    with the words a reader sees."""
     val_logits, test_logits = logits["val"].numpy(), logits["test"].numpy()
     y_val, y_test = Y["val"].numpy(), Y["test"].numpy()
-    calib = calibration_report(val_logits, y_val, test_logits, y_test, seed=seed)
+    calib = calibration_words.worded(calibration_report(val_logits, y_val, test_logits, y_test, seed=seed))
     probs = softmax(test_logits, calib["temperature"])  # the applied T: 1 when scaling was not kept
     out = {"temperature": calib["temperature"], "calibration": calib,
            "per_class": per_class_report(y_test, probs.argmax(1), classes)}
     if test_groups:
         positive = 1 if len(classes) == 2 else None
-        out["groups"] = groups_report(probs, y_test, test_groups, positive_class=positive, seed=seed,
-                                      classes=classes)
+        groups = groups_report(probs, y_test, test_groups, positive_class=positive, seed=seed)
+        out["groups"] = group_words.worded(groups, classes)
     return out
 
 
@@ -48,35 +52,23 @@ def run_control(X: dict, Y: dict, arch: str, model_config: dict, cfg: TrainConfi
     _, val_acc = evaluate(res.model, (X["val"], Y["val"]), device=device)
     majority = float(np.bincount(Y["val"].numpy()).max() / len(Y["val"]))
     train_majority = float(np.bincount(seen.numpy()).max() / len(seen))
-    return {**control_verdict(train_acc, val_acc, majority, len(Y["val"]), train_majority, len(seen)),
-            "steps": res.steps, "main_run_steps": result.steps}
+    verdict = control_verdict(train_acc, val_acc, majority, len(Y["val"]), train_majority, len(seen))
+    return {**verdict, "sentence": control_words.sentence(verdict), "steps": res.steps, "main_run_steps": result.steps}
 
 
 def control_verdict(train_acc: float, val_acc: float, majority: float, n_val: int,
                     train_majority: float | None = None, n_train: int = 0) -> dict:
-    """Is validation accuracy on shuffled labels clearly above chance? Then something leaks.
-    Did training accuracy climb clearly above chance? Then the model memorised noise."""
+    """Is validation accuracy on shuffled labels above chance by more than 3 standard errors? Then something leaks.
+    Did training accuracy climb above chance by more than 3 standard errors and more than 2 points? Then the model
+    memorised noise. report/words/control.py says which."""
     margin = 3 * math.sqrt(max(majority * (1 - majority), 1e-12) / max(n_val, 1))
     leaks = val_acc > majority + margin
     train_chance = majority if train_majority is None else train_majority
     train_margin = 3 * math.sqrt(max(train_chance * (1 - train_chance), 1e-12) / max(n_train, 1)) if n_train else 0.0
     memorised = train_acc > train_chance + max(train_margin, 0.02)
-    if leaks:
-        sentence = (f"WARNING: with shuffled training labels the model still scores {val_acc:.3f} on validation, "
-                    f"clearly above chance ({majority:.3f} ± {margin:.3f}): something leaks the answer — duplicates "
-                    f"across splits, or a label hidden in a feature. Do not trust the main run's scores until you find it.")
-    elif memorised:
-        sentence = (f"On shuffled labels the model reached training accuracy {train_acc:.3f} (chance {train_chance:.3f}) "
-                    f"while validation stayed at chance ({val_acc:.3f} vs {majority:.3f}): it can memorise noise, so "
-                    f"training accuracy alone proves nothing; the main run's validation score is what counts.")
-    else:
-        sentence = (f"On shuffled labels the model barely rose above chance even on its training examples "
-                    f"({train_acc:.3f} vs {train_chance:.3f}): in this many steps it memorised little of the noise, and "
-                    f"validation stayed at chance ({val_acc:.3f} vs {majority:.3f}), so nothing leaks. The main run's "
-                    f"lead over chance was learned, not memorised.")
     return {"train_accuracy": train_acc, "val_accuracy": val_acc, "chance_accuracy": majority,
             "train_chance_accuracy": train_chance, "margin": margin, "leak_suspected": leaks,
-            "memorised_noise": memorised, "sentence": sentence}
+            "memorised_noise": memorised}
 
 
 def shuffled(labels: torch.Tensor, seed: int) -> torch.Tensor:

@@ -13,11 +13,13 @@ import torch
 from glassbox.config import TrainConfig
 from glassbox.evaluate.cost import (count_inference_flops, count_train_step_flops, cost_ledger, default_power_watts,
                                     optimizer_flops_per_param, optimizer_step_flops)
-from glassbox.evaluate.peak import measure_matmul_peak, peak_provenance
+from glassbox.evaluate.peak import measure_matmul_peak, peak_record
+from glassbox.report.words import cost as cost_words
 
 
 def measure_cost(model, batch: tuple, one: torch.Tensor, n_val: int, result, cfg: TrainConfig, loss_fn) -> dict:
-    """batch: one global training batch (x, y); one: one prediction's input; n_val: inputs each validation pass scores."""
+    """The ledger with its sentence. batch: one global training batch (x, y); one: one prediction's input; n_val:
+    inputs each validation pass scores."""
     device = next(model.parameters()).device
     x, y = batch
     # the global batch's forward and backward, however many processes shared it; each process updates every weight
@@ -33,8 +35,9 @@ def measure_cost(model, batch: tuple, one: torch.Tensor, n_val: int, result, cfg
                          max(prediction_seconds(model, one), 1e-9), work["processes"] * peak,
                          power_watts=cfg.power_watts or default_power_watts(device, work["processes"]),
                          price_per_kwh=cfg.price_per_kwh, peak_dtype=str(dtype).removeprefix("torch."), peak_threads=cpu,
-                         peak_how=peak_provenance(device, dtype, threads=cpu), processes=work["processes"],
-                         peak_per_process=peak)
+                         peak_how=cost_words.peak_how(peak_record(device, dtype, threads=cpu)),
+                         processes=work["processes"], peak_per_process=peak)
+    ledger["sentence"] = cost_words.sentence(ledger)
     ledger["train"].update({"flops_per_step": work["train_flops"] / max(1, result.steps), "steps": result.steps,
                             "eval_flops": work["eval_flops"], "sessions": work["sessions"]})
     return ledger

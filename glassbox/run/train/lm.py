@@ -16,6 +16,7 @@ from glassbox.evaluate.memorization import memorization_report
 from glassbox.export.artifact import save_artifact
 from glassbox.infer.generator import Generator
 from glassbox.models.registry import MODELS, build_model
+from glassbox.report.words import memorisation as memorisation_words
 from glassbox.run.audit_step import audit_corpus_at, gate, headline
 from glassbox.run.train.cost import measure_cost
 from glassbox.run.train.finish import finish, finish_diverged, folder_lines, say
@@ -57,6 +58,7 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     summary = lm_scores(result, tok, train_ids, val_ids, corpus, gpt_config, cfg, audit)
     lap("evaluation")
     memo = memorization_report(result.model, tok, train_ids, val_ids, seed=cfg.seed)
+    memo["summary"] = memorisation_words.summary(memo)
     lap("memorisation")
     write_json(run_dir / "memorization.json", memo)
     say(cfg, memo["summary"])

@@ -12,8 +12,9 @@ import numpy as np
 
 from glassbox.config import TrainConfig
 from glassbox.data.regression import TargetScale
-from glassbox.evaluate.regression import (bootstrap_intervals, conformal_interval, coverage, errors, group_errors,
-                                          interval_sentence, r2_words)
+from glassbox.evaluate.regression import bootstrap_intervals, conformal_interval, coverage, errors, group_errors
+from glassbox.report.words import chance as chance_words
+from glassbox.report.words.regression import interval_sentence, r2_words, worded_groups
 from glassbox.run.train.finish import RUN_FILES, folder_lines, training_record
 from glassbox.train.loop import evaluate, predict_logits
 from glassbox.train.regression import LOSSES, mean_prediction_chance
@@ -62,9 +63,15 @@ def regression_figures(model, X: dict, split: dict, scale: TargetScale, seed: in
     out = {"interval": {**interval, "test": cover, "sentence": interval_sentence(interval, cover)},
            "residuals": residual_sample(y_test, pred["test"], seed)}
     if split["test"].groups:
-        by_column = group_errors(y_test, pred["test"], split["test"].groups)
+        by_column = worded_groups(group_errors(y_test, pred["test"], split["test"].groups))
         out["groups"] = {"by_column": by_column, "sentences": [r["sentence"] for r in by_column.values()]}
     return out
+
+
+def chance(model, val, loss_fn, batch_size: int, device) -> dict:
+    """The loop's chance level for a number (always the training mean), with the sentence the loop prints."""
+    c = mean_prediction_chance(model, val, loss_fn, batch_size, device)
+    return {**c, "sentence": chance_words.mean_prediction(c)}
 
 
 def residual_sample(y: np.ndarray, pred: np.ndarray, seed: int, at_most: int = 2000) -> dict:
@@ -77,7 +84,7 @@ def residual_sample(y: np.ndarray, pred: np.ndarray, seed: int, at_most: int = 2
 
 class Regress:
     name = "regression"
-    chance_fn = staticmethod(mean_prediction_chance)  # always the training mean
+    chance_fn = staticmethod(chance)  # always the training mean
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg

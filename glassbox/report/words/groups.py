@@ -1,6 +1,15 @@
-"""The plain words under the group figures (groups.py): what the gap is, whether it is beyond noise, and
-whether it comes from different base rates or from the model's own errors. Every number is three decimals."""
+"""The plain words under the group figures (evaluate/groups.py): what the gap is, whether it is beyond noise, and
+whether it comes from different base rates or from the model's own errors; and `glassbox eval`'s lines per group.
+Every number is three decimals."""
 from __future__ import annotations
+
+
+def worded(report: dict, classes: list[str] | None = None) -> dict:
+    """groups_report as a run stores it: each column with its sentence last, and every column's sentence together
+    after the columns. classes: the class names, for the positive class's name."""
+    columns = {name: {**c, "sentence": column_sentence(c, classes)} for name, c in report["columns"].items()}
+    rest = {key: value for key, value in report.items() if key != "columns"}
+    return {"columns": columns, "sentences": [c["sentence"] for c in columns.values()], **rest}
 
 
 def _verdict(interval: list[float], beyond: str, chance: str, reverse: str | None = None) -> str:
@@ -71,8 +80,8 @@ def _parity(r: dict, positive: str) -> str:
 
 
 def column_sentence(r: dict, classes: list[str] | None = None) -> str:
-    """Plain words first for one group column: which group fares worst, by how much, why, and whether
-    chance could explain it."""
+    """Plain words first for one group column (r: group_metrics): which group fares worst, by how much, why, and
+    whether chance could explain it."""
     small = _small_groups(r)
     if not r["ranked"]:
         return f"No {r['column']} group has {r['min_size']} or more examples to rank.{small}"
@@ -87,9 +96,9 @@ def column_sentence(r: dict, classes: list[str] | None = None) -> str:
 
 
 def group_lines(groups: dict, classes: list[str]) -> list[str]:
-    """`glassbox eval`'s text for a groups_report: the sentences, then each group's figures (the rates of the
-    positive class for a binary task, each class's recall otherwise)."""
-    lines = list(groups.get("sentences", []))
+    """`glassbox eval`'s text for a groups_report: each column's sentence, then each group's figures (the rates of
+    the positive class for a binary task, each class's recall otherwise)."""
+    lines = [column_sentence(c, classes) for c in groups.get("columns", {}).values()]
     for col, g in groups.get("columns", {}).items():
         for row in g["groups"]:
             def ci(key):
