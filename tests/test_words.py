@@ -167,3 +167,18 @@ def test_the_cost_sentence_names_its_peak_and_whether_one_prediction_leaves_the_
                           "last_measured_flops_per_second": 6.123e10}) == (
         "the highest of 4 measurements on this machine since 2026-12-06; this run's check: 61.2 GFLOP/s")
 
+
+
+def test_too_few_for_an_interval_names_the_count_the_interval_needs():
+    """At 90% split conformal needs 9 validation examples (rank ceil(10 x 0.9) = 9 of 9): 8 give no interval and the
+    sentence says 9, the count with which conformal_interval gives one."""
+    import numpy as np
+
+    from glassbox.evaluate.regression import conformal_interval, fewest_for
+    from glassbox.report.words.regression import interval_sentence
+
+    y = np.arange(9.0)
+    assert conformal_interval(y, y + 0.5)["half_width"] == 0.5 and fewest_for(0.9) == 9
+    few = conformal_interval(y[:8], y[:8] + 0.5)
+    assert few["half_width"] is None and "it needs at least 9)" in interval_sentence(few, None)
+    assert fewest_for(0.95) == 19 and conformal_interval(np.arange(19.0), np.arange(19.0))["half_width"] == 0.0

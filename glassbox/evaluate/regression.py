@@ -50,6 +50,15 @@ def conformal_interval(y_val: np.ndarray, pred_val: np.ndarray, level: float = L
             "guaranteed_at_most": min(1.0, level + 1 / (n + 1))}
 
 
+def fewest_for(level: float = LEVEL) -> int:
+    """The fewest validation examples that give a split-conformal interval at `level`: the first n whose rank
+    ceil((n + 1) * level) is at most n, by the rule conformal_interval applies (9 at 90%)."""
+    n = 1
+    while math.ceil((n + 1) * level) > n:
+        n += 1
+    return n
+
+
 def coverage(y: np.ndarray, pred: np.ndarray, interval: dict) -> dict | None:
     """The share of examples inside prediction ± half-width, its 95% Clopper-Pearson interval, and whether it
     differs from the nominal level beyond that noise (None: no interval)."""

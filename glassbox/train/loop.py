@@ -174,7 +174,7 @@ def fit(model: nn.Module, train_data, val_data, loss_fn=None, config: TrainConfi
     val_data:   (X, y) tensors or a Dataset, never trained on; it picks the sweet spot.
     run_dir:    where checkpoints and metrics.jsonl go (None: nothing is written).
     chance_fn:  (model, val, loss_fn, batch_size, device) -> what knowing nothing scores, with its "loss" and
-                "sentence" (train/regression.py: predicting the training mean)."""
+                "sentence" (a regression: predicting the training mean, run/train/regression.py)."""
     cfg = config or TrainConfig()
     loss_fn, objective = losses(loss_fn, cfg)
     device = pick_device(cfg.device)

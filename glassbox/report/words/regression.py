@@ -2,7 +2,7 @@
 group's mean residual, R^2 where it is undefined, and `glassbox eval`'s lines for a regression artifact."""
 from __future__ import annotations
 
-import math
+from glassbox.evaluate.regression import fewest_for
 
 
 def interval_sentence(interval: dict, cover: dict | None) -> str:
@@ -11,7 +11,7 @@ def interval_sentence(interval: dict, cover: dict | None) -> str:
     nominal = f"{interval['level']:.0%}"
     if cover is None:
         return (f"prediction intervals: none, as {interval['n_val']:,} validation examples are too few for a "
-                f"{nominal} interval (it needs at least {math.ceil(interval['level'] / (1 - interval['level'])):,})")
+                f"{nominal} interval (it needs at least {fewest_for(interval['level']):,})")
     measured = (f"on {cover['n']:,} test examples {cover['coverage']:.1%} fell inside (95% interval "
                 f"{cover['ci'][0]:.1%} to {cover['ci'][1]:.1%})")
     verdict = {"consistent": f"consistent with the nominal {nominal} within the noise of this many examples",
