@@ -31,7 +31,7 @@ class Table:
     shows_copied_input = False  # a row's values are too many to read twice
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
-        return Path(data).is_file() and not cfg.text
+        return Path(data).exists() and not Path(data).is_dir() and not cfg.text  # a device is refused by the reader
 
     def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None,
              channels: int | None = None) -> Examples:

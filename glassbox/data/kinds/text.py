@@ -32,7 +32,7 @@ class Texts:
     shows_copied_input = True
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
-        return Path(data).is_file() and bool(cfg.text)
+        return Path(data).exists() and not Path(data).is_dir() and bool(cfg.text)
 
     def load(self, data: str, cfg: TrainConfig, classes: list[str] | None = None, size: int | None = None,
              channels: int | None = None) -> Examples:
