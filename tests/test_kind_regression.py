@@ -3,7 +3,6 @@ messages scored as a number (spam 1, ham 0), and scikit-learn's handwritten digi
 goes through the same audit, loop, report, predict, serve, board and eval as a table's regression; the scores
 summary.json prints are scikit-learn's on the run's own test split, and a model that learned nothing could not pass."""
 import base64
-import io
 import json
 import math
 
@@ -14,9 +13,11 @@ import pytest
 from PIL import Image
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
+from glassbox.board.runs import score
 from glassbox.cli import main
 from glassbox.data.builtin import load_builtin
 from glassbox.infer.predictor import Predictor
+from glassbox.report.summary import load_summary
 from tests.conftest import shared
 from tests.serving import running_server
 
@@ -60,6 +61,7 @@ def test_image_regression_learns_the_digits_value(digits_run, capsys, tmp_path):
     predicted = predictor.predict_values(ex.inputs[rows])
     s = check_scores(digits_run, truth, predicted)
     assert s["kind"] == "image" and s["test_r2"] > 0.8  # the mean scores 0; a digit's value is learnable from pixels
+    assert score(load_summary(s)) == ("test RMSE", s["test_rmse"])  # the board's row
     html = (digits_run / "report.html").read_text(encoding="utf-8")
     assert '<section id="residuals">' in html and f"{s['test_rmse']:.4g}" in html
 
