@@ -316,3 +316,28 @@ def test_tensorboard_without_its_package_is_refused_in_one_line_before_any_folde
     err = capsys.readouterr().err
     assert "pip install 'glassbox[tensorboard]'" in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_id_in_a_page_is_text_never_markup(tmp_path):
+    """GET /report?id=<script>... answers 404 with the id escaped: in headless Chromium the page holds no script
+    element and the script never ran. An id with a NUL byte is no run (404), not a server error."""
+    payload = "<script>document.title='ran'</script>"
+    proc, url = start_board(tmp_path)
+    try:
+        answer = httpx.get(url + "/report", params={"id": payload}, timeout=10)
+        assert answer.status_code == 404 and "<script>" not in answer.text
+        assert "&lt;script&gt;document.title=&#x27;ran&#x27;&lt;/script&gt;" in answer.text
+        for route in ("/report", "/api/run"):
+            assert httpx.get(url + route, params={"id": "a\x00b"}, timeout=10).status_code == 404
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        if browser is None:
+            pytest.skip("chromium is not installed (.ci/run installs it)")
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                              f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", str(answer.url)],
+                             capture_output=True, text=True, timeout=120)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        assert "<script" not in dom.stdout and "ran" not in dom.stdout.split("<body>")[0]
+        assert "document.title='ran'" in dom.stdout  # shown as text
+    finally:
+        proc.kill()
+        proc.wait()

@@ -3,6 +3,7 @@ polls. Every answer is read from the run folders at the moment it is asked for; 
 that says so, never a server error."""
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -90,8 +91,8 @@ def make_app(root: str | Path):
         folder = index.folder(id)
         page = folder / "report.html" if folder is not None else None
         if page is None or not page.is_file():
-            return HTMLResponse(f"<p>No report.html in run {id!r} (yet): it is written when the run finishes.</p>",
-                                status_code=404)
+            return HTMLResponse(f"<p>No report.html in run {html.escape(repr(id))} (yet): it is written when the run "
+                                f"finishes.</p>", status_code=404)  # the id as text, never as markup
         return FileResponse(page)
 
     return app

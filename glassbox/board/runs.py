@@ -216,6 +216,8 @@ class RunIndex:
 
     def folder(self, run_id: str) -> Path | None:
         """The run folder a page asks for, only if it is a run under root now (nothing outside root is reached)."""
+        if "\x00" in run_id:  # no path holds one: not a run (resolving it would raise)
+            return None
         path = (self.root / run_id).resolve()
         base = self.root.resolve()
         if not (path == base or path.is_relative_to(base)) or not is_run(path):
