@@ -341,3 +341,36 @@ def test_a_run_id_in_a_page_is_text_never_markup(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_board_reads_only_a_runs_own_regular_files(tmp_path):
+    """Links out of the runs folder are never followed, and a pipe or an endless device never blocks the board:
+    report.html linked to a file outside, config.json linked to JSON outside, metrics.jsonl linked to /dev/zero,
+    summary.json a FIFO. Each run shows as a row with its problem said; nothing from outside reaches a page."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.html").write_text("<p>SECRET PAGE</p>")
+    (outside / "secret.json").write_text(json.dumps({"data": "SECRET DATA", "lr": 1}))
+    root = tmp_path / "runs"
+    linked, piped = root / "linked", root / "piped"
+    for folder in (linked, piped):
+        folder.mkdir(parents=True)
+    (linked / "report.html").symlink_to(outside / "secret.html")
+    (linked / "config.json").symlink_to(outside / "secret.json")
+    (linked / "metrics.jsonl").symlink_to("/dev/zero")
+    (piped / "config.json").write_text(json.dumps({"data": "x.csv"}))
+    os.mkfifo(piped / "summary.json")
+    proc, url = start_board(root)
+    try:
+        rows = {r["id"]: r for r in httpx.get(url + "/api/runs", timeout=10).json()["runs"]}
+        assert "is a link" in rows["linked"]["problem"] and "not a regular file" in rows["piped"]["problem"]
+        for route, params in (("/api/run", {"id": "linked"}), ("/api/run", {"id": "piped"}),
+                              ("/api/compare", {"id": ["linked", "piped"]}), ("/api/metrics", {"id": "linked"}),
+                              ("/report", {"id": "linked"})):
+            answer = httpx.get(url + route, params=params, timeout=10)
+            assert answer.status_code < 500 and "SECRET" not in answer.text, (route, answer.text[:300])
+        assert httpx.get(url + "/report", params={"id": "linked"}, timeout=10).status_code == 404
+        assert httpx.get(url + "/api/metrics", params={"id": "linked"}, timeout=10).json()["rows"] == []
+    finally:
+        proc.kill()
+        proc.wait()

@@ -29,7 +29,7 @@ def make_app(root: str | Path):
     from fastapi.staticfiles import StaticFiles
 
     from glassbox.board.detail import differing_settings, metrics_since, run_detail
-    from glassbox.board.runs import RunIndex, read_json, Unreadable
+    from glassbox.board.runs import MAX_FILE_BYTES, RunIndex, Unreadable, read_json, read_run_file
 
     index = RunIndex(Path(root))
     app = FastAPI(title="glassbox board", description=f"the runs under {root}, read-only")
@@ -89,11 +89,14 @@ def make_app(root: str | Path):
     @app.get("/report", response_class=HTMLResponse)
     def report(id: str = Query(...)):
         folder = index.folder(id)
-        page = folder / "report.html" if folder is not None else None
-        if page is None or not page.is_file():
+        try:
+            page, size = read_run_file(folder / "report.html") if folder is not None else (None, 0)
+        except (FileNotFoundError, Unreadable):  # absent, or a link or a pipe in its place: never followed
+            page = None
+        if page is None or size > MAX_FILE_BYTES:
             return HTMLResponse(f"<p>No report.html in run {html.escape(repr(id))} (yet): it is written when the run "
                                 f"finishes.</p>", status_code=404)  # the id as text, never as markup
-        return FileResponse(page)
+        return HTMLResponse(page)
 
     return app
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from glassbox.board.runs import Unreadable, finite_or_none, read_json, whole_lines
+from glassbox.board.runs import Unreadable, finite_or_none, read_json, read_run_file, whole_lines
 from glassbox.report.summary import ClassifierSummary, LMSummary, RunSummary, SummaryError, load_summary
 from glassbox.report.worries import top_worries
 
@@ -22,17 +22,21 @@ def clean_record(record: dict) -> dict:
     return out
 
 
+METRICS_CHUNK = 4 * 2**20  # bytes of metrics.jsonl read per poll: a large file is read over several polls
+
+
 def metrics_since(path: Path, offset: int) -> dict:
     """The evaluations written to metrics.jsonl after byte `offset`, and the offset to ask from next time. A file
     shorter than the offset was rewritten (a resumed run drops what came after its checkpoint): read from the start,
     and say so with reset. A line still being written is left for the next read."""
     try:
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            start = 0 if size < offset else offset
-            f.seek(start)
-            data = f.read()
+        data, size = read_run_file(path, offset, METRICS_CHUNK)
+        if size < offset:  # rewritten: from the start
+            data, size = read_run_file(path, 0, METRICS_CHUNK)
+        start = 0 if size < offset else offset
     except FileNotFoundError:
+        return {"rows": [], "offset": 0, "reset": offset > 0}
+    except Unreadable:  # a link or a pipe in place of the run's own file: nothing to draw
         return {"rows": [], "offset": 0, "reset": offset > 0}
     rows, used = whole_lines(data)
     return {"rows": [clean_record(r) for r in rows], "offset": start + used, "reset": start != offset}

@@ -6,10 +6,12 @@ A running.json whose process is gone means the run was killed before it could fi
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import math
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 
@@ -27,13 +29,39 @@ class Unreadable(Exception):
     """A run file that exists but cannot be read as what glassbox writes (cut short, damaged, not JSON)."""
 
 
+MAX_FILE_BYTES = 64 * 2**20  # a run's JSON files are kilobytes, its metrics.jsonl rarely a megabyte
+
+
+def read_run_file(path: Path, offset: int = 0, limit: int = MAX_FILE_BYTES) -> tuple[bytes, int]:
+    """(the bytes of a run's own file from `offset`, at most `limit` of them; the file's size). Only a regular file
+    is read: a link (it could lead out of the runs folder) or a pipe or device (it could block the board or never
+    end) is Unreadable, and so is a file that cannot be read; an absent file raises FileNotFoundError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a pipe opens at once and is refused below
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise Unreadable(f"{path.name} is a link; the board reads only the run's own files") from None
+        raise Unreadable(f"{path.name} cannot be read ({e.strerror or type(e).__name__})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Unreadable(f"{path.name} is not a regular file; the board reads only the run's own files")
+        f.seek(min(offset, st.st_size))
+        return f.read(limit), st.st_size
+
+
 def read_json(path: Path) -> dict | None:
     """A JSON object, None when the file is absent; raises Unreadable for anything else."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data, size = read_run_file(path)
+        if size > MAX_FILE_BYTES:
+            raise Unreadable(f"{path.name} holds {size:,} bytes, more than glassbox writes there")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise Unreadable(f"{path.name} cannot be read ({e})") from None
     try:
         data = json.loads(text)
@@ -60,10 +88,14 @@ def whole_lines(data: bytes) -> tuple[list[dict], int]:
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """The evaluations in metrics.jsonl (Unreadable: a link, a pipe, a device, or more than a run writes)."""
     try:
-        return whole_lines(path.read_bytes())[0]
+        data, size = read_run_file(path)
     except FileNotFoundError:
         return []
+    if size > MAX_FILE_BYTES:
+        raise Unreadable(f"{path.name} holds {size:,} bytes, more than glassbox writes there")
+    return whole_lines(data)[0]
 
 
 def is_run(folder: Path) -> bool:
@@ -179,6 +211,7 @@ def read_row(folder: Path, run_id: str) -> dict:
     try:
         summary, config = read_json(folder / "summary.json"), read_json(folder / "config.json") or {}
         row["marker"] = read_json(folder / RUNNING)
+        read_metrics(folder / "metrics.jsonl")  # a link or a pipe there is the row's problem, said here
     except Unreadable as e:
         return {**row, "problem": str(e), "data": None, "task": None, "model": None, "marker": None, "trained": False}
     try:
