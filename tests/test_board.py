@@ -374,3 +374,20 @@ def test_the_board_reads_only_a_runs_own_regular_files(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_board_on_loopback_answers_loopback_host_names_only(tmp_path):
+    """DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 sends Host: evil.example; the board
+    refuses it (400) before any route runs, and still answers localhost and 127.0.0.1."""
+    from glassbox.board.app import allowed_hosts
+
+    proc, url = start_board(tmp_path)
+    port = url.rsplit(":", 1)[1]
+    try:
+        for host, status in (("evil.example", 400), (f"evil.example:{port}", 400), (f"localhost:{port}", 200),
+                             (f"127.0.0.1:{port}", 200)):
+            assert httpx.get(url + "/api/runs", headers={"Host": host}, timeout=10).status_code == status, host
+    finally:
+        proc.kill()
+        proc.wait()
+    assert allowed_hosts("0.0.0.0") is None and "board.lan" in allowed_hosts("board.lan")

@@ -23,7 +23,20 @@ def json_safe(value):
     return value
 
 
-def make_app(root: str | Path):
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1"]
+
+
+def allowed_hosts(host: str) -> list[str] | None:
+    """The Host headers the board answers when it listens on `host`: on loopback, loopback names only, so a web page
+    elsewhere cannot reach it through a name of its own that resolves here (DNS rebinding); on a named address, that
+    name too; on every address (0.0.0.0, ::), any (None: its note says anyone who reaches the port can read it)."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    return LOOPBACK_NAMES if host in LOOPBACK_NAMES else [host, *LOOPBACK_NAMES]
+
+
+def make_app(root: str | Path, hosts: list[str] | None = None):
+    """The board's app for the runs under `root`; `hosts`: the Host headers it answers (None: any)."""
     from fastapi import FastAPI, Query
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
@@ -34,6 +47,10 @@ def make_app(root: str | Path):
     index = RunIndex(Path(root))
     app = FastAPI(title="glassbox board", description=f"the runs under {root}, read-only")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if hosts is not None:  # any other Host header: 400, before any route runs
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
 
     def answer(content, status: int = 200) -> JSONResponse:
         return JSONResponse(json_safe(content), status_code=status, headers={"Cache-Control": "no-store"})
@@ -113,11 +130,11 @@ def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     if not root.is_dir():
         raise UserError(f"{root} is a file, not a folder; give the folder your runs are in (glassbox board RUNS_DIR)")
     check_port(port)
-    app = make_app(root)
+    app = make_app(root, allowed_hosts(host))
     check_can_listen(host, port)
     print(f"glassbox board: http://{host}:{port}/ shows the {len(find_runs(root))} runs under {root} "
           f"(read-only; Ctrl-C stops it)", flush=True)
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK_NAMES:
         print(f"note: on {host} anyone who reaches this port can read these runs, their settings and reports (which "
               f"quote training examples); the board has no password", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
