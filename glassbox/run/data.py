@@ -11,20 +11,10 @@ import numpy as np
 from glassbox.audit.duplicates import split_keys
 from glassbox.config import TrainConfig
 from glassbox.data.examples import Examples
-from glassbox.data.kinds import KINDS, DataKind, detect
+from glassbox.data.kinds import KINDS, detect
 from glassbox.data.regression import as_regression, looks_continuous, strata
 from glassbox.data.split import split_indices
 from glassbox.errors import UserError
-
-
-def kind_of(data: str, cfg: TrainConfig) -> DataKind:
-    """The kind of the data (glassbox/data/kinds): a corpus with --task lm, an image folder or built-in name, a file
-    with --text, else a table."""
-    return detect(data, cfg)
-
-
-def load_examples(data: str, cfg: TrainConfig, kind: DataKind | None = None) -> Examples:
-    return (kind or detect(data, cfg)).load(data, cfg)
 
 
 def data_format(cfg: TrainConfig) -> dict:
@@ -89,8 +79,9 @@ def load_test(cfg: TrainConfig, ex: Examples) -> Examples:
     if not Path(cfg.test).exists():
         raise UserError(f"--test {cfg.test} not found; give your own held-out test file or folder, or drop --test "
                         f"to carve a test split from the data")
-    if detect(cfg.test, cfg) is not kind:
-        raise UserError(f"--test {cfg.test} holds {detect(cfg.test, cfg).plural} but the training data holds "
+    found = detect(cfg.test, cfg)
+    if found is not kind:
+        raise UserError(f"--test {cfg.test} holds {found.plural} but the training data holds "
                         f"{kind.plural}; give a test file of the same kind and format")
     regression = ex.targets is not None  # a regression's test labels are numbers, not classes seen in training
     test = kind.load(cfg.test, cfg, classes=None if regression else ex.classes, **kind.shape_of(ex))

@@ -13,9 +13,8 @@ from pathlib import Path
 from glassbox.config import (DERIVED, KIND_WORDS, RUN_RECORD_KEY, SETTINGS, TrainConfig, known_keys, make_config, resolve,
                              schedule)
 from glassbox.errors import UserError
-from glassbox.data.kinds import KINDS, DataKind
+from glassbox.data.kinds import KINDS, DataKind, detect
 from glassbox.models.registry import MODELS, default_model, models_for
-from glassbox.run.data import kind_of
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
 
@@ -35,7 +34,7 @@ def chosen_model(kind: DataKind, cfg: TrainConfig) -> str:
 
 def run_kind(cfg: TrainConfig) -> str:
     """The kind of run, as KIND_DEFAULTS names it: the row its model starts from (models/registry.py)."""
-    return MODELS[chosen_model(kind_of(str(cfg.data), cfg), cfg)].defaults
+    return MODELS[chosen_model(detect(str(cfg.data), cfg), cfg)].defaults
 
 
 def settings_for_new_run(given: dict, sources: dict | None = None) -> TrainConfig:
@@ -45,7 +44,7 @@ def settings_for_new_run(given: dict, sources: dict | None = None) -> TrainConfi
     first = make_config(given)  # types and ranges, before the data is looked at
     if not first.data:
         raise UserError("give the data to train on: glassbox train DATA --label COL")
-    kind = kind_of(str(first.data), first)
+    kind = detect(str(first.data), first)
     check_model_fits(kind, first)
     row = MODELS[chosen_model(kind, first)].defaults
     cfg = resolve(given, row, sources)
@@ -96,7 +95,7 @@ def settings_for_resume(run_dir: Path, given: dict, sources: dict | None = None)
     except UserError as e:
         raise UserError(f"{run_dir / 'config.json'} is damaged ({e}); it records how the run started, so the run "
                         f"cannot be resumed: start afresh with a new --out") from None
-    check_model_fits(kind_of(str(first.data), first), first)  # a config.json edited to name an unknown model
+    check_model_fits(detect(str(first.data), first), first)  # a config.json edited to name an unknown model
     cfg = resolve(saved, run_kind(first), saved_sources)
     cfg.quiet, cfg.sources["quiet"] = bool(given.get("quiet", False)), "this command"  # how this process talks
     for key in RESUME_MAY_CHANGE:

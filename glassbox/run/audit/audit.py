@@ -7,7 +7,8 @@ import sys
 from glassbox.config import make_config
 from glassbox.errors import UserError
 from glassbox.run.audit_step import audit_corpus_at, audit_examples
-from glassbox.run.data import kind_of, load_test, settle_task, split_for
+from glassbox.data.kinds import detect
+from glassbox.run.data import load_test, settle_task, split_for
 from glassbox.run.out_of_fold import too_few
 
 
@@ -19,7 +20,7 @@ def audit_data(data: str | None = None, label_errors: bool = True, folds: int = 
     if cfg.task == "lm":  # a language-model corpus: repeated lines, near-copied passages, validation in training
         report = audit_corpus_at(cfg.data, cfg.val_fraction)
     else:
-        kind = kind_of(cfg.data, cfg)
+        kind = detect(cfg.data, cfg)
         ex, note = settle_task(kind.load(cfg.data, cfg), cfg)
         if note and show:
             print(note, file=sys.stderr, flush=True)

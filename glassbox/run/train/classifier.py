@@ -17,8 +17,8 @@ from glassbox.models.registry import build_model
 from glassbox.run.audit_step import audit_examples, gate, headline
 from glassbox.run.train.cost import measure_cost
 from glassbox.data.builtin import BUILTIN
-from glassbox.data.kinds import KINDS
-from glassbox.run.data import data_format, kind_of, load_test, settle_task, split_for
+from glassbox.data.kinds import KINDS, detect
+from glassbox.run.data import data_format, load_test, settle_task, split_for
 from glassbox.run.train.finish import finish, finish_diverged, say
 from glassbox.run.model_for_data import make_encoder, model_config
 from glassbox.run.out_of_fold import TRAIN_FOLD_FLOPS
@@ -80,7 +80,7 @@ def load_and_split(cfg: TrainConfig, run_dir: Path, command: str = "train"):
     """The examples, the user's --test file (or None) and the split, written to RUN/split.json. `command` names a
     command that takes a classifier's data only (explain, curve): a numeric label is refused there."""
     data = str(cfg.data)
-    kind = kind_of(data, cfg)
+    kind = detect(data, cfg)
     ex, note = settle_task(kind.load(data, cfg), cfg)
     if ex.targets is not None and command != "train":
         raise UserError(f"glassbox {command} takes a classifier's data for now, and the label '{ex.meta.get('label')}' "
