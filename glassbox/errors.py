@@ -5,6 +5,10 @@ class UserError(Exception):
     """Bad input from the user. The CLI prints it as one line and exits with code 2."""
 
 
+class TooLarge(UserError):
+    """An input larger than a bound the user set (a server answers 413 rather than 422)."""
+
+
 class Stopped(Exception):
     """A run under torchrun stopped on request (a signal) at the end of a step, its last checkpoint written. The
     message says where it stopped and how to resume; `main` is True on the process that says it (rank 0)."""

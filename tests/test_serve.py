@@ -190,7 +190,7 @@ def hang_up(url: str, text: str) -> None:
     host, port = url.removeprefix("http://").split(":")
     body = json.dumps({"inputs": [text]}).encode()
     with socket.create_connection((host, int(port))) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                   % (len(body), body))
         time.sleep(0.3)
 

@@ -34,12 +34,18 @@ def _idx_files(folder: Path):
     return (images[0], labels[0]) if images and labels else None
 
 
-def decode(path: Path, size: int | None, mode: str | None = None) -> np.ndarray:
-    """One image as uint8 (C, H, W), resized to size x size when size is given."""
+def decode(path: Path, size: int | None, mode: str | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """One image as uint8 (C, H, W), resized to size x size when size is given. With `max_pixels`, an image whose
+    header says it holds more is refused (TooLarge) before a pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    from glassbox.errors import TooLarge
+
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise TooLarge(f"the image is {im.width:,} x {im.height:,} pixels ({im.width * im.height:,}); the "
+                               f"limit is {max_pixels:,} (--max-image-pixels): send it smaller")
             im = im.convert(mode or ("L" if im.mode in ("L", "1", "I;16") else "RGB"))
             if size and im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)

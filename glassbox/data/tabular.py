@@ -190,8 +190,16 @@ class TabularEncoder:
     def parse(self, rows: list[str]) -> pd.DataFrame:
         """CSV rows of feature values, in the training column order, as a table."""
         parsed = []
-        for text in rows:
-            rec = next(csv.reader(io.StringIO(text), skipinitialspace=True), [])
+        for number, text in enumerate(rows, 1):
+            try:
+                records = list(csv.reader(io.StringIO(text), skipinitialspace=True))
+            except csv.Error as e:  # a field over csv's limit (131,072 characters), a NUL byte
+                raise UserError(f"input {number} is not one CSV row ({e}); send the feature values comma-separated, "
+                                f"quoting a value that holds a comma") from None
+            if len(records) > 1:
+                raise UserError(f"input {number} holds {len(records)} rows (a line break outside quotes); send one "
+                                f"row per input")
+            rec = records[0] if records else []
             if len(rec) != len(self.columns):
                 raise UserError(
                     f"an input row has {len(rec)} values but the model takes {len(self.columns)}: "

@@ -1,7 +1,7 @@
 """Dynamic batching: inputs from concurrent requests share one forward pass.
 
 Each input waits in one bounded queue with its own future. One worker takes up to max_batch_size inputs at a
-time (waiting at most max_wait_s for the batch to fill), runs the model on them in one thread, and hands each
+time, and no more than max_batch_cost of their cost (a text's characters; an input over it goes alone) (waiting at most max_wait_s for the batch to fill), runs the model on them in one thread, and hands each
 future its own answer. A request whose caller went away or ran out of time cancels its futures, and the worker
 skips them: abandoned work is dropped before it reaches the model, never computed for nobody."""
 from __future__ import annotations
@@ -19,10 +19,12 @@ class QueueFull(Exception):
 class Batcher:
     def __init__(self, run_batch: Callable[[list], list], max_batch_size: int, max_wait_s: float, max_queue: int,
                  on_batch: Callable[[int], None] = lambda size: None,
-                 on_dropped: Callable[[int], None] = lambda count: None):
+                 on_dropped: Callable[[int], None] = lambda count: None,
+                 cost: Callable[[object], int] = lambda x: 0, max_batch_cost: int | None = None):
         self.run_batch = run_batch  # list of inputs -> list of answers, in order; runs in the model thread
         self.max_batch_size, self.max_wait_s, self.max_queue = max_batch_size, max_wait_s, max_queue
         self.on_batch, self.on_dropped = on_batch, on_dropped
+        self.cost, self.max_batch_cost = cost, max_batch_cost  # the model thread's work per batch, bounded
         self.pending: deque[tuple[object, asyncio.Future]] = deque()
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="glassbox-model")  # one forward pass at a time
         self.task: asyncio.Task | None = None
@@ -58,14 +60,21 @@ class Batcher:
         return futures
 
     def take(self) -> list[tuple[object, asyncio.Future]]:
-        """Up to max_batch_size live inputs from the front of the queue; cancelled ones are dropped here."""
-        batch, dropped = [], 0
+        """Up to max_batch_size live inputs from the front of the queue, costing at most max_batch_cost together
+        (a first input costing more goes alone); cancelled ones are dropped here."""
+        batch, dropped, spent = [], 0, 0
         while self.pending and len(batch) < self.max_batch_size:
-            item = self.pending.popleft()
+            item = self.pending[0]
             if item[1].done():  # cancelled: its caller left or its deadline passed
+                self.pending.popleft()
                 dropped += 1
-            else:
-                batch.append(item)
+                continue
+            cost = self.cost(item[0])
+            if batch and self.max_batch_cost is not None and spent + cost > self.max_batch_cost:
+                break  # the next batch starts with it
+            self.pending.popleft()
+            batch.append(item)
+            spent += cost
         if dropped:
             self.on_dropped(dropped)
         return batch

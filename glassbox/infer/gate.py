@@ -1,15 +1,22 @@
-"""The door every HTTP request passes first (plain ASGI, so it costs microseconds): the token (401), the number
-of requests held at once (503), the body size (413, before a byte is parsed); and every answer is counted."""
+"""The door every HTTP request passes first (plain ASGI, so it costs microseconds): the Host header (400), the
+token (401), the number of requests held at once (503), the body size (413, before a byte is parsed) and the time
+its sender takes (408); and every answer is counted.
+
+The probes and the metrics (UNGATED) carry no body and cost microseconds: they are answered outside the count of
+requests held, so no number of busy or slow clients makes /health or /ready fail."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 from glassbox.infer.auth import OPEN_PATHS, authorized
+from glassbox.runtime.ports import host_allowed
 from glassbox.infer.limits import Limits
 from glassbox.infer.metrics import ServeMetrics
 
 CLIENT_GONE = 499  # the status counted for a caller that left before its answer (nginx's code for it)
+UNGATED = (*OPEN_PATHS, "/metrics")  # answered without reading a body and without counting against --max-concurrent
 
 
 class BodyTooLarge(Exception):
@@ -17,8 +24,10 @@ class BodyTooLarge(Exception):
 
 
 class Gate:
-    def __init__(self, app, limits: Limits, metrics: ServeMetrics, token: str | None, routes: set[str]):
+    def __init__(self, app, limits: Limits, metrics: ServeMetrics, token: str | None, routes: set[str],
+                 hosts: list[str] | None = None):
         self.app, self.limits, self.metrics, self.routes = app, limits, metrics, routes
+        self.hosts = hosts  # the Host names answered (None: any; runtime/ports.py allowed_hosts)
         self.token = token.encode() if token else None
         self.held = 0  # requests between their first byte and their answer
         metrics.watch_in_flight(lambda: self.held)
@@ -38,12 +47,20 @@ class Gate:
             refusal = self.refusal(scope)
             if refusal:
                 return await answer(counted_send, *refusal)
+            if scope["path"] in UNGATED:
+                return await self.app(scope, receive, counted_send)
             self.held += 1
             try:
-                body = await read_body(scope, receive, self.limits.max_body_bytes)
+                body = await asyncio.wait_for(read_body(scope, receive, self.limits.max_body_bytes),
+                                              self.limits.body_timeout_s)
             except BodyTooLarge:
                 return await answer(counted_send, 413, f"the request body is larger than {self.limits.max_body_bytes:,} "
-                                                       f"bytes (--max-body-bytes); send fewer or smaller inputs")
+                                                       f"bytes (--max-body-bytes); send fewer or smaller inputs",
+                                    [(b"connection", b"close")])
+            except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
+                return await answer(counted_send, 408, f"the request body did not arrive within "
+                                                       f"{self.limits.body_timeout_s:g} s (--body-timeout-s); send it "
+                                                       f"at once", [(b"connection", b"close")])
             finally:
                 self.held -= 1
             if body is not None:  # None: the caller left while sending
@@ -57,9 +74,14 @@ class Gate:
             self.metrics.observe(route, status, time.perf_counter() - start)
 
     def refusal(self, scope) -> tuple | None:
+        if self.hosts is not None and not host_allowed(scope["headers"], self.hosts):
+            return 400, (f"this server answers requests for {', '.join(self.hosts)} only (the Host header names "
+                         f"another); use one of those names in the URL"), [(b"connection", b"close")]
         if self.token is not None and scope["path"] not in OPEN_PATHS and not authorized(scope["headers"], self.token):
             return 401, "a bearer token is required: send the header 'Authorization: Bearer TOKEN'", \
                 [(b"www-authenticate", b"Bearer")]
+        if scope["path"] in UNGATED:
+            return None
         if self.held >= self.limits.max_concurrent:
             return 503, (f"the server holds {self.held} requests, its limit (--max-concurrent); retry after a "
                          f"second"), [(b"retry-after", b"1")]

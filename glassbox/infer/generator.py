@@ -112,6 +112,13 @@ class Generator:
         check_settings(max_new_tokens, temperature, top_k, seed)
         if not (_is_int(n) and n >= 1):
             raise UserError(f"n must be a whole number of at least 1 (the texts to draw). Got {n!r}")
+        if not isinstance(prompt, str):
+            raise UserError(f"the prompt must be text. Got {type(prompt).__name__}")
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate, e.g. "\ud800" in JSON: no character at all
+            raise UserError(f"the prompt holds {prompt[e.start]!r} at position {e.start}, half of a UTF-16 pair and "
+                            f"no character; send the text as UTF-8") from None
         ids = self.tokenizer.encode(prompt)
         if not ids:
             raise UserError("the prompt is empty after tokenising; give at least one character")

@@ -17,9 +17,15 @@ def input_kind(predictor) -> str:
     return kind_of(predictor).wire
 
 
-def units(predictor, raw: list[str]) -> list:
-    """The inputs of one request, checked and parsed, one unit each (UserError names the bad one)."""
-    return kind_of(predictor).wire_units(predictor.encoder, raw)
+def units(predictor, raw: list[str], max_chars: int | None = None, max_pixels: int | None = None) -> list:
+    """The inputs of one request, checked and parsed, one unit each (UserError names the bad one; TooLarge one over
+    `max_chars` characters or `max_pixels` pixels)."""
+    return kind_of(predictor).wire_units(predictor.encoder, raw, max_chars, max_pixels)
+
+
+def cost_of(predictor):
+    """unit -> the characters of text the model thread works through for it (0 where every input costs the same)."""
+    return kind_of(predictor).wire_cost
 
 
 def join(predictor, batch: list):

@@ -20,6 +20,11 @@ class Limits:
     max_concurrent: int = 128      # requests held at once (bodies held <= this x max_body_bytes); more get 503
     timeout_s: float = 10.0        # a request not answered by then gets 504 and its queued inputs are dropped
     drain_s: float = 10.0          # on SIGTERM: how long in-flight requests may take to finish
+    body_timeout_s: float = 10.0   # a request body not fully received by then gets 408 (a slow sender holds nothing)
+    max_input_chars: int = 20_000  # characters in one text, table row or prompt; a longer one is refused with 413
+    max_batch_chars: int = 200_000  # characters of text in one forward pass (an input longer than this goes alone)
+    max_image_pixels: int = 25_000_000  # pixels of one image, read from its header before it is decoded; more: 413
+    decode_threads: int = 2        # threads that decode images (each holds at most one image of --max-image-pixels)
 
     def __post_init__(self):
         for f in fields(self):
@@ -31,6 +36,9 @@ class Limits:
             if not ok or value < least:
                 what = "a whole number" if whole else "a number"
                 raise UserError(f"{flag} must be {what} of at least {least}. Got {value!r}")
+        if self.max_input_chars > self.max_batch_chars:
+            raise UserError(f"--max-input-chars ({self.max_input_chars}) is larger than --max-batch-chars "
+                            f"({self.max_batch_chars}); lower the first or raise the second")
         if self.max_inputs > self.max_queue:
             raise UserError(f"--max-inputs ({self.max_inputs}) is larger than --max-queue ({self.max_queue}): such a "
                             f"request could never be queued; lower --max-inputs or raise --max-queue")
@@ -49,4 +57,10 @@ FLAG_HELP = {  # the flags of `glassbox serve`, one per limit
                       "times --max-body-bytes)",
     "timeout_s": "seconds a request may take; then 504, and its inputs not yet computed are dropped",
     "drain_s": "on SIGTERM, seconds in-flight requests get to finish before the server exits",
+    "body_timeout_s": "seconds a client may take to send its request body; then 408 (a slow sender holds no slot "
+                      "for longer)",
+    "max_input_chars": "most characters in one input (a text, a table row, a prompt); longer ones get 413",
+    "max_batch_chars": "most characters of text in one forward pass (bounds the model thread's work per batch)",
+    "max_image_pixels": "most pixels in one image, read from its header before decoding; larger ones get 413",
+    "decode_threads": "threads that decode images (memory held stays below this times --max-image-pixels)",
 }

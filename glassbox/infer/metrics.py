@@ -30,7 +30,7 @@ class ServeMetrics:
               registry=r).set(load_seconds)
 
     def watch_in_flight(self, held: Callable[[], int]) -> None:
-        Gauge("glassbox_requests_in_flight", "Requests received and not yet answered (this scrape included)",
+        Gauge("glassbox_requests_in_flight", "Requests received and not yet answered (probes and scrapes, answered outside the count, not included)",
               registry=self.registry).set_function(held)
 
     def observe(self, route: str, status: int, seconds: float) -> None:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from glassbox.config import RANGES
-from glassbox.errors import UserError
+from glassbox.errors import TooLarge, UserError
 from glassbox.infer import inputs as units_of
 from glassbox.infer.batcher import Batcher, QueueFull
 from glassbox.infer.gate import CLIENT_GONE, Gate
@@ -38,9 +38,10 @@ def load_model(artifact: str | Path):
     return model, time.perf_counter() - start
 
 
-def make_app(artifact: str | Path, limits: Limits = Limits(), token: str | None = None):
+def make_app(artifact: str | Path, limits: Limits = Limits(), token: str | None = None,
+             hosts: list[str] | None = None):
     """The ASGI app: FastAPI behind the gate. Use it inside `with TestClient(app)` or uvicorn (its lifespan
-    starts the batcher)."""
+    starts the batcher). `hosts`: the Host names it answers (None: any)."""
     from fastapi import FastAPI
 
     model, load_seconds = load_model(artifact)
@@ -49,7 +50,8 @@ def make_app(artifact: str | Path, limits: Limits = Limits(), token: str | None 
         batcher = Batcher(lambda jobs: [generate_one(model, job) for job in jobs], 1, 0.0, limits.max_queue)
     else:
         batcher = Batcher(lambda batch: model.predict(units_of.join(model, batch)), limits.max_batch_size,
-                          limits.max_wait_ms / 1000, limits.max_queue)
+                          limits.max_wait_ms / 1000, limits.max_queue, cost=units_of.cost_of(model),
+                          max_batch_cost=limits.max_batch_chars)
     metrics = ServeMetrics(batcher.max_batch_size, lambda: batcher.depth, load_seconds)
     batcher.on_batch, batcher.on_dropped = metrics.batch_size.observe, metrics.dropped.inc
 
@@ -63,7 +65,7 @@ def make_app(artifact: str | Path, limits: Limits = Limits(), token: str | None 
     app = FastAPI(title="glassbox", description=f"{manifest['architecture']} model, read-only", lifespan=lifespan)
     add_common_routes(app, model, limits, metrics, token is not None)
     (add_generate_route if is_lm else add_predict_route)(app, model, batcher, limits)
-    return Gate(app, limits, metrics, token, ROUTES)
+    return Gate(app, limits, metrics, token, ROUTES, hosts)
 
 
 def add_common_routes(app, model, limits: Limits, metrics: ServeMetrics, token_required: bool) -> None:
@@ -109,12 +111,19 @@ def add_common_routes(app, model, limits: Limits, metrics: ServeMetrics, token_r
 
 
 def add_predict_route(app, predictor, batcher: Batcher, limits: Limits) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from fastapi import Request
-    from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, Field
 
-    decode_off_loop = units_of.slow_to_parse(predictor)
+    # images are decoded by a few threads of their own: other requests are not held while Pillow works, and the
+    # memory decoding takes stays below decode_threads x --max-image-pixels however many requests arrive
+    decoders = ThreadPoolExecutor(limits.decode_threads, thread_name_prefix="glassbox-decode") \
+        if units_of.slow_to_parse(predictor) else None
+
+    def parse(raw: list[str]) -> list:
+        return units_of.units(predictor, raw, limits.max_input_chars, limits.max_image_pixels)
 
     class PredictRequest(BaseModel):
         inputs: list[str] = Field(..., description="CSV rows of feature values, texts, or images as base64 of "
@@ -127,9 +136,11 @@ def add_predict_route(app, predictor, batcher: Batcher, limits: Limits) -> None:
         if len(req.inputs) > limits.max_inputs:
             return refuse(413, f"{len(req.inputs)} inputs in one request; the limit is {limits.max_inputs} "
                                f"(--max-inputs): split them over several requests")
-        try:  # images are decoded in a worker thread, so other requests are not held while Pillow works
-            batch = (await run_in_threadpool(units_of.units, predictor, req.inputs) if decode_off_loop
-                     else units_of.units(predictor, req.inputs))
+        try:
+            batch = (await asyncio.get_running_loop().run_in_executor(decoders, parse, req.inputs) if decoders
+                     else parse(req.inputs))
+        except TooLarge as e:
+            return refuse(413, str(e))
         except UserError as e:
             return refuse(422, str(e))
         answers = await answer_in_time(request, batcher, batch, limits.timeout_s)
@@ -168,6 +179,9 @@ def add_generate_route(app, generator, batcher: Batcher, limits: Limits) -> None
 
     @app.post("/generate")
     async def generate(req: GenerateRequest, request: Request):
+        if len(req.prompt) > limits.max_input_chars:
+            return refuse(413, f"the prompt is {len(req.prompt):,} characters; the limit is {limits.max_input_chars:,} "
+                               f"(--max-input-chars)")
         job = Job(req.model_dump())
         try:
             answers = await answer_in_time(request, batcher, [job], limits.timeout_s)
@@ -191,9 +205,10 @@ async def answer_in_time(request, batcher: Batcher, inputs: list, timeout_s: flo
     gone = asyncio.ensure_future(disconnected(request))
     try:
         done, _ = await asyncio.wait({answers, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:  # the server is stopping and --drain-s has run out: drop what is still queued
-        answers.cancel()
-        raise
+    except asyncio.CancelledError:  # the server is stopping and --drain-s has run out: drop what is still queued,
+        answers.cancel()            # and tell the caller so (not a 500 with a traceback in the log)
+        return refuse(503, "the server is stopping and --drain-s ran out before this answer; send it again once "
+                           "the server is back", {"Retry-After": "1", "Connection": "close"})
     finally:
         gone.cancel()
     if answers in done:
@@ -224,12 +239,12 @@ def serve(artifact: str | Path, host: str = "127.0.0.1", port: int = 8000, limit
     import uvicorn
 
     from glassbox.infer.auth import check_exposure, read_token
-    from glassbox.runtime.ports import check_can_listen, check_port
+    from glassbox.runtime.ports import allowed_hosts, check_can_listen, check_port
 
     check_port(port)
     token = read_token(token_file)
     check_exposure(host, token, insecure)
-    app = make_app(artifact, limits, token)  # a bad artifact fails here, before the port is taken
+    app = make_app(artifact, limits, token, allowed_hosts(host))  # a bad artifact fails here, before the port is taken
     check_can_listen(host, port)
     # uvicorn drains on SIGTERM (no new connections, in-flight requests get drain_s), then raises the signal
     # again under the handler it found: this one, so a drained server exits 0 instead of dying of the signal

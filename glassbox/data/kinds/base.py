@@ -89,8 +89,14 @@ class DataKind(Protocol):
         """`glassbox predict --url --file` where the kind reads a file its own way: (each input as typed, what is
         sent); None: one input per line."""
 
-    def wire_units(self, encoder, raw: list[str]) -> list:
-        """One request's inputs, as a client sends them, checked and parsed: one unit each."""
+    def wire_units(self, encoder, raw: list[str], max_chars: int | None = None,
+                   max_pixels: int | None = None) -> list:
+        """One request's inputs, as a client sends them, checked and parsed: one unit each. An input over
+        `max_chars` characters (text, a table row) or `max_pixels` pixels (an image, from its header, before it is
+        decoded) raises TooLarge naming it."""
+
+    def wire_cost(self, unit) -> int:
+        """A unit's characters of text, which the model thread's work grows with (0 where size is fixed)."""
 
     def wire_join(self, encoder, units: list):
         """Units from any requests -> the encoder's input for one forward pass."""
@@ -115,3 +121,13 @@ class DataKind(Protocol):
     def near_copy_score(self, threshold: float) -> tuple[str, float] | None:
         """The score each near copy carries in findings and the least a near copy reaches: ("similarity", 0.8),
         ("correlation", 0.98); None where near copies are equal after rounding and carry no score."""
+
+
+def too_long(raw: list[str], max_chars: int | None, what: str) -> None:
+    """Refuse (TooLarge) the first input over `max_chars` characters, before any work is done on it."""
+    from glassbox.errors import TooLarge
+
+    for number, text in enumerate(raw, 1):
+        if max_chars is not None and len(text) > max_chars:
+            raise TooLarge(f"input {number} is a {what} of {len(text):,} characters; the limit is {max_chars:,} "
+                           f"(--max-input-chars)")

@@ -115,8 +115,12 @@ class Images:
     def client_file(self, path: str, columns: list[str]) -> None:
         return None
 
-    def wire_units(self, encoder, raw: list[str]) -> list:
-        return [image_from_base64(encoder, text, i) for i, text in enumerate(raw, 1)]
+    def wire_units(self, encoder, raw: list[str], max_chars: int | None = None,
+                   max_pixels: int | None = None) -> list:
+        return [image_from_base64(encoder, text, i, max_pixels) for i, text in enumerate(raw, 1)]
+
+    def wire_cost(self, unit) -> int:
+        return 0  # decoded at the model's size: every image costs the same
 
     def wire_join(self, encoder, units: list):
         return np.stack(units)
@@ -151,11 +155,13 @@ class Images:
         return "correlation", MIN_CORRELATION
 
 
-def image_from_base64(encoder, text: str, number: int) -> np.ndarray:
-    """Input `number` of a request, an image file's bytes base64-encoded, decoded at the encoder's size."""
+def image_from_base64(encoder, text: str, number: int, max_pixels: int | None = None) -> np.ndarray:
+    """Input `number` of a request, an image file's bytes base64-encoded, decoded at the encoder's size; one of more
+    than `max_pixels` pixels (its header says) is refused before it is decoded."""
     from PIL.Image import DecompressionBombError
 
     from glassbox.data.images import decode
+    from glassbox.errors import TooLarge
 
     try:
         data = base64.b64decode(text, validate=True)
@@ -165,7 +171,9 @@ def image_from_base64(encoder, text: str, number: int) -> np.ndarray:
         raise UserError(f"input {number} is not base64: send each image as its file's bytes, base64-encoded "
                         f"(the server never opens a path)")
     try:
-        return decode(io.BytesIO(data), encoder.size, "L" if encoder.channels == 1 else "RGB")
+        return decode(io.BytesIO(data), encoder.size, "L" if encoder.channels == 1 else "RGB", max_pixels)
+    except TooLarge as e:
+        raise TooLarge(f"input {number}: {e}") from None
     except (UserError, DecompressionBombError):
         raise UserError(f"input {number} is not an image Pillow can read (PNG, JPEG, ...); send the image file's "
                         f"bytes, base64-encoded") from None

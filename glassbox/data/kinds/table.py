@@ -111,8 +111,15 @@ class Table:
             sent.append(line.getvalue().rstrip("\r\n"))
         return shown, sent
 
-    def wire_units(self, encoder, raw: list[str]) -> list:
+    def wire_units(self, encoder, raw: list[str], max_chars: int | None = None,
+                   max_pixels: int | None = None) -> list:
+        from glassbox.data.kinds.base import too_long
+
+        too_long(raw, max_chars, "table row")
         return encoder.parse(raw).values.tolist()
+
+    def wire_cost(self, unit) -> int:
+        return sum(map(len, unit))
 
     def wire_join(self, encoder, units: list):
         import pandas as pd
@@ -177,3 +184,4 @@ def _shared(values: np.ndarray) -> np.ndarray:
     shared = sizes[codes] >= 2
     ids[shared] = pd.factorize(codes[shared])[0]
     return ids
+

@@ -92,8 +92,15 @@ class Texts:
     def client_file(self, path: str, columns: list[str]) -> None:
         return None
 
-    def wire_units(self, encoder, raw: list[str]) -> list:
+    def wire_units(self, encoder, raw: list[str], max_chars: int | None = None,
+                   max_pixels: int | None = None) -> list:
+        from glassbox.data.kinds.base import too_long
+
+        too_long(raw, max_chars, "text")
         return list(raw)
+
+    def wire_cost(self, unit) -> int:
+        return len(unit)
 
     def wire_join(self, encoder, units: list):
         return units
