@@ -58,6 +58,7 @@ def running_server(artifact: Path, *flags: str, env: dict | None = None):
     log = tempfile.TemporaryFile()  # not a pipe: a full pipe would stall a server that logs every request
     proc = subprocess.Popen([sys.executable, "-m", "glassbox", "serve", str(artifact), "--port", str(port), *flags],
                             stdout=subprocess.DEVNULL, stderr=log, env=subprocess_env(**(env or {})))
+    proc.log = log  # what it wrote on stderr: tail(proc.log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90

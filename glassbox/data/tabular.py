@@ -121,6 +121,9 @@ def id_like_columns(df: pd.DataFrame) -> dict[str, str]:
     return found
 
 
+MAX_STANDARD_DEVIATIONS = 1e6  # an input this far from the training values is a mistake, and would end in NaN
+
+
 class TabularEncoder:
     """Rows of str -> float tensor (N, n_numeric + n_categorical): numeric first, then category codes."""
 
@@ -214,11 +217,18 @@ class TabularEncoder:
         for name, s in self.numeric.items():
             col = df[name].astype(str).str.strip()
             dates = s.get("parse") == "date"
-            bad = ~col.str.lower().isin(MISSING) & (_as_days if dates else _as_float)(col).isna()
+            values = (_as_days if dates else _as_float)(col)
+            bad = ~col.str.lower().isin(MISSING) & values.isna()
             if bad.any():
                 want = "a date as YYYY-MM-DD" if dates else "a finite number"
                 raise UserError(f"column '{name}' takes {'dates' if dates else 'numbers'}, but an input has "
                                 f"{col[bad].iloc[0]!r}; give {want}, or leave it empty for missing")
+            far = ((values - s["mean"]) / s["std"]).abs() > MAX_STANDARD_DEVIATIONS
+            if far.any():  # its standardised value would overflow the model's 32-bit arithmetic into NaN
+                z = abs((values[far].iloc[0] - s["mean"]) / s["std"])
+                raise UserError(f"column '{name}' has {col[far].iloc[0]!r} in an input, {z:.2g} standard deviations "
+                                f"from the training values (mean {s['mean']:.4g}, sd {s['std']:.4g}); the model "
+                                f"cannot read a value that far out: check it")
         return df
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
