@@ -313,10 +313,13 @@ def test_report_of_a_finished_run_still_works(run_copy, capsys):
 # --- 7. artifacts ------------------------------------------------------------------------------------------
 
 def edit_manifest(artifact: Path, **changes) -> None:
-    path = artifact / "manifest.json"
-    manifest = json.loads(path.read_text())
+    """Change the manifest and seal it again, as a forger could: each check below holds for a sealed manifest too
+    (an edit left unsealed is refused before any of them: tests/test_artifact_seal.py)."""
+    from glassbox.export.artifact import write_manifest
+
+    manifest = json.loads((artifact / "manifest.json").read_text())
     manifest.update(changes)
-    path.write_text(json.dumps(manifest))
+    write_manifest(artifact, manifest)
 
 
 def test_an_artifact_from_a_newer_glassbox_is_refused(run_copy, capsys):

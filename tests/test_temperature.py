@@ -141,12 +141,15 @@ def digits_artifact(digits_csv, tmp_path_factory):
 
 
 def _with_manifest(artifact, tmp_path, name, **changes):
-    """A copy of the artifact whose manifest is changed: keys set, or removed where the value is None."""
+    """A copy of the artifact whose manifest is changed (keys set, or removed where the value is None) and sealed
+    again: an artifact exported with those values."""
+    from glassbox.export.artifact import write_manifest
+
     copy = tmp_path / name
     shutil.copytree(artifact, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest.update(changes)
-    (copy / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if v is not None}))
+    write_manifest(copy, {k: v for k, v in manifest.items() if v is not None})
     return copy
 
 

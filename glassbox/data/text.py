@@ -272,6 +272,11 @@ class HashedNgramEncoder:
     @classmethod
     def from_dict(cls, d: dict) -> "HashedNgramEncoder":
         # Artifacts written before tags and word-level ids existed have neither: they encode as they always did.
+        kept_bits = 8 * len(base64.b64decode(d["kept"])) if d.get("kept") is not None else None
+        buckets = d.get("buckets")
+        if not (isinstance(buckets, int) and not isinstance(buckets, bool) and 2 <= buckets <= (kept_bits or 2**31)):
+            raise UserError(f"the artifact's n-gram buckets {buckets!r} is not a whole number from 2 to the "
+                            f"{kept_bits or 2**31:,} its kept n-grams record: the manifest is damaged; export it again")
         enc = cls(**{k: v for k, v in d.items() if k not in ("type", "kept", "word", "tags")}, tags=d.get("tags", False))
 
         def bits(key: str) -> np.ndarray:

@@ -9,6 +9,7 @@ import torch
 from glassbox.data.encoders import encoder_from_dict
 from glassbox.data.regression import TargetScale
 from glassbox.errors import UserError
+from glassbox.evaluate.calibration import T_MAX, T_MIN
 from glassbox.export.artifact import load_artifact
 from glassbox.runtime.threads import cpu_threads, forward_flops, threads_for_flops
 
@@ -41,12 +42,9 @@ class Predictor:
             n_out = int(self.manifest["model_config"]["n_classes"])
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
             raise UserError(f"{artifact}/manifest.json is damaged ({type(e).__name__}: {e}); export it again from its run") from None
-        if len(self.classes) != n_out and not (self.regression and n_out == 1):
-            raise UserError(f"{artifact}/manifest.json names {len(self.classes)} classes but the model has {n_out} outputs: "
-                            f"the manifest was changed; export it again from its run")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise UserError(f"{artifact}/manifest.json holds temperature {self.temperature}; it must be a positive number: "
-                            f"the manifest was changed; export it again from its run")
+        damaged = check_fits(self, n_out)
+        if damaged:
+            raise UserError(f"{artifact}/manifest.json {damaged}: the manifest was changed; export it again from its run")
 
     @property
     def calibration(self) -> dict | None:
@@ -114,3 +112,33 @@ class Predictor:
         return [{"label": self.classes[i], "probability": round(float(c), 6),
                  "probabilities": {name: round(float(p), 6) for name, p in zip(self.classes, row)}}
                 for i, c, row in zip(idx.tolist(), conf.tolist(), probs.tolist())]
+
+
+# the model config's sizes that its encoder decides: each must be the encoder's own (config key: encoder attribute)
+SIZES_FROM_ENCODER = {"vocab_size": "vocab_size", "max_len": "max_len", "n_numeric": "n_numeric",
+                      "cardinalities": "cardinalities", "image_size": "size", "in_channels": "channels"}
+
+
+def check_fits(p: Predictor, n_out: int) -> str | None:
+    """What in a loaded manifest cannot be (the words after "manifest.json"), or None: the encoder's sizes, the class
+    names and the temperature must fit the model's weights; a regression's scale and interval must be numbers."""
+    config = p.manifest["model_config"]
+    for key, attribute in SIZES_FROM_ENCODER.items():
+        if key in config and hasattr(p.encoder, attribute) and getattr(p.encoder, attribute) != config[key]:
+            return (f"gives the encoder {attribute} {getattr(p.encoder, attribute)!r} but the model {key} "
+                    f"{config[key]!r}")
+    if p.regression:
+        if n_out != 1 or p.classes:
+            return (f"describes a regression with {n_out} outputs and {len(p.classes)} classes (it has one output, "
+                    f"no classes)")
+        if not (math.isfinite(p.scale.mean) and math.isfinite(p.scale.std) and p.scale.std > 0
+                and 0 < p.interval["level"] < 1 and (p.interval["half_width"] is None
+                                                     or 0 <= p.interval["half_width"] < math.inf)):
+            return "holds a target scale or prediction interval that is not a finite number in range"
+    elif len(p.classes) != n_out or len(set(p.classes)) != n_out:
+        return (f"names {len(p.classes)} classes ({len(set(p.classes))} distinct) but the model has {n_out} outputs: "
+                f"its classes must be {n_out} distinct names")
+    if not (math.isfinite(p.temperature) and (T_MIN < p.temperature < T_MAX or p.temperature == 1.0)):
+        return (f"holds temperature {p.temperature}; a fitted temperature lies strictly between {T_MIN} and "
+                f"{T_MAX:g}")
+    return None
