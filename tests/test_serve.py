@@ -210,6 +210,16 @@ def test_predict_url_prints_what_local_predict_prints(sms, server, capsys):
         assert capsys.readouterr() == remote
 
 
+def test_predict_url_tells_a_wrong_token_from_none(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GLASSBOX_TOKEN", raising=False)
+    assert main(["predict", "--url", server, "free prize now"]) == 2
+    assert "needs a token" in capsys.readouterr().err
+    (tmp_path / "token").write_text(TOKEN[:-1] + "X\n")
+    assert main(["predict", "--url", server, "--token-file", str(tmp_path / "token"), "free prize now"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused the token given (401)" in err[0] and TOKEN[:-1] not in err[0], err
+
+
 @pytest.mark.parametrize("flags, needle", [
     (["--host", "0.0.0.0"], "--insecure"),                                  # other machines, no token
     (["--token-file", "/nonexistent/token"], "is not a file"),
