@@ -20,14 +20,15 @@ def fit(model, train_data, val_data, loss_fn=None, config=None, **kwargs):
 
 class _Train:
     """glassbox.train(data, **settings): the whole pipeline: load, audit, split, train, evaluate, export. Returns the
-    run summary. `settings` are TrainConfig keys (label=..., epochs=..., out=...).
+    finished `Run` (glassbox/run/api.py). `data`: a path, a DataFrame (with label=...), a pair (X, y) of arrays or
+    tensors, or a pair (texts, labels); `settings` are TrainConfig keys (label=..., epochs=..., out=...).
 
     `glassbox.train` is also the subpackage of the training loop (glassbox/train/): its attributes are the
     subpackage's (`glassbox.train.loop`), so both `glassbox.train(data)` and `import glassbox.train.loop` work in
     one process, in either order."""
 
-    def __call__(self, data, **settings):
-        from glassbox.run.train.start import train as _train
+    def __call__(self, data=None, **settings):
+        from glassbox.run.api import train as _train
 
         return _train(data, **settings)
 
@@ -45,6 +46,15 @@ def load(artifact):
     from glassbox.infer.predictor import Predictor
 
     return Predictor(artifact)
+
+
+def __getattr__(name):
+    """glassbox.Run (a finished run: glassbox.Run.open(path)), imported on first use."""
+    if name == "Run":
+        from glassbox.run.api import Run
+
+        return Run
+    raise AttributeError(f"module 'glassbox' has no attribute {name!r}")
 
 
 class _Package(type(sys.modules[__name__])):

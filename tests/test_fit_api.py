@@ -180,7 +180,7 @@ def test_glassbox_train_stays_callable_after_the_loop_is_imported(tmp_path):
     code = ("import glassbox, glassbox.train.loop\n"
             "import glassbox.train.loop as loop\n"
             f"s = glassbox.train('digits', max_steps=3, quiet=True, threads=1, out={str(tmp_path / 'run')!r})\n"
-            "print(s['task'], s['steps'], loop.fit is glassbox.train.loop.fit)\n")
+            "print(s.summary.task, s.summary.steps, loop.fit is glassbox.train.loop.fit)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(),
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train a small CNN on the built-in handwritten digits, end to end")
     p.add_argument("--out", default=None, help="run folder (default runs/<date>-<time>-digits)")
     p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("train", help="train on a CSV/TSV/JSONL file, an image folder, a text corpus, or 'digits'")
+    p = sub.add_parser("train", help="train on a CSV/TSV/JSONL/Parquet file, an image folder, a text corpus, or 'digits'")
     p.add_argument("data", nargs="?", help="data file or folder, or 'digits'")
     add_train_flags(p)
     p.set_defaults(func=cmd_train)

@@ -1,6 +1,9 @@
-"""Read a CSV, TSV or JSONL file into a table of strings, keeping each row's line number.
+"""Read a CSV, TSV, JSONL, Parquet or Arrow IPC (Feather) file into a table of strings, keeping each row's line
+number (a Parquet or Arrow file's row number).
 
-Every way a file can be wrong ends in one UserError that names the file, the line and the fix."""
+Every way a file can be wrong ends in one UserError that names the file, the line and the fix. A Parquet or Arrow
+file's typed values become the text a CSV would hold (`_json_field`: 1.0 as "1", true as "true", null as ""), so the
+same table reads the same in every format; only the columns asked for are read from it."""
 from __future__ import annotations
 
 import csv
@@ -15,15 +18,20 @@ from glassbox.errors import UserError
 COMMENT_PREFIXES = ("|",)  # UCI-style leading comment lines, e.g. adult.test's "|1x3 Cross validator"
 
 
-def read_text_file(path: str | Path) -> str:
-    """The file's text, or a UserError if it is missing, empty, binary or not UTF-8."""
-    p = Path(path)
+def check_data_file(p: Path) -> None:
+    """A UserError unless `p` is a regular file."""
     if not p.exists():
         raise UserError(f"file not found: {p}; check the path")
     if p.is_dir():
-        raise UserError(f"{p} is a folder, not a data file; give a CSV, TSV or JSONL file")
+        raise UserError(f"{p} is a folder, not a data file; give a CSV, TSV, JSONL or Parquet file")
     if not p.is_file():  # a device or a pipe: reading it could block or never end
-        raise UserError(f"{p} is not a regular file (a device or a pipe); give a CSV, TSV or JSONL file")
+        raise UserError(f"{p} is not a regular file (a device or a pipe); give a CSV, TSV, JSONL or Parquet file")
+
+
+def read_text_file(path: str | Path) -> str:
+    """The file's text, or a UserError if it is missing, empty, binary or not UTF-8."""
+    p = Path(path)
+    check_data_file(p)
     raw = p.read_bytes()
     if not raw.strip():
         raise UserError(f"{p} is empty; give a file with a header row and at least two examples")
@@ -52,11 +60,17 @@ def decode_text(raw: bytes, p, binary_hint: str = "give a text file") -> str:
                         f"(e.g. iconv -f latin1 -t UTF-8)") from None
 
 
-def read_table(path: str | Path, columns: list[str] | None = None) -> tuple[pd.DataFrame, list[int]]:
-    """Rows of a CSV/TSV/JSONL file as a DataFrame of str, and the 1-based line number of each row.
+def read_table(path: str | Path, columns: list[str] | None = None,
+               usecols: list[str] | None = None) -> tuple[pd.DataFrame, list[int]]:
+    """Rows of a CSV/TSV/JSONL/Parquet/Arrow file as a DataFrame of str, and the 1-based line number of each row.
 
-    `columns` names the columns of a header-less file; without it the first row is the header."""
+    `columns` names the columns of a header-less file; without it the first row is the header. `usecols`: the only
+    columns the caller reads; a Parquet or Arrow file loads just those (a text file is read whole)."""
     p = Path(path)
+    check_data_file(p)
+    binary = columnar_format(p)
+    if binary:
+        return _read_columnar(p, binary, columns, usecols)
     text = read_text_file(p)
     if p.suffix.lower() in (".jsonl", ".ndjson") or (p.suffix.lower() == ".json" and text.lstrip().startswith("{")):
         return _read_jsonl(p, text, columns)
@@ -91,8 +105,98 @@ def _json_field(v) -> str:
     if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
         return str(int(v))
     if isinstance(v, (list, dict)):
-        return json.dumps(v, ensure_ascii=False)
+        return json.dumps(v, ensure_ascii=False, default=str)  # default: a Parquet list of dates, say
     return str(v)
+
+
+# Parquet and Arrow IPC (Feather v2) files: known by their first bytes, else by their name.
+COLUMNAR_SUFFIXES = {".parquet": "Parquet", ".pq": "Parquet", ".feather": "Arrow", ".arrow": "Arrow",
+                     ".arrows": "Arrow", ".ipc": "Arrow"}
+
+
+def columnar_format(p: Path) -> str | None:
+    """'Parquet' or 'Arrow' where the file is one (or is named as one), else None: a text file."""
+    with open(p, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"PAR1"):
+        return "Parquet"
+    if head == b"ARROW1":
+        return "Arrow"
+    return COLUMNAR_SUFFIXES.get(p.suffix.lower())
+
+
+def _read_columnar(p: Path, fmt: str, columns, usecols) -> tuple[pd.DataFrame, list[int]]:
+    """A Parquet or Arrow IPC file's rows as text, reading only `usecols` where the file has them all (a column the
+    caller asks for and the file lacks: every column is read, so the caller's refusal lists them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fix = ("it may be cut short or not a Parquet file at all; write it again (pandas: DataFrame.to_parquet)"
+           if fmt == "Parquet" else "it may be cut short or not an Arrow file at all; write it again "
+           "(pandas: DataFrame.to_feather)")
+    try:
+        if fmt == "Parquet":
+            names = pq.read_schema(p).names
+            wanted = usecols if usecols and set(usecols) <= set(names) else None
+            table = pq.read_table(p, columns=wanted)
+        else:
+            table = _read_arrow(p)
+            wanted = usecols if usecols and set(usecols) <= set(table.column_names) else None
+            table = table.select(wanted) if wanted else table
+    except (pa.ArrowException, OSError, ValueError) as e:
+        why = " ".join(str(e).split())[:160]
+        raise UserError(f"{p} cannot be read as {fmt} ({why}); {fix}") from None
+    names = table.column_names
+    if len(set(names)) != len(names):
+        dup = sorted({h for h in names if names.count(h) > 1})
+        raise UserError(f"{p} has repeated column names: {', '.join(dup)}; give each column a unique name")
+    if table.num_rows == 0:
+        raise UserError(f"{p} holds no rows; give a file with at least two examples")
+    df = arrow_text(table, p)
+    if columns and not set(columns) <= set(names):  # names for a header-less file: by position, as for JSONL
+        df.columns = list(columns[: len(names)]) + names[len(columns):]
+    return df, list(range(1, table.num_rows + 1))
+
+
+def _read_arrow(p: Path):
+    """An Arrow IPC file (Feather v2), memory-mapped so that columns never selected are not read; else the IPC
+    stream format."""
+    import pyarrow as pa
+
+    try:
+        return pa.ipc.open_file(pa.memory_map(str(p))).read_all()
+    except pa.ArrowInvalid:
+        return pa.ipc.open_stream(pa.memory_map(str(p))).read_all()
+
+
+def arrow_text(table, where) -> pd.DataFrame:
+    """An Arrow table's values as text, each column as `_column_text` writes it (`where`: the file, for a message)."""
+    names = table.column_names
+    return pd.DataFrame({name: _column_text(table.column(name), name, where) for name in names}, columns=names)
+
+
+def _column_text(column, name: str, p) -> list[str]:
+    """One Arrow column's values as the text a CSV would hold (`_json_field`); a float32 value as its shortest
+    float32 form (0.1, not 0.10000000149011612)."""
+    import numpy as np
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        raise UserError(f"column '{name}' of {p} holds bytes, not text or numbers; store text as strings (UTF-8)")
+    values = column.to_pylist()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return ["" if v is None else v for v in values]
+    if pa.types.is_floating(kind) and kind.bit_width < 64:
+        narrow = np.float32 if kind.bit_width == 32 else np.float16
+        return ["" if v is None else _narrow_float(narrow(v)) for v in values]
+    return [_json_field(v) for v in values]
+
+
+def _narrow_float(v) -> str:
+    return str(int(v)) if v.is_integer() and abs(v) < 2**24 else str(v)
 
 
 def _sniff_delimiter(p: Path, sample: str) -> str:

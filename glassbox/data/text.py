@@ -42,8 +42,9 @@ def normalise_text(text: str) -> str:
 
 def load_text(path, text_col: str, label_col: str, columns: list[str] | None = None,
               group_cols=()) -> Examples:
-    """Read a CSV/TSV/JSONL file of labelled texts; header-less files name their columns with `columns`."""
-    df, lines = read_table(path, columns)
+    """Read a CSV/TSV/JSONL/Parquet/Arrow file of labelled texts; header-less files name their columns with
+    `columns`. Of a Parquet or Arrow file only the text, label and group columns are read."""
+    df, lines = read_table(path, columns, usecols=[text_col, label_col, *group_cols])
     known = ", ".join(map(str, df.columns))
     for flag, col in [("--text", text_col), ("--label", label_col)] + [("--group", g) for g in group_cols]:
         if col not in df.columns:

@@ -48,18 +48,25 @@ LM_SECTIONS = [
 ]
 
 
+def sections_for(s) -> list:
+    """The report's (anchor, heading, section function) for a run's summary, in reading order."""
+    return (LM_SECTIONS if isinstance(s, LMSummary) else REGRESSION_SECTIONS if isinstance(s, RegressionSummary)
+            else CLASSIFIER_SECTIONS)
+
+
+def what_was_trained(s) -> str:
+    return ("language model" if isinstance(s, LMSummary) else "regression model" if isinstance(s, RegressionSummary)
+            else "classifier")
+
+
 def build_report(run: Run) -> str:
     """The report's HTML for a loaded run. A section that fails raises: load_run has already refused a summary.json
     that is not a finished run's, so what fails here is a bug in the section."""
     s = run.summary
-    chosen = (LM_SECTIONS if isinstance(s, LMSummary) else REGRESSION_SECTIONS if isinstance(s, RegressionSummary)
-              else CLASSIFIER_SECTIONS)
-    parts = [(anchor, title, fn(run)) for anchor, title, fn in chosen]
+    parts = [(anchor, title, fn(run)) for anchor, title, fn in sections_for(s)]
     name = Path(s.data or run.path.name).name or run.path.name
-    what = ("language model" if isinstance(s, LMSummary) else "regression model" if isinstance(s, RegressionSummary)
-            else "classifier")
     made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    subtitle = f"A {what} trained on {run.trained_on}. Run folder: {run.path}. Report made {made}."
+    subtitle = f"A {what_was_trained(s)} trained on {run.trained_on}. Run folder: {run.path}. Report made {made}."
     return page(f"glassbox report: {name}", subtitle, [p for p in parts if p[2]])
 
 

@@ -106,9 +106,9 @@ def data_files(data: str) -> list[tuple[str, Path]] | None:
     return [(f.relative_to(root).as_posix(), f) for f in sorted(files)]
 
 
-def source_record(data: str) -> dict | None:
+def source_record(data: str, in_memory: dict | None = None) -> dict | None:
     """The record of the data's files that config.json keeps: path, file count, size and sha256 (None: see
-    data_files)."""
+    data_files); for data given in memory, what it was (`in_memory`: run/in_memory.py's record of it)."""
     try:
         files = data_files(data)
         if files is None:
@@ -123,7 +123,8 @@ def source_record(data: str) -> dict | None:
             h.update(b"\x01")
     except OSError:
         return None  # unreadable data: the loader says what is wrong with it
-    return {"data": str(data), "files": len(files), "bytes": size, "sha256": h.hexdigest()}
+    record = {"data": str(data), "files": len(files), "bytes": size, "sha256": h.hexdigest()}
+    return {**record, "in_memory": in_memory} if in_memory else record
 
 
 def check_source_unchanged(run_dir: Path, source: dict | None, data: str) -> None:
@@ -143,8 +144,12 @@ def check_source_unchanged(run_dir: Path, source: dict | None, data: str) -> Non
                     f"on the same data: put the data back as it was, or train afresh with a new --out")
 
 
+# The copy of data given to glassbox.train in memory (a DataFrame, arrays, texts), which the run reads
+# (run/in_memory.py).
+IN_MEMORY_COPY = "data.parquet"
+
 # What a run folder holds when the run stopped before its first training step; such a folder is reused.
-NEVER_TRAINED = {"config.json", "split.json", "audit.json"}
+NEVER_TRAINED = {"config.json", "split.json", "audit.json", IN_MEMORY_COPY}
 
 # Held in the run folder only while a training process works in it; one left behind names a process that died.
 RUNNING = "running.json"

@@ -1,5 +1,5 @@
-"""What the user sees while training: a live rich progress bar on a terminal, plain periodic
-lines otherwise (CI, logs), and metrics.jsonl with one JSON object per evaluation."""
+"""What the user sees while training: a live rich progress bar on a terminal, one bar redrawn in place in a Jupyter
+notebook, plain periodic lines otherwise (CI, logs), and metrics.jsonl with one JSON object per evaluation."""
 from __future__ import annotations
 
 import json
@@ -32,6 +32,7 @@ class Progress:
         """label: what the bar counts; stream: where it is drawn (default stdout; stderr keeps stdout for data)."""
         self.total, self.quiet, self.metrics_path = total_steps, quiet, metrics_path
         self.live = None
+        self.bar = None  # the notebook's bar (NotebookBar) where a Jupyter kernel runs this
         self.writer = None  # TensorBoard's, next to metrics.jsonl (--tensorboard)
         if tensorboard and metrics_path is not None:
             from glassbox.train.tensorboard import open_writer
@@ -47,6 +48,8 @@ class Progress:
                                      console=Console(file=stream))
             self.task = self.live.add_task("train", total=total_steps, completed=start_step, info="")
             self.live.start()
+        elif not quiet and in_notebook():  # rich would need ipywidgets there; a plain print per step would flood it
+            self.bar = NotebookBar(label, total_steps, start_step)
 
     def say(self, text: str) -> None:
         if self.quiet:
@@ -57,9 +60,11 @@ class Progress:
             print(text, flush=True)
 
     def step(self, step: int, loss: float | None = None) -> None:
+        info = f"loss {loss:.4f}" if loss is not None else ""
         if self.live is not None:
-            info = f"loss {loss:.4f}" if loss is not None else ""
             self.live.update(self.task, completed=step, info=info)
+        elif self.bar is not None:
+            self.bar.update(step, info)
 
     def evaluation(self, record: dict) -> None:
         if self.metrics_path is not None:
@@ -87,7 +92,57 @@ class Progress:
         if self.live is not None:
             self.live.stop()
             self.live = None
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
+
+def in_notebook() -> bool:
+    """Whether a Jupyter kernel runs this process (IPython's shell there is ZMQInteractiveShell); IPython is never
+    imported here, only asked where it is already loaded."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class NotebookBar:
+    """A progress bar in a notebook cell: one output, redrawn in place through IPython's display ids at most
+    `EVERY` seconds apart, so a run of 10,000 steps leaves one bar in the notebook, not 10,000 lines."""
+
+    EVERY = 0.25  # seconds between redraws
+
+    def __init__(self, label: str, total: int, done: int = 0):
+        from IPython.display import display
+
+        self.label, self.total, self.start = label, max(1, total), time.perf_counter()
+        self.first, self.done, self.info, self.drawn = done, done, "", 0.0
+        self.handle = display(self._bundle(), raw=True, display_id=True)
+
+    def update(self, done: int, info: str = "") -> None:
+        self.done, self.info = done, info
+        if time.perf_counter() - self.drawn >= self.EVERY:
+            self._draw()
+
+    def close(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        self.drawn = time.perf_counter()
+        self.handle.update(self._bundle(), raw=True)
+
+    def _bundle(self) -> dict:
+        """The bar as text (a console, a saved notebook's plain view) and as HTML."""
+        import html
+
+        share = min(1.0, self.done / self.total)
+        elapsed, moved = time.perf_counter() - self.start, self.done - self.first
+        left = f"{elapsed / moved * (self.total - self.done):.0f} s left" if 0 < moved and self.done < self.total else ""
+        words = " ".join(w for w in (f"{self.done}/{self.total}", self.info, left or f"{elapsed:.1f} s") if w)
+        text = f"{self.label} [{'#' * round(30 * share):<30}] {words}"
+        page = (f'<div style="font-family: monospace"><b>{html.escape(self.label)}</b> '
+                f'<progress value="{self.done}" max="{self.total}" style="width: 40%"></progress> '
+                f"{html.escape(words)}</div>")
+        return {"text/plain": text, "text/html": page}
 
 def truncate_metrics(path: Path, last_step: int) -> None:
     """On resume, drop records written after the checkpoint we continue from."""

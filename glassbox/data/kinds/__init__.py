@@ -30,7 +30,7 @@ def detect(data: str, cfg) -> DataKind:
         if kind.detect(data, cfg):
             return kind
     if not Path(data).exists():
-        raise UserError(f"data not found: {data}; give a CSV/TSV/JSONL file, an image folder, or 'digits'")
+        raise UserError(f"data not found: {data}; give a CSV/TSV/JSONL/Parquet file, an image folder, or 'digits'")
     raise UserError(f"{data} is a folder with no images or IDX files; give a data file or an image folder")
 
 

@@ -1,4 +1,5 @@
-"""A table: one example per row of a CSV, TSV or JSONL file, the label in one column (`--label`)."""
+"""A table: one example per row of a CSV, TSV, JSONL, Parquet or Arrow (Feather) file, the label in one column
+(`--label`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,7 @@ ROUND = 2  # near copies: rows whose standardised numbers are equal after roundi
 
 class Table:
     name, plural, wire = "tabular", "table rows", "table"
-    described = "a table (CSV, TSV or JSONL) with --label"
+    described = "a table (CSV, TSV, JSONL or Parquet) with --label"
     encoder_types = ("tabular",)
     settings = frozenset({"label", "columns", "group", "control", "test", "test_fraction", "loss"})
     fold = FOLD

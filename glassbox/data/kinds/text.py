@@ -1,5 +1,5 @@
-"""Labelled texts: one example per row of a CSV, TSV or JSONL file, the text in one column (`--text`) and the label
-in another (`--label`)."""
+"""Labelled texts: one example per row of a CSV, TSV, JSONL, Parquet or Arrow (Feather) file, the text in one column
+(`--text`) and the label in another (`--label`)."""
 from __future__ import annotations
 
 from dataclasses import replace
