@@ -86,8 +86,10 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def one_client(port: int, texts: list[str], stop_at: float, budget: list[int], out: list, timeout: float):
-    """One keep-alive connection; each request one text. Appends (status, seconds) per request."""
+async def one_client(port: int, texts: list[str], stop_at: float, budget: list[int], out: list, timeout: float,
+                     headers: bytes = b""):
+    """One keep-alive connection; each request one text. Appends (status, seconds) per request. headers: extra
+    header lines, each ending in CRLF (a token)."""
     reader = writer = None
     i = len(out)
     while time.perf_counter() < stop_at and budget[0] > 0:
@@ -98,8 +100,8 @@ async def one_client(port: int, texts: list[str], stop_at: float, budget: list[i
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            writer.write(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (headers, len(body), body))
             status, close = await asyncio.wait_for(read_response(reader), timeout)
             if close:
                 writer.close()
@@ -120,14 +122,17 @@ async def read_response(reader) -> tuple[int, bool]:
     return int(lines[0].split()[1]), headers.get("connection", "").lower() == "close"
 
 
-def load(port: int, clients: int, seconds: float, max_requests: int, texts: list[str], timeout: float = 30) -> dict:
+def load(port: int, clients: int, seconds: float, max_requests: int, texts: list[str], timeout: float = 30,
+         headers: bytes = b"", beside=None) -> dict:
+    """`clients` keep-alive clients for `seconds`; `beside`: a coroutine function run alongside them (an attack)."""
     out: list = []
     budget = [max_requests]
 
     async def main():
         stop_at = time.perf_counter() + seconds
-        await asyncio.gather(*(one_client(port, texts[k::clients] or texts, stop_at, budget, out, timeout)
-                               for k in range(clients)))
+        others = [beside(stop_at)] if beside else []
+        await asyncio.gather(*(one_client(port, texts[k::clients] or texts, stop_at, budget, out, timeout, headers)
+                               for k in range(clients)), *others)
     t0 = time.perf_counter()
     asyncio.run(main())
     wall = time.perf_counter() - t0
