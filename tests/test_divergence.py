@@ -43,6 +43,9 @@ def test_table_at_lr_1e12_stops_at_once_and_saves_no_model(tmp_path, digits_csv)
                                     ["derived"]["warmup_steps"]["value"])  # the warm-up's lr at that step
     assert not (isinstance(d["loss"], float) and math.isfinite(d["loss"])
                 and isinstance(d["grad_norm"], float) and math.isfinite(d["grad_norm"]))
+    for written in (tmp_path / "run").rglob("*.json*"):  # no JSON the project writes holds NaN or Infinity
+        for text in written.read_text().splitlines() if written.suffix == ".jsonl" else [written.read_text()]:
+            json.loads(text, parse_constant=lambda name: pytest.fail(f"{written.name} holds {name}"))
     assert f"diverged at step {d['step']}" in s["verdict"] and "no model is saved" in s["verdict"]
     page = (tmp_path / "run" / "report.html").read_text()
     assert "training diverged" in page and "max_steps" not in page and "early_stop" not in page

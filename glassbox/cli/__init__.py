@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
-import json
 import os
 import sys
 from pathlib import Path
 
 from glassbox.errors import Stopped, UserError
+from glassbox.runtime.files import json_text
 
 # The flags of `train` that are not settings: they say how the command line itself is read.
 CLI_ONLY = {"--help": "show this help message and exit",  # argparse's own
@@ -194,7 +194,7 @@ def print_predictions(raw: list[str], predictions: list[dict], how_scaled: str, 
               f"label, probability of that label {how_scaled}, input", file=sys.stderr)
     for text, out in zip(raw, predictions):
         if as_json:
-            print(json.dumps({"input": text, **out, "calibrated": calibrated}))
+            print(json_text({"input": text, **out, "calibrated": calibrated}))
         elif regression:
             low, high = (f"{end:.6g}" for end in out["interval"]) if out["interval"] else ("-", "-")
             print(f"{out['value']:.6g}\t{low}\t{high}\t{text}")
@@ -230,7 +230,7 @@ def cmd_audit(args) -> int:
                         f"Got {args.folds}")
     report = audit_data(label_errors=not args.no_label_errors, folds=args.folds, show=not args.json, **settings)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=1))
+        print(json_text(report.to_dict(), indent=1))
     failed = report.has_errors or (settings.get("strict") and report.has_warnings)
     return 1 if failed else 0
 

@@ -2,7 +2,7 @@
 errors and its intervals' coverage), per group, and apart on the examples it never saw."""
 from __future__ import annotations
 
-import json
+from glassbox.runtime.files import json_text
 
 
 def add_parser(sub) -> None:
@@ -31,7 +31,7 @@ def run(args) -> None:
     r = evaluate_artifact(args.artifact, args.data, label=args.label, text=args.text, columns=columns,
                           group=args.group or (), label_from_name=args.label_from_name)
     if args.json:
-        print(json.dumps(r, indent=1))
+        print(json_text(r, indent=1))
         return
     if r.get("task") == "regression":
         from glassbox.report.words.regression import eval_lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from pathlib import Path
@@ -31,9 +32,26 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def json_safe(value):
+    """JSON has no NaN or infinity (Python's json writes them, and other readers refuse the file): such numbers
+    become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def json_text(obj, **how) -> str:
+    """`obj` as standard JSON text: non-finite numbers as null; never NaN or Infinity."""
+    return json.dumps(json_safe(obj), allow_nan=False, **how)
+
+
 def write_json(path: str | Path, obj) -> None:
-    """`obj` as indented JSON, atomically."""
-    atomic_write(path, (json.dumps(obj, indent=1) + "\n").encode())
+    """`obj` as indented JSON, atomically (non-finite numbers as null)."""
+    atomic_write(path, (json_text(obj, indent=1) + "\n").encode())
 
 
 def sha256_file(path: str | Path) -> str:

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from glassbox.runtime.files import json_text
+
 
 class Laps:
     """Wall time per stage of a run: lap("name") adds the seconds since the last lap to seconds["name"]."""
@@ -69,7 +71,7 @@ class Progress:
     def evaluation(self, record: dict) -> None:
         if self.metrics_path is not None:
             with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json_text(record) + "\n")
         if self.writer is not None:
             from glassbox.train.tensorboard import write_evaluation
 
