@@ -3,6 +3,10 @@ all share.
 
     train/             `glassbox train` and `glassbox.train()`: settings and run folder, the labelled examples' or the
                        corpus's middle, the shared finish
+    api.py             `glassbox.train()` from Python: what it takes, and the `Run` it returns (summary, predictor,
+                       report inline in Jupyter, board)
+    in_memory.py       a DataFrame, (X, y) or (texts, labels) given to `glassbox.train`, written as Parquet into the
+                       run folder and read as a file is
     audit/             `glassbox audit`
     eval/              `glassbox eval`
     explain/           `glassbox explain`
