@@ -9,6 +9,7 @@ from tests.conftest import ROOT, SHARED, shared, subprocess_env
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
+KernelManager = pytest.importorskip("jupyter_client").KernelManager
 
 
 def outputs(cell, kind: str | None = None) -> list:
@@ -21,7 +22,9 @@ def test_the_example_notebook_runs_and_shows_the_run(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     notebook = nbformat.read(ROOT / "examples" / "how_training_works.ipynb", as_version=4)
     assert not any(outputs(c) for c in notebook.cells if c.cell_type == "code")  # kept without outputs
-    nbclient.NotebookClient(notebook, timeout=240, kernel_name="python3",
+    # The kernel talks over Unix sockets in tmp_path, not TCP ports that another test's server could take first.
+    kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp_path / "kernel"))
+    nbclient.NotebookClient(notebook, km=kernel, timeout=240,
                             resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on an error cell
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert not [o for c in code for o in outputs(c, "error")]

@@ -152,6 +152,10 @@ def test_board_starts_on_the_run(runs):
     ((["a text", 3.5], [0, 1]), {}, "the inputs mix 1 texts with 1 other values"),
     ((np.zeros((4, 2)), [0, 1, 0, 1], [1]), {}, "a tuple of 3 items"),
     ({"x": [1, 2]}, {}, "glassbox.train cannot read a dict"),
+    (pd.DataFrame({"a": [1, 2], "b": [3, 4]}), {}, "a DataFrame needs label='COL' naming the column to predict; its "
+                                                   "columns are: a, b"),
+    (pd.DataFrame({"a": [1, 2], "b": [3, 4]}), {"label": "a", "group": ["sex"]}, "group='sex' is not a column"),
+    (pd.DataFrame({"a": ["x y", "z"]}), {"task": "lm"}, "a language model (task='lm') trains on a text corpus"),
     (pd.DataFrame({"a": [1, 2], "b": [3, 4]}).rename(columns={"b": "a"}), {"label": "a"}, "repeated column names: a"),
 ])
 def test_ambiguous_or_unreadable_data_is_refused_in_one_line(data, settings, message, tmp_path, monkeypatch):

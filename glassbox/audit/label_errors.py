@@ -21,8 +21,12 @@ MIN_SKILL = 0.25  # fold models that close less of the gap from the majority cla
 def import_cleanlab() -> None:
     """Load cleanlab's modules now (about a second, mostly the scikit-learn they import), e.g. while fold models
     train in other processes, instead of when `label_errors` first runs."""
-    import cleanlab.filter  # noqa: F401
-    import cleanlab.rank  # noqa: F401
+    import warnings
+
+    with warnings.catch_warnings():  # in a notebook without ipywidgets, tqdm.auto warns as cleanlab imports it;
+        warnings.filterwarnings("ignore", message="IProgress not found")  # cleanlab's bars are never shown here
+        import cleanlab.filter  # noqa: F401
+        import cleanlab.rank  # noqa: F401
 
 
 def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "calibrated_count") -> Finding:
@@ -30,6 +34,7 @@ def label_errors(ex: Examples, pred_probs: np.ndarray, filter_by: str = "calibra
 
     filter_by: "calibrated_count" (cleanlab's calibrated estimate of how many labels are wrong, that many
                lowest self-confidence examples), or any `filter_by` of cleanlab.filter.find_label_issues."""
+    import_cleanlab()
     from cleanlab.count import num_label_issues
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores

@@ -31,6 +31,8 @@ def train(data=None, **settings) -> "Run":
     from glassbox.runtime import distributed
 
     sources = {}
+    if isinstance(data, os.PathLike):
+        data = os.fspath(data)
     if is_in_memory(data):
         staged = stage(data, settings)
         if settings.get("resume"):  # the run reads its own copy; the data given must be the same

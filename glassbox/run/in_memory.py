@@ -67,7 +67,11 @@ def stage(data, settings: dict) -> Staged:
     if settings.get("columns"):
         raise UserError("columns= names the columns of a header-less file; in-memory data has its own column names: "
                         "drop columns=")
+    if settings.get("task") == "lm":
+        raise UserError("a language model (task='lm') trains on a text corpus: give its file or folder")
     if isinstance(data, pd.DataFrame):
+        if not settings.get("resume"):  # a resumed run has its settings already
+            _check_columns(data, settings)
         return _write(data, "DataFrame", "a pandas DataFrame", {})
     if isinstance(data, tuple) and len(data) == 2:
         for key in (LABEL, TEXT):
@@ -82,6 +86,19 @@ def stage(data, settings: dict) -> Staged:
     what = type(data).__name__
     raise UserError(f"glassbox.train cannot read a {what}: give a path (a file or folder), a DataFrame with "
                     f"label='COL', or a pair (inputs, labels)")
+
+
+def _check_columns(frame, settings: dict) -> None:
+    """The label (and text, group) columns a DataFrame's run names are its columns."""
+    names = [str(c) for c in frame.columns]
+    if not settings.get("label"):
+        raise UserError(f"a DataFrame needs label='COL' naming the column to predict; its columns are: "
+                        f"{', '.join(names)}")
+    group = settings.get("group") or []
+    for key, value in [("label", settings["label"]), ("text", settings.get("text")),
+                       *[("group", g) for g in ([group] if isinstance(group, str) else group)]]:
+        if value is not None and str(value) not in names:
+            raise UserError(f"{key}={value!r} is not a column of the DataFrame; its columns are: {', '.join(names)}")
 
 
 def _pair(inputs, labels) -> Staged:
