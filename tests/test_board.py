@@ -34,10 +34,10 @@ def has(module: str) -> bool:
     return True
 
 
-def start_board(root: Path) -> tuple[subprocess.Popen, str]:
-    """`glassbox board ROOT` as its own process, once it answers."""
+def start_board(root: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`glassbox board ROOT FLAGS` as its own process, once it answers (on 127.0.0.1, whatever --host it has)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "glassbox", "board", str(root), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "glassbox", "board", str(root), "--port", str(port), *flags],
                             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -101,6 +101,19 @@ def settings_that_differ(a: dict, b: dict) -> set[str]:
                   if (derived_a.get(k) or {}).get("value") != (derived_b.get(k) or {}).get("value")}
 
 
+def live_step_above(page, least: int, timeout_s: float) -> int:
+    """The step the running live run's row shows, once above `least`. Polled from here: the page's CSP forbids the
+    eval that page.wait_for_function would need."""
+    cell = page.locator('tr[data-id="live"][data-status="running"] td.steps')
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        step = int(cell.get_attribute("data-step") or 0) if cell.count() == 1 else 0
+        if step > least:
+            return step
+        time.sleep(0.2)
+    raise AssertionError(f"the live run's row did not show a step above {least} within {timeout_s} s")
+
+
 def test_the_page_shows_both_runs_follows_the_live_one_and_compares_them(runs, board, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -122,10 +135,8 @@ def test_the_page_shows_both_runs_follows_the_live_one_and_compares_them(runs, b
         assert row.get_attribute("data-status") == "finished"
         assert f"perplexity {done['perplexity']:.4f}" in row.inner_text()
         # the live run: running, and its step count rises while the page stays loaded
-        steps = 'document.querySelector(\'tr[data-id="live"][data-status="running"] td.steps\')'
-        page.wait_for_function(f"{steps} && +{steps}.dataset.step > 0", timeout=60_000)
-        first = int(page.locator('tr[data-id="live"] td.steps').get_attribute("data-step"))
-        page.wait_for_function(f"+{steps}.dataset.step > {first}", timeout=30_000)
+        first = live_step_above(page, 0, timeout_s=60)
+        live_step_above(page, first, timeout_s=30)
         page.screenshot(path=str(shots / "board-runs.png"))
 
         # the finished run's page: its curves, the chance level ln K and the sweet spot, drawn from its files
@@ -391,3 +402,96 @@ def test_a_board_on_loopback_answers_loopback_host_names_only(tmp_path):
         proc.kill()
         proc.wait()
     assert allowed_hosts("0.0.0.0") is None and "board.lan" in allowed_hosts("board.lan")
+
+
+BOARD_TOKEN = "a-board-test-token-0123456789"
+
+
+def test_every_answer_carries_a_csp_and_no_page_runs_a_strangers_script(request, tmp_path):
+    """Every answer (pages, static files, JSON, a report, a 404, a 401, a 400) carries a Content-Security-Policy and
+    nosniff. In headless Chromium, on a board off loopback that asks for its token: the board, its compare view and a
+    real run's report render with no CSP violation; a report.html holding scripts (anyone who can write a run folder
+    can write one) runs none of them."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    root = tmp_path / "runs"
+    for name in ("done", "hostile"):
+        shutil.copytree(request.getfixturevalue("tiny_lm_run"), root / name,
+                        ignore=shutil.ignore_patterns("checkpoints", "data", "model"))
+    (root / "hostile" / "report.html").write_text(
+        "<html><head><title>hostile</title></head><body><p id='shown'>a report</p>"
+        "<script>document.title = 'ran'</script><img src='data:,' onerror=\"document.title = 'ran'\"></body></html>")
+    (tmp_path / "token").write_text(BOARD_TOKEN)
+    proc, url = start_board(root, "--host", "0.0.0.0", "--token-file", str(tmp_path / "token"))
+    try:
+        auth = ("anyone", BOARD_TOKEN)
+        answers = [httpx.get(url + path, auth=auth, timeout=10) for path in
+                   ("/", "/static/board.js", "/api/runs", "/report?id=done", "/report?id=nothing", "/api/run?id=x")]
+        answers.append(httpx.get(url + "/api/runs", timeout=10))  # no token: 401
+        assert [a.status_code for a in answers] == [200, 200, 200, 200, 404, 404, 401]
+        for a in answers:
+            assert a.headers["x-content-type-options"] == "nosniff", a.url
+            policy = a.headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in policy and "base-uri 'none'" in policy, a.url
+            if a.url.path == "/report":
+                assert "sandbox" in policy and "script-src" not in policy and "default-src 'none'" in policy
+            else:
+                assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "object-src 'none'" in policy
+        browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+        if browser_path is None:
+            pytest.skip("chromium is not installed (.ci/run installs it)")
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_context(http_credentials={"username": "anyone", "password": BOARD_TOKEN}).new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+            page.goto(url + "/")
+            page.locator('tr[data-id="done"][data-status="finished"]').wait_for()
+            for run_id in ("done", "hostile"):
+                page.locator(f'tr[data-id="{run_id}"] input[type=checkbox]').check()
+            page.click("#compare")
+            header = page.locator("#diff th").nth(1)
+            header.wait_for()
+            assert header.evaluate("e => getComputedStyle(e).color") == "rgb(31, 119, 180)"  # COLORS[0], via the CSSOM
+            page.goto(url + "/report?id=done")
+            assert page.locator("h1").count() >= 1 and page.locator("img").count() >= 1
+            assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")  # data: images
+            assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(246, 246, 244)"  # <style>
+            assert not errors, errors  # the board and a real report: no CSP violation, no error
+            page.goto(url + "/report?id=hostile")
+            page.locator("#shown").wait_for()
+            assert page.title() == "hostile"  # neither the script nor the onerror handler ran
+            browser.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_board_off_loopback_needs_a_token_as_serve_does(tmp_path):
+    """No token on a non-loopback --host: refused in one line before listening. With --token-file: 401 (the browser
+    asks; Basic) without it or with a wrong one; the token as a bearer or as the Basic password opens it. --insecure:
+    open, as asked. On loopback no token is needed (the tests above)."""
+    refused = subprocess.run([sys.executable, "-m", "glassbox", "board", str(tmp_path), "--host", "0.0.0.0", "--port",
+                              str(free_port())], capture_output=True, text=True, timeout=60, env=subprocess_env())
+    err = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(err) == 1 and "without a token" in err[0] and "--insecure" in err[0], err
+    (tmp_path / "token").write_text(BOARD_TOKEN + "\n")
+    proc, url = start_board(tmp_path, "--host", "0.0.0.0", "--token-file", str(tmp_path / "token"))
+    try:
+        refused = httpx.get(url + "/api/runs", timeout=10)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+        for auth, headers, status in ((None, {"Authorization": "Bearer " + BOARD_TOKEN[:-1] + "X"}, 401),
+                                      (("anyone", BOARD_TOKEN[:-1] + "X"), {}, 401),
+                                      (None, {"Authorization": "Basic !!!"}, 401),
+                                      (None, {"Authorization": "Bearer " + BOARD_TOKEN}, 200),
+                                      (("anyone", BOARD_TOKEN), {}, 200)):
+            assert httpx.get(url + "/api/runs", auth=auth, headers=headers, timeout=10).status_code == status
+    finally:
+        proc.kill()
+        proc.wait()
+    proc, url = start_board(tmp_path, "--host", "0.0.0.0", "--insecure")
+    try:
+        assert httpx.get(url + "/api/runs", timeout=10).status_code == 200
+    finally:
+        proc.kill()
+        proc.wait()

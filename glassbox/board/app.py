@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from glassbox.errors import UserError
+from glassbox.infer.auth import authorized, check_exposure, is_loopback, read_token
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -25,6 +26,43 @@ def json_safe(value):
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1"]
 
+# Every answer says what a browser may run and load. The board's own pages: only its own files (static/), no inline
+# script or style. A run's report.html is a file anyone who can write the run folder could have written: it may use
+# its inline style and data: images, and is sandboxed with no script at all, so no page can run a stranger's script.
+BOARD_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+             "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'none'; "
+              "base-uri 'none'; form-action 'none'")
+
+
+class Guard:
+    """Plain ASGI around the board: with a token, a request without it gets 401 (a browser then asks for it: any user
+    name, the token as the password; a script sends `Authorization: Bearer TOKEN`); every answer, a refusal too,
+    carries the Content-Security-Policy and X-Content-Type-Options: nosniff."""
+
+    def __init__(self, app, token: str | None):
+        self.app, self.token = app, token.encode() if token else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        policy = (REPORT_CSP if scope["path"] == "/report" else BOARD_CSP).encode()
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"content-security-policy", policy),
+                                                  (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        if self.token is not None and not authorized(scope["headers"], self.token, basic=True):
+            body = b'{"detail": "this board needs its token: any user name, the token as the password"}'
+            await with_headers({"type": "http.response.start", "status": 401, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Basic realm="glassbox board", charset="UTF-8"'),
+                (b"cache-control", b"no-store")]})
+            return await with_headers({"type": "http.response.body", "body": body})
+        await self.app(scope, receive, with_headers)
+
 
 def allowed_hosts(host: str) -> list[str] | None:
     """The Host headers the board answers when it listens on `host`: on loopback, loopback names only, so a web page
@@ -35,8 +73,9 @@ def allowed_hosts(host: str) -> list[str] | None:
     return LOOPBACK_NAMES if host in LOOPBACK_NAMES else [host, *LOOPBACK_NAMES]
 
 
-def make_app(root: str | Path, hosts: list[str] | None = None):
-    """The board's app for the runs under `root`; `hosts`: the Host headers it answers (None: any)."""
+def make_app(root: str | Path, hosts: list[str] | None = None, token: str | None = None):
+    """The board's app for the runs under `root`; `hosts`: the Host headers it answers (None: any); `token`: the
+    token every request must carry (None: none)."""
     from fastapi import FastAPI, Query
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
@@ -51,6 +90,7 @@ def make_app(root: str | Path, hosts: list[str] | None = None):
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    app.add_middleware(Guard, token=token)  # added last: the outermost, so its headers are on every answer
 
     def answer(content, status: int = 200) -> JSONResponse:
         return JSONResponse(json_safe(content), status_code=status, headers={"Cache-Control": "no-store"})
@@ -118,7 +158,8 @@ def make_app(root: str | Path, hosts: list[str] | None = None):
     return app
 
 
-def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000, token_file: str | None = None,
+          insecure: bool = False) -> None:
     import uvicorn
 
     from glassbox.board.runs import find_runs
@@ -130,11 +171,17 @@ def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     if not root.is_dir():
         raise UserError(f"{root} is a file, not a folder; give the folder your runs are in (glassbox board RUNS_DIR)")
     check_port(port)
-    app = make_app(root, allowed_hosts(host))
+    token = read_token(token_file)
+    check_exposure(host, token, insecure, what="read these runs, their settings and reports (which quote training "
+                                               "examples),")
+    app = make_app(root, allowed_hosts(host), token)
     check_can_listen(host, port)
     print(f"glassbox board: http://{host}:{port}/ shows the {len(find_runs(root))} runs under {root} "
           f"(read-only; Ctrl-C stops it)", flush=True)
-    if host not in LOOPBACK_NAMES:
+    if token is not None:
+        print("the page asks for the token: any user name, the token as the password (a script sends "
+              "'Authorization: Bearer TOKEN'); over plain HTTP it crosses the network readable", flush=True)
+    elif not is_loopback(host):
         print(f"note: on {host} anyone who reaches this port can read these runs, their settings and reports (which "
-              f"quote training examples); the board has no password", flush=True)
+              f"quote training examples): --insecure was given", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -2,6 +2,8 @@
 logged or echoed. Without one the server listens on loopback only, unless the user says --insecure."""
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import ipaddress
 import os
@@ -42,16 +44,24 @@ def is_loopback(host: str) -> bool:
     return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
-def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+def check_exposure(host: str, token: str | None, insecure: bool, what: str = "query the model") -> None:
     if token is None and not insecure and not is_loopback(host):
-        raise UserError(f"--host {host} would let other machines query the model without a token; give "
+        raise UserError(f"--host {host} would let other machines {what} without a token; give "
                         f"--token-file FILE (or ${TOKEN_ENV}), or --insecure if the network is trusted")
 
 
-def authorized(headers: list[tuple[bytes, bytes]], token: bytes) -> bool:
-    """True when the request carries `Authorization: Bearer <token>` (compared in constant time)."""
+def authorized(headers: list[tuple[bytes, bytes]], token: bytes, basic: bool = False) -> bool:
+    """True when the request carries `Authorization: Bearer <token>` (compared in constant time); with basic, also
+    `Authorization: Basic` whose password is the token (what a browser sends once it has asked a person)."""
     for name, value in headers:
         if name.lower() == b"authorization":
             scheme, _, given = value.partition(b" ")
-            return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token)
+            if basic and scheme.lower() == b"basic":
+                try:
+                    given = base64.b64decode(given.strip(), validate=True).partition(b":")[2]
+                except binascii.Error:
+                    return False
+            elif scheme.lower() != b"bearer":
+                return False
+            return hmac.compare_digest(given.strip(), token)
     return False

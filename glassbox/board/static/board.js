@@ -11,6 +11,7 @@ function h(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "on") for (const [ev, fn] of Object.entries(v)) node.addEventListener(ev, fn);
+    else if (k === "style") Object.assign(node.style, v);  // through the CSSOM: the page's CSP allows no inline style
     else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
@@ -226,7 +227,7 @@ function drawCompare(ids) {
   const rows = state.diff.map((s) => h("tr", {"data-key": s.key}, h("td", {}, s.key), s.values.map((v, i) =>
     h("td", {}, JSON.stringify(v), h("span", {class: "source"}, ` (${s.sources[i]})`)))));
   document.getElementById("diff").replaceChildren(h("tr", {}, h("th", {}, "setting"), ids.map((id, i) =>
-    h("th", {style: `color: ${COLORS[i % COLORS.length]}`}, id))),
+    h("th", {style: {color: COLORS[i % COLORS.length]}}, id))),
     ...(rows.length ? rows : [h("tr", {}, h("td", {colspan: ids.length + 1}, "every setting is the same"))]));
 }
 
