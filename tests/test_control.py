@@ -60,7 +60,10 @@ def test_adult_groups_with_a_users_own_test_file(tmp_path):
         assert name in html
     audit = json.loads((out / "audit.json").read_text())
     leak = next(f for f in audit["findings"] if f["name"] == "leakage")
-    assert leak["severity"] == "warning" and leak["count"] > 0  # a few coinciding census rows, reported
+    # 26 census rows of the test file equal a training row, 24 of them a row seen once in training: as many as
+    # independent records give (about 23), so shared values, not leakage (tests/test_audit_leakage.py)
+    assert (leak["severity"], leak["count"], leak["stats"]["rare_matched"]) == ("info", 26, 24)
+    assert leak["stats"]["rare_matched"] < leak["stats"]["rare_upper"]
 
 
 def test_eval_scores_an_artifact_per_group(tmp_path, capsys):

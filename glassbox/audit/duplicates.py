@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from glassbox.audit import chance
 from glassbox.audit.report import Finding, flagged_rows
 from glassbox.data.examples import Examples
 from glassbox.data.kinds import KINDS
@@ -139,14 +140,17 @@ def near_duplicates(ex: Examples, c: Contents, threshold: float = THRESHOLD) -> 
     return Finding("near_duplicates", "Near duplicates", "warning", len(extra), msg, flagged, stats)
 
 
-LEAK_ERROR_SHARE = 0.01  # exact copies across splits above this share of the later splits are an error
+LEAK_ERROR_SHARE = 0.01  # copies across splits above this share of the later splits are an error
 
 
 def leakage(c: Contents) -> list[Finding]:
     """The same (error above 1% of the later splits, else warning) or nearly the same (warning) content
-    in more than one split."""
+    in more than one split. Where different examples can share their content by chance (a table's few distinct
+    values: DataKind.chance_matches), only the matches beyond what independent examples would give count (chance.py)."""
     if len(c.parts) < 2:
         return []
+    if KINDS[c.parts[0][1].kind].chance_matches:
+        return _leakage_beyond_chance(c)
     # Each content's home: its earliest part (train < val < test < test file) and its first row there.
     home_part = c.part[c.first]
     exact = np.flatnonzero(c.part > home_part[c.codes])
@@ -159,18 +163,119 @@ def leakage(c: Contents) -> list[Finding]:
     group_of = c.near[c.codes[firsts]]
     near = firsts[c.part[firsts] > by_group["part"].reindex(group_of).to_numpy()]
     near_home = by_group["pos"].reindex(c.near[c.codes[near]]).to_numpy()
-    # A few copies in a large test set (e.g. census rows that happen to coincide) bias the score by
-    # less than its noise: a warning. Beyond 1% of the later splits the test score is not to be trusted.
-    later = int(sum(len(rows) for _, _, rows in c.parts[1:]))
-    severity = "error" if len(exact) > LEAK_ERROR_SHARE * max(later, 1) else "warning"
+    # A few copies in a large test set bias the score by less than its noise: a warning. Beyond 1% of the later
+    # splits the test score is not to be trusted.
+    severity = "error" if len(exact) > LEAK_ERROR_SHARE * max(_later(c), 1) else "warning"
+    what = "the same content appears"
     return [_leak_finding(c, exact, c.first[c.codes[exact]], "leakage", "Leakage: same example in two splits",
-                          severity, "the same content appears"),
+                          severity, _leak_message(c, exact, what), {}),
             _leak_finding(c, np.sort(near), near_home[np.argsort(near)], "near_leakage",
-                          "Leakage: near copies across splits", "warning", "a near copy of an example appears")]
+                          "Leakage: near copies across splits", "warning",
+                          _leak_message(c, near, "a near copy of an example appears"), {})]
 
 
-def _leak_finding(c: Contents, pos, other_pos, name, title, severity, what) -> Finding:
-    """Flag the rows at `pos` (later splits) with the split and row of the copy they match (`other_pos`)."""
+def _leakage_beyond_chance(c: Contents) -> list[Finding]:
+    """Exact and near matches across splits, each against what independent examples would give (chance.py)."""
+    n_parts = len(c.parts)
+    exact = chance.matches(c.codes, c.part, n_parts)
+    near_key = np.where(c.near >= 0, c.near, c.near.max(initial=-1) + 1 + np.arange(len(c.near)))[c.codes]
+    near = chance.matches(near_key, c.part, n_parts, exact=c.codes)
+    later = _later(c)
+    if not exact.beyond_chance:
+        severity = "info"
+    else:
+        severity = "error" if exact.excess > LEAK_ERROR_SHARE * max(later, 1) else "warning"
+    findings = []
+    for name, m, sev, what in (("leakage", exact, severity, "exact"),
+                               ("near_leakage", near, "warning" if near.beyond_chance else "info", "near")):
+        pos = np.flatnonzero(m.matched)
+        pos = pos[np.lexsort((pos, ~m.rare[pos]))]  # rows matching a once-seen row (the likely copies) first
+        # the earlier row each matches: the first row of its content (exact), or of its near group (near)
+        # (rows are in split order, so a key's first row is in the earliest split that holds it)
+        key = c.codes if what == "exact" else near_key
+        keys, first = np.unique(key, return_index=True)
+        other = first[np.searchsorted(keys, key[pos])]
+        shared = m.matched.any() and not m.beyond_chance
+        title = {("exact", False): "Leakage: same example in two splits",
+                 ("near", False): "Leakage: near copies across splits",
+                 ("exact", True): "Shared values across splits (not leakage)",
+                 ("near", True): "Near-equal values across splits (not leakage)"}[what, shared]
+        findings.append(_leak_finding(c, pos, other, name, title, sev, chance_message(c, m, what, sev),
+                                      {"in_earlier_splits": m.count[pos]}, m.observed if m.beyond_chance else None,
+                                      m.stats()))
+    return findings
+
+
+def chance_message(c: Contents, m: chance.Matches, what: str, severity: str) -> str:
+    """What the matches across splits are, with the counts: copies beyond chance, or shared values."""
+    kind = KINDS[c.parts[0][1].kind]
+    s = m.stats()
+    if not s["matched"]:
+        return f"no content of one split appears {'' if what == 'exact' else 'nearly '}in another " \
+               f"({', '.join(n for n, _, _ in c.parts)})."
+    two = len(c.parts) == 2  # the training examples and one later split (the test file)
+    later = f"the {c.parts[1][0]}" if two else "a later split"
+    earlier = "training" if two else "the earlier splits"
+    how = "equal, value for value, to" if what == "exact" else f"nearly equal ({kind.near_copy_method(0)}) to"
+    where = "" if two else " (" + ", ".join(f"{k}: {v:,}" for k, v in _by_split(c, m.matched).items()) + ")"
+    chance_words = (f"independent {kind.counted} drawn like those in {earlier} (each checked against the others) "
+                    f"would give about {s['rare_expected']:.1f} such matches, {LEVEL_WORDS} at most {s['rare_upper']:.1f}")
+    common = (f"{_n(s['common_matched'], kind)} share values that occur several times in {earlier} "
+              f"({s['common_median_count']:g} times on the median): common profiles, which different records share"
+              if s["common_matched"] else "")
+    if m.beyond_chance:
+        text = (f"{_n(s['rare_matched'], kind)} of {later}{where} {'is' if s['rare_matched'] == 1 else 'are'} {how} a "
+                f"row that occurs only once in {earlier}; {chance_words}. So about {s['excess']:,.0f} are the same "
+                f"record in two splits")
+        if what == "exact" and severity == "error":
+            text += (": the model is tested on what it was trained on, so test scores overstate it. Remove them "
+                     "from the later split")
+        elif what == "exact":
+            text += (f": under {LEAK_ERROR_SHARE:.0%} of the later splits, they move test scores by less than "
+                     f"their noise; still, remove them")
+        else:
+            text += ": the model is tested on records it was trained on, slightly edited; remove them"
+        return text + (f". Another {common}." if common else ".")
+    text = (f"{_n(s['matched'], kind)} of {later}{where} {'is' if s['matched'] == 1 else 'are'} {how} a row in "
+            f"{earlier}, as different records are in a table of few distinct values")
+    text += f": {common}; " if common else ": "
+    text += (f"{s['rare_matched']:,} {'matches' if s['rare_matched'] == 1 else 'match'} a row that occurs only once, "
+             f"where {chance_words}. No more than chance: "
+             f"shared values, not the same record in two splits.")
+    return text
+
+
+def _n(n: int, kind) -> str:
+    """'1 row', '465 rows'."""
+    return f"{n:,} {kind.counted if n != 1 else kind.counted[:-1]}"
+
+
+LEVEL_WORDS = f"{chance.LEVEL:.1%} of the time"
+
+
+def _later(c: Contents) -> int:
+    return int(sum(len(rows) for _, _, rows in c.parts[1:]))
+
+
+def _by_split(c: Contents, mask: np.ndarray) -> dict:
+    return {n: int((c.part[mask] == i).sum()) for i, (n, _, _) in enumerate(c.parts) if (c.part[mask] == i).any()}
+
+
+def _leak_message(c: Contents, pos, what: str) -> str:
+    names = [n for n, _, _ in c.parts]
+    if not len(pos):
+        return f"no content of one split appears in another ({', '.join(names)})."
+    mask = np.zeros(len(c.part), bool)
+    mask[pos] = True
+    where = ", ".join(f"{k}: {v:,}" for k, v in _by_split(c, mask).items())
+    return (f"{what} in more than one split ({len(pos):,} examples; {where}): the model is tested on what it "
+            f"was trained on, so test scores overstate it. Remove them from the later split.")
+
+
+def _leak_finding(c: Contents, pos, other_pos, name, title, severity, msg, columns: dict, count: int | None = None,
+                  stats: dict | None = None) -> Finding:
+    """Flag the rows at `pos` (later splits) with the split and row of the copy they match (`other_pos`) and any
+    further `columns` (one value per row of `pos`)."""
     names, kind = [n for n, _, _ in c.parts], KINDS[c.parts[0][1].kind]
     frames = []
     for p_idx, (part_name, ex, _) in enumerate(c.parts):
@@ -181,16 +286,14 @@ def _leak_finding(c: Contents, pos, other_pos, name, title, severity, what) -> F
             if kind.shows_copied_input:
                 extra["other_input"] = [kind.show_inputs(c.parts[k][1], [r])[0]
                                         for k, r in zip(c.part[other], c.row[other])]
+            extra.update({k: np.asarray(v)[sel] for k, v in columns.items()})
             frames.append(flagged_rows(ex, c.row[pos[sel]], split=part_name, **extra))
     flagged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     counts = {n: int((c.part[pos] == i).sum()) for i, n in enumerate(names) if (c.part[pos] == i).any()}
+    stats = {"by_split": counts, **(stats or {})}
     if not len(pos):
-        return Finding(name, title, "info", 0, f"no content of one split appears in another ({', '.join(names)}).",
-                       flagged, {"by_split": counts})
-    where = ", ".join(f"{k}: {v:,}" for k, v in counts.items())
-    msg = (f"{what} in more than one split ({len(pos):,} examples; {where}): the model is tested on what it "
-           f"was trained on, so test scores overstate it. Remove them from the later split.")
-    return Finding(name, title, severity, len(pos), msg, flagged, {"by_split": counts})
+        return Finding(name, title, "info", 0, msg, flagged, stats)
+    return Finding(name, title, severity, len(pos) if count is None else count, msg, flagged, stats)
 
 
 def conflicting_labels(ex: Examples, c: Contents) -> Finding:

@@ -38,6 +38,8 @@ class DataKind(Protocol):
     audit_checks: frozenset    # the audit's checks of the inputs that apply: "empty_texts", "id_columns", ...
     never_missing: str         # the audit's message where no check for missing values applies (images), else ""
     shows_copied_input: bool   # findings show the copied example's input beside each copy (texts: short to read)
+    chance_matches: bool       # different examples can share their content by chance (a table's few distinct values):
+                               # leakage counts only the matches beyond what independent examples give (audit/chance.py)
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         """Whether the data at `data` is of this kind for a run with these settings."""

@@ -20,6 +20,7 @@ class Corpus:
     audit_checks = frozenset()
     never_missing = ""
     shows_copied_input = True
+    chance_matches = False
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return cfg.task == "lm"

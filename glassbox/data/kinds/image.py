@@ -36,6 +36,7 @@ class Images:
     audit_checks = frozenset()
     never_missing = "an image has no missing values: a file that cannot be read stops loading with an error naming it."
     shows_copied_input = False  # the line column names the file
+    chance_matches = False
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         from glassbox.data.builtin import BUILTIN

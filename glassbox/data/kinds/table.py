@@ -30,6 +30,7 @@ class Table:
     audit_checks = frozenset({"missing_values", "id_columns"})
     never_missing = ""
     shows_copied_input = False  # a row's values are too many to read twice
+    chance_matches = True  # two people can give the same answers: leakage counts matches beyond chance (audit/chance.py)
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return Path(data).exists() and not Path(data).is_dir() and not cfg.text  # a device is refused by the reader

@@ -30,6 +30,7 @@ class Texts:
     audit_checks = frozenset({"empty_texts", "extreme_lengths"})
     never_missing = ""
     shows_copied_input = True
+    chance_matches = False
 
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return Path(data).exists() and not Path(data).is_dir() and bool(cfg.text)
