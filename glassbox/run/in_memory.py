@@ -35,8 +35,9 @@ class Staged:
     folder: Path | None = None       # the temporary folder, until the file moves out of it
 
     def keep_in(self, run_dir: Path) -> Path:
-        """Move the file into the run folder; returns its new path."""
-        kept = Path(run_dir) / IN_MEMORY_COPY
+        """Move the file into the run folder; returns its new path, absolute: config.json names it, and --resume
+        finds it from any working directory."""
+        kept = Path(run_dir).resolve() / IN_MEMORY_COPY
         shutil.move(str(self.path), kept)
         self.discard()
         self.path = kept
