@@ -110,7 +110,7 @@ def _pair(inputs, labels) -> Staged:
     y = _as_numpy(labels)
     if y.ndim != 1:
         raise UserError(f"the labels have shape {tuple(y.shape)}; give one label per example (class names or numbers), "
-                        f"e.g. y.argmax(1) for one-hot rows")
+                        f"e.g. y.ravel() for a column, y.argmax(1) for one-hot rows")
     if _texts(inputs):
         texts = list(inputs)
         _same_length(len(texts), len(y))
