@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from glassbox.errors import Stopped, UserError
+from glassbox.errors import FromRank0, Stopped, UserError
 from glassbox.runtime.files import json_text
 
 # The flags of `train` that are not settings: they say how the command line itself is read.
@@ -313,10 +313,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "predict" or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.inputs = [*args.inputs, *extra]
+    torchrun = "TORCHELASTIC_RUN_ID" in os.environ
+    if torchrun and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        from glassbox.runtime.distributed import earlier_refusal
+
+        code = earlier_refusal()
+        if code is not None:  # an earlier attempt of this launch ended in a user error: the same again, said once
+            return code
     try:
         code = args.func(args)
     except UserError as e:
-        print(f"glassbox: error: {e}", file=sys.stderr)
+        said = f"glassbox: error: {e}"
+        if torchrun:  # only rank 0 says it (or a rank whose error is its own), and torchrun does not retry it
+            from glassbox.runtime.distributed import refuse_restarts
+
+            said = refuse_restarts(2, None if isinstance(e, FromRank0) else said)
+        if said:
+            print(said, file=sys.stderr)
         return 2
     except Stopped as e:  # under torchrun, on request: 0, or torchrun --max-restarts would start the run again
         if e.main:
@@ -340,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"glassbox: error: {e.strerror or e}{where}; check the path, the free space and the permissions",
               file=sys.stderr)
         return 2
+    if code == EXIT_DIVERGED and torchrun:  # lowering --lr is the user's to do: torchrun does not retry it
+        from glassbox.runtime.distributed import refuse_restarts
+
+        refuse_restarts(code)
     return code or 0
 
 
@@ -350,6 +367,8 @@ def entry() -> None:
     torchrun the normal exit is kept, so that the process group is left as torch expects."""
     code = main()
     if os.environ.get("TORCHELASTIC_RUN_ID") or os.environ.get("WORLD_SIZE"):
+        if "glassbox.runtime.distributed" in sys.modules:  # a stop signal now (torchrun ending the others) is moot
+            sys.modules["glassbox.runtime.distributed"].exiting()
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -18,8 +18,9 @@ from glassbox.models.registry import MODELS, default_model, models_for
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
 
-# What a resumed run may set anew: how it talks and what the cost ledger assumes, never what it learns from.
-RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh", "tensorboard")
+# What a resumed run may set anew: how it talks, what the cost ledger assumes, and where it computes (a run trained on
+# a GPU may continue on a CPU, and back; its processes' group takes that device's backend), never what it learns from.
+RESUME_MAY_CHANGE = ("quiet", "force", "strict", "power_watts", "price_per_kwh", "tensorboard", "device")
 
 def data_settings() -> frozenset:
     """The settings that mean something for some kinds of data or some models only (glassbox/data/kinds,

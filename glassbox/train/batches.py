@@ -45,7 +45,7 @@ class TensorBatches:
                  augment: Callable | None = None, rank: int = 0, world_size: int = 1):
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
         self.augment, self.rank = augment, rank
-        self.share = distributed.share(batch_size, world_size)
+        self.share = distributed.share(batch_size, world_size, len(y))
         self.epoch, self.position = 0, 0
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self._order = None
@@ -87,7 +87,7 @@ class LoaderBatches:
 
     def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
-        self.rank, self.share = rank, distributed.share(batch_size, world_size)
+        self.rank, self.share = rank, distributed.share(batch_size, world_size, len(dataset))
         self.epoch, self.position, self._it = 0, 0, None
 
     def _start_epoch(self):

@@ -239,12 +239,13 @@ class Checkpointer:
                 check_fits(path, best, want)
         return state, weights, opt_tensors, best
 
-    def load(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
+    def load(self, model: torch.nn.Module, opt: torch.optim.Optimizer, only: str | None = None) -> dict:
         """Restore model, optimizer and random state from the newest intact checkpoint; returns its state.
         A damaged newest checkpoint is passed over (with a note) for the previous one; when none is
         intact, a UserError names the damaged file and what to do. Tensors are read on the CPU and
-        copied onto the model's and optimizer's own device."""
-        found, problem = self.candidates()
+        copied onto the model's and optimizer's own device. only: the one checkpoint folder to restore (the
+        one another process chose), no other tried; Damaged when it cannot be."""
+        found, problem = ([self.dir / only], None) if only else self.candidates()
         problems = [problem] if problem else []
         for folder in found:
             try:
@@ -267,6 +268,8 @@ class Checkpointer:
                     print(f"note: {problems[0]}; resuming from {folder.name}, the newest intact checkpoint, instead",
                           file=sys.stderr, flush=True)
             return state
+        if only is not None:
+            raise problems[-1]
         if not problems:
             raise UserError(f"nothing to resume in {self.dir}: it holds no checkpoint; drop --resume or start afresh "
                             f"with a new --out")

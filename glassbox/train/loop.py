@@ -13,7 +13,6 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.distributed
 
 from glassbox.config import TrainConfig, schedule
 from glassbox.runtime import distributed
@@ -22,7 +21,7 @@ from glassbox.runtime.threads import cpu_threads
 from glassbox.train.batches import LoaderBatches, TensorBatches
 from glassbox.train.early_stopping import EarlyStopping, explain
 from glassbox.train.evaluation_plan import eval_rows
-from glassbox.train.parallel import step_check, steps_running, stop_run, sync_on_last
+from glassbox.train.parallel import rank0_figures, step_check, steps_running, stop_run, sync_on_last
 from glassbox.train.progress import Progress
 from glassbox.train.run_dir import RunDir
 from glassbox.train.schedule import lr_at
@@ -299,14 +298,18 @@ class Validation:
     threads: int | None = None  # CPU threads, set once training's count is chosen
 
     def __call__(self, model: nn.Module) -> tuple[float, float | None]:
+        """Validation loss and accuracy: under torchrun rank 0's, on every rank, so that each decision read from
+        them (the sweet spot, early stopping, a non-finite loss) is the same everywhere."""
         with cpu_threads(self.threads):
-            return evaluate(model, self.data, self.loss_fn, self.rows, self.device)
+            return rank0_figures(*evaluate(model, self.data, self.loss_fn, self.rows, self.device))
 
 
 def untrained_evaluation(model: nn.Module, validation: Validation, chance_fn, state: TrainState,
                          progress: Progress) -> None:
     """The chance level and the untrained model's loss: the run's first evaluation (step 0)."""
     chance = state.chance = chance_fn(model, validation.data, validation.loss_fn, validation.rows, validation.device)
+    chance["untrained_loss"], chance["untrained_accuracy"] = rank0_figures(chance["untrained_loss"],
+                                                                         chance["untrained_accuracy"])
     record = {"step": 0, "epoch": 0, "train_loss": None, "val_loss": chance["untrained_loss"],
               "val_accuracy": chance["untrained_accuracy"], "lr": 0.0, "grad_norm": None, "examples_per_s": None,
               "chance_loss": chance["loss"]}  # ln K, for whoever watches metrics.jsonl as it grows
@@ -343,7 +346,7 @@ def evaluate_and_keep_best(model: nn.Module, validation: Validation, state: Trai
     non-finite validation loss logs nothing and returns where training diverged."""
     val_loss, val_acc = validation(model)
     train_loss = state.train_loss()  # over the global batch
-    if not math.isfinite(val_loss):  # the same weights and data on every rank: all stop here alike
+    if not math.isfinite(val_loss):  # rank 0's figure on every rank (Validation): all stop here alike
         return diverged_at(state.step, lr, val_loss, grad_norm, state, cfg, validation.data)
     record = {"step": state.step, "epoch": state.batches.epoch, "train_loss": train_loss, "val_loss": val_loss,
               "val_accuracy": val_acc, "lr": lr, "grad_norm": float(grad_norm), "examples_per_s": state.evaluated()}
@@ -367,8 +370,7 @@ def fit_result(model: nn.Module, state: TrainState, reason: str, diverged: dict 
     best = state.best_record()
     verdict = explain(state.history, best["step"], reason == "early_stop", reason, diverged)
     progress.say(verdict)
-    if dist.enabled:
-        torch.distributed.barrier()
+    distributed.barrier()  # every rank ends training here
     return FitResult(model=model, best_step=best["step"], best_val_loss=best["val_loss"],
                      best_val_accuracy=best["val_accuracy"], steps=state.step, stopped_early=reason == "early_stop",
                      stop_reason=reason, verdict=verdict, chance=state.chance, history=state.history,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 from pathlib import Path
 
 import torch
@@ -46,7 +45,19 @@ def step_check(loss: torch.Tensor, grad_norm: torch.Tensor, dist) -> tuple[bool,
     flags = torch.stack([(~torch.isfinite(total)).float(),
                          torch.tensor(float(distributed.stop_requested()), device=total.device)])
     torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-    return flags[0].item() == 0, int(flags[1].item())
+    stop = int(flags[1].item())
+    if stop:
+        distributed.stop_seen()  # every rank ends at this step
+    return flags[0].item() == 0, stop
+
+
+def rank0_figures(loss: float, accuracy: float | None) -> tuple[float, float | None]:
+    """Rank 0's validation loss and accuracy on every process (as given outside torchrun). Every rank scores the
+    same weights on the same data, but a GPU's kernels need not sum alike on every device, and a fault may hit one
+    rank alone: early stopping, the sweet spot and the non-finite check then read the same figures everywhere."""
+    loss, acc, has_acc = distributed.from_rank0_numbers([loss, math.nan if accuracy is None else accuracy,
+                                                          accuracy is not None])
+    return loss, acc if has_acc else None
 
 
 def summed(value: torch.Tensor, dist) -> float:
@@ -81,8 +92,9 @@ def processes(n: int) -> str:
 
 
 def stop_run(sig: int, step: int, total: int, best_step: int, run_dir: Path | None, dist) -> Stopped:
-    """The stop signal `sig` asked for (of any rank), with where the run stopped and the command that continues it."""
-    why = "SIGHUP: the launcher is gone" if sig == signal.SIGHUP else signal.Signals(sig).name
+    """The stop `sig` asked for (of any rank: a signal or the launcher's death), with where the run stopped and the
+    command that continues it."""
+    why = distributed.stop_words(sig)
     if run_dir is None:
         kept = "nothing is saved (fit was given no run folder)"
     else:

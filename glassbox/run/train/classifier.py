@@ -39,6 +39,7 @@ def task_for(ex, cfg: TrainConfig):
 def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
     lap = Laps()  # wall time of each stage, for the summary: what the honesty costs next to training
     ex, test, parts = load_and_split(cfg, run_dir)
+    distributed.share(cfg.batch_size, distributed.current().world_size, len(parts["train"]))  # before the audit
     lap("data")
     audit = gate(lambda: audit_examples(ex, test, parts if test is None else None, folds=5, seed=cfg.seed,
                                         device=cfg.device, max_flops=TRAIN_FOLD_FLOPS, show=not cfg.quiet), cfg, run_dir)
@@ -56,8 +57,9 @@ def run_classifier(cfg: TrainConfig, run_dir: Path) -> dict:
     result = fit(model, (X["train"], Y["train"]), (X["val"], Y["val"]), config=cfg, run_dir=run_dir,
                  augment=KINDS[ex.kind].augment(encoder), loss_fn=task.fit_loss, chance_fn=task.chance_fn)
     lap("training")
-    if not distributed.current().is_main:  # the other ranks helped train; rank 0 evaluates and writes
-        return {"rank": distributed.current().rank, "steps": result.steps}
+    dist = distributed.leave()  # every process leaves the group together: what follows waits for no peer
+    if not dist.is_main:  # the other ranks helped train; rank 0 evaluates, runs the control and writes, alone
+        return {"rank": dist.rank, "steps": result.steps}
     if result.diverged and not result.diverged["restored"]:
         return finish_diverged(result, {"task": task.name, "data": ex.source, "kind": ex.kind, "model": arch,
                                         "n_params": sum(p.numel() for p in model.parameters()), "classes": ex.classes,

@@ -49,7 +49,8 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     lap("data")  # tokenizing and model set-up
     result = fit(model, batches, val_small, config=cfg, run_dir=run_dir, n_train=n_train)
     lap("training")
-    if not dist.is_main:  # the other ranks helped train; rank 0 evaluates and writes
+    distributed.leave()  # every process leaves the group together: what follows waits for no peer
+    if not dist.is_main:  # the other ranks helped train; rank 0 evaluates and writes, alone
         return {"rank": dist.rank, "steps": result.steps}
     if result.diverged and not result.diverged["restored"]:
         return finish_diverged(result, {"task": "lm", "data": data, "model": "gpt", "model_config": gpt_config,

@@ -49,9 +49,9 @@ def _start(data: str | None, staged: Staged | None, sources: dict | None, settin
     if resume:  # continue exactly as configured when the run started, on the same data
         from glassbox.config import make_config
 
-        dist = distributed.setup(pick_device(str(given.get("device", "auto"))))
         run_dir = prepare_run_dir(make_config({"resume": True, "out": out}), "")
         cfg, data_record = settings_for_resume(run_dir, given, sources)
+        dist = distributed.setup(pick_device(cfg.device))  # the saved device (or --device now): the group's backend
         distributed.share(cfg.batch_size, dist.world_size)  # the global batch must split among this many processes
         check_source_unchanged(run_dir, data_record, str(cfg.data))
     else:
