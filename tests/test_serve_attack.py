@@ -15,6 +15,7 @@ import time
 import zlib
 
 import httpx
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -193,6 +194,15 @@ def test_table_inputs_that_broke_the_server_are_refused_in_one_line(adult, capsy
     far = ",".join(["5000000", *row[1:]])  # 373,000 sd out, within what the model's arithmetic holds: answered, finite
     probabilities = ask(url, [far]).json()["predictions"][0]["probabilities"]
     assert all(math.isfinite(p) for p in probabilities.values())
+    from glassbox.errors import UserError
+    from glassbox.infer.predictor import Predictor
+
+    predictor = Predictor(model)  # the Python API past the parser: outputs that are not numbers are refused, not NaN
+    frame = predictor.encoder.frame(pd.DataFrame([row], columns=predictor.encoder.columns))
+    frame.loc[0, "age"] = "1e50"
+    with pytest.raises(UserError, match=r"^input 1 drove the model's outputs beyond what 32-bit numbers hold"):
+        predictor.predict(frame)
+    capsys.readouterr()
     assert main(["predict", str(model), ",".join(["1e50", *row[1:]]), "--json"]) == 2  # the CLI: one line, exit 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "standard deviations" in err and "Traceback" not in err

@@ -4,27 +4,14 @@ that says so, never a server error."""
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 
 from glassbox.errors import UserError
 from glassbox.infer.auth import authorized, check_exposure, is_loopback, read_token
+from glassbox.runtime.files import json_safe
+from glassbox.runtime.ports import allowed_hosts
 
 STATIC = Path(__file__).resolve().parent / "static"
-
-
-def json_safe(value):
-    """JSON has no NaN or infinity: such numbers become null (the page draws a gap)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1"]
 
 # Every answer says what a browser may run and load. The board's own pages: only its own files (static/), no inline
 # script or style. A run's report.html is a file anyone who can write the run folder could have written: it may use
@@ -62,15 +49,6 @@ class Guard:
                 (b"cache-control", b"no-store")]})
             return await with_headers({"type": "http.response.body", "body": body})
         await self.app(scope, receive, with_headers)
-
-
-def allowed_hosts(host: str) -> list[str] | None:
-    """The Host headers the board answers when it listens on `host`: on loopback, loopback names only, so a web page
-    elsewhere cannot reach it through a name of its own that resolves here (DNS rebinding); on a named address, that
-    name too; on every address (0.0.0.0, ::), any (None: its note says anyone who reaches the port can read it)."""
-    if host in ("0.0.0.0", "::", ""):
-        return None
-    return LOOPBACK_NAMES if host in LOOPBACK_NAMES else [host, *LOOPBACK_NAMES]
 
 
 def make_app(root: str | Path, hosts: list[str] | None = None, token: str | None = None):

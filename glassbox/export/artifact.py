@@ -114,11 +114,17 @@ def load_seen(folder: str | Path, manifest: dict) -> np.ndarray | None:
     return load_file(str(path))["content_hashes"]
 
 
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest holds a tokenizer or an n-gram bitmask: a few MB at most
+
+
 def read_manifest(folder: str | Path) -> dict:
     folder = Path(folder)
     path = folder / "manifest.json"
     if not path.is_file():
         raise UserError(f"{folder} is not a glassbox artifact (no manifest.json); give the RUN/model folder of a finished run")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise UserError(f"{path} is {path.stat().st_size:,} bytes, more than any manifest glassbox writes "
+                        f"({MAX_MANIFEST_BYTES:,} at most): the artifact is damaged or not glassbox's; not read")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -102,16 +102,29 @@ class Predictor:
         return self.scale.to_units(self.outputs(inputs, batch_size))
 
     def predict(self, inputs) -> list[dict]:
+        """Each input's answer; an input whose outputs are not finite numbers is refused (UserError naming it),
+        never answered with NaN."""
         if self.regression:
             half, level = self.interval["half_width"], self.interval["level"]
+            values = self.predict_values(inputs)
+            refuse_non_finite(torch.as_tensor(values).reshape(len(values), -1))
             return [{"value": round(v, 6), "level": level,
                      "interval": None if half is None else [round(v - half, 6), round(v + half, 6)]}
-                    for v in self.predict_values(inputs).tolist()]
+                    for v in values.tolist()]
         probs = self.predict_proba(inputs)
+        refuse_non_finite(probs)
         conf, idx = probs.max(dim=-1)
         return [{"label": self.classes[i], "probability": round(float(c), 6),
                  "probabilities": {name: round(float(p), 6) for name, p in zip(self.classes, row)}}
                 for i, c, row in zip(idx.tolist(), conf.tolist(), probs.tolist())]
+
+
+def refuse_non_finite(outputs: torch.Tensor) -> None:
+    bad = (~torch.isfinite(outputs)).any(dim=-1).nonzero().flatten().tolist()
+    if bad:
+        which = ", ".join(str(i + 1) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise UserError(f"input {which} drove the model's outputs beyond what 32-bit numbers hold (not a number); "
+                        f"check its values against what the model was trained on")
 
 
 # the model config's sizes that its encoder decides: each must be the encoder's own (config key: encoder attribute)

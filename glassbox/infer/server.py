@@ -143,7 +143,10 @@ def add_predict_route(app, predictor, batcher: Batcher, limits: Limits) -> None:
             return refuse(413, str(e))
         except UserError as e:
             return refuse(422, str(e))
-        answers = await answer_in_time(request, batcher, batch, limits.timeout_s)
+        try:
+            answers = await answer_in_time(request, batcher, batch, limits.timeout_s)
+        except UserError as e:  # outputs that are not numbers: said, never sent as NaN (the inputs shared a batch)
+            return refuse(422, str(e))
         if isinstance(answers, JSONResponse):
             return answers
         return JSONResponse({"predictions": answers, "calibrated": predictor.calibrated})
