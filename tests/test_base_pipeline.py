@@ -11,8 +11,17 @@ from glassbox.run.train.start import train as run
 
 def test_digits_cnn_learns_and_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
-    s = run("digits", out=str(out), epochs=12, batch_size=64, lr=3e-3, quiet=True)
+    s = run("digits", out=str(out), quiet=True)  # `glassbox train digits`: the image defaults, label smoothing 0.2
     assert s["test_accuracy"] >= 0.95
+    # label smoothing leaves the model under-confident; the temperature that undoes it ships, and says so truly
+    c = s["calibration"]
+    assert c["applied"] and c["temperature"] < 0.6 and c["before"]["verdict"] == "under-confident"
+    assert c["after"]["ece"] <= 0.05 and c["before"]["ece"] > 0.1 and c["test_check"]["agrees"] is True
+    o = c["after"]["overall"]
+    assert o["range"][0] <= o["right"] <= o["range"][1] and c["after"]["verdict"] in (
+        "well calibrated", "no miscalibration beyond chance on this many examples")
+    assert c["sentence"].startswith("Temperature scaling applied: ") and "Test agrees" in c["sentence"]
+    assert manifest_temperature(out) == c["temperature"]
     assert s["chance_loss"] == pytest.approx(np.log(10))
     assert s["chance"]["untrained_loss"] > 2.0  # random weights know nothing
     for key in ("task", "model", "n_params", "steps", "best_step", "stopped_early", "chance_loss", "train_loss",
@@ -30,6 +39,10 @@ def test_digits_cnn_learns_and_writes_the_run_folder(tmp_path):
     assert sorted(split["train"] + split["val"] + split["test"]) == list(range(1797))
     manifest = json.loads((out / "model" / "manifest.json").read_text())
     assert manifest["classes"] == [str(i) for i in range(10)] and len(manifest["weights_sha256"]) == 64
+
+
+def manifest_temperature(out) -> float | None:
+    return json.loads((out / "model" / "manifest.json").read_text()).get("temperature")
 
 
 def test_tabular_train_and_predict_rows(tmp_path, digits_csv, capsys):

@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from glassbox.evaluate import calibration as cal
 from glassbox.evaluate import temperature as tm
+from glassbox.report.words import calibration as calibration_words
 from glassbox.report.words.calibration import worded
 
 
@@ -223,3 +224,34 @@ def test_the_ece_noise_floor_is_what_a_calibrated_model_shows_by_chance():
     assert ece_noise_floor(np.repeat(conf, 25)) < floor / 3  # 25x the examples: about a fifth of the noise
     # a model 10 points over-confident on 400 examples is far beyond chance
     assert ece(probs, (rng.random(400) >= conf - 0.1).astype(int)) > floor + 0.03
+
+
+def test_the_count_right_is_judged_on_its_exact_distribution(digits_logits, monkeypatch):
+    """176 real digits, the logistic regression made under-confident (its calibrated logits x 0.6): an ECE of 0.059 is
+    within what chance gives a calibrated model here (0.070), yet 167 right where its confidences add up to 156.8 is
+    beyond it: the count says under-confident where the ECE alone said nothing."""
+    logits, labels = digits_logits
+    under, y = logits[176:352] / cal.fit_temperature(logits, labels) * 0.6, labels[176:352]
+    fig, _ = cal.figures(under, y, 1.0, 15, 0.02)
+    probs = cal.softmax(under)
+    conf, right = probs.max(1), probs.argmax(1) == y
+    # the Poisson binomial by its characteristic function at n + 1 points (DFT), not by the recursion
+    n = len(conf)
+    phi = np.prod(1 - conf + conf * np.exp(2j * np.pi * np.arange(n + 1)[:, None] / (n + 1)), axis=1)
+    pmf = np.fft.fft(phi).real / (n + 1)
+    assert cal.poisson_binomial(conf) == pytest.approx(pmf, abs=1e-12)
+    cdf, k = np.cumsum(pmf), int(right.sum())
+    o = fig["overall"]
+    assert (o["right"], o["n"], o["method"]) == (k, 176, "exact") == (167, 176, "exact")
+    assert o["expected_right"] == pytest.approx(conf.sum()) == pytest.approx(156.8, abs=0.05)
+    assert o["range"] == [int(np.argmax(cdf >= 0.025)), int(np.argmax(cdf >= 0.975))] == [150, 164]
+    assert o["p_value"] == pytest.approx(2 * min(cdf[k], pmf[k:].sum()), rel=1e-9)
+    assert fig["ece"] <= fig["ece_noise"] and fig["verdict"] == "under-confident"
+    said = calibration_words._ece_words(fig)
+    assert "right on 167 of 176, where its confidences add up to 156.8 and a calibrated model is right 150 to 164" in said
+    # beyond EXACT_MAX examples a normal with continuity correction: on all 899 it agrees with the exact count
+    exact = cal.overall_confidence(cal.softmax(logits * 0.6).max(1), cal.softmax(logits).argmax(1) == labels)
+    monkeypatch.setattr(cal, "EXACT_MAX", 100)
+    normal = cal.overall_confidence(cal.softmax(logits * 0.6).max(1), cal.softmax(logits).argmax(1) == labels)
+    assert normal["method"] == "normal" and exact["method"] == "exact"
+    assert abs(normal["range"][0] - exact["range"][0]) <= 1 and abs(normal["range"][1] - exact["range"][1]) <= 1

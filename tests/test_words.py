@@ -66,7 +66,12 @@ def test_the_calibration_sentence_says_whether_test_agrees_with_the_kept_or_refu
                             "-0.0800 to -0.0200).")
     refused = calibration.sentence(report(figures(0.06, 0.05, 0.02), t=0.45, check={**check, "agrees": False}))
     assert refused.startswith("Temperature scaling not applied (the saved model keeps T = 1): ")
-    assert " Test disagrees with validation: T = 0.45 would have changed test NLL" in refused
+    assert refused.endswith(" Test disagrees with keeping T = 1: T = 0.45 would have changed test NLL 0.3000 -> 0.2500 "
+                            "(change -0.0500, 95% interval -0.0800 to -0.0200), a gain the evidence on validation did not "
+                            "establish beyond noise.")
+    hurt = {**check, "nll_after": 0.35, "change": 0.05, "change_ci": [0.02, 0.08], "agrees": False}
+    kept = calibration.sentence(report(figures(0.06, 0.05, 0.02), t=0.45, applied=True, reason="...", check=hurt))
+    assert " Test disagrees with validation: T = 0.45 changed test NLL 0.3000 -> 0.3500" in kept
     noise = calibration.sentence(report(figures(0.06, 0.05, 0.02), t=0.45, check={**check, "agrees": None}))
     assert " On test the change is within noise: T = 0.45 would have changed" in noise
     assert "test NLL" not in calibration.sentence(report(figures(0.06, 0.05, 0.02)))  # T = 1 fitted: nothing to check
@@ -78,15 +83,23 @@ def test_each_temperature_decision_code_is_said_with_its_numbers():
         "the validation split holds 60 examples, fewer than the 100 needed to check a temperature")
     assert calibration.reason({**d, "reason": "at_bound"}) == (
         "the fitted T stopped at the search bound 0.05: the 60 validation examples (3 wrong) cannot pin it down")
-    cf = {"nll_before": 0.25, "nll_after": 0.2, "change": -0.05, "change_ci": [-0.07, -0.03]}
+    cf = {"nll_before": 0.25, "nll_after": 0.2, "change": -0.05, "change_ci": [-0.07, -0.03],
+          "change_ci_errors": [-0.08, 0.01]}
     d = {**d, "fitted_temperature": 0.451, "n_val": 303, "crossfit": cf}
-    few = calibration.reason({**d, "reason": "too_few_errors"})
-    assert few.startswith("T = 0.45 was fitted on the 303 validation examples; scoring each of 5 parts of them with a "
-                          "T fitted on the other parts changed NLL 0.2500 -> 0.2000 (change -0.0500, 95% interval "
-                          "-0.0700 to -0.0300), which looks like a gain, but only 3 of the 303")
-    assert f"fewer than the {tm.MIN_ERRORS} needed to trust it" in few
+    few = calibration.reason({**d, "reason": "few_errors"})
+    assert few == ("T = 0.45 was fitted on the 303 validation examples; scoring each of 5 parts of them with a T fitted "
+                   "on the other parts changed NLL 0.2500 -> 0.2000 (change -0.0500, 95% interval -0.0700 to -0.0300), "
+                   "which looks like a gain, but only 3 of the 303 validation examples are wrong and how sure the model "
+                   "is when wrong decides T: allowing for as many wrong ones as that count allows, the interval is "
+                   "-0.0800 to +0.0100, which reaches 0")
+    old = {k: v for k, v in cf.items() if k != "change_ci_errors"}  # a run from before: its count rule's code
+    assert calibration.reason({**d, "crossfit": old, "reason": "too_few_errors"}).endswith(
+        "but only 3 of the 303 validation examples are wrong, too few to trust it")
     assert calibration.reason({**d, "reason": "worse"}).endswith("-0.0300): worse")
-    assert calibration.reason({**d, "reason": "clear_gain"}).endswith("-0.0300): a clear gain")
+    kept = {**cf, "change_ci_errors": [-0.068, -0.021]}
+    assert calibration.reason({**d, "crossfit": kept, "reason": "clear_gain"}).endswith(
+        "-0.0300): a clear gain, also allowing for as many wrong examples as 3 of 303 allows (-0.0680 to -0.0210)")
+    assert calibration.reason({**d, "crossfit": old, "reason": "clear_gain"}).endswith("-0.0300): a clear gain")
 
 
 def test_worded_puts_the_reason_where_its_code_was_and_the_sentence_last():
@@ -98,7 +111,8 @@ def test_worded_puts_the_reason_where_its_code_was_and_the_sentence_last():
     said = calibration.worded(raw)
     assert list(said) == [*raw, "sentence"] and list(said["decision"]) == list(raw["decision"])
     assert said["reason"] == said["decision"]["reason"] == calibration.reason(raw["decision"])
-    assert said["reason"].endswith(": a clear gain") and said["sentence"].startswith("Temperature scaling applied: T = ")
+    assert ": a clear gain, also allowing for as many wrong examples as" in said["reason"]
+    assert said["sentence"].startswith("Temperature scaling applied: T = ")
     assert raw["reason"] == "clear_gain"  # the record it was given is left as it was
     assert tm.manifest_record(said)["calibration"]["reason"] == said["reason"]  # the artifact keeps the words
 

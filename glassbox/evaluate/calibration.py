@@ -164,14 +164,56 @@ def figures(logits, labels, temperature: float, n_bins: int, tolerance: float) -
     probs = softmax(logits, temperature)
     bins = reliability_bins(probs, labels, n_bins)
     ece_value, mce_value = _ece_mce(bins)
+    conf = probs.max(axis=1)
     out = {
         "ece": ece_value, "mce": mce_value,
         "nll": nll_from_logits(logits, labels, temperature), "brier": brier(probs, labels),
-        "accuracy": accuracy(probs, labels), "mean_confidence": float(probs.max(axis=1).mean()),
-        "ece_noise": ece_noise_floor(probs.max(axis=1), n_bins),
+        "accuracy": accuracy(probs, labels), "mean_confidence": float(conf.mean()),
+        "ece_noise": ece_noise_floor(conf, n_bins),
+        "overall": overall_confidence(conf, probs.argmax(axis=1) == labels),
     }
-    out["verdict"] = verdict(ece_value, out["mean_confidence"] - out["accuracy"], tolerance, out["ece_noise"])
+    out["verdict"] = verdict(ece_value, out["mean_confidence"] - out["accuracy"], tolerance, out["ece_noise"],
+                             out["overall"])
     return out, bins
+
+
+EXACT_MAX = 5000   # up to this many examples the count right is judged on its exact distribution, beyond by a normal
+
+
+def poisson_binomial(p) -> np.ndarray:
+    """The distribution of the number of successes of independent trials with success probabilities p: P(k), k = 0..n
+    (one trial at a time: P_new(k) = P(k) (1 - p_i) + P(k - 1) p_i)."""
+    pmf = np.zeros(len(p) + 1)
+    pmf[0] = 1.0
+    for i, q in enumerate(np.asarray(p, dtype=np.float64), start=1):
+        pmf[1:i + 1] = pmf[1:i + 1] * (1 - q) + pmf[:i] * q
+        pmf[0] *= 1 - q
+    return pmf
+
+
+def overall_confidence(conf, correct) -> dict:
+    """Is the model right as often as its confidences say, all examples together? A calibrated model is right on
+    example i with probability conf_i, so its count right is a sum of independent trials (Poisson binomial) with mean
+    sum(conf). The observed count against that distribution: the 95% range a calibrated model's count falls in, and the
+    two-sided p-value of the count seen. Exact up to EXACT_MAX examples; beyond, a normal with continuity correction.
+    A test of over- or under-confidence as a whole, where ECE (a sum of gaps per band) is not."""
+    conf = np.asarray(conf, dtype=np.float64)
+    right, expected = int(np.sum(correct)), float(conf.sum())
+    if len(conf) <= EXACT_MAX:
+        pmf = poisson_binomial(conf)
+        cdf = np.cumsum(pmf)
+        low, high = int(np.searchsorted(cdf, 0.025)), int(np.searchsorted(cdf, 0.975))
+        at_most, at_least = cdf[right], pmf[right:].sum()  # each tail summed directly: no 1 - (1 - tiny)
+        method = "exact"
+    else:
+        from scipy.stats import norm
+
+        sd = math.sqrt(max(float((conf * (1 - conf)).sum()), 1e-12))
+        low, high = math.ceil(expected - 1.959964 * sd - 0.5), math.floor(expected + 1.959964 * sd + 0.5)
+        at_most, at_least = norm.cdf((right + 0.5 - expected) / sd), norm.sf((right - 0.5 - expected) / sd)
+        method = "normal"
+    return {"right": right, "expected_right": expected, "n": len(conf), "range": [low, high],
+            "p_value": float(min(1.0, 2 * min(at_most, at_least))), "method": method}
 
 
 def ece_noise_floor(conf, n_bins: int = N_BINS, draws: int = 1000, seed: int = 0) -> float:
@@ -188,10 +230,14 @@ def ece_noise_floor(conf, n_bins: int = N_BINS, draws: int = 1000, seed: int = 0
     return float(np.quantile(gaps, 0.95))
 
 
-def verdict(ece_value: float, gap: float, tolerance: float, noise: float = 0.0) -> str:
-    """One label from ECE and the signed gap (mean confidence - accuracy); noise: `ece_noise_floor`."""
+def verdict(ece_value: float, gap: float, tolerance: float, noise: float = 0.0, overall: dict | None = None) -> str:
+    """One label from ECE and the signed gap (mean confidence - accuracy); noise: `ece_noise_floor`; overall:
+    `overall_confidence` (a count right outside its 95% range is over- or under-confidence beyond chance, whatever
+    the ECE's floor says)."""
     if ece_value <= tolerance:
         return "well calibrated"
+    if overall and not overall["range"][0] <= overall["right"] <= overall["range"][1]:
+        return "over-confident" if overall["right"] < overall["range"][0] else "under-confident"
     if ece_value <= noise:
         return "no miscalibration beyond chance on this many examples"
     if abs(gap) < ece_value / 2:   # errors in both directions mostly cancel out overall

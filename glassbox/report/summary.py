@@ -143,6 +143,7 @@ class CalibrationFigures(Record):
     accuracy: float | None = None
     mean_confidence: float | None = None
     ece_noise: float | None = None              # the ECE a calibrated model reaches by chance on these confidences
+    overall: dict | None = None                 # the count right against the sum of confidences (overall_confidence)
     verdict: str | None = None                  # "well calibrated", "over-confident", ...
 
 

@@ -3,7 +3,6 @@ what the saved model's stated confidence is worth on test, and whether test agre
 from __future__ import annotations
 
 from glassbox.evaluate.calibration import busiest_bin
-from glassbox.evaluate.temperature import MIN_ERRORS
 
 
 def worded(report: dict) -> dict:
@@ -30,11 +29,26 @@ def reason(d: dict) -> str:
     where = (f"T = {t:.2f} was fitted on the {n} validation examples; scoring each of {d['folds']} parts of them "
              f"with a T fitted on the other parts changed NLL {cf['nll_before']:.4f} -> {cf['nll_after']:.4f} (change "
              f"{cf['change']:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f})")
-    if why == "too_few_errors":
-        return (f"{where}, which looks like a gain, but only {d['val_errors']} of the {n} validation examples are "
-                f"wrong, fewer than the {MIN_ERRORS} needed to trust it: how sure the model is when wrong decides T, "
-                f"and this split also picked the best checkpoint")
-    return where + {"not_clearly_better": ": not clearly better", "worse": ": worse", "clear_gain": ": a clear gain"}[why]
+    if why in ("few_errors", "too_few_errors"):  # too_few_errors: a run from before the errors were allowed for
+        if "change_ci_errors" not in cf:
+            return (f"{where}, which looks like a gain, but only {d['val_errors']} of the {n} validation examples are "
+                    f"wrong, too few to trust it")
+        lo, hi = cf["change_ci_errors"]
+        return (f"{where}, which looks like a gain, but only {d['val_errors']} of the {n} validation examples are wrong "
+                f"and how sure the model is when wrong decides T: allowing for as many wrong ones as that count "
+                f"allows, the interval is {lo:+.4f} to {hi:+.4f}, which reaches 0")
+    return where + {"not_clearly_better": ": not clearly better", "worse": ": worse",
+                    "clear_gain": ": a clear gain"}[why] + _allowing(d, why)
+
+
+def _allowing(d: dict, why: str) -> str:
+    """For a kept T: the interval with the share of wrong examples left uncertain, and the count it rests on."""
+    cf = d["crossfit"]
+    if why != "clear_gain" or "change_ci_errors" not in cf:
+        return ""
+    lo, hi = cf["change_ci_errors"]
+    return (f", also allowing for as many wrong examples as {d['val_errors']} of {d['n_val']} allows "
+            f"({lo:+.4f} to {hi:+.4f})")
 
 
 def sentence(r: dict) -> str:
@@ -54,11 +68,16 @@ def sentence(r: dict) -> str:
 
 
 def _ece_words(fig: dict, tolerance: float | None = None) -> str:
-    """'verdict: ECE x, tolerance t; a perfectly calibrated model would show up to ...' (the noise floor only where
-    the figures have one)."""
+    """'verdict: ECE x, tolerance t; a perfectly calibrated model would show up to ...; right on k of n where its
+    confidences add up to ...' (the noise floor and the overall count only where the figures have them)."""
     text = f"{fig['verdict']}: ECE {fig['ece']:.3f}" + (f", tolerance {tolerance}" if tolerance is not None else "")
     if "ece_noise" in fig:
         text += f"; a perfectly calibrated model would show up to {fig['ece_noise']:.3f} here by chance"
+    o = fig.get("overall")
+    if o:  # evaluate/calibration.py overall_confidence
+        low, high = o["range"]
+        text += (f"; right on {o['right']:,} of {o['n']:,}, where its confidences add up to {o['expected_right']:,.1f} "
+                 f"and a calibrated model is right {low:,} to {high:,} times, 95% of the time (p = {o['p_value']:.2g})")
     return text
 
 
@@ -83,5 +102,8 @@ def _test_words(c: dict, applied: bool, t: float) -> str:
         return f" On test the change is within noise: {change}."
     if c["agrees"]:
         return f" Test agrees: {change}."
-    return (f" Test disagrees with validation: {change}; validation and test may differ, or validation "
-            f"is too small to tell.")
+    if applied:
+        return (f" Test disagrees with validation: {change}; validation and test may differ, or validation "
+                f"is too small to tell.")
+    return (f" Test disagrees with keeping T = 1: {change}, a gain the evidence on validation did not establish "
+            f"beyond noise.")
