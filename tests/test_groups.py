@@ -291,3 +291,42 @@ def test_the_report_worries_about_errors_before_base_rates():
     probs, labels, groups = _two_groups(0.3)
     score, text = group_gap(load_summary({"groups": groups_report(probs, labels, {"g": groups})}))
     assert score == 70 and text.endswith("Its true-positive rate differs by g beyond noise: 0.300 for b vs 0.600 for a.")
+
+
+def test_each_rate_is_judged_on_its_own_and_the_split_of_the_gap_names_its_reference(census):
+    """Adult by race: the spread in recall on '>50K' is wide and may be chance, the false-positive rates differ beyond
+    noise (Fisher's exact test on the same two groups agrees); the sentence says each, not only the larger one."""
+    from scipy.stats import fisher_exact
+    probs, y, groups = census
+    rep = group_metrics(probs, y, groups["race"], name="race")
+    p, said = rep["parity"], column_sentence(rep, ["<=50K", ">50K"])
+    assert p["tpr"]["ci_adjusted"][0] < 0 < p["fpr"]["ci_adjusted"][0]
+    assert p["tpr"]["difference"] > p["fpr"]["difference"]  # the larger spread is the one within noise
+    preds, race = probs.argmax(1), np.asarray(groups["race"])
+    def false_positives(g):
+        negatives = (race == g) & (y == 0)
+        return int((preds[negatives] == 1).sum()), int(negatives.sum())
+    (a, n_a), (b, n_b) = false_positives(p["fpr"]["low"]), false_positives(p["fpr"]["high"])
+    assert (p["fpr"]["low_rate"], p["fpr"]["high_rate"]) == (pytest.approx(a / n_a), pytest.approx(b / n_b))
+    pairs = 5 * 4 // 2   # the interval allows for every pair of 5 groups, and for two rates (TPR, FPR)
+    assert fisher_exact([[a, n_a - a], [b, n_b - b]])[1] < 0.05 / (2 * pairs)
+    lo, hi = p["fpr"]["ci_adjusted"]
+    assert (f"false-positive rate {a / n_a:.3f} ({p['fpr']['low']}) to {b / n_b:.3f} ({p['fpr']['high']}), interval "
+            f"of the difference {lo:.3f} to {hi:.3f}: beyond noise") in said
+    assert f"interval of the difference {p['tpr']['ci_adjusted'][0]:.3f} to {p['tpr']['ci_adjusted'][1]:.3f}: may be " \
+           f"chance" in said
+    assert said.endswith("So the model's errors differ between groups beyond noise, in its false-positive rate.")
+    # the gap's split, weighed by either side's class shares, and their mean, counted by hand
+    w = rep["worst"]
+    inside = race == w["value"]
+    share = lambda m: np.bincount(y[m], minlength=2) / m.sum()  # noqa: E731
+    recall = lambda m: np.array([(preds[m & (y == c)] == c).mean() for c in (0, 1)])  # noqa: E731
+    b_g, b_r, r_g, r_r = share(inside), share(~inside), recall(inside), recall(~inside)
+    by = w["split_by_reference"]
+    assert by["group"]["error_part"] == pytest.approx((b_g * (r_r - r_g)).sum())
+    assert by["rest"]["error_part"] == pytest.approx((b_r * (r_r - r_g)).sum())
+    assert w["error_part"] == pytest.approx((by["group"]["error_part"] + by["rest"]["error_part"]) / 2)
+    assert by["rest"]["base_rate_part"] == pytest.approx(((b_r - b_g) * r_g).sum())
+    assert (f"this group's gives {by['group']['base_rate_part']:.3f} and {by['group']['error_part']:.3f}, the rest's "
+            f"{by['rest']['base_rate_part']:.3f} and {by['rest']['error_part']:.3f}; the figures above are their mean"
+            ) in said

@@ -119,7 +119,16 @@ def test_prose_counts_and_intervals_read_as_a_person_writes_them(tmp_path):
     run = Run(tmp_path, load_summary({"test_accuracy": 0.9, "n_examples": {"test": 1}, "chance": {"majority_accuracy": 0.5},
                                       "groups": {"largest_gap": gap, "columns": {"sex": {"worst": {"gap_ci": [0.034, 0.041]}}}}}))
     text = performance(run)
-    assert "on 1 example " in text and "3.8 points below overall accuracy (95% interval 3.4 – 4.1 points)" in text
+    assert "on 1 example " in text and "3.8 points below the rest (95% interval of the gap 3.4 – 4.1 " \
+                                       "points)" in text
+    # Adult by sex: men 0.842 against women 0.938 is a gap against the rest, not against the overall 0.874
+    worst = {"value": "Male", "accuracy": 0.842, "rest_accuracy": 0.938, "gap": 0.096, "gap_ci": [0.087, 0.105],
+             "gap_ci_adjusted": [0.085, 0.107]}
+    groups = {"largest_gap": {"column": "sex", "value": "Male", "gap": 0.096},
+              "columns": {"sex": {"worst": worst, "overall": {"accuracy": 0.874}}}}
+    text = performance(Run(tmp_path, load_summary({"test_accuracy": 0.874, "groups": groups})))
+    assert ("Largest group gap: sex=Male, 9.6 points below the rest (84.2% against 93.8% for everyone else; overall "
+            "87.4%; 95% interval of the gap 8.7 – 10.5 points, beyond noise).") in text
 
 
 def test_language_model_names_both_validation_losses(tmp_path):

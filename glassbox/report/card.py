@@ -66,9 +66,14 @@ def performance(run: Run) -> str:
     gap = (s.groups or {}).get("largest_gap")
     if gap:
         column = s.groups["columns"].get(gap["column"], {})
-        ci = (column.get("worst") or {}).get("gap_ci")
-        text += (f" Largest group gap: {gap['column']}={gap['value']}, {100 * gap['gap']:.1f} points below overall "
-                 f"accuracy (95% interval {interval(ci, lambda x: f'{100 * x:.1f}')} points).")
+        worst = column.get("worst") or {}
+        ci, adjusted = worst.get("gap_ci"), worst.get("gap_ci_adjusted")
+        noise = ("" if not adjusted else ", beyond noise" if adjusted[0] > 0 else ", which may be chance")
+        against = (f"{pct(worst['accuracy'])} against {pct(worst['rest_accuracy'])} for everyone else; overall "
+                   f"{pct(column['overall']['accuracy'])}; " if "rest_accuracy" in worst and column.get("overall")
+                   else "")
+        text += (f" Largest group gap: {gap['column']}={gap['value']}, {100 * gap['gap']:.1f} points below the rest "
+                 f"({against}95% interval of the gap {interval(ci, lambda x: f'{100 * x:.1f}')} points{noise}).")
     return text
 
 

@@ -49,13 +49,26 @@ def _accuracy(r: dict) -> str:
     low, high = w["error_part_ci_adjusted"]
     errors = _verdict(w["error_part_ci_adjusted"], "beyond noise", "may be chance",
                       "beyond noise, the model is on the whole right more often within a class for this group")
-    return text + (f" Of the gap, {w['base_rate_part']:.3f} comes from a different mix of true classes (base "
-                   f"rates) and {w['error_part']:.3f} from more errors within the same true class (recall; "
-                   f"interval {low:.3f} to {high:.3f}: {errors}).")
+    text += (f" Of the gap, {w['base_rate_part']:.3f} comes from a different mix of true classes (base "
+             f"rates) and {w['error_part']:.3f} from more errors within the same true class (recall; "
+             f"interval {low:.3f} to {high:.3f}: {errors}).")
+    by = w.get("split_by_reference")
+    if by:  # a run from before the symmetric split has one split only
+        g, rest = by["group"], by["rest"]
+        text += (f" The split depends on which class mix weighs the recalls: this group's gives {g['base_rate_part']:.3f}"
+                 f" and {g['error_part']:.3f}, the rest's {rest['base_rate_part']:.3f} and {rest['error_part']:.3f}; "
+                 f"the figures above are their mean.")
+    return text
+
+
+RATES = (("selection", "how often it says {positive} (selection rate)"),
+         ("tpr", "recall on {positive} (true-positive rate)"),
+         ("fpr", "false-positive rate"))
 
 
 def _parity(r: dict, positive: str) -> str:
-    """Selection rates against base rates (demographic parity), then the model's errors (equalized odds)."""
+    """Selection rates against base rates (demographic parity), then the model's errors (equalized odds): each rate's
+    spread between the groups, and whether it is beyond noise, rate by rate."""
     p, col = r["parity"], r["column"]
     s = p["selection"]
     label = {row["value"]: row["label_positive_rate"] for row in r["groups"]}
@@ -63,20 +76,23 @@ def _parity(r: dict, positive: str) -> str:
     text = (f" The model says {positive} for {s['low_rate']:.3f} of {col}={s['low']} and {s['high_rate']:.3f} of "
             f"{col}={s['high']} (demographic parity difference {s['difference']:.3f}, ratio {ratio}); the labels "
             f"say {positive} for {label[s['low']]:.3f} and {label[s['high']]:.3f} of them (base rates).")
-    odds = [(name, p[key]) for name, key in (("recall on " + positive, "tpr"), ("false-positive rate", "fpr"))
-            if p[key] is not None]
-    if not odds:
+    spreads = [(name.format(positive=positive), key, p[key]) for key, name in RATES if p.get(key) is not None]
+    if len(spreads) < 2:
         return text
-    parts = [f"{name} runs from {x['low_rate']:.3f} ({x['low']}) to {x['high_rate']:.3f} ({x['high']})"
-             for name, x in odds]
-    name, x = max(odds, key=lambda o: o[1]["difference"])
-    low, high = x["ci_adjusted"]
-    verdict = _verdict(x["ci_adjusted"], "the model's errors differ between groups beyond noise",
-                       "the evidence that the model errs differently by group is thin")
+    parts, beyond = [], []
+    for name, key, x in spreads:
+        low, high = x["ci_adjusted"]
+        noise = "beyond noise" if low > 0 else "may be chance"
+        parts.append(f"{name} {x['low_rate']:.3f} ({x['low']}) to {x['high_rate']:.3f} ({x['high']}), interval of the "
+                     f"difference {low:.3f} to {high:.3f}: {noise}")
+        if low > 0 and key != "selection":
+            beyond.append(name)
     ratio = "n/a" if p["equalized_odds_ratio"] is None else f"{p['equalized_odds_ratio']:.3f}"
-    return text + (f" Its errors: {' and '.join(parts)} (equalized-odds difference "
-                   f"{p['equalized_odds_difference']:.3f}, ratio {ratio}); allowing for every pair of groups, the "
-                   f"interval of the difference in {name} is {low:.3f} to {high:.3f}: {verdict}.")
+    text += (f" Between the groups, allowing for every pair of them: {'; '.join(parts)} (equalized-odds difference "
+             f"{p['equalized_odds_difference']:.3f}, ratio {ratio}).")
+    if beyond:
+        return text + f" So the model's errors differ between groups beyond noise, in its {' and '.join(beyond)}."
+    return text + " So the evidence that the model errs differently by group is thin."
 
 
 def column_sentence(r: dict, classes: list[str] | None = None) -> str:
