@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from glassbox.cli import main
 from glassbox.data.builtin import load_builtin
 from glassbox.models.registry import build_model
-from glassbox.run.curve.training import FRACTIONS, nested_subsets, paired_interval, train_on
+from glassbox.run.curve.training import (FRACTIONS, nested_subsets, over_repeats, paired_interval, repeats_words,
+                                         train_on)
 from glassbox.run.curve.skew import figures
 from glassbox.run.explain.step import DROPOUT_SEED
 from glassbox.run.model_for_data import make_encoder, model_config
@@ -240,10 +241,42 @@ def test_curve_scores_are_sklearns_and_torchmetrics(digits_split):
     assert paired_interval(d) == pytest.approx([low, high], abs=1e-3)
 
 
+def test_over_repeats_adds_the_seeds_spread_to_the_test_examples_noise():
+    """Three repeats' paired differences on the same 200 test examples: the interval's half-width is the normal one of
+    the per-example mean difference and Student's t over the three repeats' means, added in quadrature (scipy)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    per_repeat = [(rng.random(200) < q).astype(float) - (rng.random(200) < 0.5) for q in (0.55, 0.6, 0.7)]
+    x = over_repeats(per_repeat)
+    means = [d.mean() for d in per_repeat]
+    test_half = 1.96 * stats.sem(np.mean(per_repeat, axis=0))  # paired_interval's normal 95%, as glassbox rounds it
+    seed_half = stats.t.ppf(0.975, 2) * stats.sem(means)
+    assert x["mean"] == pytest.approx(np.mean(means)) and x["spread"] == pytest.approx([min(means), max(means)])
+    assert x["interval"] == pytest.approx([x["mean"] - np.hypot(test_half, seed_half), x["mean"] + np.hypot(test_half,
+                                                                                                         seed_half)])
+    one = over_repeats(per_repeat[:1])  # one repeat: the test examples' noise alone, and said so
+    assert one["repeats"] == 1 and one["interval"] == pytest.approx(paired_interval(per_repeat[0]))
+    assert repeats_words(one).startswith("one repeat: the interval covers the test examples only")
+    assert repeats_words(x, 100, " points") == (f"over 3 repeats (each its own seed) {100 * means[0]:+.1f}, "
+                                               f"{100 * means[1]:+.1f} and {100 * means[2]:+.1f} points, a spread of "
+                                               f"{100 * (max(means) - min(means)):.1f} points")
+
+
 def test_curve_on_the_digits_by_cli(tmp_path):
+    from scipy import stats
+
     out = tmp_path / "curve"
-    printed = run_cli(["curve", "digits", "--max-steps", "20", "--out", str(out)])
+    printed = run_cli(["curve", "digits", "--max-steps", "20", "--out", str(out)])  # 3 repeats by default
     r = json.loads((out / "curve.json").read_text())
+    assert r["repeats"] == 3 and "3 repeats, each its own seed" in printed
+    for p in r["points"][1:]:  # each doubling judged over the repeats: the seeds' spread is in the interval
+        g = p["gain_repeats"]
+        assert g["repeats"] == 3 and p["gain"] == pytest.approx(np.mean(g["per_repeat"]))
+        seed_half = stats.t.ppf(0.975, 2) * stats.sem(g["per_repeat"])
+        assert p["gain_interval"][1] - p["gain"] >= seed_half - 1e-12
+    last = r["points"][-1]["gain_repeats"]
+    assert f"over 3 repeats (each its own seed) {100 * last['per_repeat'][0]:+.1f}, " in printed
     labels = load_builtin("digits").labels
     train = labels[json.loads((out / "split.json").read_text())["train"]]
     test = labels[json.loads((out / "split.json").read_text())["test"]]
@@ -265,7 +298,8 @@ def test_curve_skews_adult_by_sex(tmp_path):
     data.write_text("".join(shared("uci_adult", "adult.data").read_text().splitlines(keepends=True)[:6000]))
     out = tmp_path / "run"
     printed = run_cli(["curve", str(data), "--columns", ADULT_COLUMNS, "--label", "income", "--skew", "sex=Female:0.05",
-                       "--model", "mlp", "--max-steps", "10", "--batch-size", "256", "--out", str(out)])
+                       "--model", "mlp", "--max-steps", "10", "--batch-size", "256", "--repeats", "1",
+                       "--out", str(out)])
     r = json.loads((out / "curve.json").read_text())
     people = pd.read_csv(data, header=None, names=ADULT_COLUMNS.split(","))
     split = json.loads((out / "split.json").read_text())
@@ -279,6 +313,8 @@ def test_curve_skews_adult_by_sex(tmp_path):
     assert r["unskewed"]["group"]["n"] == r["skewed"]["group"]["n"] == test_female
     assert r["unskewed"]["rest"]["n"] == len(split["test"]) - test_female
     assert f"{test_female:,} test examples" in printed and "95% interval" in printed
+    assert r["repeats"] == 1 and "one repeat (--repeats 1: verdicts allow for the test examples' noise only" in printed
+    assert "one repeat: the interval covers the test examples only" in r["sentence"]
 
 
 def test_curve_by_corpus_size_for_a_language_model(tmp_path):
@@ -286,7 +322,8 @@ def test_curve_by_corpus_size_for_a_language_model(tmp_path):
     corpus.write_text(shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:80_000], encoding="utf-8")
     out = tmp_path / "run"
     run_cli(["curve", str(corpus), "--task", "lm", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
-             "--block-size", "16", "--batch-size", "16", "--max-steps", "10", "--quiet", "--out", str(out)])
+             "--block-size", "16", "--batch-size", "16", "--max-steps", "10", "--repeats", "1", "--quiet", "--out",
+             str(out)])
     r = json.loads((out / "curve.json").read_text())
     record = json.loads((out / "data" / "corpus.json").read_text())
     assert [p["n"] for p in r["points"]] == [round(f * record["tokens"]["train"]) for f in FRACTIONS]

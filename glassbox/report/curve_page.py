@@ -16,7 +16,7 @@ def curve_lines(r: dict) -> list[str]:
     head = (f"  examples  test acc {spread}          test loss  train acc  val acc  gap (train - val)" if not lm else
             "    tokens  val loss  perplexity  train loss  gap (val - train)")
     lines = [f"learning curve: the same {'GPT' if lm else 'model'}, {r['steps']:,} updates at most per size "
-             f"(each stopped at its own sweet spot), {r['repeats']} repeat(s) per size", head]
+             f"(each stopped at its own sweet spot), {repeats_said(r['repeats'])}", head]
     for p in r["points"]:
         if lm:
             lines.append(f"  {p['n']:>8,}  {p['val_loss']:>8.4f}  {p['perplexity']:>10.2f}  {p['train_loss']:>10.4f}  "
@@ -32,11 +32,18 @@ def curve_lines(r: dict) -> list[str]:
     return [*lines, chance, r["sentence"]]
 
 
+def repeats_said(repeats: int) -> str:
+    if repeats == 1:
+        return "one repeat (--repeats 1: verdicts allow for the test examples' noise only, not another seed's)"
+    return f"{repeats} repeats, each its own seed"
+
+
 def skew_lines(r: dict) -> list[str]:
     s = r["skew"]
     lines = [f"skew: {s['column']}={s['value']} cut from {s['share_before']:.1%} to {s['share_after']:.1%} of the "
              f"training split ({s['members_before']:,} -> {s['members_after']:,} examples; the other {s['others']:,} "
-             f"unchanged); validation and test untouched; {r['steps']:,} updates at most each, {r['repeats']} repeat(s)",
+             f"unchanged); validation and test untouched; {r['steps']:,} updates at most each, "
+             f"{repeats_said(r['repeats'])}",
              "  test examples                 model         accuracy  loss    ECE"]
     for part in ("group", "rest"):
         for which in ("unskewed", "skewed"):

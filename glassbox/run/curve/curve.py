@@ -20,13 +20,14 @@ from glassbox.run.train.finish import say
 from glassbox.run.folder import prepare_run_dir
 from glassbox.run.settings import settings_for_new_run
 from glassbox.run.train.start import remove_if_empty
-from glassbox.run.curve.training import FRACTIONS, nested_subsets, paired_interval, train_on
+from glassbox.run.curve import REPEATS
+from glassbox.run.curve.training import FRACTIONS, nested_subsets, over_repeats, repeats_words, train_on
 from glassbox.runtime.files import atomic_write, write_json
 
 PAYS = 0.005        # a doubling pays when it buys at least half a point of test accuracy, beyond the noise
 
 
-def curve(data: str | None = None, *, sources: dict | None = None, repeats: int = 1, skew: str | None = None,
+def curve(data: str | None = None, *, sources: dict | None = None, repeats: int = REPEATS, skew: str | None = None,
           **settings) -> dict:
     """Train on growing shares of the training split (or, with `skew`, on the whole split against a skewed one);
     returns what RUN/curve.json holds."""
@@ -93,15 +94,16 @@ def size_curve(split: dict, cfg: TrainConfig, repeats: int) -> dict:
         seeded = replace(cfg, seed=cfg.seed + r)
         runs.append([train_on(split, idx, seeded, steps) for idx in nested_subsets(split["train"].labels, FRACTIONS,
                                                                                     cfg.seed + r)])
-    correct = [np.mean([run[i]["probs"].argmax(1) == y_test for run in runs], axis=0) for i in range(len(FRACTIONS))]
-    losses = [np.mean([-np.log(np.maximum(run[i]["probs"][np.arange(len(y_test)), y_test], 1e-12)) for run in runs],
-                      axis=0) for i in range(len(FRACTIONS))]  # each test example's loss, over the repeats
+    # each test example's correctness and loss, per repeat and size
+    correct = [[run[i]["probs"].argmax(1) == y_test for i in range(len(FRACTIONS))] for run in runs]
+    losses = [[-np.log(np.maximum(run[i]["probs"][np.arange(len(y_test)), y_test], 1e-12))
+               for i in range(len(FRACTIONS))] for run in runs]
     points = [size_point([run[i] for run in runs]) for i in range(len(FRACTIONS))]
     for i in range(1, len(points)):
-        points[i]["gain"] = float(correct[i].mean() - correct[i - 1].mean())
-        points[i]["gain_interval"] = paired_interval(correct[i] - correct[i - 1])
-        points[i]["loss_drop"] = float(losses[i - 1].mean() - losses[i].mean())
-        points[i]["loss_drop_interval"] = paired_interval(losses[i - 1] - losses[i])
+        gain = over_repeats([c[i].astype(float) - c[i - 1] for c in correct])
+        drop = over_repeats([loss[i - 1] - loss[i] for loss in losses])
+        points[i].update(gain=gain["mean"], gain_interval=gain["interval"], gain_repeats=gain,
+                         loss_drop=drop["mean"], loss_drop_interval=drop["interval"], loss_drop_repeats=drop)
     counts = np.bincount(split["train"].labels, minlength=len(split["train"].classes))
     return {"task": "classify", "kind": split["train"].kind, "classes": split["train"].classes, "steps": steps,
             "n_train": n, "n_val": len(split["val"]), "n_test": len(y_test), "points": points,
@@ -121,12 +123,13 @@ def size_point(trained: list[dict]) -> dict:
 
 def paying_sentence(points: list[dict]) -> str:
     """Where more examples stopped paying: the doublings after which every later one bought under PAYS or was
-    within the noise of the test set (its 95% interval reaching 0)."""
+    within the noise (its 95% interval reaching 0: the test examples', and the repeats' spread from 2 repeats on)."""
     pays = [p["gain"] >= PAYS and p["gain_interval"][0] > 0 for p in points[1:]]
     last = points[-1]
     lo, hi = last["loss_drop_interval"]
     said = (f"the last doubling ({points[-2]['n']:,} -> {last['n']:,} examples) bought {100 * last['gain']:+.1f} points "
-            f"of test accuracy (95% interval {100 * last['gain_interval'][0]:+.1f} to {100 * last['gain_interval'][1]:+.1f}) "
+            f"of test accuracy (95% interval {100 * last['gain_interval'][0]:+.1f} to {100 * last['gain_interval'][1]:+.1f}"
+            + (f"; {repeats_words(last['gain_repeats'], 100, ' points')}" if "gain_repeats" in last else "") + ") "
             + (f"and lowered test loss by {last['loss_drop']:+.4f} ({lo:+.4f} to {hi:+.4f})" if last["loss_drop"] >= 0
                else f"and raised test loss by {-last['loss_drop']:+.4f} ({-hi:+.4f} to {-lo:+.4f})"))
     if pays[-1]:
@@ -139,4 +142,4 @@ def paying_sentence(points: list[dict]) -> str:
                        "did not pay (or the test set is too small to tell)")
     stop = points[still[-1] + 1]["n"]
     return said + f"; more examples stopped paying after about {stop:,}: every later doubling bought under half a point " \
-                  f"or was within the test set's noise"
+                  f"or was within the noise"

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from glassbox.config import TrainConfig, schedule
 from glassbox.errors import UserError
-from glassbox.run.curve.training import FRACTIONS, paired_interval
+from glassbox.run.curve.training import FRACTIONS, over_repeats, repeats_words
 from glassbox.train.loop import evaluate, fit
 
 PAYS_NATS = 0.01    # a doubling pays when it lowers validation loss by at least this, beyond the noise
@@ -31,22 +31,22 @@ def lm_curve(cfg: TrainConfig, run_dir: Path, repeats: int) -> dict:
                         f"tokens) or a smaller --block-size")
     steps = schedule(cfg, max(1, n_tokens // cfg.block_size), EVAL_WINDOWS)["steps"]
     val = val_windows(val_ids, cfg.block_size, max_windows=EVAL_WINDOWS)
-    points, losses = [], []
+    points, losses = [], []  # losses[i][r]: each validation window's loss at size i, repeat r
     for f in FRACTIONS:
         n = round(f * n_tokens)
         runs = []
         for r in range(repeats):
             start = int(np.random.default_rng(cfg.seed + r).integers(0, n_tokens - n + 1))
             runs.append(train_lm(train_ids[start:start + n], val, tok.vocab_size, replace(cfg, seed=cfg.seed + r), steps))
-        losses.append(np.mean([run["val_window_loss"] for run in runs], axis=0))
-        val_loss, train_loss = float(losses[-1].mean()), float(np.mean([run["train_loss"] for run in runs]))
+        losses.append([run["val_window_loss"] for run in runs])
+        val_loss, train_loss = float(np.mean(losses[-1])), float(np.mean([run["train_loss"] for run in runs]))
         points.append({"n": n, "val_loss": val_loss, "perplexity": float(np.exp(val_loss)), "train_loss": train_loss,
                        "gap": val_loss - train_loss, "val_loss_range": [min(r["val_loss"] for r in runs),
                                                                         max(r["val_loss"] for r in runs)],
                        "best_steps": [r["best_step"] for r in runs]})
     for i in range(1, len(points)):
-        points[i]["gain"] = float(losses[i - 1].mean() - losses[i].mean())
-        points[i]["gain_interval"] = paired_interval(losses[i - 1] - losses[i])
+        gain = over_repeats([before - after for before, after in zip(losses[i - 1], losses[i])])
+        points[i].update(gain=gain["mean"], gain_interval=gain["interval"], gain_repeats=gain)
     return {"task": "lm", "kind": "lm", "steps": steps, "n_train": n_tokens, "n_val": len(val[1]),
             "vocab_size": tok.vocab_size, "chance_loss": float(np.log(tok.vocab_size)), "points": points,
             "sentence": lm_paying_sentence(points)}
@@ -82,11 +82,12 @@ def lm_paying_sentence(points: list[dict]) -> str:
     pays = [p["gain"] >= PAYS_NATS and p["gain_interval"][0] > 0 for p in points[1:]]
     last = points[-1]
     lo, hi = last["gain_interval"]
+    repeats = f"; {repeats_words(last['gain_repeats'], unit=' nats', digits=4)}" if "gain_repeats" in last else ""
     said = (f"the last doubling ({points[-2]['n']:,} -> {last['n']:,} tokens) "
             + (f"lowered validation loss by {last['gain']:+.4f} nats (95% interval over the validation windows "
-               f"{lo:+.4f} to {hi:+.4f})" if last["gain"] >= 0 else
+               f"{lo:+.4f} to {hi:+.4f}{repeats})" if last["gain"] >= 0 else
                f"raised validation loss by {-last['gain']:+.4f} nats (95% interval over the validation windows "
-               f"{-hi:+.4f} to {-lo:+.4f})"))
+               f"{-hi:+.4f} to {-lo:+.4f}{repeats})"))
     if pays[-1]:
         return said + ": more text was still paying at the full size; a larger corpus would likely help"
     still = [i for i, p in enumerate(pays) if p]

@@ -12,7 +12,7 @@ from glassbox.config import TrainConfig, schedule
 from glassbox.data.kinds import KINDS
 from glassbox.errors import UserError
 from glassbox.evaluate.calibration import ece, nll
-from glassbox.run.curve.training import paired_interval, train_on
+from glassbox.run.curve.training import over_repeats, repeats_words, train_on
 
 SKEW = re.compile(r"^(?P<column>[^=]+)=(?P<value>.*):(?P<share>[^:]+)$")
 
@@ -71,6 +71,8 @@ def skewed_indices(values: np.ndarray, value: str, share: float, seed: int) -> t
 
 
 def skew_compare(split: dict, cfg: TrainConfig, repeats: int, skew: tuple[str, str, float]) -> dict:
+    """The whole split against the skewed one, each trained `repeats` times (seed, seed + 1, ...: another random
+    start, batch order and choice of the group's kept examples each); the change judged over the repeats."""
     column, value, share = skew
     train_values, test_values = group_values(split["train"], column), group_values(split["test"], column)
     skewed_indices(train_values, value, share, cfg.seed)  # an unknown value or share refused before any training
@@ -87,21 +89,30 @@ def skew_compare(split: dict, cfg: TrainConfig, repeats: int, skew: tuple[str, s
         probs["unskewed"].append(train_on(split, np.arange(n), seeded, steps)["probs"])
         probs["skewed"].append(train_on(split, idx, seeded, steps)["probs"])
     out = {"task": "skew", "kind": split["train"].kind, "classes": split["train"].classes, "steps": steps,
-           "skew": {"column": column, "value": value, "share": share, **cut}, "n_test": len(y_test)}
-    for which, runs in probs.items():
-        mean = np.mean(runs, axis=0)  # probabilities averaged over the repeats
-        out[which] = {part: figures(mean[mask], y_test[mask], name) for part, mask, name in
+           "skew": {"column": column, "value": value, "share": share, **cut}, "n_test": len(y_test),
+           "repeats": repeats}
+    for which, runs in probs.items():  # each figure the mean of the repeats' (one model's, not an ensemble's)
+        out[which] = {part: mean_figures([figures(p[mask], y_test[mask], name) for p in runs]) for part, mask, name in
                       (("group", in_group, f"{column}={value}"), ("rest", ~in_group, "everyone else"))}
-    correct = {w: np.mean([p.argmax(1) == y_test for p in runs], axis=0) for w, runs in probs.items()}
-    diff = correct["skewed"][in_group] - correct["unskewed"][in_group]
-    rest = correct["skewed"][~in_group] - correct["unskewed"][~in_group]
-    mean = {w: np.mean(runs, axis=0)[in_group] for w, runs in probs.items()}
-    loss_diff = example_nll(mean["skewed"], y_test[in_group]) - example_nll(mean["unskewed"], y_test[in_group])
-    out["group_change"] = {"accuracy": float(diff.mean()), "interval": paired_interval(diff),
-                           "loss": float(loss_diff.mean()), "loss_interval": paired_interval(loss_diff)}
-    out["rest_change"] = {"accuracy": float(rest.mean()), "interval": paired_interval(rest) if len(rest) else None}
+    correct = {w: [p.argmax(1) == y_test for p in runs] for w, runs in probs.items()}
+    loss = {w: [example_nll(p, y_test) for p in runs] for w, runs in probs.items()}
+    pairs = list(zip(correct["skewed"], correct["unskewed"]))
+    accuracy = over_repeats([(s_[in_group].astype(float) - u[in_group]) for s_, u in pairs])
+    group_loss = over_repeats([s_[in_group] - u[in_group] for s_, u in zip(loss["skewed"], loss["unskewed"])])
+    out["group_change"] = {"accuracy": accuracy["mean"], "interval": accuracy["interval"], "accuracy_repeats": accuracy,
+                           "loss": group_loss["mean"], "loss_interval": group_loss["interval"],
+                           "loss_repeats": group_loss}
+    rest = over_repeats([(s_[~in_group].astype(float) - u[~in_group]) for s_, u in pairs]) if (~in_group).any() else None
+    out["rest_change"] = {"accuracy": rest["mean"] if rest else 0.0, "interval": rest["interval"] if rest else None}
     out["sentence"] = skew_sentence(out)
     return out
+
+
+def mean_figures(per_repeat: list[dict]) -> dict:
+    """The repeats' figures averaged (their name and count are the same)."""
+    first = per_repeat[0]
+    return {key: (float(np.mean([f[key] for f in per_repeat])) if key not in ("name", "n") else first[key])
+            for key in first}
 
 
 def figures(probs: np.ndarray, labels: np.ndarray, name: str) -> dict:
@@ -120,10 +131,13 @@ def skew_sentence(r: dict) -> str:
             f"test accuracy by {100 * g['accuracy']:+.1f} points (95% interval {100 * lo:+.1f} to {100 * hi:+.1f}, "
             f"{r['unskewed']['group']['n']:,} test examples); everyone else's by {100 * r['rest_change']['accuracy']:+.1f}")
     loss_lo, loss_hi = g["loss_interval"]
-    said += (f"; its loss by {g['loss']:+.4f} (95% interval {loss_lo:+.4f} to {loss_hi:+.4f}) and its ECE "
+    said += (f"; its loss by {g['loss']:+.4f} (95% interval {loss_lo:+.4f} to {loss_hi:+.4f}"
+             + (f"; {repeats_words(g['loss_repeats'], digits=4)}" if "loss_repeats" in g else "") + ") and its ECE "
              f"{r['unskewed']['group']['ece']:.4f} -> {r['skewed']['group']['ece']:.4f}")
     if hi < 0 or loss_lo > 0:
         return said + ": the group the model saw less of pays for it"
     if lo > 0 or loss_hi < 0:
         return said + ": the group did better with fewer examples of it, beyond the noise"
-    return said + ": within the noise of its test examples, the evidence of a change is thin"
+    return said + (": within the noise of its test examples and of the repeats, the evidence of a change is thin"
+                   if g.get("loss_repeats", {}).get("repeats", 1) > 1 else
+                   ": within the noise of its test examples, the evidence of a change is thin")
