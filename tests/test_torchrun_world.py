@@ -1,6 +1,8 @@
 """Beyond one process (torchrun, gloo on CPU): --batch-size is the global batch, so 1 and 2 processes take the same
 steps; a run stopped on 2 processes resumes on 1; a killed worker is restarted and resumes by itself; two launchers
-form one run as two nodes; the world size is recorded in config.json, summary.json, the report and the ledger."""
+form one run as two nodes; the world size is recorded in config.json, summary.json, the report and the ledger; every
+decision that changes control flow is made once, so the ranks agree when one rank's view differs, and a process
+blocked in a collective with a stuck peer ends in one line when asked to stop."""
 import json
 import os
 import signal
@@ -184,3 +186,140 @@ def test_the_processes_slices_of_each_global_batch_are_the_one_process_batches_a
     with pytest.raises(UserError, match=r"--batch-size 64 is the global batch and does not divide among 3 processes; "
                                         r"use a multiple of 3 \(e.g. 63 or 66\)"):
         share(64, 3)
+
+
+# One torchrun launch, 2 processes, each scenario a fit on the real digits. Rank 1's view is made to differ from
+# rank 0's; each rank writes what it did. Without the shared decisions a scenario leaves one rank waiting in a
+# collective; the group's timeout is a minute here, so such a failure ends in a minute, not twenty.
+SCRIPT = r"""
+import datetime, json, math, os, signal, sys, threading, time
+import torch
+from sklearn.datasets import load_digits
+from glassbox.config import TrainConfig
+from glassbox.errors import UserError
+from glassbox.runtime import distributed
+from glassbox.train import loop
+from glassbox.train.checkpoint import Checkpointer, Damaged
+
+distributed.COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=60)
+distributed.STOP_GRACE_SECONDS = 1.0
+rank, folder = int(os.environ["RANK"]), sys.argv[1]
+d = load_digits()
+x, y = torch.tensor(d.data, dtype=torch.float32) / 16, torch.tensor(d.target)
+train, val = (x[:1400], y[:1400]), (x[1400:], y[1400:])
+SETTINGS = dict(batch_size=64, eval_every=3, quiet=True, seed=1, threads=1)
+
+
+def model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+
+
+def fit(steps, patience=0, run=None, resume=False, net=None):
+    cfg = TrainConfig(max_steps=steps, patience=patience, checkpoint_every=10, resume=resume, **SETTINGS)
+    res = loop.fit(net or model(), train, val, config=cfg, run_dir=run)
+    return {"reason": res.stop_reason, "steps": res.steps, "best": res.best_step, "diverged": (res.diverged or {}).get("step"),
+            "losses": [h["val_loss"] for h in res.history], "from": [s["from_step"] for s in res.sessions]}
+
+
+REAL = loop.evaluate
+def evaluations(fault):  # this rank's n-th evaluation (the untrained model's is the 1st) scores fault(loss, n)
+    calls = [0]
+    def evaluate(*args, **kwargs):
+        loss, accuracy = REAL(*args, **kwargs)
+        calls[0] += 1
+        return fault(loss, calls[0]), accuracy
+    return evaluate
+
+
+out = {}
+# rank 1's 4th evaluation is NaN (it alone would stop, diverged), and from its 5th on its loss only rises (it alone
+# would stop early, patience 2)
+loop.evaluate = evaluations(lambda loss, n: math.nan if n == 4 else loss + n if n > 4 else loss) if rank == 1 else REAL
+out["rank 1's evaluations"] = fit(30, patience=2)
+# rank 0's 4th evaluation is NaN: every rank stops there, diverged
+loop.evaluate = evaluations(lambda loss, n: math.nan if n == 4 else loss) if rank == 0 else REAL
+out["rank 0's evaluation"] = fit(30)
+loop.evaluate = REAL
+
+# checkpoints at steps 10 and 20; rank 1 sees an older listing (latest.json naming step 10, no step 20), as a
+# network file system not yet in step would show it
+run = f"{folder}/run"
+fit(20, run=run)
+if rank == 1:
+    Checkpointer.candidates = lambda self: ([self.dir / "step-0000010"], None)
+out["rank 1's listing"] = fit(30, run=run, resume=True)
+# rank 1 cannot read step 30, the newest intact checkpoint rank 0 finds: every rank refuses alike
+if rank == 1:
+    real_read = Checkpointer.read
+    def read(self, folder, model):
+        if folder.name == "step-0000030":
+            raise Damaged(folder / "model.safetensors", "cannot be read on rank 1 (a test)")
+        return real_read(self, folder, model)
+    Checkpointer.read = read
+try:
+    fit(40, run=run, resume=True)
+except UserError as e:
+    out["rank 1 cannot read"] = str(e)
+
+# a peer that does not answer within a group's timeout: gloo's error, worded as one line
+quick = torch.distributed.new_group(backend="gloo", timeout=datetime.timedelta(seconds=1))
+if rank == 0:
+    try:
+        torch.distributed.all_reduce(torch.ones(1), group=quick)
+    except RuntimeError as e:
+        out["timeout"] = distributed.lost_peers(e)
+else:
+    time.sleep(2)
+torch.distributed.barrier()
+with open(f"{folder}/rank{rank}.json", "w") as f:  # a file each: printed lines can interleave
+    json.dump(out, f)
+
+
+class Stuck(torch.nn.Module):  # rank 1 stops answering in its 5th training step; rank 0 is asked to stop meanwhile
+    def __init__(self):
+        super().__init__()
+        self.net, self.calls = model(), 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == 5 and rank == 1:
+                time.sleep(600)
+            if self.calls == 5 and rank == 0:
+                threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return self.net(x)
+
+
+fit(30, net=Stuck())
+print(f"rank {rank}: the stuck step ended", flush=True)  # never: each rank ends in the stop watcher
+"""
+
+
+def test_all_ranks_take_the_same_path_when_one_ranks_view_differs(tmp_path):
+    script = tmp_path / "views.py"
+    script.write_text(SCRIPT)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(script), str(tmp_path)], capture_output=True, text=True, timeout=240, env=one_thread())
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    faulty, nan, listing = (ranks[0][key] for key in ("rank 1's evaluations", "rank 0's evaluation", "rank 1's listing"))
+    for key in ("rank 1's evaluations", "rank 0's evaluation", "rank 1's listing"):
+        assert ranks[0][key] == ranks[1][key], key  # the same steps, stop, sweet spot and figures on both ranks
+    # rank 1's faults changed nothing: rank 0's figures, to its last step
+    assert faulty["reason"] == "max_steps" and faulty["steps"] == 30 and len(faulty["losses"]) == 11
+    assert all(a > b for a, b in zip(faulty["losses"], faulty["losses"][1:5]))  # real learning, no NaN, no rise
+    assert (nan["reason"], nan["steps"], nan["diverged"]) == ("diverged", 9, 9)  # rank 0's NaN stops both
+    assert listing["from"] == [0, 20] and listing["steps"] == 30  # both continued from rank 0's choice, step 20
+    said = "cannot be read by rank 1"
+    assert said in ranks[0]["rank 1 cannot read"] and "whose own line says why" in ranks[0]["rank 1 cannot read"]
+    assert "(" in ranks[1]["rank 1 cannot read"] and "cannot be read on rank 1 (a test)" in ranks[1]["rank 1 cannot read"]
+    assert ranks[0]["timeout"].startswith("rank 0: the other processes did not answer within the collective timeout ")
+    assert ranks[0]["timeout"].endswith(f"--out {tmp_path}/run --resume (N: any number of processes)")
+
+    # the stuck peer: rank 0, asked to stop while blocked in a collective, gives up in one line after the grace
+    # period; rank 1, stopped by torchrun, goes silently; neither is left behind
+    assert r.returncode != 0 and "the stuck step ended" not in r.stdout
+    line = ("glassbox: error: rank 0: stopped on request (SIGTERM), but the step in progress did not end within 1 s: "
+            "this process is waiting in a collective for another process that is gone or stuck")
+    assert r.stderr.count(line) == 1 and "rank 1: stopped" not in r.stderr, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr.split(line)[0]
