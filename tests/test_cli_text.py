@@ -6,8 +6,10 @@ import math
 import shutil
 
 import pytest
+import torch
 
 from glassbox.cli import main
+from glassbox.report.html import si
 from tests.conftest import shared
 
 READ_AS_SMS = ["--columns", "label,text", "--text", "text", "--label", "label"]
@@ -148,3 +150,35 @@ def test_transformer_trains_through_the_cli_and_predicts_from_its_artifact_alone
     nll = -sum(math.log(r["probabilities"][label]) for r, (label, _) in zip(rows, test)) / len(test)
     saved = s["calibration"]["after" if s["calibration"]["applied"] else "before"]  # T = 1 when scaling was not kept
     assert nll == pytest.approx(saved["nll"], abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["fasttext_run", "transformer_run"])
+def test_one_predictions_cost_is_a_distribution_over_the_test_texts(name, sms_lines, request):
+    """A text's prediction costs more the longer it is: the ledger gives the median, least and most over the test
+    texts, and training's FLOPs in predictions at the median. Each test text encoded alone, as `glassbox serve` takes
+    one: for the fastText model its FLOPs by hand (one add per element of each n-gram vector pooled, then the same
+    head for every text), for the Transformer the shortest, median and longest text counted again."""
+    from glassbox.evaluate.cost import count_inference_flops
+    from glassbox.infer.predictor import Predictor
+
+    run = request.getfixturevalue(name)
+    c = json.loads((run / "summary.json").read_text())["cost"]
+    p = Predictor(run / "model")
+    encoded = [p.encoder.encode([text]) for _, text in split_rows(run, sms_lines, "test")]
+    sizes = [int((x != 0).sum()) for x in encoded]
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i])
+    ends = [order[0], order[(len(order) - 1) // 2], order[-1]]  # the shortest, the median and the longest text
+    if name == "fasttext_run":
+        head = count_inference_flops(p.model, torch.zeros(1, 1, dtype=torch.long))  # no n-gram: the head alone
+        each = sorted(head + n * p.model.config.dim for n in sizes)
+        expected = [each[0], each[(len(each) - 1) // 2], each[-1]]
+    else:
+        expected = [count_inference_flops(p.model, encoded[i]) for i in ends]
+    spread = c["inference"]["flops_spread"]
+    assert spread["n"] == len(sizes) and [spread["min"], spread["median"], spread["max"]] == expected
+    assert [spread["min_size"], spread["median_size"], spread["max_size"]] == [sizes[i] for i in ends]
+    assert c["inference"]["flops"] == spread["median"] and spread["min"] < spread["median"] < spread["max"]
+    assert c["training_equals_predictions"]["by_flops"] == pytest.approx(c["train"]["flops"] / spread["median"])
+    assert (f"on the median of the {len(sizes)} test inputs ({spread['median_size']} ids; from "
+            f"{si(spread['min'], 'FLOP')} at {spread['min_size']} ids to {si(spread['max'], 'FLOP')} at "
+            f"{spread['max_size']}") in c["sentence"] and "each prediction the median test input's" in c["sentence"]

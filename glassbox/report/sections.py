@@ -255,4 +255,7 @@ def cost(run: Run) -> str:
            if is_number(t.eval_flops) else "")
         + (f" One training step costs {si(t.flops_per_token, 'FLOP')} per token." if is_number(t.flops_per_token)
            else "")
-        + (f" One prediction here means {i.unit}." if i.unit else ""), "note")
+        + (f" One prediction here means {i.unit}." if i.unit else "")
+        + (f" The test inputs differ in length, and so does what one costs: the column 'one prediction' is the median "
+           f"of the {i.flops_spread['n']:,} test inputs ({si(i.flops_spread['min'], 'FLOP')} to "
+           f"{si(i.flops_spread['max'], 'FLOP')})." if i.flops_spread else ""), "note")

@@ -202,6 +202,7 @@ class PredictionCost(Record):
     energy_kwh_per_1000: float | None = None
     cost_per_1000: float | None = None
     unit: str | None = None                     # what one prediction is, where it is not one example
+    flops_spread: dict | None = None            # inputs of different lengths: FLOPs at the median, least, most
 
 
 @dataclass(kw_only=True)

@@ -97,6 +97,10 @@ class DataKind(Protocol):
         `max_chars` characters (text, a table row) or `max_pixels` pixels (an image, from its header, before it is
         decoded) raises TooLarge naming it."""
 
+    def input_sizes(self, encoded) -> np.ndarray | None:
+        """Each encoded input's size where one prediction's work grows with it (texts: the ids that are not padding),
+        for the cost ledger's distribution; None where every input costs the same (a table's row, an image)."""
+
     def wire_cost(self, unit) -> int:
         """A unit's characters of text, which the model thread's work grows with (0 where size is fixed)."""
 

@@ -120,6 +120,9 @@ class Images:
                    max_pixels: int | None = None) -> list:
         return [image_from_base64(encoder, text, i, max_pixels) for i, text in enumerate(raw, 1)]
 
+    def input_sizes(self, encoded):
+        return None
+
     def wire_cost(self, unit) -> int:
         return 0  # decoded at the model's size: every image costs the same
 

@@ -120,6 +120,9 @@ class Table:
         too_long(raw, max_chars, "table row")
         return encoder.parse(raw).values.tolist()
 
+    def input_sizes(self, encoded):
+        return None
+
     def wire_cost(self, unit) -> int:
         return sum(map(len, unit))
 

@@ -100,6 +100,9 @@ class Texts:
         too_long(raw, max_chars, "text")
         return list(raw)
 
+    def input_sizes(self, encoded):
+        return (encoded != 0).sum(dim=1).numpy()  # ids are padded with 0 at the end (data/text.py, data/bpe.py)
+
     def wire_cost(self, unit) -> int:
         return len(unit)
 

@@ -8,12 +8,18 @@ from glassbox.report.html import si, sig
 def sentence(c: dict) -> str:
     """How many predictions training cost, by FLOPs and by time; FLOPs, time and MFU of each; energy and money."""
     t, i, ratio = c["train"], c["inference"], c["training_equals_predictions"]
+    spread = i.get("flops_spread")  # inputs of different lengths: the ledger's prediction is the median one
+    at = ", each prediction the median test input's" if spread else ""
     by_flops = f"{_count(ratio['by_flops'])} predictions by FLOPs, or " if ratio["by_flops"] else ""
     idle = (": one example at a time keeps the machine mostly idle" if i["mfu"] < t["mfu"] / 2 else "")
-    return (f"Training cost as much as {by_flops}{_count(ratio['by_time'])} by time. "
+    one = (f"one prediction takes {si(i['flops'], 'FLOP')} on the median of the {spread['n']:,} test inputs "
+           f"({spread['median_size']:,} ids; from {si(spread['min'], 'FLOP')} at {spread['min_size']:,} ids to "
+           f"{si(spread['max'], 'FLOP')} at {spread['max_size']:,}: the cost grows with the input's length) and "
+           if spread else f"one prediction takes {si(i['flops'], 'FLOP')} and ")
+    return (f"Training cost as much as {by_flops}{_count(ratio['by_time'])} by time{at}. "
             f"Training used {si(t['flops'], 'FLOP')} in {sig(t['seconds'], 3)} s, {t['mfu']:.1%} of {_peak_words(c)}"
-            f"{', ' + c['peak_how'] if c.get('peak_how') else ''}); one prediction takes "
-            f"{si(i['flops'], 'FLOP')} and {sig(i['seconds'] * 1e3, 2)} ms ({i['mfu']:.2%} of "
+            f"{', ' + c['peak_how'] if c.get('peak_how') else ''}); {one}"
+            f"{sig(i['seconds'] * 1e3, 2)} ms ({i['mfu']:.2%} of "
             f"{'peak' if _one(c) else 'the peak of one process'}{idle}). "
             f"At {c['power_watts']:g} W and {c['price_per_kwh']:.2f} per kWh (assumed, not metered), "
             f"training used {sig(t['energy_kwh'])} kWh costing {sig(t['cost'])}, and 1,000 "

@@ -131,7 +131,8 @@ def post_training(result, X: dict, Y: dict, split: dict, arch: str, config: dict
     model = result.model
     extras = task.figures(model, X, Y, split)
     batch = (X["train"][:cfg.batch_size], Y["train"][:cfg.batch_size])  # its labels count only as a shape
-    extras["cost"] = measure_cost(model, batch, X["test"][:1], len(X["val"]), result, cfg, task.loss_fn)
+    sizes = KINDS[split["test"].kind].input_sizes(X["test"])  # texts: one prediction's cost grows with its length
+    extras["cost"] = measure_cost(model, batch, X["test"], len(X["val"]), result, cfg, task.loss_fn, sizes)
     lap("evaluation")
     for sentence in (task.first_sentence(extras), *extras.get("groups", {}).get("sentences", []),
                      extras["cost"]["sentence"]):
