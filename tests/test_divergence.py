@@ -39,6 +39,10 @@ def test_table_at_lr_1e12_stops_at_once_and_saves_no_model(tmp_path, digits_csv)
     assert s["stop_reason"] == "diverged" and s["steps"] == d["step"] - 1 < 200  # the diverging update never ran
     assert d["restored"] is False and s["artifact"] is None and not (tmp_path / "run" / "model").exists()
     assert s["audit"]["errors"] == 0  # what the audit found is in the summary of a diverged run too
+    batch_size = json.loads((tmp_path / "run" / "config.json").read_text())["batch_size"]
+    assert (s["world_size"], s["batch_size_per_process"]) == (1, batch_size)  # as a finished run records them
+    assert s["sessions"] == [{"world_size": 1, "from_step": 0, "to_step": s["steps"],
+                              "seconds": pytest.approx(s["train_seconds"])}]
     assert d["lr"] == pytest.approx(1e12 * d["step"] / json.loads((tmp_path / "run" / "config.json").read_text())
                                     ["derived"]["warmup_steps"]["value"])  # the warm-up's lr at that step
     assert not (isinstance(d["loss"], float) and math.isfinite(d["loss"])

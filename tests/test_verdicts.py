@@ -129,6 +129,9 @@ def test_prose_counts_and_intervals_read_as_a_person_writes_them(tmp_path):
     text = performance(Run(tmp_path, load_summary({"test_accuracy": 0.874, "groups": groups})))
     assert ("Largest group gap: sex=Male, 9.6 points below the rest (84.2% against 93.8% for everyone else; overall "
             "87.4%; 95% interval of the gap 8.7 – 10.5 points, beyond noise).") in text
+    # the report's worry and the terminal's verdict say the same of a run whose best step was its last: "may"
+    said = worries.stopping(load_summary({"steps": 120, "best_step": 120, "stopped_early": False}))[1]
+    assert said.endswith("(its best was at the last step, 120): more steps may help.")
 
 
 def test_language_model_names_both_validation_losses(tmp_path):

@@ -169,7 +169,7 @@ def stopping(s: RunSummary):
     if s.stopped_early or not is_number(steps) or best != steps:
         return None
     return 30, (f"Validation loss was still falling when training ended (its best was at the last step, {steps}): "
-                f"more steps would likely help.")
+                f"more steps may help.")
 
 
 def test_size(s: RunSummary):

@@ -43,7 +43,8 @@ def finish_diverged(result, summary: dict, cfg: TrainConfig, run_dir: Path, lap:
     no artifact and nothing to score; summary.json and the report still say what happened and what to change."""
     summary.update(steps=result.steps, best_step=None, stopped_early=False, stop_reason="diverged",
                    diverged=result.diverged, verdict=result.verdict, chance=result.chance,
-                   chance_loss=result.chance["loss"], train_seconds=result.train_seconds, artifact=None)
+                   chance_loss=result.chance["loss"], train_seconds=result.train_seconds, artifact=None,
+                   **world_record(result, cfg.batch_size))  # how many processes ran which steps, as a finished run
     files = {"summary": "summary.json", "metrics per eval": "metrics.jsonl", "report": "report.html"}
     return finish(summary, cfg, run_dir, lap, lambda s: "\n".join(folder_lines(run_dir, files)))
 
