@@ -121,10 +121,19 @@ def size_point(trained: list[dict]) -> dict:
             "best_steps": [t["best_step"] for t in trained], "steps": [t["steps"] for t in trained]}
 
 
+def beyond(point: dict, key: str) -> str | None:
+    """'above' or 'below' 0 beyond noise (training.over_repeats), or None; a curve.json from before the repeats were
+    judged has the test examples' interval alone."""
+    if f"{key}_repeats" in point:
+        return point[f"{key}_repeats"]["beyond"]
+    lo, hi = point[f"{key}_interval"]
+    return "above" if lo > 0 else "below" if hi < 0 else None
+
+
 def paying_sentence(points: list[dict]) -> str:
     """Where more examples stopped paying: the doublings after which every later one bought under PAYS or was
-    within the noise (its 95% interval reaching 0: the test examples', and the repeats' spread from 2 repeats on)."""
-    pays = [p["gain"] >= PAYS and p["gain_interval"][0] > 0 for p in points[1:]]
+    within the noise (its test examples' 95% interval reaching 0, or from 2 repeats on a repeat on the other side)."""
+    pays = [p["gain"] >= PAYS and beyond(p, "gain") == "above" for p in points[1:]]
     last = points[-1]
     lo, hi = last["loss_drop_interval"]
     said = (f"the last doubling ({points[-2]['n']:,} -> {last['n']:,} examples) bought {100 * last['gain']:+.1f} points "
@@ -134,7 +143,7 @@ def paying_sentence(points: list[dict]) -> str:
                else f"and raised test loss by {-last['loss_drop']:+.4f} ({-hi:+.4f} to {-lo:+.4f})"))
     if pays[-1]:
         return said + ": more examples were still paying at the full size; more data would likely help"
-    if lo > 0:
+    if beyond(last, "loss_drop") == "above":
         said += "; in accuracy it no longer paid, but test loss still fell beyond its noise: the model grew surer"
     still = [i for i, p in enumerate(pays) if p]
     if not still:

@@ -79,7 +79,8 @@ def train_lm(ids, val, vocab_size: int, cfg: TrainConfig, steps: int) -> dict:
 
 
 def lm_paying_sentence(points: list[dict]) -> str:
-    pays = [p["gain"] >= PAYS_NATS and p["gain_interval"][0] > 0 for p in points[1:]]
+    pays = [p["gain"] >= PAYS_NATS and (p["gain_repeats"]["beyond"] == "above" if "gain_repeats" in p
+                                        else p["gain_interval"][0] > 0) for p in points[1:]]
     last = points[-1]
     lo, hi = last["gain_interval"]
     repeats = f"; {repeats_words(last['gain_repeats'], unit=' nats', digits=4)}" if "gain_repeats" in last else ""

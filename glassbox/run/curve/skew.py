@@ -129,15 +129,26 @@ def skew_sentence(r: dict) -> str:
     lo, hi = g["interval"]
     said = (f"cutting {s['column']}={s['value']} to {s['share_after']:.1%} of the training split changed that group's "
             f"test accuracy by {100 * g['accuracy']:+.1f} points (95% interval {100 * lo:+.1f} to {100 * hi:+.1f}, "
-            f"{r['unskewed']['group']['n']:,} test examples); everyone else's by {100 * r['rest_change']['accuracy']:+.1f}")
+            f"{r['unskewed']['group']['n']:,} test examples"
+            + (f"; {repeats_words(g['accuracy_repeats'], 100, ' points')}" if "accuracy_repeats" in g else "")
+            + f"); everyone else's by {100 * r['rest_change']['accuracy']:+.1f}")
     loss_lo, loss_hi = g["loss_interval"]
     said += (f"; its loss by {g['loss']:+.4f} (95% interval {loss_lo:+.4f} to {loss_hi:+.4f}"
              + (f"; {repeats_words(g['loss_repeats'], digits=4)}" if "loss_repeats" in g else "") + ") and its ECE "
              f"{r['unskewed']['group']['ece']:.4f} -> {r['skewed']['group']['ece']:.4f}")
-    if hi < 0 or loss_lo > 0:
+    accuracy, loss = _beyond(g, "accuracy", "interval"), _beyond(g, "loss", "loss_interval")
+    if accuracy == "below" or loss == "above":
         return said + ": the group the model saw less of pays for it"
-    if lo > 0 or loss_hi < 0:
+    if accuracy == "above" or loss == "below":
         return said + ": the group did better with fewer examples of it, beyond the noise"
     return said + (": within the noise of its test examples and of the repeats, the evidence of a change is thin"
                    if g.get("loss_repeats", {}).get("repeats", 1) > 1 else
                    ": within the noise of its test examples, the evidence of a change is thin")
+
+
+def _beyond(change: dict, key: str, interval: str) -> str | None:
+    """'above' or 'below' 0 beyond noise (training.over_repeats), or None (a curve.json from before: its interval)."""
+    if f"{key}_repeats" in change:
+        return change[f"{key}_repeats"]["beyond"]
+    lo, hi = change[interval]
+    return "above" if lo > 0 else "below" if hi < 0 else None

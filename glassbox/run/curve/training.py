@@ -64,30 +64,29 @@ def paired_interval(differences: np.ndarray) -> list[float]:
 
 def over_repeats(per_repeat: list[np.ndarray]) -> dict:
     """A difference each repeat measured on the same test examples (per repeat, one difference per example): its
-    mean, each repeat's, their spread, and a 95% interval that covers both what else the test examples could have
-    been and, from 2 repeats on, what else the training could have given (another seed: weights, batch order,
-    subsample): the half-widths of the two add in quadrature, the repeats' by Student's t over their means.
+    mean, each repeat's, their spread, the 95% interval of the test examples' noise (paired, on each example's
+    difference averaged over the repeats), and whether it is beyond noise: "above" (or "below") when that interval
+    lies above (below) 0 and, from 2 repeats on, every repeat's difference too, so that no other seed (weights, batch
+    order, subsample) gave the other answer; else None.
 
-    With one repeat the interval covers the test examples alone: "repeats": 1 says so."""
+    With one repeat only the test examples' noise is judged: "repeats": 1 says so."""
     means = np.array([float(np.mean(d)) for d in per_repeat])
-    per_example = np.mean(per_repeat, axis=0)
-    half = paired_interval(per_example)[1] - float(per_example.mean()) if len(per_example) > 1 else float("inf")
-    if len(means) > 1:
-        from scipy.stats import t
-
-        half = float(np.hypot(half, t.ppf(0.975, len(means) - 1) * means.std(ddof=1) / np.sqrt(len(means))))
-    mean = float(means.mean())
-    return {"mean": mean, "interval": [mean - half, mean + half], "per_repeat": means.tolist(),
-            "spread": [float(means.min()), float(means.max())], "repeats": len(means)}
+    interval = paired_interval(np.mean(per_repeat, axis=0))
+    beyond = ("above" if interval[0] > 0 and means.min() > 0 else
+              "below" if interval[1] < 0 and means.max() < 0 else None)
+    return {"mean": float(means.mean()), "interval": interval, "per_repeat": means.tolist(),
+            "spread": [float(means.min()), float(means.max())], "repeats": len(means), "beyond": beyond}
 
 
 def repeats_words(x: dict, scale: float = 1.0, unit: str = "", digits: int = 1) -> str:
-    """How the repeats agreed: 'over 3 repeats (seeds): +1.2, +0.8 and +1.6 points, a spread of 0.8', or that the
-    interval covers the test examples alone."""
+    """How the repeats agreed: 'over 3 repeats (each its own seed) +1.2, +0.8 and +1.6 points, a spread of 0.8 points,
+    all above 0', or that the interval covers the test examples alone."""
     if x["repeats"] == 1:
         return ("one repeat: the interval covers the test examples only, not another random start; --repeats 3 or "
                 "more adds that")
     values = [f"{scale * v:+.{digits}f}" for v in x["per_repeat"]]
     listed = ", ".join(values[:-1]) + f" and {values[-1]}"
+    low, high = x["spread"]
+    side = "all above 0" if low > 0 else "all below 0" if high < 0 else "not all on one side of 0"
     return (f"over {x['repeats']} repeats (each its own seed) {listed}{unit}, a spread of "
-            f"{scale * (x['spread'][1] - x['spread'][0]):.{digits}f}{unit}")
+            f"{scale * (high - low):.{digits}f}{unit}, {side}")
