@@ -155,7 +155,7 @@ def test_a_killed_worker_is_restarted_and_the_run_ends_with_the_same_weights(two
     assert proc.returncode == 0, err[-3000:]
     assert "torchrun restarted the workers after a failure (restart 1): resuming from the checkpoint at step" in out
     assert "glassbox: error: rank 0: the other processes stopped answering" in err  # one line, no traceback
-    assert "[rank0]: Traceback" not in err
+    assert "[rank0]: Traceback" not in err and "Exception ignored" not in err  # (torchrun's SIGTERM while exiting)
     # equal to the uninterrupted run on two nodes: the restart resumed exactly, and two nodes train as one
     assert same_weights(run, two)
     assert [m["step"] for m in metrics(run)] == list(range(STEPS + 1))  # rank 0 alone wrote, no step twice

@@ -228,8 +228,8 @@ def reseed(seed: int, rank: int, examples: int, device: torch.device) -> None:
 LAUNCHER_GONE = 256
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # signal: what asked for a stop; in_loop: training steps are running; answered: the stop reached the main thread's
-# code (the loop saw it, or it interrupted); launcher_gone: the SIGHUP came from watch_launcher; resume: the command
-# that continues the run, once its folder is known
+# code (the loop saw it, or it interrupted); launcher_gone: the SIGHUP came from watch_launcher; resume: the run
+# folder to continue, once known
 _STOP = {"signal": 0, "in_loop": False, "answered": False, "launcher_gone": False, "resume": ""}
 
 
@@ -291,8 +291,8 @@ def give_up() -> None:
     if me.is_main:
         print(f"glassbox: error: rank {me.rank}: stopped on request ({stop_words(asked)}), but the step in progress did "
               f"not end within {STOP_GRACE_SECONDS:g} s: this process is waiting in a collective for another process "
-              f"that is gone or stuck (its own error says why); the last checkpoint written is kept"
-              f"{_STOP['resume']}", file=sys.stderr, flush=True)
+              f"that is gone or stuck (its own error says why); the last checkpoint written is kept; continue with: "
+              f"{resume_command()}", file=sys.stderr, flush=True)
     os._exit(EXIT_STUCK)
 
 
@@ -322,8 +322,12 @@ def exiting() -> None:
 
 def note_run_folder(path) -> None:
     """The run folder that a process stopped by a failure can be resumed from (said in its one line)."""
-    _STOP["resume"] = (f"; continue with: torchrun --nproc_per_node N -m glassbox train --out {path} --resume "
-                       f"(N: any number of processes)")
+    _STOP["resume"] = str(path)
+
+
+def resume_command() -> str:
+    return (f"torchrun --nproc_per_node N -m glassbox train --out {_STOP['resume'] or 'RUN'} --resume "
+            f"(N: any number of processes)")
 
 
 # What torch names its errors of a collective whose peer failed: gloo's (a closed connection, a timeout) are
@@ -346,10 +350,9 @@ def lost_peers(error: BaseException) -> str | None:
         return None
     what = ("did not answer within the collective timeout" if "timed out" in lower or "timeout" in lower
             else "stopped answering")
-    resume = _STOP["resume"] or "; continue with: torchrun ... -m glassbox train --out RUN --resume"
     return (f"rank {current().rank}: the other processes {what} ({text[-160:].strip()}); the first error above, from "
             f"the process that failed, says why. Under torchrun --max-restarts N the workers restart and resume from "
-            f"the last checkpoint{resume}")
+            f"the last checkpoint by themselves; otherwise continue with: {resume_command()}")
 
 
 # User errors under torchrun. torchrun restarts every failed attempt (--max-restarts), whatever its exit code; a user
