@@ -18,7 +18,8 @@ def what_was_trained(run: Run) -> str:
     s = run.summary
     classes = [str(c) for c in s.classes or []]
     shown = ", ".join(classes[:8]) + (f" and {len(classes) - 8} more" if len(classes) > 8 else "")
-    return (f"A {model_name(s.model or 'model')} with {count(s.n_params)} weights learned to sort "
+    name = model_name(s.model or 'model')
+    return (f"{'An' if name[:1].lower() in 'aeiou' else 'A'} {name} with {count(s.n_params)} weights learned to sort "
             f"{s.kind or ''} examples from {s.data or 'the data'} into {len(classes)} classes ({shown}), "
             f"from {count(s.n_examples.train)} training examples in {count(s.steps)} steps "
             f"({seconds(s.train_seconds)}){processes(s)}.")
