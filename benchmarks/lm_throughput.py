@@ -12,6 +12,10 @@ Anchor: nanoGPT's CPU run of config/train_shakespeare_char.py (the settings belo
 this machine at 16-17k tokens/s (45-48 ms/step, fp32, eager), val loss ~1.886 after 2000 steps.
 Goals: `glassbox train --task lm` at least 1.2x the nanoGPT-style loop's tokens/s (whole runs, first steps
 included) with val loss <= 1.90; glassbox.fit within 3% of the plain loop with the same flags and threads.
+
+A variant that computes in bfloat16 (autocast, or oneDNN's bf16 matmuls) runs only where the CPU computes bfloat16
+natively, the decision training makes (glassbox/models/precision.py): elsewhere it is emulated, many times slower,
+and the row says it was skipped.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from glassbox.data.corpus import RandomWindows, load_prepared, prepare_corpus, val_windows  # noqa: E402
 from glassbox.config import TrainConfig  # noqa: E402
 from glassbox.models.gpt import GPT, GPTConfig  # noqa: E402
+from glassbox.models.precision import compute_dtype  # noqa: E402
 from glassbox.train.loop import fit  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -198,6 +203,11 @@ def train_with_glassbox_loop(steps: int, data: tuple, threads: int = 2, fused: b
     return out
 
 
+def needs_native_bf16(variant: dict) -> bool:
+    """Does this variant compute in bfloat16 (autocast, or fp32 matmuls done in bf16 by oneDNN)?"""
+    return bool(variant.get("bf16") or variant.get("matmul_bf16"))
+
+
 def report(name: str, r: dict, baseline: dict, peak: float) -> str:
     flops = r["flops_per_token"] * r["tokens_per_s"]
     val = f"{r['val_loss']:.3f}" if "val_loss" in r else "-"
@@ -226,19 +236,26 @@ def main() -> None:
         data = (tok, train_ids, val_ids)
         torch.set_num_threads(args.threads)
         peak = matmul_peak(torch.float32)
+        native = compute_dtype(True, torch.device("cpu")) == torch.bfloat16  # as training decides (models/precision.py)
+        bf16_peak = f"bf16 {matmul_peak(torch.bfloat16) / 1e9:.0f} GFLOP/s" if native else "no native bf16"
         print(f"{os.cpu_count()} cores, {args.threads} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, "
-              f"bf16 {matmul_peak(torch.bfloat16) / 1e9:.0f} GFLOP/s; {steps} steps")
+              f"{bf16_peak}; {steps} steps")
         print(f"nanoGPT on this machine: ~{NANOGPT_TOKENS_PER_S:,} tokens/s, val loss {NANOGPT_VAL_LOSS} at 2000 steps."
               " A load average above the core count means other work shares the CPU: rerun.")
         print(f"{'variant':<36} {'ms/step':>7} {'tokens/s':>9} {'ratio':>7} {'GFLOP/s':>7} {'%fp32pk':>7}"
               f" {'1st s':>6} {'val loss':>8} {'load':>5}")
         runs = {name: {"threads": args.threads, **v} for name, v in VARIANTS.items()}
         if not args.sweep:
-            chosen = dict(threads=args.threads, compile=args.compile, bf16=not args.fp32,
+            chosen = dict(threads=args.threads, compile=args.compile, bf16=not args.fp32 and native,
                           matmul_bf16=args.matmul_bf16, fused=not args.no_fused)
-            runs = {name: v for name, v in list(runs.items())[:1]} | {"plain loop, chosen flags": chosen}
+            label = "plain loop, chosen flags" + ("" if native or args.fp32 else " (fp32)")  # no bf16 on this CPU
+            runs = {name: v for name, v in list(runs.items())[:1]} | {label: chosen}
         baseline = None
         for name, variant in runs.items():
+            if needs_native_bf16(variant) and not native:
+                print(f"{name:<36} skipped: it computes in bfloat16, which this CPU does not do natively (no avx512_bf16 "
+                      f"or amx_bf16; glassbox trains in float32 there, models/precision.py)", flush=True)
+                continue
             result = train(steps, data, evaluate_at_end=not args.quick, **variant)
             baseline = baseline or result
             print(report(name, result, baseline, peak), flush=True)
