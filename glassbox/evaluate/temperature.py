@@ -13,8 +13,11 @@ went 0.083 -> 0.158). So the interval that decides is resampled in two strata, t
 with the share of wrong ones drawn each time from what the count seen allows (Beta(wrong + 1, right + 1)): with many
 errors it is the plain bootstrap's interval, with few it widens towards more of them. A large, consistent gain
 survives it whatever the count (the digits at image defaults: 7 wrong of 178, change -0.19, kept); a gain that rests
-on how few the errors happen to be does not. Test examples never take part in the decision; they are used afterwards
-to say whether test agrees. The figures come back as numbers and the decision's reason as a code;
+on how few the errors happen to be does not. A fitted T that is not sure that way may still point the right way and
+overshoot (a label-smoothed digits model, 2 wrong of 179: T = 0.33 sharpens the wrong ones by 8 to 13 nats each):
+then T ** 0.75, 0.5 and 0.25, each cross-fitted and judged alike, and the first sure one ships (there, T = 0.44;
+test ECE 0.199 -> 0.009). Test examples never take part in the decision; they are used afterwards to say whether
+test agrees. The figures come back as numbers and the decision's reason as a code;
 report/words/calibration.py says them in words.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from glassbox.evaluate.calibration import (N_BINS, T_MAX, T_MIN, check_scores, f
 
 MIN_VAL = 100      # fewer validation examples than this: too few to check a temperature, T stays 1
 FOLDS = 5          # cross-fitting parts of the validation split
+MILDER = (0.75, 0.5, 0.25)  # a fitted T whose gain is not beyond noise: T ** these, in turn, the first sure one kept
 N_BOOT = 2000      # bootstrap resamples for the 95% interval of a mean change in NLL
 
 
@@ -34,13 +38,15 @@ def fold_of(n: int, seed: int = 0, folds: int = FOLDS) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n) % folds
 
 
-def cross_fitted_change(logits: np.ndarray, labels: np.ndarray, seed: int = 0, folds: int = FOLDS) -> np.ndarray:
-    """Per example, NLL under a T fitted on the other folds minus NLL at T = 1 (negative: T helped)."""
+def cross_fitted_change(logits: np.ndarray, labels: np.ndarray, seed: int = 0, folds: int = FOLDS,
+                        power: float = 1.0) -> np.ndarray:
+    """Per example, NLL under a T fitted on the other folds (raised to `power`: a milder T) minus NLL at T = 1
+    (negative: T helped)."""
     part = fold_of(len(labels), seed, folds)
     change = np.empty(len(labels))
     for k in range(folds):
         held = part == k
-        t = fit_temperature(logits[~held], labels[~held])
+        t = fit_temperature(logits[~held], labels[~held]) ** power
         change[held] = nll_per_example(logits[held], labels[held], t) - nll_per_example(logits[held], labels[held])
     return change
 
@@ -79,25 +85,39 @@ def interval_allowing_for_errors(values: np.ndarray, wrong: np.ndarray, seed: in
 def decide_temperature(val_logits, val_labels, seed: int = 0) -> dict:
     """Fit T on validation and keep it only when cross-fitted evidence says it lowers NLL. JSON-safe:
 
-    {"applied", "temperature" (the T to use: the fitted one, or 1.0), "fitted_temperature", "reason" (why, a code:
-     see _decision), "n_val", "val_errors", "min_val", "folds", "crossfit": {"nll_before", "nll_after", "change",
-     "change_ci" (the plain bootstrap's), "change_ci_errors" (interval_allowing_for_errors)} or None when the split
-     is too small to cut into folds}
+    {"applied", "temperature" (the T to use: the fitted one, a milder one, or 1.0), "fitted_temperature", "reason"
+     (why, a code: see _decision, or "milder"), "n_val", "val_errors", "min_val", "folds", "crossfit": {"nll_before",
+     "nll_after", "change", "change_ci" (the plain bootstrap's), "change_ci_errors" (interval_allowing_for_errors)}
+     or None when the split is too small to cut into folds, "milder": {"power", "temperature", the crossfit keys}
+     (the fitted T ** power, cross-fitted the same way, kept where the fitted T was not sure) or None}
     """
     logits, labels = check_scores(val_logits, val_labels, "val_logits")
     t, n = fit_temperature(logits, labels), len(labels)
     out = {"fitted_temperature": t, "n_val": n, "val_errors": int((logits.argmax(1) != labels).sum()),
-           "min_val": MIN_VAL, "folds": FOLDS, "crossfit": None}
+           "min_val": MIN_VAL, "folds": FOLDS, "crossfit": None, "milder": None}
     if n >= 2 * FOLDS and t != 1.0:
-        change = cross_fitted_change(logits, labels, seed)
-        mean, lo, hi = mean_with_interval(change, seed)
-        before = nll_from_logits(logits, labels)
-        out["crossfit"] = {"nll_before": before, "nll_after": before + mean, "change": mean, "change_ci": [lo, hi],
-                           "change_ci_errors": list(interval_allowing_for_errors(change, logits.argmax(1) != labels,
-                                                                                 seed))}
+        out["crossfit"] = _crossfit(logits, labels, seed)
     out["applied"], out["reason"] = _decision(out)
-    out["temperature"] = t if out["applied"] else 1.0
+    # A T that overshoots on few errors (label smoothing's under-confident model: 2 wrong of 179, T = 0.33) may still
+    # be right in direction: T ** 0.75, 0.5, 0.25 risk less on the wrong examples; the first whose gain is sure ships.
+    if not out["applied"] and out["reason"] in ("not_clearly_better", "worse", "few_errors") and out["val_errors"]:
+        for power in MILDER:
+            cf = _crossfit(logits, labels, seed, power)
+            if cf["change_ci"][1] < 0 and cf["change_ci_errors"][1] < 0:
+                out["milder"] = {"power": power, "temperature": t ** power, **cf}
+                out["applied"], out["reason"] = True, "milder"
+                break
+    out["temperature"] = (out["milder"]["temperature"] if out["milder"] else t) if out["applied"] else 1.0
     return out
+
+
+def _crossfit(logits: np.ndarray, labels: np.ndarray, seed: int, power: float = 1.0) -> dict:
+    """The cross-fitted change in NLL of T (fitted on the other parts, to `power`), with both its intervals."""
+    change = cross_fitted_change(logits, labels, seed, power=power)
+    mean, lo, hi = mean_with_interval(change, seed)
+    before = nll_from_logits(logits, labels)
+    return {"nll_before": before, "nll_after": before + mean, "change": mean, "change_ci": [lo, hi],
+            "change_ci_errors": list(interval_allowing_for_errors(change, logits.argmax(1) != labels, seed))}
 
 
 def _decision(d: dict) -> tuple[bool, str]:
@@ -121,8 +141,9 @@ def _decision(d: dict) -> tuple[bool, str]:
 
 
 def check_on_test(test_logits, test_labels, decision: dict, seed: int = 0) -> dict:
-    """Does test agree with the decision? The change in test NLL with the fitted T, and its 95% interval."""
-    t = decision["fitted_temperature"]
+    """Does test agree with the decision? The change in test NLL with the T applied (or, not applied, the fitted
+    one), and its 95% interval."""
+    t = decision["temperature"] if decision["applied"] else decision["fitted_temperature"]
     change = nll_per_example(test_logits, test_labels, t) - nll_per_example(test_logits, test_labels)
     mean, lo, hi = mean_with_interval(change, seed)
     helped, hurt = hi < 0, lo > 0
@@ -140,9 +161,9 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels, n_bins:
 
     {"applied", "temperature" (the T the saved model uses), "fitted_temperature", "reason", "decision"
      (decide_temperature's record), "test_check" (check_on_test's), "temperature_at_bound", "n_val", "n_test",
-     "n_bins", "tolerance", "val_nll_before", "val_nll_after" (in-sample, at the fitted T),
+     "n_bins", "tolerance", "val_nll_before", "val_nll_after" (in-sample, at the T "after" shows),
      "before": {"ece", "mce", "nll", "brier", "accuracy", "mean_confidence", "verdict"} (T = 1),
-     "after": {same keys} (the fitted T, applied or not), "reliability_before": [bin...],
+     "after": {same keys} (the T applied, else the fitted T), "reliability_before": [bin...],
      "reliability_after": [bin...]}
     `tolerance` is the ECE at or below which a model is called well calibrated. "reason" is the decision's code;
     report/words/calibration.py `worded` puts its words in its place and adds the sentence a run stores.
@@ -153,14 +174,15 @@ def calibration_report(val_logits, val_labels, test_logits, test_labels, n_bins:
         raise ValueError(f"val_logits have {val_logits.shape[1]} classes but test_logits "
                          f"{test_logits.shape[1]}; both must come from the same model.")
     decision = decide_temperature(val_logits, val_labels, seed)
-    t = decision["fitted_temperature"]
+    fitted = decision["fitted_temperature"]
+    t = decision["temperature"] if decision["applied"] else fitted  # the T "after" shows: the saved one, or the fit
     before, bins_before = figures(test_logits, test_labels, 1.0, n_bins, tolerance)
     after, bins_after = figures(test_logits, test_labels, t, n_bins, tolerance)
     return {
-        "applied": decision["applied"], "temperature": decision["temperature"], "fitted_temperature": t,
+        "applied": decision["applied"], "temperature": decision["temperature"], "fitted_temperature": fitted,
         "reason": decision["reason"], "decision": decision,
         "test_check": check_on_test(test_logits, test_labels, decision, seed),
-        "temperature_at_bound": t in (T_MIN, T_MAX),
+        "temperature_at_bound": fitted in (T_MIN, T_MAX),
         "n_val": len(val_labels), "n_test": len(test_labels), "n_bins": n_bins, "tolerance": tolerance,
         "val_nll_before": nll_from_logits(val_logits, val_labels),
         "val_nll_after": nll_from_logits(val_logits, val_labels, t),

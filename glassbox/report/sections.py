@@ -153,7 +153,8 @@ def calibration(run: Run) -> str:
             ["accuracy", pct(before.accuracy), pct(after.accuracy)],
             ["average confidence", pct(before.mean_confidence), pct(after.mean_confidence)]]
     applied = c.kept
-    t = c.fitted_temperature if c.fitted_temperature is not None else c.temperature
+    # the T "after" shows: the one the saved model uses (the fitted one, or a milder one), else the fitted one
+    t = c.temperature if applied or c.fitted_temperature is None else c.fitted_temperature
     scaled = f"with T = {num(t, 2)} ({'applied' if applied else 'not applied'})"
     html = para(c.sentence or "")
     html += table(["on the test set", "as trained", scaled], rows, {1, 2})

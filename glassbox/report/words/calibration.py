@@ -37,14 +37,21 @@ def reason(d: dict) -> str:
         return (f"{where}, which looks like a gain, but only {d['val_errors']} of the {n} validation examples are wrong "
                 f"and how sure the model is when wrong decides T: allowing for as many wrong ones as that count "
                 f"allows, the interval is {lo:+.4f} to {hi:+.4f}, which reaches 0")
+    if why == "milder":
+        m = d["milder"]
+        lo, hi = cf["change_ci_errors"]
+        return (f"{where}, and allowing for as many wrong examples as {d['val_errors']} of {n} allows, {lo:+.4f} to "
+                f"{hi:+.4f}: not sure. The milder T = {m['temperature']:.2f} (the fitted T to the power {m['power']:g}), "
+                f"fitted and scored the same way, changed NLL {m['nll_before']:.4f} -> {m['nll_after']:.4f} (change "
+                f"{m['change']:+.4f}, 95% interval {m['change_ci'][0]:+.4f} to {m['change_ci'][1]:+.4f}"
+                f"{_allowing(d, m)}): a clear gain")
     return where + {"not_clearly_better": ": not clearly better", "worse": ": worse",
-                    "clear_gain": ": a clear gain"}[why] + _allowing(d, why)
+                    "clear_gain": ": a clear gain"}[why] + (_allowing(d, cf) if why == "clear_gain" else "")
 
 
-def _allowing(d: dict, why: str) -> str:
+def _allowing(d: dict, cf: dict) -> str:
     """For a kept T: the interval with the share of wrong examples left uncertain, and the count it rests on."""
-    cf = d["crossfit"]
-    if why != "clear_gain" or "change_ci_errors" not in cf:
+    if "change_ci_errors" not in cf:  # a run from before the errors were allowed for
         return ""
     lo, hi = cf["change_ci_errors"]
     return (f", also allowing for as many wrong examples as {d['val_errors']} of {d['n_val']} allows "
@@ -54,7 +61,8 @@ def _allowing(d: dict, why: str) -> str:
 def sentence(r: dict) -> str:
     """Which happened and why first; then the saved model's calibration on test; then whether test agrees
     (r: calibration_report with its reason in words)."""
-    before, after, t = r["before"], r["after"], r["fitted_temperature"]
+    before, after = r["before"], r["after"]
+    t = r.get("temperature", r["fitted_temperature"]) if r["applied"] else r["fitted_temperature"]  # "after"'s T
     if r["applied"]:
         text = (f"Temperature scaling applied: {r['reason']}. As trained, {_says(r['reliability_before'], 'this model')} "
                 f"({_ece_words(before, r['tolerance'])}); with T = {t:.2f}, "
