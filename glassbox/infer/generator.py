@@ -1,5 +1,7 @@
 """Text from a language model: read-only, like the Predictor. `glassbox generate`, the server's /generate
-and the LM run's report samples all draw their text here, so one seed gives one text everywhere.
+and the LM run's report samples all draw their text here, so one seed gives one text everywhere. Each text keeps a
+key/value cache (models/gpt.py `KVCache`): the same tokens as recomputing the whole context for each one, fewer FLOPs
+(benchmarks/generate_speed.py measures both).
 
     g = Generator("RUN/model")                   # checks the weights' sha256; nothing can change a weight
     g.generate("ROMEO:", max_new_tokens=80, seed=3)
@@ -18,6 +20,7 @@ from glassbox.config import RANGES
 from glassbox.data.corpus import tokenizer_from_dict
 from glassbox.errors import UserError
 from glassbox.export.artifact import load_artifact, read_manifest
+from glassbox.models.gpt import KVCache
 from glassbox.runtime.threads import cpu_threads, generation_threads
 
 MAX_NEW_TOKENS = 100_000  # a longer run is almost surely a typo (and would run for hours)
@@ -81,6 +84,8 @@ class Generator:
             raise UserError(f"{artifact}/manifest.json is damaged ({type(e).__name__}: {e}); export it again from its run") from None
         # A small model generates faster on one CPU thread; chosen once, from the FLOPs counted at export.
         self.threads = generation_threads(self.model, self.manifest.get("inference_flops"))
+        self.cache = True  # False: every token from a pass over its whole context, as before the cache
+        self.recomputed = 0  # cached tokens a full pass decided, the cached logits' choice too close to call
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, tokenizer, threads: int | None = None) -> "Generator":
@@ -92,6 +97,7 @@ class Generator:
         g = cls.__new__(cls)
         g.manifest, g.model, g.tokenizer = None, model, tokenizer
         g.threads = threads or generation_threads(model)
+        g.cache, g.recomputed = True, 0
         return g
 
     @property
@@ -133,9 +139,11 @@ class Generator:
         """model.generate, in chunks of STOP_EVERY tokens when there is a stop check: each token is drawn from the
         same context and the same generator either way, so the text does not depend on the chunks."""
         chunk = STOP_EVERY if stop is not None else max_new_tokens
+        cache = KVCache.for_model(self.model) if self.cache else None  # one text's: it lasts across the chunks
         for done in range(0, max_new_tokens, chunk):
             if stop is not None and stop():
                 raise Stopped(f"stopped after {done} of {max_new_tokens} tokens")
             idx = self.model.generate(idx, min(chunk, max_new_tokens - done), temperature=temperature, top_k=top_k,
-                                      generator=gen)
+                                      generator=gen, cache=cache)
+        self.recomputed += cache.recomputed if cache else 0
         return idx

@@ -3,13 +3,15 @@
     logits = model(idx)            # idx (B, T) int64 token ids -> logits (B, T, vocab_size)
 
 The training loop computes the loss (cross-entropy of logits against the next tokens);
-`generate` samples text one token at a time.
+`generate` samples text one token at a time: each token from a forward pass over its whole context, or, with a
+`KVCache`, from the new token's pass alone (`step`), its query attending to the keys and values the cache kept.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -61,12 +63,15 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: "LayerCache | None" = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C); kv: a cache layer that keeps these positions' keys and values."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        if kv is not None:
+            kv.fill(k, v)
         dropout = self.dropout if self.training else 0.0
         if q.device.type == "cpu" and q.dtype == torch.bfloat16:
             y = causal_attention_cpu_bf16(q, k, v, dropout)
@@ -98,10 +103,35 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, kv: "LayerCache | None" = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), kv)
         x = x + self.mlp(self.ln_2(x))
         return x
+
+    def step(self, x: torch.Tensor, kv: "LayerCache") -> torch.Tensor:
+        """forward for one new position, x (B, 1, C), in eval mode: its query attends to the cached keys and values
+        and its own, which join them. The same operations written out on one row, as a module call costs more than
+        its work there (tests/test_kv_cache.py holds the two together)."""
+        B, _, C = x.shape
+        attn, mlp = self.attn, self.mlp
+        qkv = _linear(attn.c_attn, _norm(self.ln_1, x)).view(B, 3, attn.n_head, 1, C // attn.n_head)  # (B, 3, nh, 1, hs)
+        k, v = kv.add(qkv[:, 1:])  # (B, nh, n, hs): every position so far
+        q = qkv[:, 0]  # (B, nh, 1, hs)
+        if q.device.type == "cpu" and q.dtype == torch.bfloat16:  # written out, as causal_attention_cpu_bf16
+            y = ((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))).softmax(dim=-1) @ v
+        else:  # one query row: nothing to mask
+            y = F.scaled_dot_product_attention(q, k, v)
+        x = x + _linear(attn.c_proj, y.reshape(B, 1, C))  # one position: its heads already lie side by side
+        h = F.gelu(_linear(mlp.c_fc, _norm(self.ln_2, x)), approximate=mlp.gelu.approximate)
+        return x + _linear(mlp.c_proj, h)
+
+
+def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return F.linear(x, layer.weight, layer.bias)
+
+
+def _norm(layer: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, layer.normalized_shape, layer.weight, layer.bias, layer.eps)
 
 
 class GPT(nn.Module):
@@ -147,13 +177,21 @@ class GPT(nn.Module):
         """The precision the layers compute in on `device`."""
         return compute_dtype(self.config.bf16, torch.device(device))
 
-    def _logits(self, idx: torch.Tensor, T: int) -> torch.Tensor:
+    def _logits(self, idx: torch.Tensor, T: int, cache: "KVCache | None" = None) -> torch.Tensor:
+        """cache: one to fill with every layer's keys and values of idx's positions (as generation starts)."""
         pos = torch.arange(T, dtype=torch.long, device=idx.device)  # (T,)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, None if cache is None else cache.layers[i])
         x = self.transformer.ln_f(x)
         return self.lm_head(x)  # (B, T, vocab_size)
+
+    def _step(self, idx: torch.Tensor, cache: "KVCache") -> torch.Tensor:
+        """The logits (B, 1, vocab_size) after one more token, idx (B, 1), at position cache.n (eval mode)."""
+        x = F.embedding(idx, self.transformer.wte.weight) + self.transformer.wpe.weight[cache.n]  # (B, 1, C)
+        for block, kv in zip(self.transformer.h, cache.layers):
+            x = block.step(x, kv)
+        return F.linear(_norm(self.transformer.ln_f, x), self.lm_head.weight)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Number of parameters. With non_embedding=True the position embedding is left out
@@ -185,28 +223,193 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        cache: "KVCache | None" = None,
     ) -> torch.Tensor:
         """Continue each row of idx (B, T) by max_new_tokens tokens; returns (B, T + max_new_tokens).
 
         temperature 0 picks the most likely token (greedy); top_k keeps only the k most likely.
         Pass a seeded torch.Generator for text that repeats exactly from run to run.
-        Puts the model in eval mode (no dropout) and restores the previous mode afterwards.
+        cache: a KVCache, kept across calls that continue the same text: the same tokens for fewer FLOPs
+        (`cached_token`). Puts the model in eval mode (no dropout) and restores the previous mode afterwards.
         """
         was_training = self.training
         self.eval()
+        pick = greedy(temperature, torch.float64 if self.lm_head.weight.dtype == torch.float64 else torch.float32)
         for _ in range(max_new_tokens):
             idx_cond = idx[:, -self.config.block_size :]  # the model only sees block_size tokens
-            logits = self(idx_cond)[:, -1, :]  # (B, V): scores for the next token
-            if torch.tensor(temperature, dtype=logits.dtype) == 0:  # 0, or too small to tell from 0: greedy
-                idx_next = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+            if cache is None:
+                idx_next = draw(self(idx_cond)[:, -1, :], temperature, top_k, generator)  # (B, 1)
             else:
-                # best score first set to 0, so a tiny temperature sends the others to -inf, not inf - inf
-                logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
-                if top_k is not None:
-                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                    logits[logits < v[:, [-1]]] = -float("inf")
-                probs = F.softmax(logits, dim=-1)
-                idx_next = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+                idx_next = self.cached_token(idx_cond, cache, 0.0 if pick else temperature, top_k, generator)
             idx = torch.cat((idx, idx_next), dim=1)
         self.train(was_training)
         return idx
+
+    def cached_token(self, idx: torch.Tensor, cache: "KVCache", temperature: float, top_k: int | None,
+                     generator: torch.Generator | None) -> torch.Tensor:
+        """draw(self(idx)[:, -1], ...)'s token (B, 1) after idx (B, T <= block_size), with the cache (eval mode, under
+        inference_mode; temperature 0.0 for the likeliest token). A cached step's logits differ from the full pass's in
+        the last bits (`cached_logits`), so where the choice is close enough for that to change it (CACHE_ERROR), the
+        full pass decides, with the same random numbers. That bound is checked whenever both are at hand: at the cache's
+        first step and at each token the full pass decides; beyond it, the cache is no longer used (cache.off)."""
+        logits, step = self.cached_logits(idx, cache)
+        noise = None if temperature == 0.0 else torch.empty(logits.shape, dtype=logits.dtype, device=logits.device
+                                                             ).exponential_(1, generator=generator)
+        error = CACHE_ERROR[self.compute_dtype(idx.device)] if step else 0.0
+        idx_next, sure = choose(logits, temperature, top_k, noise, error)
+        if step and not (sure and cache.checked):
+            full = self(idx)[:, -1, :]
+            cache.checked, cache.off = True, not within(logits, full, error)
+            if not sure or cache.off:
+                idx_next, _ = choose(full, temperature, top_k, noise)
+                cache.recomputed += 1
+        return idx_next
+
+    def cached_logits(self, idx: torch.Tensor, cache: "KVCache") -> tuple[torch.Tensor, bool]:
+        """The logits (B, V) after idx (B, T <= block_size), and whether they come from a cached step (eval mode, under
+        inference_mode).
+
+        When idx is the cached context and one token more, only that token goes through the layers (`_step`): its
+        logits differ from self(idx)[:, -1]'s in the last bits, as the kernels sum in another order. Otherwise (a new
+        prompt, a window that slid) they are self(idx)[:, -1]'s, and the pass fills the cache. A learned position
+        embedding moves every token's keys and values when the window slides, so past block_size tokens each token
+        costs a full pass, as without a cache."""
+        B, T = idx.shape
+        step = not cache.off and cache.continues(idx)
+        if step:
+            with autocast(self.config.bf16, idx.device):
+                logits = self._step(idx[:, -1:], cache)
+        elif T == self.config.block_size or cache.off:  # the next token slides the window: nothing worth keeping
+            cache.tokens = None
+            return self(idx)[:, -1, :], False
+        else:
+            with autocast(self.config.bf16, idx.device):
+                logits = self._logits(idx, T, cache)
+        cache.tokens = idx
+        return at_least_float32(logits)[:, -1, :], step
+
+
+def within(logits: torch.Tensor, full: torch.Tensor, error: float) -> bool:
+    """Are a cached step's logits within error * max(1, the largest |logit|) of the full pass's?"""
+    return bool(((logits - full).abs().amax() <= error * max(1.0, float(full.abs().amax()))).item())
+
+
+def greedy(temperature: float, dtype: torch.dtype) -> bool:
+    """Temperature 0, or too small to tell from 0 in the logits' precision: the likeliest token."""
+    return bool(torch.tensor(temperature, dtype=dtype) == 0)
+
+
+def draw(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> torch.Tensor:
+    """The next token (B, 1) after logits (B, V): the likeliest at temperature 0, else one drawn from their softmax
+    over temperature among the top_k likeliest."""
+    if greedy(temperature, logits.dtype):
+        return logits.argmax(dim=-1, keepdim=True)
+    # best score first set to 0, so a tiny temperature sends the others to -inf, not inf - inf
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
+    if top_k is not None:
+        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+        logits[logits < v[:, [-1]]] = -float("inf")
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+def choose(logits: torch.Tensor, temperature: float, top_k: int | None, noise: torch.Tensor | None,
+           error: float = 0.0) -> tuple[torch.Tensor, bool]:
+    """`draw`'s token (B, 1) from logits (B, V), given the random numbers torch.multinomial draws for one sample:
+    noise (B, V) ~ Exp(1), of which it takes argmax(probs / noise) (aten/src/ATen/native/Distributions.cpp;
+    tests/test_kv_cache.py checks that the two agree); noise None at temperature 0. And whether the token is sure: the
+    same for any logits within error * max(1, the largest |logit|) of these, each either way."""
+    if noise is None:
+        idx_next = logits.argmax(dim=-1, keepdim=True)
+    else:
+        z = (logits - logits.amax(dim=-1, keepdim=True)) / temperature  # draw's scores (best first set to 0)
+        if top_k is not None:
+            z = z.masked_fill(z < torch.topk(z, min(top_k, z.size(-1))).values[:, -1:], float("-inf"))
+        idx_next = (F.softmax(z, dim=-1) / noise).argmax(dim=-1, keepdim=True)  # (B, 1)
+    if error == 0.0 or logits.size(-1) < 2:
+        return idx_next, True
+    return idx_next, sure(logits.double().cpu().numpy(), idx_next.cpu().numpy()[:, 0], temperature, top_k,
+                          None if noise is None else noise.double().cpu().numpy(), error)
+
+
+def sure(logits: np.ndarray, chosen: np.ndarray, temperature: float, top_k: int | None, noise: np.ndarray | None,
+         error: float) -> bool:
+    """Would every row's chosen token stay the same for any logits within error * max(1, the largest |logit|) of
+    these (B, V), each either way? In float64, with float32's rounding of the draw allowed for (1e-5 of the scores,
+    plenty): the token must lead every other one such logits could keep by more than they can move the difference."""
+    rows = np.arange(len(chosen))
+    reach = 2 * error * max(1.0, float(np.abs(logits).max()))  # the most a difference of two logits can move
+    if noise is None:  # the likeliest token: it must lead the runner-up by more than that
+        lead = logits[rows, chosen] - np.partition(logits, -2, axis=-1)[:, -2]
+        return bool((lead > reach).all())
+    reach /= temperature  # in score units
+    z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
+    ratio = z - np.log(noise)  # log(probs / noise), up to a constant shared by a row's tokens
+    ok = np.ones(len(chosen), dtype=bool)
+    V = logits.shape[-1]
+    if top_k is not None and top_k < V:
+        kth, first_out = (np.partition(z, [V - top_k - 1, V - top_k], axis=-1)[:, [V - top_k, V - top_k - 1]]).T
+        ratio = np.where(z < kth[:, None] - reach, -np.inf, ratio)  # out of the top k whatever the logits do
+        ok &= z[rows, chosen] - first_out > reach  # and the chosen token stays in it
+    winner = ratio[rows, chosen].copy()
+    ratio[rows, chosen] = -np.inf
+    runner_up = ratio.max(axis=-1)
+    ok &= winner - runner_up > reach + 1e-5 * (1 + np.abs(winner) + np.abs(np.where(np.isfinite(runner_up), runner_up, 0)))
+    return bool(ok.all())
+
+
+# How far a cached step's logits may be from the full pass's, as a share of the largest logit (or of 1): float32, 16x
+# the largest difference measured (tests/test_kv_cache.py); bfloat16 rounds each logit to 8 significant bits, so a
+# step differs from the full pass by a rounding step of 2^-8 to 2^-7 of the value where it differs: 4 such steps.
+CACHE_ERROR = {torch.float32: 2e-5, torch.float64: 1e-13, torch.bfloat16: 2.0**-6}
+
+
+@dataclass
+class LayerCache:
+    """One layer's keys and values, kv (B, 2, nh, block_size, hs), filled at the cache's first n positions."""
+    cache: "KVCache"
+    kv: torch.Tensor | None = None
+
+    def fill(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Keep the keys and values (B, nh, T, hs) of a context's first pass."""
+        B, nh, T, hs = k.shape
+        self.kv = k.new_empty(B, 2, nh, self.cache.block_size, hs)
+        self.kv[:, 0, :, :T], self.kv[:, 1, :, :T] = k, v
+
+    def add(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keep one more position's keys and values, kv (B, 2, nh, 1, hs); return those of every position held."""
+        n = self.cache.n
+        self.kv[:, :, :, n : n + 1] = kv
+        return self.kv[:, 0, :, : n + 1], self.kv[:, 1, :, : n + 1]
+
+
+@dataclass
+class KVCache:
+    """Every layer's keys and values for `tokens` (B, n), the context GPT.cached_logits read last. recomputed: the
+    tokens a full pass chose (the cached logits' choice too close to call); checked: a step's logits were compared
+    with the full pass's; off: they differed by more than CACHE_ERROR, and every token now comes from a full pass."""
+    n_layer: int
+    block_size: int
+    tokens: torch.Tensor | None = None
+    recomputed: int = 0
+    checked: bool = False
+    off: bool = False
+    layers: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.layers = [LayerCache(self) for _ in range(self.n_layer)]
+
+    @classmethod
+    def for_model(cls, model: GPT) -> "KVCache":
+        return cls(model.config.n_layer, model.config.block_size)
+
+    @property
+    def n(self) -> int:
+        """Positions held (the step's new token is at position n, before it joins)."""
+        return 0 if self.tokens is None else self.tokens.size(1)
+
+    def continues(self, idx: torch.Tensor) -> bool:
+        """Is idx (B, T) the context held and one token more?"""
+        held = self.tokens
+        return held is not None and idx.shape == (held.size(0), held.size(1) + 1) and torch.equal(held, idx[:, :-1])
+
