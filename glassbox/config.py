@@ -92,6 +92,11 @@ class TrainConfig:
     n_head: int = setting(4, "attention heads (--task lm, or --model transformer)", range=Range(1, 256))
     n_embd: int = setting(128, "embedding width (--task lm, or --model transformer)", range=Range(1, 16384))
     block_size: int = setting(64, "language models: context length in tokens", range=Range(1, 65536))
+    init: str | None = setting(None, "language models: continue training a saved model (RUN/model) on this corpus, "
+                               "with its tokenizer and sizes", metavar="RUN/model")
+    init_val: str | None = setting(None, "with --init: the saved model's own held-out text, to measure what it forgets, "
+                                   "when its run folder and its corpus are no longer where its manifest says",
+                                   metavar="FILE")
     # --- optimisation ---
     epochs: float | None = setting(10, "passes over the training data (or --max-steps, not both)", range=POSITIVE)
     max_steps: int | None = setting(None, "optimizer updates (or --epochs, not both)", range=POSITIVE)

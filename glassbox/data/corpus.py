@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -205,16 +206,21 @@ def check_enough_tokens(n_tokens: int, block_size: int, split: str) -> None:
 
 
 def prepare_corpus(path, folder, tokenizer: str = "char", vocab_size: int | None = None,
-                   val_fraction: float = 0.1, block_size: int | None = None) -> dict:
+                   val_fraction: float = 0.1, block_size: int | None = None, given=None) -> dict:
     """Read, split, train the tokenizer on the training part, and write train.bin, val.bin,
     tokenizer.json and corpus.json into folder. Returns the corpus record (JSON-safe): what the
-    model will know about, for the artifact's "knowledge cutoff"."""
+    model will know about, for the artifact's "knowledge cutoff".
+
+    given: a saved model's tokenizer to use instead (--init). Characters a character tokenizer has no token for are
+    left out of both parts, and the record counts them (`unknown_characters`); a corpus more than
+    MOST_UNKNOWN of whose characters it cannot read is refused."""
     text = read_corpus(path)
     train_text, val_text = split_text(text, val_fraction)
-    tok = train_tokenizer(train_text, tokenizer, vocab_size)
+    tok = given if given is not None else train_tokenizer(train_text, tokenizer, vocab_size)
+    unknown = unknown_characters(text, tok) if given is not None else {}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    n_train = write_tokens(train_text, tok, folder / TRAIN_BIN)
+    n_train = write_tokens(train_text, tok, folder / TRAIN_BIN, drop_unknown=bool(unknown))
     n_val = write_tokens(val_text, tok, folder / VAL_BIN, drop_unknown=tok.kind == "char")
     if block_size is not None:
         check_enough_tokens(n_train, block_size, "training")
@@ -230,10 +236,31 @@ def prepare_corpus(path, folder, tokenizer: str = "char", vocab_size: int | None
         "vocab_size": tok.vocab_size,
         "dtype": np.dtype(token_dtype(tok.vocab_size)).name,
         "val_characters_not_in_vocabulary": "".join(dropped),  # dropped from val.bin
+        **({"unknown_characters": unknown} if unknown else {}),  # a given tokenizer's: dropped from both
     }
     (folder / TOKENIZER_JSON).write_text(json.dumps(tok.to_dict()))
     (folder / CORPUS_JSON).write_text(json.dumps(record, indent=2))
     return record
+
+
+MOST_UNKNOWN = 0.1  # a given character tokenizer must read at least 90% of a corpus's characters
+
+
+def unknown_characters(text: str, tok) -> dict:
+    """The characters of text a character tokenizer has no token for: {"characters": them, sorted, "count": how many
+    times they occur, "share": of all characters} ({} when there are none, and always for BPE, which reads any text).
+    Refused in one line when they are more than MOST_UNKNOWN of the text."""
+    if tok.kind != "char":
+        return {}
+    counts = {c: n for c, n in Counter(text).items() if c not in set(tok.chars)}
+    if not counts:
+        return {}
+    n, shown = sum(counts.values()), ", ".join(repr(c) for c in sorted(counts, key=counts.get, reverse=True)[:8])
+    if n > MOST_UNKNOWN * len(text):
+        raise UserError(f"{n / len(text):.0%} of the corpus's characters are not among the {tok.vocab_size} the "
+                        f"model's tokenizer reads ({shown}, ...): a character model cannot continue on text written "
+                        f"mostly in other characters; train a new model on it (without --init)")
+    return {"characters": "".join(sorted(counts)), "count": n, "share": n / len(text)}
 
 
 def load_prepared(folder):

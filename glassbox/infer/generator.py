@@ -63,11 +63,15 @@ def describe(manifest: dict) -> str:
     cutoff = manifest.get("knowledge_cutoff", {})
     tokens = cutoff.get("corpus_tokens", {}).get("train", "?")
     tokens = f"{tokens:,}" if _is_int(tokens) else tokens  # an artifact from before the cutoff was saved has none
-    return (f"This model was trained on {tokens} tokens of {cutoff.get('corpus_source', '?')} "
+    text = (f"This model was trained on {tokens} tokens of {cutoff.get('corpus_source', '?')} "
             f"(sha256 {str(cutoff.get('corpus_sha256', '?'))[:16]}…) on {cutoff.get('trained_on', '?')}. "
             f"It knows nothing that is not in that corpus, nothing after that date, and generating text never "
-            f"changes its weights: it cannot learn from your prompts.\n"
-            f"architecture: gpt {json.dumps(manifest.get('model_config'))}; weights sha256 {manifest.get('weights_sha256')}")
+            f"changes its weights: it cannot learn from your prompts.\n")
+    parent = (manifest.get("continued_from") or {}).get("knowledge_cutoff") or {}
+    if parent:  # --init: it continued a saved model
+        text += (f"It continued training a model trained on {parent.get('corpus_source', '?')} (sha256 "
+                 f"{str(parent.get('corpus_sha256', '?'))[:16]}…), of which it may have forgotten some.\n")
+    return text + f"architecture: gpt {json.dumps(manifest.get('model_config'))}; weights sha256 {manifest.get('weights_sha256')}"
 
 
 class Generator:

@@ -83,7 +83,8 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in (
                ("text",), "Transformer encoder", _transformer, defaults="transformer",
                settings=frozenset({"vocab_size", "n_layer", "n_head", "n_embd"})),
     ModelEntry("gpt", "glassbox.models.gpt", "GPT", "GPTConfig", ("corpus",), "GPT", _gpt, defaults="lm",
-               settings=frozenset({"tokenizer", "block_size", "vocab_size", "n_layer", "n_head", "n_embd"})),
+               settings=frozenset({"tokenizer", "block_size", "vocab_size", "n_layer", "n_head", "n_embd", "init",
+                                   "init_val"})),
 )}
 
 

@@ -39,6 +39,7 @@ REGRESSION_SECTIONS = [("summary", "Summary", regression.summary), SHARED["audit
                        ("groups", "Groups", regression.groups), SHARED["cost"], SHARED["card"]]
 LM_SECTIONS = [
     ("summary", "Summary", lm.summary),
+    ("continued", "Continued from a saved model", lm.continued),
     ("audit", "Data audit", sections.audit),
     ("curves", "Learning curves", sections.curves),
     ("samples", "Perplexity and samples", lm.samples),

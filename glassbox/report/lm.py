@@ -36,13 +36,44 @@ def summary(run: Run) -> str:
             ["validation text", num(s.val_loss), _ppl(s.val_loss), pct(s.val_accuracy)],
             [f"uniform guess over {count(v)} tokens (chance, ln V)", num(s.chance_loss),
              _ppl(s.chance_loss), pct(1 / v) if v else "–"],
-            ["the untrained model (random weights)", num(chance.untrained_loss),
+            [f"the saved model it started from ({s.init.get('from')})" if s.init else
+             "the untrained model (random weights)", num(chance.untrained_loss),
              _ppl(chance.untrained_loss), pct(chance.untrained_accuracy)]]
     return (para(what_was_trained(run), "lead") + para(how_good, "lead")
             + "<h3>What to worry about most</h3>"
             + (f'<ol class="worries">{items}</ol>' if items else para("Nothing in this run stands out."))
             + "<h3>Scores at a glance</h3>"
             + table(["", "loss", "perplexity", "next-token accuracy"], rows, {1, 2, 3}))
+
+
+def continued(run: Run) -> str:
+    """--init: the saved model's loss on this corpus and on its own held-out text, before this run and after."""
+    init = run.summary.init
+    if not isinstance(init, dict):
+        return ""
+    new, old = init.get("new_text") or {}, init.get("original_text")
+    html = para(f"This run did not start from random weights: it continued training the saved model {esc(init.get('from'))} "
+                f"(trained on {esc(init.get('trained_on'))}), with its tokenizer and sizes. The loss on this corpus's "
+                f"validation text shows what it adapted to; the loss on its own held-out text, what it forgot.", "lead")
+    rows = [["this corpus's validation text", num(new.get("before")), num(new.get("after")), _change(new)]]
+    if isinstance(old, dict):
+        rows.append([f"its own held-out text ({esc(old.get('source'))})", num(old.get("before")), num(old.get("after")),
+                     _change(old)])
+    html += table(["", "loss before", "loss after", "change"], rows, {1, 2, 3})
+    if not isinstance(old, dict) and init.get("original_text_missing"):
+        html += para(esc(init["original_text_missing"]))
+    unknown = init.get("unknown_characters")
+    if isinstance(unknown, dict):
+        html += para(f"Its tokenizer has no token for {count(len(unknown.get('characters') or ''))} of this corpus's "
+                     f"characters ({esc(', '.join(repr(c) for c in (unknown.get('characters') or '')[:20]))}): they "
+                     f"were left out, {count(unknown.get('count'))} characters ({pct(unknown.get('share'))} of the "
+                     f"text).")
+    return html
+
+
+def _change(row: dict) -> str:
+    before, after = row.get("before"), row.get("after")
+    return f"{after - before:+.4f}" if is_number(before) and is_number(after) else "–"
 
 
 def samples(run: Run) -> str:

@@ -370,6 +370,8 @@ class LMSummary(Summary):
     tokens_per_second: float | None = None      # training throughput
     memorization: str | None = None             # the memorisation checks in words (memorization.json has them)
     samples: list[str] | None = None            # texts the model wrote
+    init: dict | None = None                    # --init: the saved model it continued, and its loss before and after
+    #                                             on this corpus's validation text and on its own held-out text
 
 
 RunSummary = ClassifierSummary | RegressionSummary | LMSummary

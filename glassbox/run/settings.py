@@ -47,10 +47,41 @@ def settings_for_new_run(given: dict, sources: dict | None = None) -> TrainConfi
         raise UserError("give the data to train on: glassbox train DATA --label COL")
     kind = detect(str(first.data), first)
     check_model_fits(kind, first)
+    if first.init_val is not None and first.init is None:
+        raise UserError("--init-val is the held-out text of --init's model; give --init RUN/model too, or drop --init-val")
+    if first.init is not None and kind.name == "corpus":  # (for other data, check_settings_apply refuses --init)
+        given, sources = with_sizes_of_init(given, sources)
     row = MODELS[chosen_model(kind, first)].defaults
     cfg = resolve(given, row, sources)
     check_settings_apply(given, kind, row, cfg)
     return cfg
+
+
+# What --init's saved language model fixes: its tokenizer and sizes (a model continues with the shape it has).
+SIZES_OF_INIT = ("tokenizer", "vocab_size", "block_size", "n_layer", "n_head", "n_embd")
+
+
+def with_sizes_of_init(given: dict, sources: dict | None) -> tuple[dict, dict]:
+    """--init RUN/model: the saved model's tokenizer and sizes become this run's settings, recorded as coming from it;
+    one the user gave otherwise is refused in one line. The model must be a language model."""
+    from glassbox.infer.generator import read_lm_manifest
+
+    manifest = read_lm_manifest(given["init"])  # a classifier, or no artifact at all, is refused here
+    if given.get("init_val") is not None and not Path(str(given["init_val"])).is_file():
+        raise UserError(f"--init-val {given['init_val']} is not a file; give the text --init's model was validated on")
+    config, tokenizer = manifest.get("model_config") or {}, (manifest.get("preprocessing") or {}).get("kind")
+    sizes = {"tokenizer": tokenizer, **{k: config.get(k) for k in SIZES_OF_INIT[2:]}}
+    if tokenizer == "bpe":
+        sizes["vocab_size"] = config.get("vocab_size")
+    origin = f"the model of --init ({given['init']})"
+    sources = dict(sources or {})
+    for key, value in sizes.items():
+        if key in given and given[key] != value:
+            raise UserError(f"--{key.replace('_', '-')} {given[key]} differs from --init's model ({key} {value}): a saved "
+                            f"model continues with its own tokenizer and sizes; drop --{key.replace('_', '-')}")
+        if value is not None:
+            given, sources[key] = {**given, key: value}, origin
+    return given, sources
 
 
 def check_model_fits(kind: DataKind, cfg: TrainConfig) -> None:

@@ -25,10 +25,11 @@ class Corpus:
     def detect(self, data: str, cfg: TrainConfig) -> bool:
         return cfg.task == "lm"
 
-    def prepare(self, data: str, cfg: TrainConfig, folder) -> dict:
-        """Split the corpus, train the tokenizer on its training part and write the token ids into `folder`."""
+    def prepare(self, data: str, cfg: TrainConfig, folder, tokenizer=None) -> dict:
+        """Split the corpus, train the tokenizer on its training part (or use `tokenizer`, a saved model's) and write
+        the token ids into `folder`."""
         from glassbox.data.corpus import prepare_corpus
 
         return prepare_corpus(data, folder, tokenizer=cfg.tokenizer,
                               vocab_size=cfg.vocab_size if cfg.tokenizer == "bpe" else None,
-                              val_fraction=cfg.val_fraction, block_size=cfg.block_size)
+                              val_fraction=cfg.val_fraction, block_size=cfg.block_size, given=tokenizer)

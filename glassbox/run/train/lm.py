@@ -20,6 +20,7 @@ from glassbox.report.words import memorisation as memorisation_words
 from glassbox.run.audit_step import audit_corpus_at, gate, headline
 from glassbox.run.train.cost import measure_cost
 from glassbox.run.train.finish import finish, finish_diverged, folder_lines, say
+from glassbox.run.train.lm_init import Parent, words as init_words
 from glassbox.run.settings import add_derived
 from glassbox.runtime import distributed
 from glassbox.runtime.files import write_json
@@ -35,19 +36,28 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     data, dist = str(cfg.data), distributed.current()
     audit = gate(lambda: audit_corpus_at(data, cfg.val_fraction), cfg, run_dir, what="corpus")
     lap("audit")
-    tok, train_ids, val_ids, corpus = tokenize(cfg, run_dir)
+    parent = Parent.load(cfg) if cfg.init else None  # --init: a saved model continues, with its tokenizer
+    tok, train_ids, val_ids, corpus = tokenize(cfg, run_dir, parent.tokenizer if parent else None)
     torch.manual_seed(cfg.seed)
-    gpt_config = MODELS["gpt"].config_for(tok, cfg, tok.vocab_size)  # the model table's GPT (models/registry.py)
-    model = build_model("gpt", gpt_config)
+    if parent is None:
+        gpt_config = MODELS["gpt"].config_for(tok, cfg, tok.vocab_size)  # the model table's GPT (models/registry.py)
+        model = build_model("gpt", gpt_config)
+    else:
+        gpt_config = parent.config(cfg)
+        model = build_model("gpt", gpt_config)
+        model.load_state_dict(parent.model.state_dict())
     say(cfg, f"model: GPT with {sum(p.numel() for p in model.parameters()):,} weights ({cfg.n_layer} layers, "
-             f"{cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size} tokens), all random to start")
+             f"{cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size} tokens), "
+             + (f"the weights of {cfg.init} to start" if parent else "all random to start"))
+    before = parent.losses(model, val_ids, cfg.block_size) if parent and dist.is_main else None
     batches = RandomWindows(train_ids, cfg.block_size, cfg.batch_size, seed=cfg.seed, rank=dist.rank,
                             world_size=dist.world_size)
     val_small = val_windows(val_ids, cfg.block_size, max_windows=EVAL_WINDOWS)
     n_train = max(1, len(train_ids) // cfg.block_size)
     add_derived(cfg, run_dir, n_train, len(val_small[1]))
     lap("data")  # tokenizing and model set-up
-    result = fit(model, batches, val_small, config=cfg, run_dir=run_dir, n_train=n_train)
+    result = fit(model, batches, val_small, config=cfg, run_dir=run_dir, n_train=n_train,
+                 **({"chance_fn": parent.chance} if parent else {}))
     lap("training")
     distributed.leave()  # every process leaves the group together: what follows waits for no peer
     if not dist.is_main:  # the other ranks helped train; rank 0 evaluates and writes, alone
@@ -65,24 +75,36 @@ def run_lm(cfg: TrainConfig, run_dir: Path) -> dict:
     say(cfg, memo["summary"])
     summary.update(memorization=memo["summary"], samples=samples(result.model, tok, val_ids, cfg.seed),
                    cost=lm_cost(result, batches, val_small, cfg))
+    if parent is not None:
+        summary["init"] = parent.record(before, parent.losses(result.model, val_ids, cfg.block_size), corpus)
+        say(cfg, init_words(summary["init"]))
     summary["artifact"] = str(save_artifact(
         run_dir / "model", result.model, "gpt", gpt_config, task="lm", classes=None, encoder=tok.to_dict(),
         data_fingerprint=corpus["sha256"],
         extra={"knowledge_cutoff": {"corpus_sha256": corpus["sha256"], "corpus_source": data,
-                                    "corpus_tokens": corpus["tokens"], "trained_on": corpus["trained_on"]},
-               "inference_flops": summary["cost"]["inference"]["flops"]}))
+                                    "corpus_tokens": corpus["tokens"], "trained_on": corpus["trained_on"],
+                                    "val_fraction": cfg.val_fraction},
+               "inference_flops": summary["cost"]["inference"]["flops"],
+               **({"continued_from": {"weights_sha256": parent.manifest.get("weights_sha256"),
+                                      "knowledge_cutoff": parent.manifest.get("knowledge_cutoff")}} if parent else {})}))
     lap("evaluation")  # samples, cost ledger and export
     return finish(summary, cfg, run_dir, lap, lambda s: closing_words(s, run_dir))
 
 
-def tokenize(cfg: TrainConfig, run_dir: Path):
-    """Train the tokenizer on the training text and write the token ids (rank 0; under torchrun the other ranks
-    wait, then read the same files): (tokenizer, train ids, validation ids, the corpus's description)."""
+def tokenize(cfg: TrainConfig, run_dir: Path, given=None):
+    """Train the tokenizer on the training text (or use `given`, a saved model's) and write the token ids (rank 0;
+    under torchrun the other ranks wait, then read the same files): (tokenizer, train ids, validation ids, the
+    corpus's description)."""
     if distributed.current().is_main:
-        KINDS["corpus"].prepare(str(cfg.data), cfg, run_dir / "data")
+        KINDS["corpus"].prepare(str(cfg.data), cfg, run_dir / "data", given)
     distributed.barrier()
     tok, train_ids, val_ids, corpus = load_prepared(run_dir / "data")
     corpus["trained_on"] = _dt.date.today().isoformat()
+    unknown = corpus.get("unknown_characters")
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown["characters"][:12]) + (", ..." if len(unknown["characters"]) > 12 else "")
+        say(cfg, f"the model's tokenizer has no token for {len(unknown['characters'])} of the corpus's characters "
+                 f"({shown}): they are left out, {unknown['count']:,} characters ({unknown['share']:.1%} of the text)")
     say(cfg, f"corpus: {corpus['characters']['total']:,} characters from {cfg.data}; {cfg.tokenizer} tokenizer with "
              f"{tok.vocab_size} tokens; {corpus['tokens']['train']:,} training and {corpus['tokens']['val']:,} validation "
              f"tokens, split by position (the last {cfg.val_fraction:.0%} is validation)")
