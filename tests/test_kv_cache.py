@@ -76,7 +76,7 @@ def test_a_steps_logits_are_well_within_the_bound_the_choices_rely_on(generator,
                 assert step == (1 < T <= block)  # a step for each token the window holds; past it, full passes
                 worst = max(worst, float((cached - full).abs().max() / full.abs().max().clamp(min=1)))
         model.config.bf16 = True
-        assert worst <= CACHE_ERROR[torch.bfloat16 if bf16 else torch.float32] / 4, worst
+        assert worst <= CACHE_ERROR[torch.bfloat16 if bf16 else torch.float32] / 2, worst
 
 
 def test_choose_draws_what_torch_multinomial_draws():
