@@ -301,23 +301,23 @@ def test_prompts_half_a_character_or_too_long_are_refused(lm, tiny_lm_run, capsy
 
 
 def test_a_generation_cut_by_drain_gets_503_and_no_traceback(tiny_lm_run):
-    """Finding 9: when --drain-s ran out, a generation in flight got 500 and the log a traceback."""
-    import threading
+    """Finding 9: when --drain-s ran out, a generation in flight got 500 and the log a traceback. Six generations of
+    2,000 tokens (about a second each, one at a time) and SIGTERM at once with --drain-s 1: those finished in time are
+    answered, the rest get 503 saying why; the log holds no traceback; the server exits 0."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    with running_server(tiny_lm_run / "model", "--drain-s", "0.5", "--timeout-s", "60") as (proc, url):
-        answer = {}
-
+    with running_server(tiny_lm_run / "model", "--drain-s", "1", "--timeout-s", "60") as (proc, url):
         def long():
-            answer["r"] = httpx.post(url + "/generate", json={"prompt": "ROMEO:", "max_new_tokens": 2000}, timeout=60)
-        asker = threading.Thread(target=long)
-        asker.start()
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        asker.join(60)
+            return httpx.post(url + "/generate", json={"prompt": "ROMEO:", "max_new_tokens": 2000}, timeout=60)
+        with ThreadPoolExecutor(6) as pool:
+            asks = [pool.submit(long) for _ in range(6)]
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            answers = [a.result() for a in asks]
         assert proc.wait(timeout=30) == 0
-        r = answer["r"]
-        assert r.status_code == 503 and "--drain-s ran out" in r.json()["detail"], r.text
-        assert r.headers["retry-after"] == "1"
+        cut = [r for r in answers if r.status_code == 503]
+        assert {r.status_code for r in answers} <= {200, 503} and len(cut) >= 1, [r.status_code for r in answers]
+        assert all("--drain-s ran out" in r.json()["detail"] and r.headers["retry-after"] == "1" for r in cut)
         log = tail(proc.log)
         assert "Traceback" not in log and "Exception in ASGI application" not in log
 
